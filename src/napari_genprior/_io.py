@@ -1,0 +1,87 @@
+"""Small file and encoding helpers shared by the library, the CLI and the plugin.
+
+- boolean masks as JSON-serialisable dicts (operator specs carry them),
+- TIFF files written atomically (temporary file, then rename) with a JSON description.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """A boolean array as a JSON-serialisable dict (bit-packed, base64)."""
+    mask = np.asarray(mask, dtype=bool)
+    return {
+        "shape": list(mask.shape),
+        "packbits": base64.b64encode(np.packbits(mask.ravel()).tobytes()).decode("ascii"),
+    }
+
+
+def decode_mask(obj: dict) -> np.ndarray:
+    """Inverse of :func:`encode_mask`; raises ValueError on a malformed dict."""
+    try:
+        shape = tuple(int(s) for s in obj["shape"])
+        raw = np.frombuffer(base64.b64decode(obj["packbits"], validate=True), dtype=np.uint8)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"mask metadata is malformed ({exc}); expected {{'shape', 'packbits'}}.") from exc
+    n = int(np.prod(shape))
+    bits = np.unpackbits(raw)
+    if bits.size < n or bits.size - n >= 8:
+        raise ValueError(f"mask metadata holds {bits.size} bits, which does not fit shape {shape}.")
+    return bits[:n].astype(bool).reshape(shape)
+
+
+def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``data`` to a TIFF atomically, with ``metadata`` as JSON in the image description.
+
+    The file appears under its final name only once it is complete, so an interrupted run never
+    leaves a half-written output behind.
+    """
+    import tifffile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        # tifffile's "shaped" JSON description; our dict travels as one JSON string in it.
+        tifffile.imwrite(tmp, np.asarray(data), metadata={"genprior": json.dumps(metadata or {})})
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a TIFF and the ``genprior`` metadata :func:`write_tiff` stored in it (``{}`` if none)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        data = tif.asarray()
+        shaped = tif.shaped_metadata or ({},)
+    meta: dict[str, Any] = {}
+    raw = shaped[0].get("genprior") if isinstance(shaped[0], dict) else None
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            meta = parsed
+    return data, meta

@@ -1,0 +1,1 @@
+"""napari dock widgets: thin wrappers around :mod:`napari_genprior.api` (no maths here)."""

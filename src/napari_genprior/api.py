@@ -1,0 +1,186 @@
+"""The public API (DESIGN.md): the functions the console, the CLI, the widgets and tests share."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, Callable, Generator
+
+import numpy as np
+import torch
+
+from . import __version__
+from .devices import available_devices, resolve_device
+from .operators import Operator, from_spec, make_operator
+from .solvers import METHODS, Problem, Reconstruction, Update
+
+__all__ = [
+    "Reconstruction", "Update", "available_devices", "from_spec", "resolve_device", "iter_reconstruct", "list_methods", "make_operator",
+    "reconstruct",
+]
+
+Callback = Callable[[int, float, "np.ndarray | None"], "bool | None"]
+
+
+def list_methods() -> list[str]:
+    """Names of the reconstruction methods ``reconstruct`` accepts."""
+    return list(METHODS)
+
+
+def _check_measurement(y: Any, A: Operator) -> np.ndarray:
+    if not isinstance(A, Operator):
+        raise TypeError(f"A must be an operator from make_operator(), got {type(A).__name__}.")
+    if hasattr(y, "__array__") and not isinstance(y, np.ndarray):
+        y = np.asarray(y)  # dask arrays, napari layer data, lists
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"y must be a numpy array (the measurement), got {type(y).__name__}.")
+    if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise TypeError(f"y must be numeric, got dtype {y.dtype}.")
+    if y.size == 0:
+        raise ValueError("y is empty: there is nothing to reconstruct.")
+    if np.iscomplexobj(y) and not A.complex_measurements:
+        raise TypeError(f"y is complex, but the {A.kind!r} operator measures real values.")
+    if y.shape != A.measurement_shape:
+        raise ValueError(f"y has shape {y.shape}, but the {A.kind!r} operator expects "
+                         f"measurements of shape {A.measurement_shape} (images of shape {A.shape}).")
+    if not np.all(np.isfinite(y)):
+        bad = int(np.size(y) - np.count_nonzero(np.isfinite(y)))
+        raise ValueError(f"y contains {bad} NaN or infinite value(s); mask them out (e.g. with an "
+                         "'inpaint' operator) or replace them before reconstructing.")
+    return y
+
+
+def _robust_scale(y: np.ndarray, observed: np.ndarray | None) -> float:
+    vals = np.abs(y if observed is None else y[observed]).astype(np.float64)
+    scale = float(np.percentile(vals, 99.9)) if vals.size else 0.0
+    return scale if np.isfinite(scale) and scale > 0 else 1.0
+
+
+def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
+                     restarts: int = 1, steps: int | None = None, device: Any = "auto",
+                     seed: int = 0, preview_every: int = 10,
+                     **options: Any) -> Generator[Update, "bool | None", Reconstruction]:
+    """Reconstruct step by step: a generator of :class:`Update` that returns the result.
+
+    Same arguments as :func:`reconstruct`. Send ``False`` into the generator to stop early; it
+    then returns the best result so far with ``cancelled=True``. Arguments are checked (and
+    errors raised) when the generator is created, before any work starts.
+    """
+    y = _check_measurement(y, A)
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {list_methods()}.")
+    m = METHODS[method]
+    if prior is not None and not m.needs_prior:
+        raise ValueError(f"method {method!r} uses no trained prior; leave prior=None.")
+    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
+        raise ValueError(f"restarts must be a positive integer, got {restarts!r}.")
+    if restarts != 1 and not m.needs_prior:
+        raise ValueError(f"method {method!r} runs a single start; use restarts=1.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {seed!r}.")
+    if isinstance(preview_every, bool) or not isinstance(preview_every, (int, np.integer)) \
+            or preview_every < 1:
+        raise ValueError(f"preview_every must be a positive integer, got {preview_every!r}.")
+    accepted = inspect.signature(m.solver).parameters
+    if steps is not None:
+        if not m.iterative:
+            steps = None  # a direct method: nothing to count
+        elif isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+        else:
+            options["steps"] = int(steps)
+    if "preview_every" in accepted:
+        options["preview_every"] = int(preview_every)
+    unknown = sorted(set(options) - (set(accepted) - {"problem"}))
+    if unknown:
+        allowed = sorted(set(accepted) - {"problem"})
+        raise TypeError(f"method {method!r} does not take option(s) {unknown}; it takes {allowed}.")
+    dev = resolve_device(device)
+    return _run(y, A, m, dev, int(seed), options)
+
+
+def _run(y, A, m, dev, seed, options) -> Generator[Update, "bool | None", Reconstruction]:
+    observed = A.observed()
+    scale = _robust_scale(y, observed)
+    op = A.copy().to(dev)
+    problem = Problem(
+        y=torch.as_tensor(y / scale, dtype=torch.float32, device=dev),
+        A=op, scale=scale, device=dev, seed=seed,
+        observed=None if observed is None else torch.as_tensor(observed, device=dev),
+    )
+    history: list[float] = []
+    t0 = time.perf_counter()
+    solver = m.solver(problem, **options)
+    cancelled = False
+    reply: bool | None = None
+    try:
+        while True:
+            update = solver.send(reply)
+            history.append(update.loss)
+            reply = yield update
+            cancelled = cancelled or reply is False
+    except StopIteration as stop:
+        x, extra = stop.value
+    seconds = time.perf_counter() - t0
+    params = {
+        "method": m.name, "operator": A.spec(), "seed": seed, "device": str(dev),
+        "options": {k: v for k, v in options.items() if k != "preview_every"},
+        "scale": scale, "version": __version__, **extra,
+    }
+    return Reconstruction(image=problem.to_numpy(x), spread=None, history=history,
+                          seconds=seconds, method=m.name, params=params, cancelled=cancelled)
+
+
+def reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
+                restarts: int = 1, steps: int | None = None, device: Any = "auto", seed: int = 0,
+                callback: Callback | None = None, preview_every: int = 10,
+                **options: Any) -> Reconstruction:
+    """Reconstruct an image from the measurement ``y`` of operator ``A``.
+
+    Parameters
+    ----------
+    y : ndarray
+        The measurement, of shape ``A.measurement_shape`` (as returned by ``A.measure``).
+    A : Operator
+        The forward operator (:func:`make_operator`).
+    method : str
+        One of :func:`list_methods`: ``"dip"`` (Deep Image Prior) or ``"adjoint"``.
+    prior : optional
+        The generator for methods that need one (none in this version).
+    restarts : int
+        Random starts optimised together (methods with a trained prior).
+    steps : int, optional
+        Maximum iterations (the method's default when None).
+    device : str
+        ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda:N"``, ``"mps"``.
+    seed : int
+        Seeds every random choice of the method; same seed, same result on the same device.
+    callback : callable, optional
+        ``callback(step, loss, image)`` after every step; ``image`` is a preview every
+        ``preview_every`` steps and None otherwise. Returning False stops the run cleanly: the
+        best result so far is returned with ``cancelled=True``.
+    **options
+        Method options (e.g. ``lr``, ``channels``, ``patience`` for ``"dip"``).
+
+    Returns
+    -------
+    Reconstruction
+        ``.image`` (float32, ``A.shape``), ``.spread``, ``.history``, ``.seconds``,
+        ``.method``, ``.params``, ``.cancelled``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        With a sentence naming the argument at fault.
+    """
+    run = iter_reconstruct(y, A, method, prior, restarts=restarts, steps=steps, device=device,
+                           seed=seed, preview_every=preview_every, **options)
+    reply = None
+    try:
+        while True:
+            u = run.send(reply)
+            reply = None
+            if callback is not None and callback(u.step, u.loss, u.image) is False:
+                reply = False
+    except StopIteration as stop:
+        return stop.value

@@ -1,0 +1,59 @@
+"""Image-quality metrics. PSNR and SSIM are scikit-image's; the data range is the reference's.
+
+All functions take the reference (ground truth) first, as scikit-image does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+__all__ = ["data_range", "nmse", "psnr", "ssim"]
+
+
+def _pair(reference, image) -> tuple[np.ndarray, np.ndarray]:
+    ref = np.asarray(reference)
+    img = np.asarray(image)
+    if ref.shape != img.shape:
+        raise ValueError(f"reference has shape {ref.shape} but image has shape {img.shape}.")
+    if ref.size == 0:
+        raise ValueError("cannot compare empty images.")
+    if np.iscomplexobj(ref) or np.iscomplexobj(img):
+        ref, img = np.abs(ref), np.abs(img)
+    ref, img = ref.astype(np.float64), img.astype(np.float64)
+    if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(img))):
+        raise ValueError("images to compare contain NaN or infinite values.")
+    return ref, img
+
+
+def data_range(reference) -> float:
+    """max - min of the reference (1.0 for a constant reference)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    rng = float(ref.max() - ref.min())
+    return rng if rng > 0 else 1.0
+
+
+def psnr(reference, image, data_range_: float | None = None) -> float:
+    """Peak signal-to-noise ratio in dB, with the reference's range unless given."""
+    ref, img = _pair(reference, image)
+    dr = data_range(ref) if data_range_ is None else float(data_range_)
+    return float(peak_signal_noise_ratio(ref, img, data_range=dr))
+
+
+def ssim(reference, image, data_range_: float | None = None) -> float:
+    """Structural similarity (scikit-image), with the reference's range unless given."""
+    ref, img = _pair(reference, image)
+    dr = data_range(ref) if data_range_ is None else float(data_range_)
+    win = min(7, *(s if s % 2 else s - 1 for s in ref.shape))
+    if win < 3:
+        raise ValueError(f"images of shape {ref.shape} are too small for SSIM (need >= 3 pixels a side).")
+    return float(structural_similarity(ref, img, data_range=dr, win_size=win))
+
+
+def nmse(reference, image) -> float:
+    """Normalised mean squared error ||image - reference||^2 / ||reference||^2."""
+    ref, img = _pair(reference, image)
+    denom = float(np.sum(ref**2))
+    if denom == 0:
+        raise ValueError("nmse is undefined for an all-zero reference.")
+    return float(np.sum((img - ref) ** 2) / denom)

@@ -1,0 +1,57 @@
+"""Forward operators A (the physics layer): ``make_operator(kind, shape=..., **params)``.
+
+Every operator has ``forward``/``adjoint`` on batched torch tensors, ``measure`` (numpy in and
+out), ``spec()`` (a JSON-serialisable dict) and ``to(device)``; :func:`from_spec` rebuilds an
+identical operator from a spec.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Operator
+from .pixel import Denoise, Inpaint
+
+OPERATORS: dict[str, type[Operator]] = {cls.kind: cls for cls in (Denoise, Inpaint)}
+
+__all__ = ["OPERATORS", "Denoise", "Inpaint", "Operator", "from_spec", "make_operator"]
+
+
+def make_operator(kind: str, shape: Any = None, **params: Any) -> Operator:
+    """Build the forward operator ``kind`` for images of ``shape``.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`OPERATORS` (``"denoise"``, ``"inpaint"``).
+    shape : tuple of int
+        Image shape, e.g. ``(128, 128)``.
+    **params
+        The operator's own keywords (``mask``, ``fraction``, ``seed`` for ``"inpaint"``).
+
+    Raises
+    ------
+    ValueError
+        Unknown kind, missing shape, or invalid parameter values.
+    TypeError
+        A keyword the operator does not take.
+    """
+    if not isinstance(kind, str) or kind not in OPERATORS:
+        raise ValueError(f"unknown operator kind {kind!r}; choose one of {sorted(OPERATORS)}.")
+    if shape is None:
+        raise ValueError(f"make_operator({kind!r}) needs shape=, the image shape, e.g. (128, 128).")
+    cls = OPERATORS[kind]
+    try:
+        return cls(shape, **params)
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc):
+            raise TypeError(f"operator {kind!r} does not take {sorted(params)}: {exc}") from exc
+        raise
+
+
+def from_spec(spec: dict[str, Any]) -> Operator:
+    """Rebuild an operator from ``Operator.spec()`` (e.g. read from a layer's metadata)."""
+    if not isinstance(spec, dict) or "kind" not in spec or "shape" not in spec:
+        raise ValueError(f"an operator spec must be a dict with 'kind' and 'shape', got {spec!r:.200}.")
+    params = {k: v for k, v in spec.items() if k not in ("kind", "shape")}
+    return make_operator(spec["kind"], shape=spec["shape"], **params)

@@ -1,0 +1,96 @@
+"""What every solver shares: the problem it is handed, the updates it yields, the result.
+
+A solver is a generator function ``solve(problem, **options)``. It yields :class:`Update` objects
+as it works (every step; ``image`` only every ``preview_every`` steps) and RETURNS
+``(image_tensor, extra_params)``. The consumer may ``send(False)`` into it to stop early: the
+solver then returns its best result so far. This one protocol serves ``reconstruct(callback=...)``,
+a napari ``thread_worker`` (``worker.send(False)``) and a terminal progress bar alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator
+
+import numpy as np
+import torch
+
+from ..operators import Operator
+
+
+@dataclass(frozen=True)
+class Update:
+    """Progress of a running reconstruction.
+
+    Attributes
+    ----------
+    step, total : int
+        Steps done and the maximum number of steps (a solver may stop earlier).
+    loss : float
+        The solver's current objective (measurement misfit, in normalised units).
+    image : ndarray or None
+        A preview of the current estimate in the image's units, or None on steps without one.
+    """
+
+    step: int
+    total: int
+    loss: float
+    image: np.ndarray | None = None
+
+
+@dataclass
+class Reconstruction:
+    """The result of :func:`napari_genprior.reconstruct`.
+
+    Attributes
+    ----------
+    image : ndarray
+        The reconstruction, float32, of the operator's image shape, in the units of the data.
+    spread : ndarray or None
+        Per-pixel standard deviation over restarts (None with a single restart).
+    history : list of float
+        Objective per step.
+    seconds : float
+        Wall-clock time of the solve.
+    method : str
+        Method name.
+    params : dict
+        JSON-serialisable: method, operator spec and every option that reproduces the result.
+    cancelled : bool
+        True when the run was stopped early by the caller (the result is the best so far).
+    """
+
+    image: np.ndarray
+    spread: np.ndarray | None
+    history: list[float]
+    seconds: float
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    cancelled: bool = False
+
+
+@dataclass
+class Problem:
+    """A measurement prepared for a solver: tensors on one device, normalised to unit scale.
+
+    ``y`` is the measurement divided by ``scale``; the solver estimates ``x / scale`` and
+    :meth:`to_numpy` converts back to the data's units.
+    """
+
+    y: torch.Tensor
+    A: Operator
+    scale: float
+    device: torch.device
+    seed: int
+    observed: torch.Tensor | None  # bool over the measurement entries that carry data
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.A.shape
+
+    def to_numpy(self, x: torch.Tensor) -> np.ndarray:
+        return (x.detach().to("cpu", torch.float32).numpy() * self.scale).astype(np.float32)
+
+
+SolverGen = Generator[Update, "bool | None", "tuple[torch.Tensor, dict[str, Any]]"]
+Solver = Callable[..., SolverGen]
