@@ -12,8 +12,9 @@ def as_image_shape(shape: Any) -> tuple[int, ...]:
     """Validate an image shape argument: a tuple of 2 or 3 positive ints."""
     try:
         out = tuple(int(s) for s in shape)
-    except TypeError as exc:
-        raise TypeError(f"shape must be a tuple of ints such as (128, 128), got {shape!r}.") from exc
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"shape must be 2D or 3D, a tuple of ints such as (128, 128), "
+                         f"got {shape!r}.") from exc
     if len(out) not in (2, 3) or any(s < 1 for s in out):
         raise ValueError(f"shape must be 2D or 3D with positive sizes, got {shape!r}.")
     return out

@@ -1,0 +1,25 @@
+"""Shared fixtures. torch is imported before any Qt binding (a known torch/PyQt clash)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+# The CI machines have 2 shared cores; torch on 2 threads there was measured many times slower.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def nuclei() -> np.ndarray:
+    """The bundled clean nuclei sample (128x128, uint16)."""
+    from napari_genprior._io import read_tiff
+    from napari_genprior._sample_data import NUCLEI, sample_path
+
+    return read_tiff(sample_path(NUCLEI))[0]
+
+
+@pytest.fixture(scope="session")
+def nuclei64(nuclei) -> np.ndarray:
+    """A 64x64 float32 crop of the nuclei sample: small enough for fast reconstructions."""
+    return nuclei[32:96, 32:96].astype(np.float32)
