@@ -28,7 +28,7 @@ DENOISE = "denoise (every pixel measured)"
 class ReconstructWidget(Container):
     """Reconstruct an image layer (a measurement) with a generative-prior method."""
 
-    def __init__(self, viewer: "napari.viewer.Viewer"):
+    def __init__(self, viewer: napari.viewer.Viewer):
         from ..api import list_methods
         from ..devices import available_devices
 
