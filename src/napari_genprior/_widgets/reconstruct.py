@@ -123,18 +123,36 @@ class ReconstructWidget(Container):
             self.status.value = "cancelling..."
 
     # -- worker callbacks (main thread) ------------------------------------------------------
+    def _in_viewer(self, layer: Image | None) -> bool:
+        """Whether ``layer`` is still in the viewer (the user may have deleted it).
+
+        By ``unique_id``: napari hands plugins a proxy of the viewer whose layers are proxies too,
+        so identity and ``in`` do not recognise a layer the widget added itself.
+        """
+        return layer is not None and any(
+            lyr.unique_id == layer.unique_id for lyr in self._viewer.layers)
+
     def _on_update(self, u) -> None:
-        if self._pbar is not None:
-            self._pbar.update(max(0, u.step - self._pbar.n))
-        self.status.value = f"step {u.step}/{u.total}  loss {u.loss:.3g}"
+        # napari's progress bar and layer controls call processEvents(), so later updates and
+        # even the end of the run can be handled re-entrantly inside this method: check that
+        # the run is still on before and after each call that may do so.
+        if self.worker is None:
+            return
         if u.image is not None:
-            if self._preview is None or self._preview not in self._viewer.layers:
-                self._preview = self._viewer.add_image(
+            if self._in_viewer(self._preview):
+                self._preview.data = u.image
+            else:
+                layer = self._viewer.add_image(
                     u.image, name=f"{self._source.name} [preview]", **_placement(self._source),
                     colormap=self._source.colormap.name,
                     contrast_limits=self._source.contrast_limits)
-            else:
-                self._preview.data = u.image
+                if self.worker is None:  # the run ended while the layer was being added
+                    self._viewer.layers.remove(layer.name)
+                    return
+                self._preview = layer
+        self.status.value = f"step {u.step}/{u.total}  loss {u.loss:.3g}"
+        if self._pbar is not None:
+            self._pbar.update(max(0, u.step - self._pbar.n))
 
     def _on_done(self, rec) -> None:
         src = self._source
@@ -153,8 +171,8 @@ class ReconstructWidget(Container):
         self.status.value = f"failed: {exc}"
 
     def _on_finished(self) -> None:
-        if self._preview is not None and self._preview in self._viewer.layers:
-            self._viewer.layers.remove(self._preview)
+        if self._in_viewer(self._preview):
+            self._viewer.layers.remove(self._preview.name)
         self._preview = None
         if self._pbar is not None:
             self._pbar.close()
