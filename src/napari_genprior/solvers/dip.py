@@ -59,7 +59,10 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
         opt.step()
         with torch.no_grad():
             out = out.detach()
-            avg = out.clone() if avg is None else avg.mul_(ema).add_(out, alpha=1 - ema)
+            # running average of the outputs; its momentum warms up so that early, unfitted
+            # outputs fade quickly (a short run is not dragged back to its first steps)
+            beta = min(ema, (1 + step) / (10 + step))
+            avg = out.clone() if avg is None else avg.mul_(beta).add_(out, alpha=1 - beta)
             if n_held and step % check_every == 0:
                 val = float(((A(avg) - y) * held_f).pow(2).sum() / n_held)
                 if val < best_val:
