@@ -39,6 +39,22 @@ def decode_mask(obj: dict) -> np.ndarray:
     return bits[:n].astype(bool).reshape(shape)
 
 
+def encode_array(arr: np.ndarray) -> dict:
+    """A small float array (a PSF) as a JSON-serialisable dict (float64, base64), exactly."""
+    arr = np.ascontiguousarray(arr, dtype="<f8")
+    return {"shape": list(arr.shape), "float64": base64.b64encode(arr.tobytes()).decode("ascii")}
+
+
+def decode_array(obj: dict) -> np.ndarray:
+    """Inverse of :func:`encode_array`; raises ValueError on a malformed dict."""
+    try:
+        shape = tuple(int(s) for s in obj["shape"])
+        raw = base64.b64decode(obj["float64"], validate=True)
+        return np.frombuffer(raw, dtype="<f8").reshape(shape).copy()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"array metadata is malformed ({exc}); expected {{'shape', 'float64'}}.") from exc
+
+
 def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``data`` to a TIFF atomically, with ``metadata`` as JSON in the image description.
 

@@ -50,12 +50,6 @@ def _check_measurement(y: Any, A: Operator) -> np.ndarray:
     return y
 
 
-def _robust_scale(y: np.ndarray, observed: np.ndarray | None) -> float:
-    vals = np.abs(y if observed is None else y[observed]).astype(np.float64)
-    scale = float(np.percentile(vals, 99.9)) if vals.size else 0.0
-    return scale if np.isfinite(scale) and scale > 0 else 1.0
-
-
 def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
                      restarts: int = 1, steps: int | None = None, device: Any = "auto",
                      seed: int = 0, preview_every: int = 10,
@@ -70,6 +64,8 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list_methods()}.")
     m = METHODS[method]
+    if m.needs_linear and not A.linear:
+        raise ValueError(f"method {method!r} needs a linear operator; {A.kind!r} is not linear.")
     if prior is not None and not m.needs_prior:
         raise ValueError(f"method {method!r} uses no trained prior; leave prior=None.")
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
@@ -101,10 +97,12 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
 
 def _run(y, A, m, dev, seed, options) -> Generator[Update, "bool | None", Reconstruction]:
     observed = A.observed()
-    scale = _robust_scale(y, observed)
     op = A.copy().to(dev)
+    y_t = torch.as_tensor(y, dtype=torch.complex64 if A.complex_measurements else torch.float32,
+                          device=dev)
+    scale = op.estimate_scale(y_t)
     problem = Problem(
-        y=torch.as_tensor(y / scale, dtype=torch.float32, device=dev),
+        y=y_t / scale,
         A=op, scale=scale, device=dev, seed=seed,
         observed=None if observed is None else torch.as_tensor(observed, device=dev),
     )

@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Operator
+from .base import Operator, real_inner
+from .blur import Blur, gaussian_psf
+from .cs import CompressedSensing
+from .downsample import Downsample
+from .mri import MRI, column_mask
+from .phase import CodedDiffraction, PhaseRetrieval
 from .pixel import Denoise, Inpaint
 
-OPERATORS: dict[str, type[Operator]] = {cls.kind: cls for cls in (Denoise, Inpaint)}
+OPERATORS: dict[str, type[Operator]] = {
+    cls.kind: cls
+    for cls in (Denoise, Inpaint, Blur, Downsample, CompressedSensing, MRI, PhaseRetrieval)
+}
 
-__all__ = ["OPERATORS", "Denoise", "Inpaint", "Operator", "from_spec", "make_operator"]
+__all__ = [
+    "MRI", "OPERATORS", "Blur", "CodedDiffraction", "CompressedSensing", "Denoise", "Downsample",
+    "Inpaint", "Operator", "PhaseRetrieval", "column_mask", "from_spec", "gaussian_psf",
+    "make_operator", "real_inner",
+]
 
 
 def make_operator(kind: str, shape: Any = None, **params: Any) -> Operator:
@@ -23,11 +35,19 @@ def make_operator(kind: str, shape: Any = None, **params: Any) -> Operator:
     Parameters
     ----------
     kind : str
-        One of :data:`OPERATORS` (``"denoise"``, ``"inpaint"``).
+        One of :data:`OPERATORS`:
+
+        - ``"denoise"``: identity (noise comes from ``measure``);
+        - ``"inpaint"``: ``mask``, or ``fraction`` / ``boxes`` with ``seed``;
+        - ``"blur"``: ``sigma`` (per axis allowed) or ``psf``; ``boundary``;
+        - ``"downsample"``: ``factor``, ``antialias``;
+        - ``"cs"``: ``m``, ``seed``, ``matrix`` (``"auto"``, ``"dense"``, ``"structured"``);
+        - ``"mri"``: ``acceleration``, ``center_fraction``, ``mask``, ``seed``;
+        - ``"phase"``: ``m`` (Gaussian) or ``masks`` (coded diffraction), ``seed``, ``matrix``.
     shape : tuple of int
-        Image shape, e.g. ``(128, 128)``.
+        Image shape, e.g. ``(128, 128)`` (``(Z, Y, X)`` for 3D where the kind allows it).
     **params
-        The operator's own keywords (``mask``, ``fraction``, ``seed`` for ``"inpaint"``).
+        The operator's own keywords, listed above; see each class for details.
 
     Raises
     ------

@@ -2,30 +2,79 @@
 
 from __future__ import annotations
 
+import copy as _copy
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+# Dense random matrices up to this many entries (16 MB in float32); structured operators beyond.
+DENSE_MAX_ENTRIES = 2**22
 
-def as_image_shape(shape: Any) -> tuple[int, ...]:
-    """Validate an image shape argument: a tuple of 2 or 3 positive ints."""
+
+def as_image_shape(shape: Any, ndims: tuple[int, ...] = (2, 3)) -> tuple[int, ...]:
+    """Validate an image shape argument: a tuple of positive ints with an allowed length."""
     try:
         out = tuple(int(s) for s in shape)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"shape must be 2D or 3D, a tuple of ints such as (128, 128), "
-                         f"got {shape!r}.") from exc
-    if len(out) not in (2, 3) or any(s < 1 for s in out):
-        raise ValueError(f"shape must be 2D or 3D with positive sizes, got {shape!r}.")
+        raise ValueError(f"shape must be a tuple of ints such as (128, 128), got {shape!r}.") from exc
+    if len(out) not in ndims or any(s < 1 for s in out):
+        dims = " or ".join(f"{d}D" for d in ndims)
+        raise ValueError(f"shape must be {dims} with positive sizes, got {shape!r}.")
     return out
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """An integer argument within [low, high], or a ValueError that names it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer, got {value!r}.")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        rng = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{name} must be {rng}, got {value}.")
+    return value
+
+
+def check_float(name: str, value: Any, low: float | None = None, high: float | None = None,
+                low_open: bool = False) -> float:
+    """A finite float argument within bounds, or a ValueError that names it."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a number, got {value!r}.") from exc
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    if low is not None and (out < low or (low_open and out == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {out}.")
+    if high is not None and out > high:
+        raise ValueError(f"{name} must be <= {high}, got {out}.")
+    return out
+
+
+def draw_seed(seed: Any) -> int:
+    """The given seed, or a fresh one (recorded in the spec so the operator can be rebuilt)."""
+    if seed is None:
+        return int(np.random.default_rng().integers(2**31))
+    return check_int("seed", seed, 0)
+
+
+def real_inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """<a, b> = Re(sum conj(a) b): the inner product adjoints are defined with."""
+    return (a.conj() * b).real.sum() if (a.is_complex() or b.is_complex()) else (a * b).sum()
 
 
 class Operator:
     """A forward model ``y = A(x)`` acting on images of shape :attr:`shape`.
 
     Tensors carry any number of leading batch dimensions: ``forward`` maps ``(..., *shape)`` to
-    ``(..., *measurement_shape)`` and ``adjoint`` maps back. Subclasses implement
-    :meth:`forward`, :meth:`adjoint` (when linear), :meth:`_params` and keep their tensors in
+    ``(..., *measurement_shape)`` and ``adjoint`` maps back. Adjoints are taken with respect to
+    the real inner product ``Re <a, b>``, so an operator from real images to complex
+    measurements (``mri``) has a real-valued adjoint. Subclasses implement :meth:`forward`,
+    :meth:`adjoint` (when linear) and :meth:`_params`, and keep their tensors in
     :attr:`_buffers` so that :meth:`to` moves them.
     """
 
@@ -33,10 +82,11 @@ class Operator:
     linear: ClassVar[bool] = True
     complex_measurements: ClassVar[bool] = False
 
-    def __init__(self, shape: Any):
-        self.shape = as_image_shape(shape)
+    def __init__(self, shape: Any, ndims: tuple[int, ...] = (2, 3)):
+        self.shape = as_image_shape(shape, ndims)
         self.device = torch.device("cpu")
         self._buffers: dict[str, torch.Tensor] = {}
+        self._cache: dict[tuple, torch.Tensor] = {}
 
     # -- what subclasses provide -------------------------------------------------------------
     @property
@@ -46,16 +96,29 @@ class Operator:
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError(f"operator {self.kind!r} is not linear and has no adjoint.")
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        raise ValueError(f"operator {self.kind!r} is not linear and has no adjoint.")
 
     def _params(self) -> dict[str, Any]:
         """JSON-serialisable keyword arguments that rebuild this operator (besides shape)."""
         return {}
 
+    def observed(self) -> np.ndarray | None:
+        """Boolean array over :attr:`measurement_shape`: the entries that carry data.
+
+        None means all of them. Entries outside it (missing pixels when inpainting, unsampled
+        k-space) are zero in every measurement; solvers neither fit them nor hold them out.
+        """
+        return None
+
     # -- shared behaviour --------------------------------------------------------------------
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
+
+    @property
+    def size(self) -> int:
+        """Number of pixels of an image."""
+        return int(np.prod(self.shape))
 
     def spec(self) -> dict[str, Any]:
         """A JSON-serialisable dict from which :func:`operators.from_spec` rebuilds this operator."""
@@ -66,32 +129,41 @@ class Operator:
         self.device = torch.device(device)
         for name, buf in self._buffers.items():
             self._buffers[name] = buf.to(self.device)
+        self._cache = {}
         return self
 
     def copy(self) -> "Operator":
         """A shallow copy whose :meth:`to` leaves this operator where it is."""
-        import copy
-
-        out = copy.copy(self)
+        out = _copy.copy(self)
         out._buffers = dict(self._buffers)
+        out._cache = {}
         return out
 
     def _buffer(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        """Buffer ``name`` on the device and in the real dtype of ``like``."""
+        """Buffer ``name`` on the device of ``like``, in its precision (cast copies are cached)."""
         buf = self._buffers[name]
-        dtype = like.real.dtype if like.is_complex() else like.dtype
-        if buf.device != like.device or (buf.is_floating_point() and buf.dtype != dtype):
-            buf = buf.to(device=like.device, dtype=dtype if buf.is_floating_point() else buf.dtype)
-        return buf
+        double = like.dtype in (torch.float64, torch.complex128)
+        if buf.is_complex():
+            dtype = torch.complex128 if double else torch.complex64
+        elif buf.is_floating_point():
+            dtype = torch.float64 if double else torch.float32
+        else:
+            dtype = buf.dtype
+        if buf.device == like.device and buf.dtype == dtype:
+            return buf
+        key = (name, like.device, dtype)
+        if key not in self._cache:
+            self._cache[key] = buf.to(device=like.device, dtype=dtype)
+        return self._cache[key]
 
-    def check_image(self, x: np.ndarray, name: str = "x") -> np.ndarray:
-        """Validate a numpy image for this operator; return it as float64."""
+    def check_image(self, x: Any, name: str = "x") -> np.ndarray:
+        """Validate a numpy image (or a batch of them) for this operator; return it as float64."""
         x = np.asarray(x)
         if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
             raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}.")
         if np.iscomplexobj(x):
             raise TypeError(f"{name} must be a real image, got a complex array.")
-        if x.shape != self.shape:
+        if x.shape[x.ndim - len(self.shape):] != self.shape or x.ndim < len(self.shape):
             raise ValueError(f"{name} has shape {x.shape}, but the {self.kind!r} operator was made "
                              f"for images of shape {self.shape}.")
         x = x.astype(np.float64)
@@ -99,44 +171,72 @@ class Operator:
             raise ValueError(f"{name} contains NaN or infinite values; replace them before measuring.")
         return x
 
-    def measure(self, x: np.ndarray, noise_std: float = 0.0, seed: int | None = None) -> np.ndarray:
-        """Simulate a measurement ``y = A(x) + noise`` of a numpy image.
+    def measure(self, x: Any, noise_std: float = 0.0, photons: float | None = None,
+                seed: int | None = None) -> np.ndarray:
+        """Simulate a measurement ``y = A(x)`` with noise, from a numpy image.
 
         Parameters
         ----------
         x : ndarray
-            Clean image of shape :attr:`shape` (any real dtype).
+            Clean image of shape :attr:`shape` (or a batch ``(..., *shape)``), any real dtype.
         noise_std : float
-            Standard deviation of additive white Gaussian noise, in the units of ``x``.
+            Standard deviation of additive white Gaussian noise, in the units of the
+            measurement. For complex measurements the noise is circular complex Gaussian with
+            ``E|n|^2 = noise_std^2``.
+        photons : float, optional
+            Poisson (shot) noise as in fluorescence microscopy: the largest value of ``A(x)``
+            is taken to be ``photons`` expected photon counts, each entry is drawn from a
+            Poisson distribution and scaled back to the units of ``x``. Applied before the
+            Gaussian noise when both are given (camera read noise on top of shot noise).
         seed : int, optional
             Seed of the noise; the same seed gives the same measurement.
 
         Returns
         -------
         ndarray
-            float32 array of shape :attr:`measurement_shape`.
+            float32 (complex64 for complex measurements), shape ``(..., *measurement_shape)``.
         """
         x = self.check_image(x)
-        noise_std = float(noise_std)
-        if not np.isfinite(noise_std) or noise_std < 0:
-            raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std}.")
+        noise_std = check_float("noise_std", noise_std, low=0)
         with torch.no_grad():
             y = self.forward(torch.from_numpy(x).to(self.device)).cpu().numpy()
+        rng = np.random.default_rng(seed)
+        if photons is not None:
+            photons = check_float("photons", photons, low=0, low_open=True)
+            if np.iscomplexobj(y):
+                raise ValueError(f"photons= (Poisson noise) needs intensities, but the {self.kind!r} "
+                                 "operator measures complex values; use noise_std.")
+            peak = float(y.max())
+            if peak <= 0:
+                raise ValueError("photons= needs a measurement with some positive signal; "
+                                 "A(x) is <= 0 everywhere.")
+            y = rng.poisson(np.clip(y, 0, None) * (photons / peak)) * (peak / photons)
         if noise_std > 0:
-            rng = np.random.default_rng(seed)
-            noise = noise_std * rng.standard_normal(y.shape)
-            observed = self.observed()
-            y = y + (noise if observed is None else noise * observed)
-        return y.astype(np.float32)
+            if np.iscomplexobj(y):
+                noise = (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape))
+                noise *= noise_std / math.sqrt(2)
+            else:
+                noise = noise_std * rng.standard_normal(y.shape)
+            y = y + noise
+        observed = self.observed()
+        if observed is not None:
+            y = y * observed
+        return y.astype(np.complex64 if np.iscomplexobj(y) else np.float32)
 
-    def observed(self) -> np.ndarray | None:
-        """Boolean array over :attr:`measurement_shape`: the entries that carry data.
+    def estimate_scale(self, y: torch.Tensor) -> float:
+        """A robust size of the image behind ``y`` (its 99.9th percentile magnitude).
 
-        None means all of them. Entries outside it (missing pixels when inpainting) are zero in
-        every measurement, and solvers neither fit them nor hold them out for validation.
+        Solvers divide by it so that they work on images of unit scale. Linear operators take
+        it from the back-projection ``A^T y``; non-linear ones override this.
         """
-        return None
+        with torch.no_grad():
+            back = self.adjoint(y).abs().flatten().to(torch.float64)
+        if back.numel() > 1_000_000:  # quantile() has a size limit; a strided sample suffices
+            back = back[:: back.numel() // 1_000_000 + 1]
+        scale = float(torch.quantile(back, 0.999)) if back.numel() else 0.0
+        return scale if math.isfinite(scale) and scale > 0 else 1.0
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self._params().items() if k != "mask")
+        params = ", ".join(f"{k}={v!r}" for k, v in self._params().items()
+                           if not isinstance(v, dict))
         return f"{type(self).__name__}(shape={self.shape}{', ' if params else ''}{params})"

@@ -18,6 +18,7 @@ class Method:
     needs_prior: bool
     iterative: bool
     description: str
+    needs_linear: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -26,7 +27,8 @@ METHODS: dict[str, Method] = {
         Method("dip", solve_dip, needs_prior=False, iterative=True,
                description="Deep Image Prior: an untrained network fitted to this one measurement"),
         Method("adjoint", solve_adjoint, needs_prior=False, iterative=False,
-               description="back-projection A^T y (zero-filled), the no-prior baseline"),
+               description="back-projection A^T y (zero-filled), the no-prior baseline",
+               needs_linear=True),
     )
 }
 

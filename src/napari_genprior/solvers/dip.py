@@ -35,8 +35,9 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
         idx = torch.nonzero(observed.flatten().cpu()).flatten()
         pick = idx[torch.randperm(idx.numel(), generator=gen)[: max(1, int(holdout * n_obs))]]
         held.view(-1)[pick.to(held.device)] = True
-    train = (observed & ~held).to(y.dtype)
-    held_f = held.to(y.dtype)
+    real = y.real.dtype
+    train = (observed & ~held).to(real)
+    held_f = held.to(real)
     n_train, n_held = float(train.sum()), float(held_f.sum())
 
     with torch.random.fork_rng(devices=[]):
@@ -53,7 +54,7 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
         z_in = z + reg_noise * torch.randn(z.shape, generator=gen).to(dev) if reg_noise else z
         out = net(z_in)[0, 0]
         resid = (A(out) - y) * train
-        loss = resid.pow(2).sum() / n_train
+        loss = resid.abs().pow(2).sum() / n_train
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -64,7 +65,7 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
             beta = min(ema, (1 + step) / (10 + step))
             avg = out.clone() if avg is None else avg.mul_(beta).add_(out, alpha=1 - beta)
             if n_held and step % check_every == 0:
-                val = float(((A(avg) - y) * held_f).pow(2).sum() / n_held)
+                val = float(((A(avg) - y) * held_f).abs().pow(2).sum() / n_held)
                 if val < best_val:
                     best_val, best_img, since_best = val, avg.clone(), 0
                 else:
