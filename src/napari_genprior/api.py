@@ -64,6 +64,9 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list_methods()}.")
     m = METHODS[method]
+    if m.phase_only and A.kind != "phase":
+        raise ValueError(f"method {method!r} is for magnitude-only measurements (operator "
+                         f"'phase'), but A is {A.kind!r}.")
     if m.needs_linear and not A.linear:
         raise ValueError(f"method {method!r} needs a linear operator; {A.kind!r} is not linear.")
     if prior is not None and not m.needs_prior:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .baselines import solve_adjoint
+from .classical import solve_lasso_dct, solve_lasso_wavelet, solve_tv
 from .common import Problem, Reconstruction, Solver, Update
 from .dip import solve_dip
+from .phase_baselines import solve_copram, solve_sparta, solve_twf
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class Method:
     iterative: bool
     description: str
     needs_linear: bool = False
+    phase_only: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -29,6 +32,21 @@ METHODS: dict[str, Method] = {
         Method("adjoint", solve_adjoint, needs_prior=False, iterative=False,
                description="back-projection A^T y (zero-filled), the no-prior baseline",
                needs_linear=True),
+        Method("lasso-dct", solve_lasso_dct, needs_prior=False, iterative=True, needs_linear=True,
+               description="L1 in an orthonormal DCT (FISTA); weight by held-out measurements"),
+        Method("lasso-wavelet", solve_lasso_wavelet, needs_prior=False, iterative=True,
+               needs_linear=True,
+               description="L1 in orthonormal Daubechies wavelets (FISTA); weight by held-out "
+                           "measurements"),
+        Method("tv", solve_tv, needs_prior=False, iterative=True, needs_linear=True,
+               description="total variation (primal-dual); weight by held-out measurements"),
+        Method("twf", solve_twf, needs_prior=False, iterative=True, phase_only=True,
+               description="truncated Wirtinger flow (Chen-Candes), spectral initialisation"),
+        Method("sparta", solve_sparta, needs_prior=False, iterative=True, phase_only=True,
+               description="SPARTA: sparse truncated amplitude flow (Wang et al.)"),
+        Method("copram", solve_copram, needs_prior=False, iterative=True, phase_only=True,
+               description="CoPRAM: compressive phase retrieval with alternating minimisation "
+                           "(Jagatap-Hegde)"),
     )
 }
 

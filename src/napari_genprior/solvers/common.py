@@ -2,7 +2,10 @@
 
 A solver is a generator function ``solve(problem, **options)``. It yields :class:`Update` objects
 as it works (every step; ``image`` only every ``preview_every`` steps) and RETURNS
-``(image_tensor, extra_params)``. The consumer may ``send(False)`` into it to stop early: the
+``(image_tensor, extra_params)``: the estimate of ``x / problem.scale`` with the operator's image
+shape, and a JSON-serialisable dict of what it chose (stopping step, regularisation weight...);
+``extra_params["spread"]`` may hold a tensor (per-pixel std over restarts, normalised units),
+which the API moves to ``Reconstruction.spread``. The consumer may ``send(False)`` into it to stop early: the
 solver then returns its best result so far. This one protocol serves ``reconstruct(callback=...)``,
 a napari ``thread_worker`` (``worker.send(False)``) and a terminal progress bar alike.
 """
@@ -83,6 +86,8 @@ class Problem:
     device: torch.device
     seed: int
     observed: torch.Tensor | None  # bool over the measurement entries that carry data
+    prior: Any = None  # the generator (torch.nn.Module on ``device``) for methods that use one
+    restarts: int = 1
 
     @property
     def shape(self) -> tuple[int, ...]:
