@@ -24,6 +24,9 @@ _API = {
     "list_methods": "napari_genprior.api",
     "Reconstruction": "napari_genprior.api",
     "Update": "napari_genprior.api",
+    "list_priors": "napari_genprior.api",
+    "load_prior": "napari_genprior.api",
+    "random_prior": "napari_genprior.api",
 }
 _SUBMODULES = {"metrics", "operators", "priors", "solvers", "api", "devices"}
 
@@ -36,7 +39,10 @@ if TYPE_CHECKING:  # pragma: no cover
         Update,
         iter_reconstruct,
         list_methods,
+        list_priors,
+        load_prior,
         make_operator,
+        random_prior,
         reconstruct,
     )
 

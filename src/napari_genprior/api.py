@@ -15,7 +15,8 @@ from .operators import Operator, from_spec, make_operator
 from .solvers import METHODS, Problem, Reconstruction, Update
 
 __all__ = [
-    "Reconstruction", "Update", "available_devices", "from_spec", "resolve_device", "iter_reconstruct", "list_methods", "make_operator",
+    "Reconstruction", "Update", "available_devices", "from_spec", "list_priors", "load_prior",
+    "random_prior", "resolve_device", "iter_reconstruct", "list_methods", "make_operator",
     "reconstruct",
 ]
 
@@ -71,10 +72,15 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
         raise ValueError(f"method {method!r} needs a linear operator; {A.kind!r} is not linear.")
     if prior is not None and not m.needs_prior:
         raise ValueError(f"method {method!r} uses no trained prior; leave prior=None.")
+    prior_info = None
+    if m.needs_prior:
+        prior, prior_info = _check_prior(prior, A, method)
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
         raise ValueError(f"restarts must be a positive integer, got {restarts!r}.")
     if restarts != 1 and not m.needs_prior:
         raise ValueError(f"method {method!r} runs a single start; use restarts=1.")
+    if restarts > 10_000:
+        raise ValueError(f"restarts={restarts} is more than anyone needs; use at most 10000.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {seed!r}.")
     if isinstance(preview_every, bool) or not isinstance(preview_every, (int, np.integer)) \
@@ -95,16 +101,71 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
         allowed = sorted(set(accepted) - {"problem"})
         raise TypeError(f"method {method!r} does not take option(s) {unknown}; it takes {allowed}.")
     dev = resolve_device(device)
-    return _run(y, A, m, dev, int(seed), options)
+    return _run(y, A, m, dev, int(seed), options, prior, int(restarts), prior_info)
 
 
-def _run(y, A, m, dev, seed, options) -> Generator[Update, "bool | None", Reconstruction]:
+def _check_prior(prior: Any, A: Operator, method: str):
+    """The generator for a prior method (loaded when given by name or path), and its record."""
+    from .priors import Generator as PriorModule
+    from .priors import load_prior
+
+    if prior is None:
+        raise ValueError(f"method {method!r} needs a prior: a bundled name ({list_priors()}), "
+                         "a prior file, ngp.random_prior(...) or a trained prior.")
+    source = None
+    if isinstance(prior, (str, bytes)) or hasattr(prior, "__fspath__"):
+        source = str(prior)
+        prior = load_prior(prior)
+    if not isinstance(prior, PriorModule):
+        raise TypeError(f"prior must be a generator (from load_prior, random_prior or "
+                        f"train_prior) or its name/path, got {type(prior).__name__}.")
+    if tuple(prior.image_shape) != tuple(A.shape):
+        raise ValueError(f"the prior makes images of shape {tuple(prior.image_shape)}, but the "
+                         f"{A.kind!r} operator is for images of shape {A.shape}; use a prior "
+                         "of that size or an operator for its size.")
+    info = {"architecture": prior.card.get("architecture"), "latent_dim": prior.latent_dim,
+            "image_shape": list(prior.image_shape), "data": prior.card.get("data"),
+            "source": source or prior.card.get("name")}
+    return prior, info
+
+
+def list_priors() -> list[str]:
+    """Names of the bundled priors (``load_prior(name)``)."""
+    from .priors import list_priors as _list
+
+    return _list()
+
+
+def load_prior(name_or_path: Any, device: Any = "cpu"):
+    """Load a bundled prior by name or a prior file (safetensors + card) by path."""
+    from .priors import load_prior as _load
+
+    return _load(name_or_path, device=resolve_device(device))
+
+
+def random_prior(latent_dim: int = 10, widths: tuple[int, ...] = (250, 600), seed: int = 0,
+                 image_shape: tuple[int, ...] | None = None):
+    """An expansive Gaussian ReLU network with no biases (Hand-Voroninski); see
+    :func:`napari_genprior.priors.random_prior`."""
+    from .priors import random_prior as _random
+
+    return _random(latent_dim=latent_dim, widths=widths, seed=seed, image_shape=image_shape)
+
+
+def _run(y, A, m, dev, seed, options, prior=None, restarts=1,
+         prior_info=None) -> Generator[Update, "bool | None", Reconstruction]:
     observed = A.observed()
     op = A.copy().to(dev)
     y_t = torch.as_tensor(y, dtype=torch.complex64 if A.complex_measurements else torch.float32,
                           device=dev)
     scale = op.estimate_scale(y_t)
+    G = None
+    if prior is not None:
+        import copy
+
+        G = copy.deepcopy(prior).to(dev).eval().requires_grad_(False)
     problem = Problem(
+        prior=G, restarts=restarts,
         y=y_t / scale,
         A=op, scale=scale, device=dev, seed=seed,
         observed=None if observed is None else torch.as_tensor(observed, device=dev),
@@ -123,12 +184,16 @@ def _run(y, A, m, dev, seed, options) -> Generator[Update, "bool | None", Recons
     except StopIteration as stop:
         x, extra = stop.value
     seconds = time.perf_counter() - t0
+    spread = extra.pop("spread", None)
     params = {
         "method": m.name, "operator": A.spec(), "seed": seed, "device": str(dev),
+        "restarts": restarts, "prior": prior_info,
         "options": {k: v for k, v in options.items() if k != "preview_every"},
         "scale": scale, "version": __version__, **extra,
     }
-    return Reconstruction(image=problem.to_numpy(x), spread=None, history=history,
+    return Reconstruction(image=problem.to_numpy(x),
+                          spread=None if spread is None else problem.to_numpy(spread),
+                          history=history,
                           seconds=seconds, method=m.name, params=params, cancelled=cancelled)
 
 

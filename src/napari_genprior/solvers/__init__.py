@@ -8,6 +8,7 @@ from .baselines import solve_adjoint
 from .classical import solve_lasso_dct, solve_lasso_wavelet, solve_tv
 from .common import Problem, Reconstruction, Solver, Update
 from .dip import solve_dip
+from .latent import solve_csgm, solve_sparse_gen, solve_twist
 from .phase_baselines import solve_copram, solve_sparta, solve_twf
 
 
@@ -27,6 +28,14 @@ class Method:
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
+        Method("csgm", solve_csgm, needs_prior=True, iterative=True,
+               description="CSGM: min_z ||A G(z) - y||^2 + lam ||z||^2, batched restarts "
+                           "(the Deep Phase Retrieval amplitude loss for 'phase')"),
+        Method("twist", solve_twist, needs_prior=True, iterative=True,
+               description="gradient descent with the twist (jump to -z when f(-z) < f(z))"),
+        Method("sparse-gen", solve_sparse_gen, needs_prior=True, iterative=True,
+               description="Sparse-Gen: G(z) plus a sparse deviation, for images outside "
+                           "the prior's range"),
         Method("dip", solve_dip, needs_prior=False, iterative=True,
                description="Deep Image Prior: an untrained network fitted to this one measurement"),
         Method("adjoint", solve_adjoint, needs_prior=False, iterative=False,

@@ -1,0 +1,116 @@
+"""Prior files: safetensors weights with a JSON card; loading never unpickles anything.
+
+A prior file ``name.safetensors`` holds the generator's tensors and, in the safetensors header
+metadata, its card (``{"genprior_card": "<json>"}``): architecture, its configuration,
+latent_dim, image_shape, normalisation, training data, version. A readable copy of the card is
+written beside it as ``name.json``. Loading rebuilds the architecture named in the card from
+this package's own classes and loads the tensors strictly, so a file cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .generators import ARCHITECTURES, Generator
+
+CARD_KEY = "genprior_card"
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+
+
+def save_prior(G: Generator, path: str | os.PathLike) -> Path:
+    """Write ``G`` to ``path`` (``.safetensors`` added if missing) and its card to ``.json``."""
+    from safetensors.torch import save_file
+
+    from .. import __version__
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    card = {**G.card, "genprior_version": __version__}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata={CARD_KEY: json.dumps(card)})
+    os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
+    return path
+
+
+def list_priors() -> list[str]:
+    """Names of the priors that ship with the package (``load_prior(name)`` loads them)."""
+    if not BUNDLED_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.safetensors"))
+
+
+def _resolve(name_or_path: str | os.PathLike) -> Path:
+    text = str(name_or_path)
+    if text in list_priors():
+        return BUNDLED_DIR / f"{text}.safetensors"
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    raise ValueError(f"no prior named {text!r}: not a bundled prior ({list_priors() or 'none'}) "
+                     "and not an existing file.")
+
+
+def read_card(path: str | os.PathLike) -> dict[str, Any]:
+    """The card stored in a prior file, without loading its weights."""
+    from safetensors import SafetensorError, safe_open
+
+    path = _resolve(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{path.name} is not a readable safetensors prior file ({exc}).") from exc
+    if CARD_KEY not in meta:
+        raise ValueError(f"{path.name} has no genprior card: it was not written by napari-genprior.")
+    try:
+        card = json.loads(meta[CARD_KEY])
+    except ValueError as exc:
+        raise ValueError(f"the card in {path.name} is not valid JSON ({exc}).") from exc
+    if not isinstance(card, dict) or card.get("architecture") not in ARCHITECTURES:
+        raise ValueError(f"the card in {path.name} names an unknown architecture "
+                         f"{card.get('architecture') if isinstance(card, dict) else card!r}; "
+                         f"known: {sorted(ARCHITECTURES)}.")
+    return card
+
+
+def load_prior(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+    """Load a bundled prior by name, or a prior file by path (safetensors; never pickle).
+
+    Raises
+    ------
+    ValueError
+        Unknown name, missing or corrupt file, a card that does not match the weights.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = _resolve(name_or_path)
+    card = read_card(path)
+    cls = ARCHITECTURES[card["architecture"]]
+    try:
+        G = cls(**card["config"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"the card in {path.name} does not describe a valid "
+                         f"{card['architecture']!r} network ({exc}).") from exc
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the weights in {path.name} ({exc}); the file may be truncated.") from exc
+    try:
+        G.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError(f"the weights in {path.name} do not match its card's "
+                         f"{card['architecture']!r} network: {first}") from exc
+    G.card = {**G.card, **card}
+    G.eval()
+    return G.to(device)

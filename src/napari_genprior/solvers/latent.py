@@ -1,0 +1,312 @@
+"""Latent-space methods: ``csgm``, ``twist`` and ``sparse-gen``.
+
+All restarts are optimised together as ONE batch: the latent codes are a ``(restarts, k)``
+tensor, the generator and the operator run on the whole batch, and the restart with the lowest
+measurement misfit wins. For the magnitude-only operator ``phase``, ``A.forward`` is already
+``|A_lin x|``, so the same misfit ``|| A(G(z)) - y ||^2`` is the amplitude loss of Deep Phase
+Retrieval (Hand, Leong, Voroninski 2018).
+
+Data units: a prior's card says how its outputs relate to data (``normalisation``: output p
+stands for ``low + p (high - low)``). The image is ``gain * (low + G(z) (high - low)) + offset``
+in the data's units, divided by the problem's scale. ``gain`` and ``offset`` are 1 and 0 unless
+``fit_gain`` is on (the default for priors trained on per-image normalised data, whose
+intensity scale in a new image is unknown); then they are fitted with z.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .common import Problem, SolverGen, Update
+
+
+class _Latent:
+    """Maps a batch of latent codes (and gains) to images in the problem's normalised units."""
+
+    def __init__(self, problem: Problem, fit_gain: bool | None):
+        G = problem.prior
+        norm = G.card.get("normalisation", {}) or {}
+        self.low = float(norm.get("low", 0.0))
+        self.span = float(norm.get("high", 1.0)) - self.low
+        self.fit_gain = bool(norm.get("per_image", False)) if fit_gain is None else bool(fit_gain)
+        self.G, self.scale = G, problem.scale
+
+    def image(self, z: torch.Tensor, gain: torch.Tensor | None = None,
+              offset: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.low + self.G(z) * self.span
+        if gain is not None:
+            shape = (-1,) + (1,) * (x.ndim - 1)
+            x = x * gain.reshape(shape) + offset.reshape(shape)
+        return x / self.scale
+
+
+def _misfit(problem: Problem, x: torch.Tensor) -> torch.Tensor:
+    """Per-restart measurement misfit ``||A x - y||^2`` (a ``(R,)`` tensor)."""
+    r = problem.A(x) - problem.y
+    return r.abs().pow(2).flatten(1).sum(1)
+
+
+def _init_latent(problem: Problem, k: int, init: Any, gen: torch.Generator) -> torch.Tensor:
+    R = problem.restarts
+    if init is None:
+        return torch.randn((R, k), generator=gen).to(problem.device)
+    z0 = torch.as_tensor(init, dtype=torch.float32).reshape(-1, k).to(problem.device)
+    if z0.shape[0] not in (1, R):
+        raise ValueError(f"init holds {z0.shape[0]} latent codes; give 1 or restarts={R}.")
+    return z0.expand(R, k).clone()
+
+
+def _finish(problem: Problem, x: torch.Tensor, misfit: torch.Tensor, extra: dict[str, Any]):
+    """Best restart, and the spread over restarts within 2x of the best misfit."""
+    best = int(torch.argmin(misfit))
+    extra = {**extra, "best_restart": best,
+             "restart_misfits": [float(v) for v in misfit.detach().cpu()]}
+    if problem.restarts > 1:
+        good = misfit <= 2 * misfit[best] + 1e-12
+        extra["spread_restarts"] = int(good.sum())
+        extra["spread"] = x[good].std(dim=0, unbiased=False) if int(good.sum()) > 1 \
+            else torch.zeros_like(x[best])
+    return x[best].detach(), extra
+
+
+def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: float = 1e-3,
+               optimizer: str = "adam", fit_gain: bool | None = None, init: Any = None,
+               preview_every: int = 10) -> SolverGen:
+    """CSGM (Bora, Jalal, Price, Dimakis 2017): min_z ||A(G(z)) - y||^2 + lam ||z||^2.
+
+    Parameters
+    ----------
+    steps : int
+        Optimiser steps.
+    lr : float
+        Adam learning rate (L-BFGS uses its own line search with this initial step).
+    lam : float
+        Weight of ||z||^2 (the latent prior N(0, I)), in the normalised units of the misfit.
+    optimizer : {"adam", "lbfgs"}
+    fit_gain : bool, optional
+        Fit an intensity gain and offset per restart (default: from the prior's card).
+    init : array, optional
+        Starting latent code(s) (e.g. an encoder's warm start), shape (k,) or (restarts, k).
+    """
+    if optimizer not in ("adam", "lbfgs"):
+        raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}.")
+    G = problem.prior
+    gen = torch.Generator(device="cpu").manual_seed(problem.seed)
+    lat = _Latent(problem, fit_gain)
+    z = _init_latent(problem, G.latent_dim, init, gen).requires_grad_(True)
+    params = [z]
+    gain = offset = None
+    if lat.fit_gain:
+        gain = torch.ones(problem.restarts, device=problem.device, requires_grad=True)
+        offset = torch.zeros(problem.restarts, device=problem.device, requires_grad=True)
+        params += [gain, offset]
+    best_x = best_misfit = None
+
+    def objective() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = lat.image(z, gain, offset)
+        misfit = _misfit(problem, x)
+        return (misfit + lam * z.pow(2).sum(1)).sum(), misfit, x
+
+    if optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr)
+    else:
+        opt = torch.optim.LBFGS(params, lr=lr, max_iter=1, line_search_fn="strong_wolfe")
+
+    for step in range(1, steps + 1):
+        if optimizer == "adam":
+            opt.zero_grad(set_to_none=True)
+            total, misfit, x = objective()
+            total.backward()
+            opt.step()
+        else:
+            def closure():
+                opt.zero_grad(set_to_none=True)
+                total, _, _ = objective()
+                total.backward()
+                return total
+            opt.step(closure)
+            with torch.no_grad():
+                _, misfit, x = objective()
+        with torch.no_grad():
+            misfit, x = misfit.detach(), x.detach()
+            if best_misfit is None:
+                best_misfit, best_x = misfit.clone(), x.clone()
+            else:  # keep each restart's best iterate
+                better = misfit < best_misfit
+                best_misfit = torch.where(better, misfit, best_misfit)
+                best_x[better] = x[better]
+        loss = float(best_misfit.min())
+        preview = None
+        if step % preview_every == 0 or step == steps:
+            preview = problem.to_numpy(best_x[int(torch.argmin(best_misfit))])
+        if (yield Update(step, steps, loss, preview)) is False:
+            break
+    extra: dict[str, Any] = {"iterations": step, "fit_gain": lat.fit_gain}
+    if gain is not None:
+        b = int(torch.argmin(best_misfit))
+        extra.update(gain=float(gain[b]), offset=float(offset[b]))
+    return _finish(problem, best_x, best_misfit, extra)
+
+
+def solve_twist(problem: Problem, *, steps: int = 1000, twist: bool = True, init: Any = None,
+                step_size: float = 1.0, tol: float = 1e-10, preview_every: int = 10) -> SolverGen:
+    """Gradient descent on f(z) = 1/2 ||A G(z) - y||^2 with the twist (Huang, Heckel, Hand,
+    Voroninski 2018): after every step, if f(-z) < f(z), jump to -z.
+
+    Step-size rule: Armijo backtracking per restart. Each step starts from twice the restart's
+    last accepted step (capped at ``step_size * 1e3``) and halves it, up to 30 times, until
+    ``f(z - t g) <= f(z) - t/2 ||g||^2``; a restart whose step falls below 1e-12 has converged
+    and stops moving. ``twist=False`` gives plain (sub)gradient descent, which can stay caught
+    near the spurious critical point -rho z0 of expansive ReLU networks.
+
+    Parameters
+    ----------
+    steps : int
+        Gradient steps.
+    twist : bool
+        Compare f(z) with f(-z) after each step and keep the better (the "twist").
+    init : array, optional
+        Starting latent code(s), shape (k,) or (restarts, k); default N(0, I) draws.
+    step_size : float
+        First trial step of the backtracking.
+    tol : float
+        Stop when every restart's relative change of z is below ``tol``.
+    """
+    G = problem.prior
+    gen = torch.Generator(device="cpu").manual_seed(problem.seed)
+    lat = _Latent(problem, fit_gain=False)
+    z = _init_latent(problem, G.latent_dim, init, gen)
+    R = problem.restarts
+    t = torch.full((R,), float(step_size), device=problem.device)
+
+    def f(zz: torch.Tensor) -> torch.Tensor:
+        return 0.5 * _misfit(problem, lat.image(zz))
+
+    flips = 0
+    step = 0
+    with torch.no_grad():
+        fz = f(z)
+    for step in range(1, steps + 1):
+        zg = z.detach().requires_grad_(True)
+        fz = f(zg)
+        (g,) = torch.autograd.grad(fz.sum(), zg)
+        fz = fz.detach()
+        with torch.no_grad():
+            g2 = g.pow(2).sum(1)
+            t = torch.clamp(t * 2, max=step_size * 1e3)
+            accepted = torch.zeros(R, dtype=torch.bool, device=problem.device)
+            new_z, new_f = z.clone(), fz.clone()
+            for _ in range(30):
+                cand = z - t[:, None] * g
+                fc = f(cand)
+                ok = (fc <= fz - 0.5 * t * g2) & ~accepted
+                new_z[ok], new_f[ok] = cand[ok], fc[ok]
+                accepted |= ok
+                if bool(accepted.all()):
+                    break
+                t = torch.where(accepted, t, t / 2)
+            moved = (new_z - z).norm(dim=1) / z.norm(dim=1).clamp_min(1e-30)
+            z, fz = new_z, new_f
+            if twist:
+                f_neg = f(-z)
+                flip = f_neg < fz
+                flips += int(flip.sum())
+                z = torch.where(flip[:, None], -z, z)
+                fz = torch.where(flip, f_neg, fz)
+        preview = problem.to_numpy(lat.image(z[int(torch.argmin(fz))])) \
+            if step % preview_every == 0 or step == steps else None
+        if (yield Update(step, steps, float(2 * fz.min()), preview)) is False:
+            break
+        if bool((moved < tol).all()):  # every restart has stopped moving
+            break
+    with torch.no_grad():
+        x = lat.image(z)
+        misfit = _misfit(problem, x)
+    extra = {"iterations": step, "twist": twist, "flips": flips,
+             "latent": z[int(torch.argmin(misfit))].tolist()}
+    return _finish(problem, x, misfit, extra)
+
+
+def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: float = 1e-3,
+                     l1: float | None = None, basis: str = "pixel", fit_gain: bool | None = None,
+                     preview_every: int = 10) -> SolverGen:
+    """Sparse-Gen (Dhar, Grover, Ermon 2018): x = G(z) + nu, min ||A x - y||^2 + lam ||z||^2 +
+    l1 ||B nu||_1, for images just outside the generator's range.
+
+    z (and the gain) take Adam steps; nu takes proximal-gradient steps (soft-thresholding in the
+    basis B: ``"pixel"`` or ``"dct"``, orthonormal) with step 1/L, L from a power iteration on
+    A^T A. Default ``l1``: 0.1 x the median of |B A^T y| over pixels, a scale-free rule that
+    never looks at the ground truth.
+    """
+    from ..operators._dct import dct, idct
+
+    if basis not in ("pixel", "dct"):
+        raise ValueError(f"basis must be 'pixel' or 'dct', got {basis!r}.")
+    nd = len(problem.shape)
+
+    def fwd_basis(v: torch.Tensor) -> torch.Tensor:
+        if basis == "pixel":
+            return v
+        for d in range(nd):
+            v = dct(v.transpose(-1, -1 - d)).transpose(-1, -1 - d)
+        return v
+
+    def inv_basis(c: torch.Tensor) -> torch.Tensor:
+        if basis == "pixel":
+            return c
+        for d in range(nd):
+            c = idct(c.transpose(-1, -1 - d)).transpose(-1, -1 - d)
+        return c
+
+    A, y, R = problem.A, problem.y, problem.restarts
+    gen = torch.Generator(device="cpu").manual_seed(problem.seed)
+    with torch.no_grad():
+        v = torch.randn(A.shape, generator=gen).to(problem.device)
+        for _ in range(30):
+            v = A.adjoint(A(v))
+            v = v / v.norm().clamp_min(1e-30)
+        L = float((A.adjoint(A(v)) * v).sum()) * 1.05 + 1e-12
+        if l1 is None:
+            l1 = 0.1 * float(fwd_basis(A.adjoint(y)).abs().median())
+    lat = _Latent(problem, fit_gain)
+    z = torch.randn((R, problem.prior.latent_dim), generator=gen).to(problem.device).requires_grad_(True)
+    params = [z]
+    gain = offset = None
+    if lat.fit_gain:
+        gain = torch.ones(R, device=problem.device, requires_grad=True)
+        offset = torch.zeros(R, device=problem.device, requires_grad=True)
+        params += [gain, offset]
+    opt = torch.optim.Adam(params, lr=lr)
+    nu = torch.zeros((R, *A.shape), device=problem.device)
+    best_x = best_obj = None
+    for step in range(1, steps + 1):
+        opt.zero_grad(set_to_none=True)
+        gx = lat.image(z, gain, offset)
+        misfit = _misfit(problem, gx + nu)
+        (misfit + lam * z.pow(2).sum(1)).sum().backward()
+        opt.step()
+        with torch.no_grad():
+            gx = lat.image(z, gain, offset)
+            r = A(gx + nu) - y
+            grad_nu = 2 * A.adjoint(r)
+            c = fwd_basis(nu - grad_nu / (2 * L))
+            c = torch.sign(c) * torch.clamp(c.abs() - l1 / (2 * L), min=0)
+            nu = inv_basis(c)
+            x = gx + nu
+            misfit = _misfit(problem, x)
+            obj = misfit + l1 * fwd_basis(nu).abs().flatten(1).sum(1)
+            if best_obj is None:
+                best_obj, best_x, best_mis = obj.clone(), x.clone(), misfit.clone()
+            else:
+                better = obj < best_obj
+                best_obj = torch.where(better, obj, best_obj)
+                best_mis = torch.where(better, misfit, best_mis)
+                best_x[better] = x[better]
+        preview = problem.to_numpy(best_x[int(torch.argmin(best_obj))]) \
+            if step % preview_every == 0 or step == steps else None
+        if (yield Update(step, steps, float(best_obj.min()), preview)) is False:
+            break
+    extra = {"iterations": step, "l1": float(l1), "basis": basis, "fit_gain": lat.fit_gain}
+    return _finish(problem, best_x, best_obj, extra)
