@@ -164,3 +164,11 @@ def test_bad_arguments_raise_a_sentence(G, kwargs, error, words):
         args["prior"] = ngp.random_prior(4, (10, 16), image_shape=(4, 4))
     with pytest.raises(error, match=words):
         ngp.reconstruct(args.pop("y"), A, **args)
+
+
+def test_csgm_with_lbfgs(G):
+    z0, x0 = _truth(G, 6)
+    A = ngp.make_operator("cs", shape=x0.shape, m=10 * K, seed=6)
+    rec = ngp.reconstruct(A.measure(x0, seed=0), A, method="csgm", prior=G, restarts=4,
+                          steps=100, optimizer="lbfgs", lr=1.0, lam=0.0, seed=0, device="cpu")
+    assert np.linalg.norm(rec.image - x0) / np.linalg.norm(x0) < 1e-3

@@ -27,8 +27,9 @@ _API = {
     "list_priors": "napari_genprior.api",
     "load_prior": "napari_genprior.api",
     "random_prior": "napari_genprior.api",
+    "train_prior": "napari_genprior.api",
 }
-_SUBMODULES = {"metrics", "operators", "priors", "solvers", "api", "devices"}
+_SUBMODULES = {"metrics", "operators", "priors", "solvers", "api", "devices", "training"}
 
 __all__ = ["__version__", *_API, *sorted(_SUBMODULES)]
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
         make_operator,
         random_prior,
         reconstruct,
+        train_prior,
     )
 
 

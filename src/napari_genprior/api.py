@@ -16,7 +16,7 @@ from .solvers import METHODS, Problem, Reconstruction, Update
 
 __all__ = [
     "Reconstruction", "Update", "available_devices", "from_spec", "list_priors", "load_prior",
-    "random_prior", "resolve_device", "iter_reconstruct", "list_methods", "make_operator",
+    "random_prior", "resolve_device", "train_prior", "iter_reconstruct", "list_methods", "make_operator",
     "reconstruct",
 ]
 
@@ -150,6 +150,15 @@ def random_prior(latent_dim: int = 10, widths: tuple[int, ...] = (250, 600), see
     from .priors import random_prior as _random
 
     return _random(latent_dim=latent_dim, widths=widths, seed=seed, image_shape=image_shape)
+
+
+def train_prior(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int = 50, *,
+                device: Any = "auto", seed: int = 0, callback: Any = None, **options: Any):
+    """Train a generative prior on images; see :func:`napari_genprior.training.train_prior`."""
+    from .training import train_prior as _train
+
+    return _train(images, kind=kind, latent_dim=latent_dim, epochs=epochs, device=device,
+                  seed=seed, callback=callback, **options)
 
 
 def _run(y, A, m, dev, seed, options, prior=None, restarts=1,

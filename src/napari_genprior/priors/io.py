@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .generators import ARCHITECTURES, Generator
+from .generators import ARCHITECTURES, ENCODERS, Generator
 
 CARD_KEY = "genprior_card"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -98,6 +98,10 @@ def load_prior(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     cls = ARCHITECTURES[card["architecture"]]
     try:
         G = cls(**card["config"])
+        if card.get("encoder"):  # a VAE saved with its encoder (warm starts, further training)
+            enc = dict(card["encoder"])
+            enc["image_shape"] = tuple(enc["image_shape"])
+            G.encoder = ENCODERS[card["architecture"]](**enc)
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"the card in {path.name} does not describe a valid "
                          f"{card['architecture']!r} network ({exc}).") from exc
