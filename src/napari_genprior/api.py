@@ -9,7 +9,7 @@ from typing import Any, Callable, Generator
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 from .devices import available_devices, resolve_device
 from .operators import Operator, from_spec, make_operator
 from .solvers import METHODS, Problem, Reconstruction, Update

@@ -268,7 +268,7 @@ def _train(G, D, enc_cfg, sampler, kind, epochs, per_epoch, batch_size, lr, beta
 
 
 def _card(G, kind, norm, data, n_images, per_epoch, epoch, losses, seed, seconds, cancelled):
-    from . import __version__
+    from ._version import __version__
 
     return {"kind": kind, "normalisation": norm, "data": data or "user images",
             "training": {"images": n_images, "patches_per_epoch": per_epoch, "epochs": epoch,

@@ -26,7 +26,7 @@ def save_prior(G: Generator, path: str | os.PathLike) -> Path:
     """Write ``G`` to ``path`` (``.safetensors`` added if missing) and its card to ``.json``."""
     from safetensors.torch import save_file
 
-    from .. import __version__
+    from .._version import __version__
 
     path = Path(path)
     if path.suffix != ".safetensors":
