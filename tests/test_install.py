@@ -31,6 +31,7 @@ print(json.dumps({
     "samples": sorted(s.key for s in mf.contributions.sample_data),
     "manifest_is_file": (pkg / "napari.yaml").is_file() and not (pkg / "napari.yaml").is_symlink(),
     "sample_files": sorted(p.name for p in (pkg / "sample_data").iterdir() if p.is_file()),
+    "priors": napari_genprior.list_priors(),
 }))
 """
 
@@ -71,4 +72,6 @@ def test_napari_finds_the_plugin_installed_from_the_wheel(wheel, tmp_path):
     assert info["widgets"] == ["Reconstruct"]
     assert info["samples"] == ["nuclei", "nuclei-inpaint"]
     assert info["manifest_is_file"]
-    assert info["sample_files"] == ["README.md", "nuclei.tif", "nuclei_inpaint50.tif"]
+    assert {"README.md", "nuclei.tif", "nuclei_inpaint50.tif"} <= set(info["sample_files"])
+    assert info["priors"] == sorted(p.stem for p in (ROOT / "src/napari_genprior/priors/bundled")
+                                    .glob("*.safetensors"))

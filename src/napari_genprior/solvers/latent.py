@@ -52,10 +52,40 @@ def _init_latent(problem: Problem, k: int, init: Any, gen: torch.Generator) -> t
     R = problem.restarts
     if init is None:
         return torch.randn((R, k), generator=gen).to(problem.device)
+    if isinstance(init, str):
+        if init != "encoder":
+            raise ValueError(f"init must be 'encoder' or latent code(s), got {init!r}.")
+        return _encoder_start(problem, k, gen)
     z0 = torch.as_tensor(init, dtype=torch.float32).reshape(-1, k).to(problem.device)
     if z0.shape[0] not in (1, R):
         raise ValueError(f"init holds {z0.shape[0]} latent codes; give 1 or restarts={R}.")
     return z0.expand(R, k).clone()
+
+
+def _encoder_start(problem: Problem, k: int, gen: torch.Generator) -> torch.Tensor:
+    """Restart 0 starts at the VAE encoder's code of the back-projection A^T y (a warm start
+    for inpainting, denoising, deblurring); the other restarts draw from N(0, I)."""
+    G = problem.prior
+    encoder = getattr(G, "encoder", None)
+    if encoder is None:
+        raise ValueError("init='encoder' needs a VAE prior saved with its encoder.")
+    if not problem.A.linear:
+        raise ValueError("init='encoder' needs a linear operator (it encodes A^T y).")
+    norm = G.card.get("normalisation", {}) or {}
+    low = float(norm.get("low", 0.0))
+    span = float(norm.get("high", 1.0)) - low
+    with torch.no_grad():
+        back = problem.A.adjoint(problem.y).real * problem.scale
+        if norm.get("per_image"):
+            lo, hi = torch.quantile(back.flatten().float(), torch.tensor([0.01, 0.998],
+                                                                       device=back.device))
+            back = (back - lo) / (hi - lo).clamp_min(1e-12)
+        else:
+            back = (back - low) / span
+        mu, _ = encoder(back.clamp(0, 1).to(torch.float32)[None])
+    z = torch.randn((problem.restarts, k), generator=gen).to(problem.device)
+    z[0] = mu[0]
+    return z
 
 
 def _finish(problem: Problem, x: torch.Tensor, misfit: torch.Tensor, extra: dict[str, Any]):
@@ -87,8 +117,9 @@ def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: fl
     optimizer : {"adam", "lbfgs"}
     fit_gain : bool, optional
         Fit an intensity gain and offset per restart (default: from the prior's card).
-    init : array, optional
-        Starting latent code(s) (e.g. an encoder's warm start), shape (k,) or (restarts, k).
+    init : array or "encoder", optional
+        Starting latent code(s), shape (k,) or (restarts, k); ``"encoder"`` starts restart 0
+        at the VAE encoder's code of the back-projection ``A^T y`` (a warm start).
     """
     if optimizer not in ("adam", "lbfgs"):
         raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}.")
