@@ -73,11 +73,11 @@ def train_nuclei(device: str) -> None:
     import napari_genprior as ngp
     from napari_genprior.synthetic import nuclei_images
 
-    patches = nuclei_images(12_000, shape=(64, 64), seed=0)
-    G = ngp.train_prior(patches, latent_dim=32, epochs=30, normalise="none", channels=16,
+    patches = nuclei_images(8_000, shape=(64, 64), seed=0)
+    G = ngp.train_prior(patches, latent_dim=32, epochs=20, normalise="none", channels=8,
                         batch_size=64, augment=True, device=device, seed=0,
                         data="procedural fluorescence nuclei (napari_genprior.synthetic."
-                             "nuclei_images, 12,000 64x64 patches, seed 0)",
+                             "nuclei_images, 8,000 64x64 patches, seed 0)",
                         callback=lambda e, losses, s: print(f"  nuclei epoch {e}: {losses}"))
     G.card["name"] = "nuclei-vae"
     G.card["normalisation"] = {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True}
@@ -88,11 +88,11 @@ def train_mri(device: str) -> None:
     import napari_genprior as ngp
     from napari_genprior.synthetic import brain_patches
 
-    patches = brain_patches(12_000, patch=64, slice_shape=(256, 256), seed=0)
-    G = ngp.train_prior(patches, latent_dim=32, epochs=30, normalise="none", channels=16,
+    patches = brain_patches(8_000, patch=64, slice_shape=(256, 256), seed=0)
+    G = ngp.train_prior(patches, latent_dim=32, epochs=20, normalise="none", channels=8,
                         batch_size=64, augment=True, device=device, seed=0,
                         data="procedural brain MRI phantoms (napari_genprior.synthetic."
-                             "brain_patches, 12,000 64x64 patches of 256x256 slices, seed 0)",
+                             "brain_patches, 8,000 64x64 patches of 256x256 slices, seed 0)",
                         callback=lambda e, losses, s: print(f"  mri epoch {e}: {losses}"))
     G.card["name"] = "mri-vae"
     G.card["normalisation"] = {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True}
