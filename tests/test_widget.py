@@ -141,6 +141,32 @@ def test_bad_input_gets_a_notification_and_changes_nothing(make_napari_viewer, m
     np.testing.assert_array_equal(layer.data, bad)
 
 
+def test_prior_methods_use_the_chosen_prior_and_say_when_none_is_chosen(make_napari_viewer,
+                                                                       monkeypatch, qtbot):
+    from napari_genprior._widgets import reconstruct as mod
+
+    messages = []
+    monkeypatch.setattr(mod, "show_error", messages.append)
+    viewer = make_napari_viewer()
+    digits = np.load(mod.__file__.rsplit("/_widgets", 1)[0] + "/sample_data/digits_test.npz")
+    x = digits["images"][0].astype(np.float32) / 255
+    noisy = x + np.random.default_rng(0).normal(0, 0.2, x.shape).astype(np.float32)
+    layer = viewer.add_image(noisy, name="digit")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    widget.layer.value = layer
+    widget.method.value = "csgm"
+    widget.start()
+    assert widget.worker is None and messages and "needs a prior" in messages[0]
+    assert "digits-vae" in widget.prior.choices
+    widget.prior.value = "digits-vae"
+    widget.steps.value = 200
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    result = viewer.layers["digit [csgm]"]
+    assert result.metadata["genprior"]["prior"]["source"] == "digits-vae"
+    assert ngp.metrics.psnr(x, result.data) > ngp.metrics.psnr(x, noisy) + 3
+
+
 def test_no_layer_selected_warns(make_napari_viewer, monkeypatch):
     from napari_genprior._widgets import reconstruct as mod
 

@@ -23,13 +23,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FROM_LAYER = "from the layer's metadata"
 DENOISE = "denoise (every pixel measured)"
+NO_PRIOR = "(none)"
 
 
 class ReconstructWidget(Container):
     """Reconstruct an image layer (a measurement) with a generative-prior method."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        from ..api import list_methods
+        from ..api import list_methods, list_priors
         from ..devices import available_devices
 
         self._viewer = viewer
@@ -44,6 +45,9 @@ class ReconstructWidget(Container):
                                tooltip="dip: Deep Image Prior, an untrained network fitted to "
                                        "this image, stopped early by held-out measurements. "
                                        "adjoint: the back-projection, no prior.")
+        self.prior = ComboBox(label="prior", choices=[NO_PRIOR, *list_priors()], value=NO_PRIOR,
+                              tooltip="The trained generator for csgm, twist and sparse-gen; "
+                                      "its patch size must match the image.")
         self.steps = SpinBox(label="max steps", value=2000, min=1, max=100_000, step=100,
                              tooltip="Upper bound on iterations; dip usually stops earlier.")
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
@@ -54,7 +58,8 @@ class ReconstructWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False,
                                         tooltip="Stop now and keep the best result so far.")
         self.status = Label(value="")
-        super().__init__(widgets=[self.layer, self.operator, self.method, self.steps, self.seed,
+        super().__init__(widgets=[self.layer, self.operator, self.method, self.prior, self.steps,
+                                  self.seed,
                                   self.device, self.run_button, self.cancel_button, self.status])
         self.worker: Any = None
         self._pbar: progress | None = None
@@ -98,7 +103,8 @@ class ReconstructWidget(Container):
                                  "reconstruct needs a single-scale grey image.")
             data = np.asarray(layer.data)
             A = self._make_operator(layer, data)
-            run = iter_reconstruct(data, A, self.method.value, steps=self.steps.value,
+            prior = None if self.prior.value == NO_PRIOR else self.prior.value
+            run = iter_reconstruct(data, A, self.method.value, prior, steps=self.steps.value,
                                    device=self.device.value, seed=self.seed.value)
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot reconstruct {layer.name!r}: {exc}")
