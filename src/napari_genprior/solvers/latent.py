@@ -177,7 +177,7 @@ def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: fl
     extra: dict[str, Any] = {"iterations": step, "fit_gain": lat.fit_gain}
     if gain is not None:
         b = int(torch.argmin(best_misfit))
-        extra.update(gain=float(gain[b]), offset=float(offset[b]))
+        extra.update(gain=gain[b].item(), offset=offset[b].item())
     return _finish(problem, best_x, best_misfit, extra)
 
 
