@@ -7,10 +7,11 @@ measurement misfit wins. For the magnitude-only operator ``phase``, ``A.forward`
 Retrieval (Hand, Leong, Voroninski 2018).
 
 Data units: a prior's card says how its outputs relate to data (``normalisation``: output p
-stands for ``low + p (high - low)``). The image is ``gain * (low + G(z) (high - low)) + offset``
-in the data's units, divided by the problem's scale. ``gain`` and ``offset`` are 1 and 0 unless
-``fit_gain`` is on (the default for priors trained on per-image normalised data, whose
-intensity scale in a new image is unknown); then they are fitted with z.
+stands for ``low + p (high - low)``), and the image is that, divided by the problem's scale.
+With ``fit_gain`` (the default for priors trained on per-image normalised data, whose intensity
+scale in a new image is unknown) the image is instead ``gain * G(z) + offset`` in the problem's
+normalised units (where the data's robust peak is about 1), with gain and offset fitted with z
+from 1 and 0.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ class _Latent:
 
     def image(self, z: torch.Tensor, gain: torch.Tensor | None = None,
               offset: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.low + self.G(z) * self.span
         if gain is not None:
+            # fitted intensity scale, directly in the problem's normalised units (where the
+            # data's robust peak is about 1): starts at the prior's own [0, 1] range
+            x = self.G(z)
             shape = (-1,) + (1,) * (x.ndim - 1)
-            x = x * gain.reshape(shape) + offset.reshape(shape)
-        return x / self.scale
+            return x * gain.reshape(shape) + offset.reshape(shape)
+        return (self.low + self.G(z) * self.span) / self.scale
 
 
 def _misfit(problem: Problem, x: torch.Tensor) -> torch.Tensor:
