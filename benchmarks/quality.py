@@ -114,8 +114,9 @@ def nuclei(args, ngp, device):
             ps["measurement"].append(_psnr(x, y))
             ps["tv"].append(_psnr(x, ngp.reconstruct(y, A, method="tv", seed=i, device=device).image))
             for m in ("csgm", "sparse-gen"):
+                warm = {"init": "encoder"} if m == "csgm" else {}  # VAE encoder warm start
                 r = ngp.reconstruct(y, A, method=m, prior=G, restarts=10, steps=args.steps,
-                                    seed=i, device=device)
+                                    seed=i, device=device, **warm)
                 ps[m].append(_psnr(x, r.image))
         med = {k: float(statistics.median(v)) for k, v in ps.items()}
         gen = max(med["csgm"], med["sparse-gen"])
