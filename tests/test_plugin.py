@@ -1,7 +1,6 @@
 """The npe2 manifest: valid, found by napari's plugin manager, and it and the samples ship."""
 
 import subprocess
-import sys
 import sysconfig
 from importlib import resources
 from pathlib import Path

@@ -29,7 +29,8 @@ _API = {
     "random_prior": "napari_genprior.api",
     "train_prior": "napari_genprior.api",
 }
-_SUBMODULES = {"metrics", "operators", "priors", "solvers", "api", "devices", "training"}
+_SUBMODULES = {"metrics", "operators", "priors", "solvers", "api", "devices", "training",
+               "synthetic"}
 
 __all__ = ["__version__", *_API, *sorted(_SUBMODULES)]
 
