@@ -70,34 +70,32 @@ def train_digits(device: str) -> None:
                         index=keep)
 
 
-def train_nuclei(device: str) -> None:
+def _train_patch_prior(name: str, patches: np.ndarray, data: str, device: str) -> None:
+    """A 64x64 conv VAE (latent 64, KL weight 0.1) on procedural patches; per-image card."""
     import napari_genprior as ngp
+
+    G = ngp.train_prior(patches, latent_dim=64, epochs=20, normalise="none", channels=8,
+                        batch_size=64, augment=True, beta=0.1, device=device, seed=0, data=data,
+                        callback=lambda e, losses, s: print(f"  {name} epoch {e}: {losses}"))
+    G.card["name"] = name
+    G.card["normalisation"] = {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True}
+    G.save(BUNDLED / f"{name}.safetensors")
+
+
+def train_nuclei(device: str) -> None:
     from napari_genprior.synthetic import nuclei_images
 
-    patches = nuclei_images(8_000, shape=(64, 64), seed=0)
-    G = ngp.train_prior(patches, latent_dim=64, epochs=20, normalise="none", channels=8,
-                        batch_size=64, augment=True, beta=0.1, device=device, seed=0,
-                        data="procedural fluorescence nuclei (napari_genprior.synthetic."
-                             "nuclei_images, 8,000 64x64 patches, seed 0)",
-                        callback=lambda e, losses, s: print(f"  nuclei epoch {e}: {losses}"))
-    G.card["name"] = "nuclei-vae"
-    G.card["normalisation"] = {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True}
-    G.save(BUNDLED / "nuclei-vae.safetensors")
+    _train_patch_prior("nuclei-vae", nuclei_images(8_000, shape=(64, 64), seed=0),
+                       "procedural fluorescence nuclei (napari_genprior.synthetic.nuclei_images,"
+                       " 8,000 64x64 patches, seed 0)", device)
 
 
 def train_mri(device: str) -> None:
-    import napari_genprior as ngp
     from napari_genprior.synthetic import brain_patches
 
-    patches = brain_patches(8_000, patch=64, slice_shape=(256, 256), seed=0)
-    G = ngp.train_prior(patches, latent_dim=64, epochs=20, normalise="none", channels=8,
-                        batch_size=64, augment=True, beta=0.1, device=device, seed=0,
-                        data="procedural brain MRI phantoms (napari_genprior.synthetic."
-                             "brain_patches, 8,000 64x64 patches of 256x256 slices, seed 0)",
-                        callback=lambda e, losses, s: print(f"  mri epoch {e}: {losses}"))
-    G.card["name"] = "mri-vae"
-    G.card["normalisation"] = {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True}
-    G.save(BUNDLED / "mri-vae.safetensors")
+    _train_patch_prior("mri-vae", brain_patches(8_000, patch=64, slice_shape=(256, 256), seed=0),
+                       "procedural brain MRI phantoms (napari_genprior.synthetic.brain_patches,"
+                       " 8,000 64x64 patches of 256x256 slices, seed 0)", device)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
+from ._drive import drive
 from .devices import available_devices, resolve_device
 from .operators import Operator, from_spec, make_operator
 from .solvers import METHODS, Problem, Reconstruction, Update
@@ -250,12 +251,6 @@ def reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
     """
     run = iter_reconstruct(y, A, method, prior, restarts=restarts, steps=steps, device=device,
                            seed=seed, preview_every=preview_every, **options)
-    reply = None
-    try:
-        while True:
-            u = run.send(reply)
-            reply = None
-            if callback is not None and callback(u.step, u.loss, u.image) is False:
-                reply = False
-    except StopIteration as stop:
-        return stop.value
+    if callback is None:
+        return drive(run, lambda u: None)
+    return drive(run, lambda u: callback(u.step, u.loss, u.image))

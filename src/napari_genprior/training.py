@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._drive import drive
 from .devices import resolve_device
 from .priors import ENCODERS, ConvDecoder, DCGANGenerator, FCDecoder, Generator, save_prior
 
@@ -314,12 +315,6 @@ def train_prior(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: in
         The trained generator (on the CPU) with its card; ``.save(path)`` writes it.
     """
     run = iter_train(images, kind, latent_dim, epochs, device=device, seed=seed, **options)
-    reply = None
-    try:
-        while True:
-            u = run.send(reply)
-            reply = None
-            if callback is not None and callback(u.epoch, u.losses, u.samples) is False:
-                reply = False
-    except StopIteration as stop:
-        return stop.value
+    if callback is None:
+        return drive(run, lambda u: None)
+    return drive(run, lambda u: callback(u.epoch, u.losses, u.samples))
