@@ -100,13 +100,17 @@ def train_mri(device: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=["digits", "nuclei", "mri", []], default=[])
+    parser.add_argument("names", nargs="*", metavar="{digits,nuclei,mri}",
+                        help="which priors to train (default: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     BUNDLED.mkdir(parents=True, exist_ok=True)
     jobs = {"digits": train_digits, "nuclei": train_nuclei, "mri": train_mri}
+    unknown = sorted(set(args.names) - set(jobs))
+    if unknown:
+        parser.error(f"unknown prior(s) {unknown}; choose from {sorted(jobs)}")
     total = time.perf_counter()
     for name in args.names or list(jobs):
         t0 = time.perf_counter()
