@@ -263,6 +263,13 @@ class _Safeguard:
     def stalled(self) -> bool:
         return self.in_a_row >= 30
 
+    def step(self, z: torch.Tensor, Lz: torch.Tensor, z_new: torch.Tensor,
+             Lz_new: torch.Tensor, y: torch.Tensor, tol: float):
+        """Take the candidate if :meth:`accept` allows it: ``(z, Lz, converged)``."""
+        if self.accept(_misfit(Lz_new, y)):
+            return z_new, Lz_new, _rel_change(z_new, z) < tol
+        return z, Lz, self.stalled
+
     def record(self) -> dict[str, Any]:
         return {"final_step_size": self.step_size, "step_halvings": self.halvings}
 
@@ -353,11 +360,7 @@ def solve_twf(problem: Problem, *, steps: int = 500, mu: float = 0.2, alpha_y: f
                             torch.zeros_like(Lz))
             z_new = z - guard.step_size * 2 * L.adjoint(g)
             Lz_new = L(z_new)
-            if guard.accept(_misfit(Lz_new, y)):
-                converged = _rel_change(z_new, z) < tol
-                z, Lz = z_new, Lz_new
-            else:
-                converged = guard.stalled
+            z, Lz, converged = guard.step(z, Lz, z_new, Lz_new, y, tol)
             preview = (problem.to_numpy(z)
                        if _finish(step, steps, preview_every, converged) else None)
             keep_going = yield Update(step, steps, guard.loss, preview)
@@ -471,11 +474,7 @@ def solve_sparta(problem: Problem, *, steps: int = 500, sparsity: int | None = N
             g = torch.where(keep, Lz - y * _phase(Lz), torch.zeros_like(Lz))
             z_new = _hard_threshold(z - guard.step_size * L.adjoint(g), k)
             Lz_new = L(z_new)
-            if guard.accept(_misfit(Lz_new, y)):
-                converged = _rel_change(z_new, z) < tol
-                z, Lz = z_new, Lz_new
-            else:
-                converged = guard.stalled
+            z, Lz, converged = guard.step(z, Lz, z_new, Lz_new, y, tol)
             preview = (problem.to_numpy(z)
                        if _finish(step, steps, preview_every, converged) else None)
             keep_going = yield Update(step, steps, guard.loss, preview)
