@@ -34,6 +34,13 @@ class _Latent:
         self.fit_gain = bool(norm.get("per_image", False)) if fit_gain is None else bool(fit_gain)
         self.G, self.scale = G, problem.scale
 
+    def gain_params(self, restarts: int, device: torch.device):
+        """Trainable per-restart gain and offset (starting at 1 and 0), or (None, None)."""
+        if not self.fit_gain:
+            return None, None
+        return (torch.ones(restarts, device=device, requires_grad=True),
+                torch.zeros(restarts, device=device, requires_grad=True))
+
     def image(self, z: torch.Tensor, gain: torch.Tensor | None = None,
               offset: torch.Tensor | None = None) -> torch.Tensor:
         if gain is not None:
@@ -130,12 +137,8 @@ def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: fl
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
     lat = _Latent(problem, fit_gain)
     z = _init_latent(problem, G.latent_dim, init, gen).requires_grad_(True)
-    params = [z]
-    gain = offset = None
-    if lat.fit_gain:
-        gain = torch.ones(problem.restarts, device=problem.device, requires_grad=True)
-        offset = torch.zeros(problem.restarts, device=problem.device, requires_grad=True)
-        params += [gain, offset]
+    gain, offset = lat.gain_params(problem.restarts, problem.device)
+    params = [z] + ([gain, offset] if gain is not None else [])
     best_x = best_misfit = None
 
     def objective() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -274,44 +277,25 @@ def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, l
     A^T A. Default ``l1``: 0.1 x the median of |B A^T y| over pixels, a scale-free rule that
     never looks at the ground truth.
     """
-    from ..operators._dct import dct, idct
+    from ._classical_ops import DCT, largest_eigenvalue, soft_threshold
 
     if basis not in ("pixel", "dct"):
         raise ValueError(f"basis must be 'pixel' or 'dct', got {basis!r}.")
-    nd = len(problem.shape)
-
-    def fwd_basis(v: torch.Tensor) -> torch.Tensor:
-        if basis == "pixel":
-            return v
-        for d in range(nd):
-            v = dct(v.transpose(-1, -1 - d)).transpose(-1, -1 - d)
-        return v
-
-    def inv_basis(c: torch.Tensor) -> torch.Tensor:
-        if basis == "pixel":
-            return c
-        for d in range(nd):
-            c = idct(c.transpose(-1, -1 - d)).transpose(-1, -1 - d)
-        return c
+    transform = DCT(problem.shape) if basis == "dct" else None
+    fwd_basis = transform.forward if transform else (lambda v: v)
+    inv_basis = transform.inverse if transform else (lambda c: c)
 
     A, y, R = problem.A, problem.y, problem.restarts
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
     with torch.no_grad():
-        v = torch.randn(A.shape, generator=gen).to(problem.device)
-        for _ in range(30):
-            v = A.adjoint(A(v))
-            v = v / v.norm().clamp_min(1e-30)
-        L = float((A.adjoint(A(v)) * v).sum()) * 1.05 + 1e-12
+        L = largest_eigenvalue(lambda v: A.adjoint(A(v)), A.shape, seed=problem.seed,
+                               device=problem.device) * 1.05 + 1e-12
         if l1 is None:
             l1 = 0.1 * float(fwd_basis(A.adjoint(y)).abs().median())
     lat = _Latent(problem, fit_gain)
     z = torch.randn((R, problem.prior.latent_dim), generator=gen).to(problem.device).requires_grad_(True)
-    params = [z]
-    gain = offset = None
-    if lat.fit_gain:
-        gain = torch.ones(R, device=problem.device, requires_grad=True)
-        offset = torch.zeros(R, device=problem.device, requires_grad=True)
-        params += [gain, offset]
+    gain, offset = lat.gain_params(R, problem.device)
+    params = [z] + ([gain, offset] if gain is not None else [])
     opt = torch.optim.Adam(params, lr=lr)
     nu = torch.zeros((R, *A.shape), device=problem.device)
     best_x = best_obj = None
@@ -325,18 +309,15 @@ def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, l
             gx = lat.image(z, gain, offset)
             r = A(gx + nu) - y
             grad_nu = 2 * A.adjoint(r)
-            c = fwd_basis(nu - grad_nu / (2 * L))
-            c = torch.sign(c) * torch.clamp(c.abs() - l1 / (2 * L), min=0)
-            nu = inv_basis(c)
+            nu = inv_basis(soft_threshold(fwd_basis(nu - grad_nu / (2 * L)), l1 / (2 * L)))
             x = gx + nu
             misfit = _misfit(problem, x)
             obj = misfit + l1 * fwd_basis(nu).abs().flatten(1).sum(1)
             if best_obj is None:
-                best_obj, best_x, best_mis = obj.clone(), x.clone(), misfit.clone()
+                best_obj, best_x = obj.clone(), x.clone()
             else:
                 better = obj < best_obj
                 best_obj = torch.where(better, obj, best_obj)
-                best_mis = torch.where(better, misfit, best_mis)
                 best_x[better] = x[better]
         preview = problem.to_numpy(best_x[int(torch.argmin(best_obj))]) \
             if step % preview_every == 0 or step == steps else None
