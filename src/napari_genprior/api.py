@@ -13,6 +13,7 @@ from ._version import __version__
 from ._drive import drive
 from .devices import available_devices, resolve_device
 from .operators import Operator, from_spec, make_operator
+from .operators.base import is_numeric
 from .solvers import METHODS, Problem, Reconstruction, Update
 
 __all__ = [
@@ -36,7 +37,7 @@ def _check_measurement(y: Any, A: Operator) -> np.ndarray:
         y = np.asarray(y)  # dask arrays, napari layer data, lists
     if not isinstance(y, np.ndarray):
         raise TypeError(f"y must be a numpy array (the measurement), got {type(y).__name__}.")
-    if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+    if not is_numeric(y):
         raise TypeError(f"y must be numeric, got dtype {y.dtype}.")
     if y.size == 0:
         raise ValueError("y is empty: there is nothing to reconstruct.")

@@ -55,6 +55,11 @@ def check_float(name: str, value: Any, low: float | None = None, high: float | N
     return out
 
 
+def is_numeric(arr: np.ndarray) -> bool:
+    """Whether an array holds numbers (bool included), not objects or strings."""
+    return arr.dtype != object and (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool)
+
+
 def draw_seed(seed: Any) -> int:
     """The given seed, or a fresh one (recorded in the spec so the operator can be rebuilt)."""
     if seed is None:
@@ -159,7 +164,7 @@ class Operator:
     def check_image(self, x: Any, name: str = "x") -> np.ndarray:
         """Validate a numpy image (or a batch of them) for this operator; return it as float64."""
         x = np.asarray(x)
-        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        if not is_numeric(x):
             raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}.")
         if np.iscomplexobj(x):
             raise TypeError(f"{name} must be a real image, got a complex array.")
