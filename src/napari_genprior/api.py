@@ -18,7 +18,7 @@ from .solvers import METHODS, Problem, Reconstruction, Update
 
 __all__ = [
     "Reconstruction", "Update", "available_devices", "from_spec", "list_priors", "load_prior",
-    "random_prior", "resolve_device", "train_prior", "iter_reconstruct", "list_methods", "make_operator",
+    "random_prior", "resolve_device", "train_prior", "iter_train", "iter_reconstruct", "list_methods", "make_operator",
     "reconstruct",
 ]
 
@@ -161,6 +161,16 @@ def train_prior(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: in
 
     return _train(images, kind=kind, latent_dim=latent_dim, epochs=epochs, device=device,
                   seed=seed, callback=callback, **options)
+
+
+def iter_train(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int = 50, *,
+               device: Any = "auto", seed: int = 0, **options: Any):
+    """Train step by step: a generator of ``TrainUpdate`` (epoch, losses, samples) that returns
+    the generator; send False to stop early. See :func:`napari_genprior.training.iter_train`."""
+    from .training import iter_train as _iter
+
+    return _iter(images, kind=kind, latent_dim=latent_dim, epochs=epochs, device=device,
+                 seed=seed, **options)
 
 
 def _run(y, A, m, dev, seed, options, prior=None, restarts=1,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-__all__ = ["data_range", "nmse", "psnr", "ssim"]
+__all__ = ["data_consistency", "data_range", "nmse", "psnr", "ssim"]
 
 
 def _pair(reference, image) -> tuple[np.ndarray, np.ndarray]:
@@ -57,3 +57,29 @@ def nmse(reference, image) -> float:
     if denom == 0:
         raise ValueError("nmse is undefined for an all-zero reference.")
     return float(np.sum((img - ref) ** 2) / denom)
+
+
+def data_consistency(y, A, image) -> float:
+    """Relative misfit ||A(image) - y|| / ||y|| of an image to the measurement ``y`` of ``A``.
+
+    Needs no ground truth: it says how well a reconstruction explains the data (near the noise
+    level relative to the signal is good; much lower means the noise is being fitted).
+    """
+    import torch
+
+    y = np.asarray(y)
+    img = np.asarray(image, dtype=np.float64)
+    if img.shape != tuple(A.shape):
+        raise ValueError(f"image has shape {img.shape}, but the {A.kind!r} operator acts on "
+                         f"images of shape {tuple(A.shape)}.")
+    if y.shape != tuple(A.measurement_shape):
+        raise ValueError(f"y has shape {y.shape}, but the {A.kind!r} operator makes measurements "
+                         f"of shape {tuple(A.measurement_shape)}.")
+    if not (np.all(np.isfinite(img)) and np.all(np.isfinite(y))):
+        raise ValueError("data consistency needs finite values in the image and the measurement.")
+    with torch.no_grad():
+        pred = A.copy().to("cpu")(torch.from_numpy(img)).numpy()
+    denom = float(np.linalg.norm(y))
+    if denom == 0:
+        raise ValueError("data consistency is undefined for an all-zero measurement.")
+    return float(np.linalg.norm(pred - y) / denom)
