@@ -93,7 +93,7 @@ def test_cancel_stops_quickly_and_keeps_the_best_so_far(viewer_and_widget, qtbot
     t0 = time.perf_counter()
     widget.cancel()
     _wait_until_idle(qtbot, widget, timeout=10_000)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < 1.0
     result = viewer.layers["nuclei [50% pixels, noisy] [dip]"]
     assert result.metadata["genprior"]["cancelled"]
     assert result.metadata["genprior"]["cancelled_at"] < 1000
@@ -185,3 +185,163 @@ def test_widget_offers_only_image_layers(make_napari_viewer):
     img = viewer.add_image(np.ones((8, 8)), name="img")
     _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
     assert list(widget.layer.choices) == [img]
+
+
+def _run_and_wait(widget, qtbot, timeout=120_000):
+    widget.start()
+    assert widget.worker is not None, widget.status.value
+    _wait_until_idle(qtbot, widget, timeout)
+
+
+def test_a_stack_is_reconstructed_plane_by_plane(make_napari_viewer, qtbot, nuclei64):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(1)
+    clean = np.stack([nuclei64, nuclei64[::-1], nuclei64[:, ::-1]])
+    noisy = (clean + rng.normal(0, 15, clean.shape)).astype(np.float32)
+    layer = viewer.add_image(noisy, name="stack", scale=(2.0, 0.5, 0.5))
+    before = noisy.copy()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    widget.layer.value = layer
+    widget.method.value = "tv"
+    planes = []
+    widget.start()
+    widget.worker.yielded.connect(lambda u: planes.append(u.plane))
+    _wait_until_idle(qtbot, widget)
+    result = viewer.layers["stack [tv]"]
+    assert result.data.shape == (3, 64, 64) and result.data.dtype == np.float32
+    assert tuple(result.scale) == (2.0, 0.5, 0.5)
+    assert result.metadata["genprior"]["planes_done"] == 3
+    for k in range(3):
+        assert ngp.metrics.psnr(clean[k], result.data[k]) > ngp.metrics.psnr(clean[k], noisy[k]) + 3
+    np.testing.assert_array_equal(layer.data, before)
+    assert "3/3 planes" in widget.status.value
+
+
+def test_restarts_spread_and_residual_layers(make_napari_viewer, qtbot):
+    from napari_genprior._widgets import reconstruct as mod
+
+    viewer = make_napari_viewer()
+    digits = np.load(mod.__file__.rsplit("/_widgets", 1)[0] + "/sample_data/digits_test.npz")
+    x = digits["images"][1].astype(np.float32) / 255
+    noisy = x + np.random.default_rng(0).normal(0, 0.2, x.shape).astype(np.float32)
+    layer = viewer.add_image(noisy, name="digit")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    widget.layer.value = layer
+    widget.prior.value = "digits-vae"
+    assert widget.method.value == "csgm"  # a trained prior makes csgm the default
+    widget.restarts.value = 4
+    widget.steps.value = 150
+    widget.add_spread.value = widget.add_residual.value = True
+    _run_and_wait(widget, qtbot)
+    result = viewer.layers["digit [csgm]"].data
+    spread = viewer.layers["digit [csgm spread]"].data
+    residual = viewer.layers["digit [csgm residual]"].data
+    assert spread.shape == residual.shape == (28, 28) and np.all(spread >= 0) and spread.max() > 0
+    np.testing.assert_allclose(residual, noisy - result, atol=1e-5)  # denoise: y - x
+
+
+def test_a_prior_file_and_a_session_prior_appear_in_the_chooser(make_napari_viewer, tmp_path):
+    from napari_genprior._widgets._session import SESSION_PRIORS
+
+    SESSION_PRIORS.clear()
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    G = ngp.random_prior(latent_dim=4, widths=(16, 64), image_shape=(8, 8), seed=0)
+    G.save(tmp_path / "tiny.safetensors")
+    name = widget.load_prior_file(str(tmp_path / "tiny.safetensors"))
+    assert name == "tiny.safetensors" and widget.prior.value == name
+    assert name in widget.prior.choices and widget.method.value == "csgm"
+    SESSION_PRIORS.add("trained here", G)
+    assert "trained here" in widget.prior.choices
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    from unittest import mock
+
+    with mock.patch("napari_genprior._widgets.reconstruct.show_error") as err:
+        assert widget.load_prior_file(str(bad)) is None
+    assert err.called and "bad.safetensors" in err.call_args[0][0]
+    SESSION_PRIORS.clear()
+
+
+def test_plain_image_operators_deblur_superresolve_and_inpaint(make_napari_viewer, qtbot, nuclei64):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    # super-resolution: twice the pixels, half the pixel size, over the same field
+    small = nuclei64[::2, ::2].copy()
+    layer = viewer.add_image(small, name="small", scale=(1.0, 1.0))
+    widget.layer.value = layer
+    widget.operator.value = mod_const("SUPERRES")
+    assert not widget.factor.native.isHidden() and widget.sigma.native.isHidden()
+    widget.method.value = "tv"
+    _run_and_wait(widget, qtbot)
+    big = viewer.layers["small [tv]"]
+    assert big.data.shape == (64, 64) and tuple(big.scale) == (0.5, 0.5)
+    # inpainting NaN pixels: the holes are filled, the layer keeps its NaNs
+    holey = nuclei64.copy()
+    holey[20:30, 20:30] = np.nan
+    layer = viewer.add_image(holey, name="holey")
+    widget.layer.value = layer
+    widget.operator.value = mod_const("INPAINT")
+    widget.method.value = "tv"
+    _run_and_wait(widget, qtbot)
+    filled = viewer.layers["holey [tv]"].data
+    assert np.all(np.isfinite(filled)) and np.isnan(layer.data).sum() == 100
+    assert ngp.metrics.psnr(nuclei64[20:30, 20:30], filled[20:30, 20:30],
+                            float(np.ptp(nuclei64))) > 15
+    # deblurring
+    A = ngp.make_operator("blur", shape=nuclei64.shape, sigma=1.5)
+    blurred = A.measure(nuclei64, noise_std=1.0, seed=0)
+    layer = viewer.add_image(blurred, name="blurred")
+    widget.layer.value = layer
+    widget.operator.value = mod_const("DEBLUR")
+    widget.sigma.value = 1.5
+    widget.method.value = "tv"
+    _run_and_wait(widget, qtbot)
+    sharp = viewer.layers["blurred [tv]"].data
+    assert ngp.metrics.psnr(nuclei64, sharp) > ngp.metrics.psnr(nuclei64, blurred) + 1
+
+
+def mod_const(name):
+    from napari_genprior._widgets import reconstruct as mod
+
+    return getattr(mod, name)
+
+
+def test_an_mri_measurement_layer_is_reconstructed_from_its_metadata(make_napari_viewer, qtbot):
+    import napari
+
+    from napari_genprior._layerdata import measurement_layer
+    from napari_genprior.synthetic import shepp_logan
+
+    x = shepp_logan((64, 64)).astype(np.float32)
+    A = ngp.make_operator("mri", shape=x.shape, acceleration=4, mask="variable-density", seed=0)
+    y = A.measure(x, noise_std=0.005, seed=0)
+    viewer = make_napari_viewer()
+    layer = viewer.add_layer(napari.layers.Layer.create(*measurement_layer(y, A, "kspace")))
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    widget.layer.value = layer
+    assert widget.operator.value == mod_const("FROM_LAYER") and widget.method.value == "tv"
+    widget.add_residual.value = True
+    _run_and_wait(widget, qtbot)
+    result = viewer.layers["kspace [tv]"].data
+    zero_filled = ngp.reconstruct(y, A, method="adjoint").image
+    assert result.shape == (64, 64)
+    assert ngp.metrics.psnr(x, result) > ngp.metrics.psnr(x, zero_filled) + 3
+    assert viewer.layers["kspace [tv residual]"].data.shape == (64, 64)
+    assert "measurement" in layer.metadata["genprior"]  # the complex k-space stays in metadata
+
+
+def test_the_result_layer_is_drawn(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)  # a hidden canvas draws nothing
+    viewer.open_sample("napari-genprior", "nuclei-inpaint")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    meas = viewer.layers["nuclei [50% pixels, noisy]"]
+    widget.layer.value = meas
+    widget.method.value = "tv"
+    _run_and_wait(widget, qtbot)
+    for lyr in viewer.layers:
+        lyr.visible = lyr.name == "nuclei [50% pixels, noisy] [tv]"
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    grey = shot[..., :3].astype(float).mean(axis=-1)
+    assert grey.std() > 10 and (grey > 128).mean() > 0.01  # bright nuclei on a dark background

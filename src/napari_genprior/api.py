@@ -18,7 +18,8 @@ from .solvers import METHODS, Problem, Reconstruction, Update
 
 __all__ = [
     "Reconstruction", "Update", "available_devices", "from_spec", "list_priors", "load_prior",
-    "random_prior", "resolve_device", "train_prior", "iter_train", "iter_reconstruct", "list_methods", "make_operator",
+    "random_prior", "resolve_device", "train_prior", "iter_train", "iter_reconstruct",
+    "iter_reconstruct_stack", "list_methods", "make_operator",
     "reconstruct",
 ]
 
@@ -104,6 +105,63 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
         raise TypeError(f"method {method!r} does not take option(s) {unknown}; it takes {allowed}.")
     dev = resolve_device(device)
     return _run(y, A, m, dev, int(seed), options, prior, int(restarts), prior_info)
+
+
+def iter_reconstruct_stack(Y: Any, A: Operator, method: str = "dip", prior: Any = None,
+                           **kwargs: Any) -> Generator[Update, "bool | None", Reconstruction]:
+    """Reconstruct a stack plane by plane: ``Y`` has shape ``(*planes, *A.measurement_shape)``.
+
+    Each plane is :func:`iter_reconstruct` with the same arguments (``kwargs``); its updates are
+    passed on with ``plane`` / ``planes`` set. The result's ``image`` (and ``spread``) have the
+    stack's leading axes; ``history`` is the planes' histories one after another and
+    ``params["planes"]`` lists each plane's parameters. Sending False stops the current plane
+    (which keeps its best result so far) and skips the rest: skipped planes are left at zero
+    and ``params["planes_done"]`` says how many were reconstructed.
+    """
+    if hasattr(Y, "__array__") and not isinstance(Y, np.ndarray):
+        Y = np.asarray(Y)
+    if not isinstance(Y, np.ndarray):
+        raise TypeError(f"Y must be a numpy array (a stack of measurements), got {type(Y).__name__}.")
+    k = len(A.measurement_shape)
+    if Y.ndim < k or Y.shape[Y.ndim - k:] != A.measurement_shape:
+        raise ValueError(f"Y has shape {Y.shape}; its last axes must be the {A.kind!r} operator's "
+                         f"measurement shape {A.measurement_shape}.")
+    lead = Y.shape[:Y.ndim - k]
+    index = list(np.ndindex(*lead))
+    first = iter_reconstruct(Y[index[0]], A, method, prior, **kwargs)  # checks run now
+    return _run_stack(Y, A, method, prior, kwargs, lead, index, first)
+
+
+def _run_stack(Y, A, method, prior, kwargs, lead, index, first):
+    images = np.zeros((*lead, *A.shape), np.float32)
+    spreads: np.ndarray | None = None
+    history: list[float] = []
+    params: list[dict] = []
+    seconds, cancelled, done = 0.0, False, 0
+    for i, ix in enumerate(index):
+        run = first if i == 0 else iter_reconstruct(Y[ix], A, method, prior, **kwargs)
+        reply = None
+        try:
+            while True:
+                u = run.send(reply)
+                reply = yield Update(u.step, u.total, u.loss, u.image, plane=i, planes=len(index))
+                cancelled = cancelled or reply is False
+        except StopIteration as stop:
+            rec: Reconstruction = stop.value
+        images[ix] = rec.image
+        if rec.spread is not None:
+            if spreads is None:
+                spreads = np.zeros_like(images)
+            spreads[ix] = rec.spread
+        history += rec.history
+        params.append(rec.params)
+        seconds += rec.seconds
+        done += 1
+        if cancelled:
+            break
+    out = {**params[0], "planes": params, "planes_done": done, "stack_shape": list(lead)}
+    return Reconstruction(image=images, spread=spreads, history=history, seconds=seconds,
+                          method=METHODS[method].name, params=out, cancelled=cancelled)
 
 
 def _check_prior(prior: Any, A: Operator, method: str):

@@ -83,3 +83,30 @@ def data_consistency(y, A, image) -> float:
     if denom == 0:
         raise ValueError("data consistency is undefined for an all-zero measurement.")
     return float(np.linalg.norm(pred - y) / denom)
+
+
+def residual_image(y, A, image) -> np.ndarray:
+    """The measurement misfit of ``image`` as a picture on the image grid.
+
+    ``y - A(image)`` when the measurement is a real image of the same shape (denoise, inpaint,
+    blur: what the reconstruction left out, e.g. the removed noise); otherwise the
+    back-projected misfit ``A^T(y - A(image))`` (real part), which shows where in the image the
+    data are not explained.
+    """
+    import torch
+
+    y = np.asarray(y)
+    img = np.asarray(image, dtype=np.float64)
+    data_consistency(y, A, img)  # the same checks (shapes, finite values)
+    op = A.copy().to("cpu")
+    with torch.no_grad():
+        r = torch.from_numpy(y.astype(np.complex128 if np.iscomplexobj(y) else np.float64)) \
+            - op(torch.from_numpy(img))
+        if r.shape == img.shape and not r.is_complex():
+            return r.numpy().astype(np.float32)
+        if not A.linear:
+            raise ValueError(f"the {A.kind!r} operator is not linear: its misfit has no picture "
+                             "on the image grid.")
+        back = op.adjoint(r)
+        back = back.real if back.is_complex() else back
+        return back.numpy().astype(np.float32)

@@ -1,10 +1,11 @@
 """The Reconstruct dock widget.
 
-It starts :func:`napari_genprior.api.iter_reconstruct` in a ``thread_worker``, shows its progress
-(a napari progress bar and a status line), keeps ONE preview layer updated in place, and on
-Cancel sends False into the running generator so that the solver stops and returns its best
-result so far. The input layer is never written to: results go to new layers that carry the
-input's scale and translate and, in ``metadata["genprior"]``, everything that reproduces them.
+It starts :func:`napari_genprior.api.iter_reconstruct_stack` in a ``thread_worker`` (a single
+image is a stack of one plane), shows its progress (a napari progress bar and a status line),
+keeps ONE preview layer updated in place, and on Cancel sends False into the running generator so
+that the solver stops and returns its best result so far. The input layer is never written to:
+results go to new layers that carry the input's placement and, in ``metadata["genprior"]``,
+everything that reproduces them. No maths lives here: operators, solvers and metrics are the API's.
 """
 
 from __future__ import annotations
@@ -12,25 +13,38 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox, create_widget
+from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton,
+                              SpinBox, create_widget)
 from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
+from ._session import SESSION_PRIORS
+
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 FROM_LAYER = "from the layer's metadata"
-DENOISE = "denoise (every pixel measured)"
-NO_PRIOR = "(none)"
+DENOISE = "denoise"
+INPAINT = "inpaint (NaN pixels are missing)"
+DEBLUR = "deblur (Gaussian blur)"
+SUPERRES = "super-resolve"
+PLAIN_OPERATORS = [DENOISE, INPAINT, DEBLUR, SUPERRES]
+NO_PRIOR = "(none: Deep Image Prior or a baseline)"
+LOAD_FILE = "load from file..."
+
+# What runs when nothing else is chosen: with a trained prior, csgm; without one, the method
+# that does best on that kind of measurement in benchmarks/ (README "Which method when").
+DEFAULT_METHOD = {"denoise": "dip", "inpaint": "dip", "blur": "dip", "downsample": "dip",
+                  "cs": "lasso-dct", "mri": "tv", "phase": "twf"}
 
 
 class ReconstructWidget(Container):
     """Reconstruct an image layer (a measurement) with a generative-prior method."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        from ..api import list_methods, list_priors
+        from ..api import list_methods
         from ..devices import available_devices
 
         self._viewer = viewer
@@ -38,57 +52,172 @@ class ReconstructWidget(Container):
                                    options={"tooltip": "The image layer to reconstruct from. "
                                             "It is never modified."})
         self.operator = ComboBox(
-            label="operator", choices=[FROM_LAYER, DENOISE], value=DENOISE,
-            tooltip="How the measurement was made. Layers made by this plugin (simulate, sample "
-                    "data) carry their operator in their metadata; plain images are denoised.")
+            label="operator", choices=[FROM_LAYER, *PLAIN_OPERATORS], value=DENOISE,
+            tooltip="How the measurement was made. Layers made by this plugin (Simulate, sample "
+                    "data, the HDF5 reader) carry their operator in their metadata. For a plain "
+                    "image: denoise it, fill its NaN pixels, deblur it or super-resolve it.")
+        self.sigma = FloatSpinBox(label="blur sigma (px)", value=2.0, min=0.1, max=50.0, step=0.1,
+                                  tooltip="Standard deviation of the Gaussian blur to undo, in "
+                                          "pixels.")
+        self.factor = SpinBox(label="factor", value=2, min=2, max=16,
+                              tooltip="Super-resolution factor: the result has this many times "
+                                      "more pixels along each axis.")
         self.method = ComboBox(label="method", choices=list_methods(), value="dip",
-                               tooltip="dip: Deep Image Prior, an untrained network fitted to "
-                                       "this image, stopped early by held-out measurements. "
-                                       "adjoint: the back-projection, no prior.")
-        self.prior = ComboBox(label="prior", choices=[NO_PRIOR, *list_priors()], value=NO_PRIOR,
-                              tooltip="The trained generator for csgm, twist and sparse-gen; "
-                                      "its patch size must match the image.")
+                               tooltip="csgm / twist / sparse-gen: search the latent space of the "
+                                       "trained prior. dip: Deep Image Prior, an untrained network "
+                                       "stopped early by held-out measurements. tv, lasso-dct, "
+                                       "lasso-wavelet: classical compressed sensing. adjoint: the "
+                                       "back-projection, no prior.")
+        self.prior = ComboBox(label="prior", choices=self._prior_choices, value=NO_PRIOR,
+                              tooltip="The trained generator for csgm, twist and sparse-gen: a "
+                                      "bundled prior, one trained in this session (Train prior), "
+                                      "or a .safetensors file. Its patch size must match the "
+                                      "image.")
+        self.restarts = SpinBox(label="restarts", value=1, min=1, max=64,
+                                tooltip="Random starts of the latent search, run together in one "
+                                        "batch; the best fit wins. With more than one, the "
+                                        "spread over starts is an uncertainty map.")
         self.steps = SpinBox(label="max steps", value=2000, min=1, max=100_000, step=100,
                              tooltip="Upper bound on iterations; dip usually stops earlier.")
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
                             tooltip="Same seed, same result.")
         self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto",
                                tooltip="auto: CUDA if present, else Apple MPS, else CPU.")
+        self.add_spread = CheckBox(text="add uncertainty (spread over restarts)", value=False,
+                                   tooltip="Also add the per-pixel standard deviation over the "
+                                           "restarts as a layer (needs restarts > 1).")
+        self.add_residual = CheckBox(text="add residual", value=False,
+                                     tooltip="Also add what the result does not explain of the "
+                                             "measurement, as an image.")
         self.run_button = PushButton(text="Run", tooltip="Start the reconstruction.")
         self.cancel_button = PushButton(text="Cancel", enabled=False,
                                         tooltip="Stop now and keep the best result so far.")
         self.status = Label(value="")
-        super().__init__(widgets=[self.layer, self.operator, self.method, self.prior, self.steps,
-                                  self.seed,
-                                  self.device, self.run_button, self.cancel_button, self.status])
+        super().__init__(widgets=[
+            self.layer, self.operator, self.sigma, self.factor, self.method, self.prior,
+            self.restarts, self.steps, self.seed, self.device, self.add_spread, self.add_residual,
+            self.run_button, self.cancel_button, self.status])
         self.worker: Any = None
         self._pbar: progress | None = None
         self._preview: Image | None = None
+        self._last_prior = NO_PRIOR
+        self._busy = False
+        self._pending: Any = None
         self.layer.changed.connect(self._on_layer_changed)
+        self.operator.changed.connect(self._on_operator_changed)
+        self.prior.changed.connect(self._on_prior_changed)
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
+        SESSION_PRIORS.changed.connect(self._on_session_prior)
         self._on_layer_changed(self.layer.value)
 
-    # -- inputs ------------------------------------------------------------------------------
+    # -- choices -----------------------------------------------------------------------------
+    def _prior_choices(self, _widget=None) -> list[str]:
+        from ..api import list_priors
+
+        return [NO_PRIOR, *list_priors(), *SESSION_PRIORS.names(), LOAD_FILE]
+
+    def _on_session_prior(self, name: str) -> None:
+        self.prior.reset_choices()
+
+    def load_prior_file(self, path: str) -> str | None:
+        """Load a prior file, list it (under its file name) and select it; None on failure."""
+        from pathlib import Path
+
+        from ..api import load_prior
+
+        try:
+            G = load_prior(path)
+        except (OSError, ValueError, TypeError) as exc:
+            show_error(f"Cannot load the prior {path}: {exc}")
+            return None
+        name = SESSION_PRIORS.add(Path(path).name, G)  # reset_choices via the signal
+        self.prior.value = name
+        return name
+
+    def _ask_prior_file(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self.native, "Load a prior", "",
+                                              "Prior files (*.safetensors)")
+        if not path or self.load_prior_file(path) is None:
+            self.prior.value = self._last_prior
+
+    def _on_prior_changed(self, value: str) -> None:
+        if value == LOAD_FILE:
+            self._ask_prior_file()
+            return
+        self._last_prior = value
+        self._set_default_method()
+
     def _on_layer_changed(self, layer: Image | None) -> None:
         has_spec = layer is not None and "operator" in layer.metadata.get("genprior", {})
         self.operator.value = FROM_LAYER if has_spec else DENOISE
+        self._on_operator_changed(self.operator.value)
 
-    def _make_operator(self, layer: Image, data: np.ndarray):
-        from ..api import from_spec, make_operator
+    def _on_operator_changed(self, value: str) -> None:
+        self.sigma.visible = value == DEBLUR
+        self.factor.visible = value == SUPERRES
+        self._set_default_method()
 
+    def _kind(self) -> str:
+        """The operator kind the current choices lead to (for defaults)."""
+        value = self.operator.value
+        if value == FROM_LAYER and self.layer.value is not None:
+            return self.layer.value.metadata.get("genprior", {}).get("operator", {}).get("kind", "")
+        return {DENOISE: "denoise", INPAINT: "inpaint", DEBLUR: "blur",
+                SUPERRES: "downsample"}.get(value, "denoise")
+
+    def _set_default_method(self) -> None:
+        if self.prior.value not in (NO_PRIOR, LOAD_FILE):
+            self.method.value = "csgm"
+        else:
+            self.method.value = DEFAULT_METHOD.get(self._kind(), "dip")
+
+    def _selected_prior(self) -> Any:
+        value = self.prior.value
+        if value in (NO_PRIOR, LOAD_FILE):
+            return None
+        return SESSION_PRIORS.get(value) if value in SESSION_PRIORS.names() else value
+
+    # -- inputs ------------------------------------------------------------------------------
+    def measurement(self, layer: Image) -> tuple[np.ndarray, Any]:
+        """``(y, A)`` for ``layer`` under the chosen operator; ``y`` may be a stack of planes.
+
+        Raises ValueError with a sentence when the layer does not fit.
+        """
+        from .._layerdata import measurement_of
+        from ..api import make_operator
+
+        if layer.multiscale or layer.rgb:
+            raise ValueError(f"layer {layer.name!r} is {'multiscale' if layer.multiscale else 'RGB'};"
+                             " reconstruct needs a single-scale grey image.")
         if self.operator.value == FROM_LAYER:
-            spec = layer.metadata.get("genprior", {}).get("operator")
-            if spec is None:
-                raise ValueError(f"layer {layer.name!r} carries no operator in its metadata; "
-                                 "choose the operator by hand.")
-            return from_spec(spec)
-        return make_operator("denoise", shape=data.shape)
+            return measurement_of(layer.data, layer.metadata)
+        data = np.asarray(layer.data)
+        if data.ndim < 2 or min(data.shape[-2:]) < 2:
+            raise ValueError(f"layer {layer.name!r} has shape {data.shape}; it needs at least "
+                             "2x2 pixels per plane.")
+        shape = data.shape[-2:]
+        value = self.operator.value
+        if value == INPAINT:
+            finite = np.isfinite(data).reshape(-1, *shape).all(axis=0)
+            if finite.all():
+                raise ValueError(f"layer {layer.name!r} has no NaN pixels, so nothing is missing "
+                                 "to inpaint; use 'denoise', or Simulate to make a mask.")
+            return np.where(np.isfinite(data), data, 0), make_operator("inpaint", shape=shape,
+                                                                        mask=finite)
+        if value == DEBLUR:
+            return data, make_operator("blur", shape=shape, sigma=float(self.sigma.value))
+        if value == SUPERRES:
+            f = int(self.factor.value)
+            return data, make_operator("downsample", shape=(shape[0] * f, shape[1] * f), factor=f)
+        return data, make_operator("denoise", shape=shape)
 
     # -- running -----------------------------------------------------------------------------
     def start(self) -> None:
         """Check the inputs and start the reconstruction in a worker thread."""
-        from ..api import iter_reconstruct
+        from ..api import iter_reconstruct_stack
 
         if self.worker is not None:
             show_warning("A reconstruction is already running; cancel it first.")
@@ -98,19 +227,18 @@ class ReconstructWidget(Container):
             show_warning("Pick an image layer to reconstruct.")
             return
         try:
-            if layer.multiscale or layer.rgb:
-                raise ValueError(f"layer {layer.name!r} is {'multiscale' if layer.multiscale else 'RGB'}; "
-                                 "reconstruct needs a single-scale grey image.")
-            data = np.asarray(layer.data)
-            A = self._make_operator(layer, data)
-            prior = None if self.prior.value == NO_PRIOR else self.prior.value
-            run = iter_reconstruct(data, A, self.method.value, prior, steps=self.steps.value,
-                                   device=self.device.value, seed=self.seed.value)
-        except (ValueError, TypeError) as exc:
+            y, A = self.measurement(layer)
+            restarts = int(self.restarts.value)
+            extra = {"restarts": restarts} if restarts > 1 else {}
+            run = iter_reconstruct_stack(y, A, self.method.value, self._selected_prior(),
+                                         steps=self.steps.value, device=self.device.value,
+                                         seed=self.seed.value, **extra)
+        except (ValueError, TypeError, OSError) as exc:
             show_error(f"Cannot reconstruct {layer.name!r}: {exc}")
             return
-        self._source = layer
-        self._total = self.steps.value
+        self._source, self._y, self._A = layer, y, A
+        self._planes = int(np.prod(y.shape[:y.ndim - len(A.measurement_shape)]))
+        self._total = self.steps.value * self._planes
         self._pbar = progress(total=self._total, desc=f"genprior {self.method.value}")
         self.worker = _drive(run)
         self.worker.yielded.connect(self._on_update)
@@ -138,37 +266,94 @@ class ReconstructWidget(Container):
         return layer is not None and any(
             lyr.unique_id == layer.unique_id for lyr in self._viewer.layers)
 
+    def _result_kwargs(self, ndim: int) -> dict[str, Any]:
+        """Placement and look of a result layer of ``ndim`` axes, over the input's image."""
+        from .._layerdata import stores_measurement
+
+        src = self._source
+        kw = _placement(src, ndim)
+        if not stores_measurement(self._y[(0,) * (self._y.ndim - len(self._A.measurement_shape))],
+                                  self._A):
+            # the layer is the measurement itself: a result on a finer grid (super-resolution)
+            # has proportionally smaller pixels
+            ratio = [m / s for m, s in zip(self._A.measurement_shape, self._A.shape)]
+            kw["scale"] = tuple([*kw["scale"][:ndim - 2],
+                                 *(s * r for s, r in zip(kw["scale"][ndim - 2:], ratio))])
+            kw["contrast_limits"] = src.contrast_limits
+        kw["colormap"] = src.colormap.name
+        return kw
+
     def _on_update(self, u) -> None:
         # napari's progress bar and layer controls call processEvents(), so later updates and
-        # even the end of the run can be handled re-entrantly inside this method: check that
-        # the run is still on before and after each call that may do so.
-        if self.worker is None:
+        # even the end of the run can be handled re-entrantly inside this method. A nested call
+        # only leaves its update for the outer one to show (else fast solvers recurse without
+        # bound); and the run may have ended: check before and after each call that may do so.
+        if self._busy:
+            self._pending = u
             return
+        self._busy = True
+        try:
+            while u is not None and self.worker is not None:
+                self._show_update(u)
+                u, self._pending = self._pending, None
+        finally:
+            self._busy = False
+            self._pending = None
+
+    def _show_update(self, u) -> None:
         if u.image is not None:
-            if self._in_viewer(self._preview):
+            if self._in_viewer(self._preview) and self._preview.data.shape == u.image.shape:
                 self._preview.data = u.image
             else:
-                layer = self._viewer.add_image(
-                    u.image, name=f"{self._source.name} [preview]", **_placement(self._source),
-                    colormap=self._source.colormap.name,
-                    contrast_limits=self._source.contrast_limits)
+                if self._in_viewer(self._preview):
+                    self._viewer.layers.remove(self._preview.name)
+                layer = self._viewer.add_image(u.image, name=f"{self._source.name} [preview]",
+                                               **self._result_kwargs(u.image.ndim))
                 if self.worker is None:  # the run ended while the layer was being added
                     self._viewer.layers.remove(layer.name)
                     return
                 self._preview = layer
-        self.status.value = f"step {u.step}/{u.total}  loss {u.loss:.3g}"
+        if self.worker is None:
+            return
+        plane = f"plane {u.plane + 1}/{u.planes}  " if u.planes > 1 else ""
+        self.status.value = f"{plane}step {u.step}/{u.total}  loss {u.loss:.3g}"
         if self._pbar is not None:
-            self._pbar.update(max(0, u.step - self._pbar.n))
+            done = u.plane * self.steps.value + min(u.step, self.steps.value)
+            self._pbar.update(max(0, done - self._pbar.n))
 
     def _on_done(self, rec) -> None:
+        from ..metrics import residual_image
+
         src = self._source
         meta = {"genprior": {**rec.params, "role": "reconstruction", "source_layer": src.name,
-                             "seconds": rec.seconds, "cancelled": rec.cancelled}}
-        self._viewer.add_image(rec.image, name=f"{src.name} [{rec.method}]", metadata=meta,
-                               colormap=src.colormap.name, contrast_limits=src.contrast_limits,
-                               **_placement(src))
+                             "seconds": rec.seconds, "cancelled": rec.cancelled,
+                             "history": [float(v) for v in rec.history]}}
+        kw = self._result_kwargs(rec.image.ndim)
+        self._viewer.add_image(rec.image, name=f"{src.name} [{rec.method}]", metadata=meta, **kw)
+        if self.add_spread.value:
+            if rec.spread is None:
+                show_warning("No uncertainty layer: it needs restarts > 1 with a trained prior.")
+            else:
+                self._viewer.add_image(rec.spread, name=f"{src.name} [{rec.method} spread]",
+                                       colormap="magma", **_placement(src, rec.image.ndim),
+                                       metadata={"genprior": {"role": "spread"}})
+        if self.add_residual.value:
+            k = len(self._A.measurement_shape)
+            lead = self._y.shape[:self._y.ndim - k]
+            try:
+                res = np.stack([residual_image(self._y[ix], self._A, rec.image[ix])
+                                for ix in np.ndindex(*lead)]).reshape(rec.image.shape)
+            except ValueError as exc:
+                show_warning(f"No residual layer: {exc}")
+            else:
+                self._viewer.add_image(res, name=f"{src.name} [{rec.method} residual]",
+                                       colormap="twilight_shifted",
+                                       **_placement(src, rec.image.ndim),
+                                       metadata={"genprior": {"role": "residual"}})
         word = "cancelled, kept the best so far" if rec.cancelled else "done"
-        msg = f"{rec.method}: {word} in {rec.seconds:.1f} s ({len(rec.history)} steps)"
+        planes = f", {rec.params.get('planes_done', 1)}/{self._planes} planes" \
+            if self._planes > 1 else ""
+        msg = f"{rec.method}: {word} in {rec.seconds:.1f} s ({len(rec.history)} steps{planes})"
         self.status.value = msg
         show_info(msg)
 
@@ -188,10 +373,18 @@ class ReconstructWidget(Container):
         self.cancel_button.enabled = False
 
 
-def _placement(layer: Image) -> dict[str, Any]:
-    """Where a layer sits in the world: results are placed exactly over their input."""
-    return {"scale": layer.scale, "translate": layer.translate, "rotate": layer.rotate,
-            "shear": layer.shear}
+def _placement(layer: Image, ndim: int | None = None) -> dict[str, Any]:
+    """Where a layer sits in the world: results are placed exactly over their input.
+
+    With ``ndim`` smaller than the layer's (a preview of one plane of a stack), its last axes.
+    """
+    n = layer.ndim if ndim is None else ndim
+    if n == layer.ndim:
+        return {"scale": layer.scale, "translate": layer.translate, "rotate": layer.rotate,
+                "shear": layer.shear}
+    pad = max(0, n - layer.ndim)
+    return {"scale": (1.0,) * pad + tuple(layer.scale)[-n:],
+            "translate": (0.0,) * pad + tuple(layer.translate)[-n:]}
 
 
 @thread_worker(start_thread=False)

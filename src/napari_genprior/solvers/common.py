@@ -33,12 +33,17 @@ class Update:
         The solver's current objective (measurement misfit, in normalised units).
     image : ndarray or None
         A preview of the current estimate in the image's units, or None on steps without one.
+    plane, planes : int
+        Which plane of a stack is being reconstructed, and how many there are
+        (:func:`napari_genprior.api.iter_reconstruct_stack`); 0 and 1 for a single image.
     """
 
     step: int
     total: int
     loss: float
     image: np.ndarray | None = None
+    plane: int = 0
+    planes: int = 1
 
 
 @dataclass
