@@ -1,0 +1,91 @@
+"""Pieces the Train and Compare dock widgets share: a curve plot and a multi-select of images.
+
+The Train widget plots its loss per epoch, the Compare widget the loss histories of the results
+it compares; both through :class:`CurvePlot`, so there is one way to draw a curve in this plugin.
+Both pick several image layers with :func:`image_layer_select`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import Select
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Image
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+
+class CurvePlot(FigureCanvasQTAgg):
+    """A Qt canvas with one axes that shows named curves, the y axis logarithmic when it can be.
+
+    Parameters
+    ----------
+    title : str
+        The axes' title.
+    xlabel, ylabel : str
+        Axis labels.
+    height : float
+        Height of the figure in inches (the width follows the dock).
+
+    Attributes
+    ----------
+    curves : dict of str to list of float
+        What is shown now (name -> y values), for callers and tests.
+    """
+
+    def __init__(self, title: str = "", xlabel: str = "", ylabel: str = "",
+                 height: float = 2.6) -> None:
+        self.figure = Figure(figsize=(4.0, height), layout="constrained")
+        super().__init__(self.figure)
+        self.axes = self.figure.add_subplot()
+        self._labels = (title, xlabel, ylabel)
+        self.curves: dict[str, list[float]] = {}
+        self.setMinimumHeight(int(height * 60))
+        self.plot({})
+
+    def plot(self, curves: Mapping[str, Sequence[float]], *, x_start: int = 1,
+             logy: bool = True) -> None:
+        """Replace what is shown with ``curves`` (name -> values) and redraw.
+
+        Parameters
+        ----------
+        curves : mapping of str to sequence of float
+            The y values of each curve; the x values are ``x_start, x_start + 1, ...``.
+        x_start : int
+            The x value of every curve's first point (1 for epochs and steps).
+        logy : bool
+            A logarithmic y axis, used only when every value is positive and finite.
+        """
+        self.curves = {name: [float(v) for v in values] for name, values in curves.items()}
+        ax = self.axes
+        ax.clear()
+        title, xlabel, ylabel = self._labels
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        for name, vs in self.curves.items():
+            ax.plot(range(x_start, x_start + len(vs)), vs, label=name,
+                    marker="." if len(vs) < 30 else None)
+        values = [v for vs in self.curves.values() for v in vs]
+        if logy and values and all(0 < v < float("inf") for v in values):
+            ax.set_yscale("log")
+        if self.curves:
+            ax.legend(fontsize=7, loc="best")
+        self.draw_idle()
+
+
+def image_layer_select(viewer: napari.viewer.Viewer, label: str, tooltip: str) -> Select:
+    """A multi-select list of the viewer's image layers (the values are the layers).
+
+    Its choices are re-read whenever napari resets the choices of the dock widget that holds it
+    (napari does so when layers are added, removed, reordered or renamed).
+    """
+    def choices(_widget: Any = None) -> list[tuple[str, Image]]:
+        return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, Image)]
+
+    return Select(label=label, choices=choices, tooltip=tooltip)
