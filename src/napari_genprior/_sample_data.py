@@ -1,7 +1,10 @@
-"""napari sample data: the files in ``sample_data/`` as layers.
+"""napari sample data: the files in ``sample_data/`` and procedural phantoms, as layers.
 
-The degraded sample's layer carries its operator spec in ``metadata["genprior"]`` so that the
-Reconstruct widget rebuilds the operator without asking for parameters.
+Each degraded sample's layer carries its operator spec in ``metadata["genprior"]`` so that the
+Reconstruct widget rebuilds the operator without asking for parameters. The measurements of
+``nuclei_blur``, ``mri_phantom`` and ``digit_cs`` are simulated when they are loaded, with fixed
+seeds (so they are the same every time), and made into layers by
+:func:`napari_genprior._layerdata.measurement_layer`; ``sample_data/README.md`` says how.
 """
 
 from __future__ import annotations
@@ -9,10 +12,19 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from ._io import read_tiff
+from ._layerdata import measurement_layer
+from .operators import make_operator
+from .synthetic import brain_phantoms
 
 NUCLEI = "nuclei.tif"
 NUCLEI_INPAINT = "nuclei_inpaint50.tif"
+DIGITS = "digits_test.npz"
+
+#: Seed of the MRI sample's phantom: the bundled ``mri-vae`` prior was trained on seed 0.
+MRI_PHANTOM_SEED = 2026
 
 
 def sample_path(name: str) -> Path:
@@ -40,3 +52,47 @@ def nuclei_inpaint() -> list[tuple]:
         "metadata": {"genprior": {"operator": meta["operator"], "noise_std": meta["noise_std"],
                                   "role": "measurement"}},
     }, "image")]
+
+
+def nuclei_blur() -> list[tuple]:
+    """The clean nuclei and their measurement: Gaussian blur (sigma 2 px), Poisson noise.
+
+    The blurred image's brightest pixel is taken to be 100 expected photons
+    (``Operator.measure(photons=100)``), and the counts are scaled back to the image's units.
+    """
+    clean = nuclei()
+    x = clean[0][0]
+    A = make_operator("blur", shape=x.shape, sigma=2.0)
+    photons = 100.0
+    y = A.measure(x, photons=photons, seed=0)
+    return clean + [measurement_layer(y, A, "nuclei [blur 2 px, Poisson]", photons=photons,
+                                      contrast_limits=[float(x.min()), float(x.max())])]
+
+
+def mri_phantom() -> list[tuple]:
+    """A 256x256 brain phantom and its 4x undersampled k-space (variable-density columns).
+
+    The k-space layer shows ``log(1 + |k|)``; the exact complex k-space is in its metadata.
+    """
+    x = brain_phantoms(1, (256, 256), seed=MRI_PHANTOM_SEED)[0]
+    A = make_operator("mri", shape=x.shape, acceleration=4, center_fraction=0.08,
+                      mask="variable-density", seed=0)
+    noise_std = 0.005
+    y = A.measure(x, noise_std=noise_std, seed=1)
+    return [(x, {"name": "brain phantom", "colormap": "gray", "contrast_limits": [0.0, 1.0]},
+             "image"),
+            measurement_layer(y, A, "brain phantom [mri 4x k-space]", noise_std=noise_std)]
+
+
+def digit_cs() -> list[tuple]:
+    """A held-out handwritten digit (28x28, in [0, 1]) and 200 Gaussian random projections.
+
+    The measurement layer is a 1x200 strip; the exact values are in its metadata.
+    """
+    with np.load(sample_path(DIGITS)) as digits:
+        x = digits["images"][0].astype(np.float32) / 255.0
+    A = make_operator("cs", shape=x.shape, m=200, seed=0)
+    noise_std = 0.01
+    y = A.measure(x, noise_std=noise_std, seed=1)
+    return [(x, {"name": "digit", "colormap": "gray", "contrast_limits": [0.0, 1.0]}, "image"),
+            measurement_layer(y, A, "digit [cs, 200 measurements]", noise_std=noise_std)]

@@ -1,0 +1,291 @@
+"""napari reader for fastMRI-style single-coil HDF5 files: undersampled k-space as layers.
+
+A file holds a complex dataset ``kspace``, either one slice ``(H, W)`` or a volume
+``(slices, H, W)``, with the phase-encoding direction on the last axis (columns). Optional:
+``mask`` ``(W,)``, the sampled columns (fastMRI's test and challenge files have it);
+``reconstruction_rss`` / ``reconstruction_esc``, reference images (fastMRI centre-crops them,
+e.g. to 320x320, so they may be smaller than k-space); attributes such as ``acquisition``.
+
+:func:`get_reader` gives napari, for each file, up to four image layers:
+
+- ``"<stem> [mri <a>x k-space]"``: the measurement, shown as ``log(1 + |k|)``. Its
+  ``metadata["genprior"]`` follows :mod:`napari_genprior._layerdata`: ``"role": "measurement"``
+  and ``"operator"``, the spec of an ``mri`` operator for ONE slice ``(H, W)`` whose sampled
+  columns are the file's ``mask`` when it has one, else the columns where k-space is nonzero in
+  any slice. ``"source": {"path", "dataset", "slices"}`` names where the k-space came from.
+  K-space outside the sampled columns is set to 0 (the operator's convention).
+
+  How the exact, complex k-space is kept:
+
+  * one slice: in ``"measurement"``, as for every measurement layer, so
+    :func:`napari_genprior._layerdata.measurement_of` rebuilds ``(y, A)``;
+  * a volume: in ``"volume"`` (:func:`napari_genprior._io.encode_array`) when it is smaller
+    than :data:`EMBED_MAX_BYTES` as complex128, else only by reference to ``"source"`` (a
+    fastMRI volume is ~100 MB). :func:`kspace_slice` gives ``(y, A)`` of one slice either way;
+    :func:`measurement_of` refuses a volume (its data is not one slice).
+
+- ``"<stem> [zero-filled]"``: ``|F^-1 k|`` slice by slice (fastMRI's zero-filled baseline).
+  The ``mri`` operator models real images, so its adjoint (``reconstruct(..., "adjoint")``) is
+  the real part ``Re(F^-1 k)``; the two agree where the image's phase is zero.
+- ``"<stem> [rss]"`` / ``"<stem> [esc]"``: the file's reference reconstructions, translated so
+  that a centre crop lies over the middle of the k-space image (fastMRI's ``center_crop``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from ._io import decode_array, encode_array
+from ._layerdata import display_of, measurement_layer, measurement_of
+from .operators import MRI, Operator, from_spec
+from .operators.mri import ifft2c
+
+__all__ = ["EMBED_MAX_BYTES", "REFERENCES", "get_reader", "kspace_slice", "read_kspace_file"]
+
+PathLike = str | os.PathLike
+LayerData = tuple[Any, dict[str, Any], str]
+
+KSPACE = "kspace"
+#: Reference reconstructions a file may carry, and the suffix of their layers' names.
+REFERENCES = {"reconstruction_rss": "rss", "reconstruction_esc": "esc"}
+#: A k-space volume up to this size (as complex128) travels inside the layer's metadata.
+EMBED_MAX_BYTES = 8 * 2**20
+
+
+def get_reader(path: PathLike | list[PathLike]) -> Callable[[Any], list[LayerData]] | None:
+    """The npe2 reader contribution: :func:`read_kspace_file` for HDF5 files with k-space.
+
+    Parameters
+    ----------
+    path : path or list of paths
+        What napari was asked to open.
+
+    Returns
+    -------
+    callable or None
+        A function from the path(s) to a list of layer-data tuples, or None when any path is
+        not an HDF5 file with a ``kspace`` dataset (so napari tries other readers). A file
+        that has ``kspace`` but in a form this reader does not take (real-valued, multi-coil)
+        is accepted here and the reader raises a ValueError that says why.
+    """
+    paths = path if isinstance(path, (list, tuple)) else [path]
+    if not paths or not all(_has_kspace(p) for p in paths):
+        return None
+    return _read
+
+
+def _has_kspace(path: Any) -> bool:
+    """Whether ``path`` is an HDF5 file with a ``kspace`` dataset (any error means no)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return isinstance(f.get(KSPACE), h5py.Dataset)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _read(path: PathLike | list[PathLike]) -> list[LayerData]:
+    paths = path if isinstance(path, (list, tuple)) else [path]
+    return [layer for p in paths for layer in read_kspace_file(p)]
+
+
+def read_kspace_file(path: PathLike) -> list[LayerData]:
+    """The layers of one fastMRI-style file (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An HDF5 file with a complex ``kspace`` dataset of shape ``(H, W)`` or ``(slices, H, W)``.
+
+    Returns
+    -------
+    list of (data, kwargs, "image")
+        The k-space measurement, the zero-filled image and any reference reconstructions.
+
+    Raises
+    ------
+    ValueError
+        When the file cannot be read, has no complex 2D or 3D ``kspace``, or its ``mask``
+        does not fit it.
+    """
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            kspace = _check_kspace(f, path)
+            columns = _sampled_columns(f, kspace, path)
+            references = {key: np.asarray(f[key]) for key in REFERENCES
+                          if isinstance(f.get(key), h5py.Dataset)}
+            attrs = {key: _plain(value) for key, value in f.attrs.items()}
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read as an HDF5 file: {exc}") from exc
+    volume = kspace.ndim == 3
+    A = _operator(kspace.shape[-2:], columns)
+    kspace = kspace * A.mask  # unsampled entries are 0, as the operator measures them
+    stem = path.stem
+    source = {"path": str(path.resolve()), "dataset": KSPACE,
+              "slices": int(kspace.shape[0]) if volume else None}
+    name = f"{stem} [mri {A.acceleration:.3g}x k-space]"
+    first = kspace[0] if volume else kspace
+    data, kwargs, kind = measurement_layer(first, A, name, metadata={"hdf5_attrs": attrs})
+    meta = kwargs["metadata"]["genprior"]
+    meta["source"] = source
+    if volume:
+        del meta["measurement"]  # one slice of a volume would pass for the whole measurement
+        data = display_of(kspace)
+        if kspace.size * np.dtype(np.complex128).itemsize <= EMBED_MAX_BYTES:
+            meta["volume"] = encode_array(kspace)
+    layers: list[LayerData] = [(data, kwargs, kind)]
+    zero_filled = np.abs(_ifft2c(kspace)).astype(np.float32)
+    layers.append((zero_filled, {"name": f"{stem} [zero-filled]", "colormap": "gray",
+                                 "metadata": {"genprior": {"role": "zero-filled",
+                                                           "source": dict(source)}}}, "image"))
+    for key, ref in references.items():
+        layer = _reference_layer(ref, kspace.shape, f"{stem} [{REFERENCES[key]}]", path, key)
+        if layer is not None:
+            layers.append(layer)
+    return layers
+
+
+def kspace_slice(metadata: dict[str, Any], index: int | None = None) -> tuple[np.ndarray, Operator]:
+    """``(y, A)`` for one slice of a k-space layer made by this reader.
+
+    Parameters
+    ----------
+    metadata : dict
+        The layer's metadata (with ``metadata["genprior"]`` as this reader writes it).
+    index : int, optional
+        The slice of a volume (``0 <= index < slices``); ignored for a one-slice file.
+
+    Returns
+    -------
+    y : ndarray
+        Complex k-space of shape ``(H, W)``, 0 outside the sampled columns.
+    A : Operator
+        The layer's ``mri`` operator.
+
+    Raises
+    ------
+    ValueError
+        When the metadata is not a k-space layer's, the index is out of range, or the source
+        file (for a volume that was too large to embed) can no longer be read.
+    """
+    info = (metadata or {}).get("genprior")
+    if not isinstance(info, dict) or "operator" not in info or "source" not in info:
+        raise ValueError("the layer is not a k-space layer made by the napari-genprior HDF5 "
+                         "reader (its metadata['genprior'] has no operator and source).")
+    if "measurement" in info:
+        return measurement_of(None, metadata)
+    A = from_spec(info["operator"])
+    source = info["source"]
+    slices = int(source.get("slices") or 0)
+    if index is None or not 0 <= int(index) < slices:
+        raise ValueError(f"index must be a slice number from 0 to {slices - 1}, got {index!r}.")
+    index = int(index)
+    if "volume" in info:
+        y = decode_array(info["volume"])[index]
+    else:
+        try:
+            with h5py.File(source["path"], "r") as f:
+                y = np.asarray(f[source["dataset"]][index])
+        except (OSError, KeyError) as exc:
+            raise ValueError(f"slice {index} of {source['path']!r} cannot be read ({exc}); the "
+                             "k-space was not stored in the layer, so the file is needed.") from exc
+    if y.shape != A.shape:
+        raise ValueError(f"slice {index} has shape {y.shape}, but the layer's operator expects "
+                         f"{A.shape}; the file or the metadata changed.")
+    return y * A.mask, A
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _check_kspace(f: Any, path: Path) -> np.ndarray:
+    """The ``kspace`` dataset as a complex array, or a ValueError that says what is wrong."""
+    # ValueError throughout: these are faults of the file, not of the caller's argument types
+    ds = f.get(KSPACE)
+    if not isinstance(ds, h5py.Dataset):
+        raise ValueError(f"{path} has no 'kspace' dataset; this reader opens "  # noqa: TRY004
+                         "fastMRI-style single-coil k-space files.")
+    if not np.issubdtype(ds.dtype, np.complexfloating):
+        raise ValueError(f"{path}: 'kspace' has dtype {ds.dtype}, but k-space must be complex "
+                         "(e.g. complex64, as fastMRI stores it).")
+    if ds.ndim not in (2, 3):
+        hint = " (multi-coil k-space is not supported)" if ds.ndim == 4 else ""
+        raise ValueError(f"{path}: 'kspace' has shape {ds.shape}; expected one slice (H, W) or a "
+                         f"volume (slices, H, W) of single-coil k-space{hint}.")
+    if 0 in ds.shape:
+        raise ValueError(f"{path}: 'kspace' is empty (shape {ds.shape}).")
+    kspace = np.asarray(ds)
+    if not np.all(np.isfinite(kspace)):
+        raise ValueError(f"{path}: 'kspace' contains NaN or infinite values.")
+    return kspace
+
+
+def _sampled_columns(f: Any, kspace: np.ndarray, path: Path) -> np.ndarray:
+    """Sampled columns: the file's ``mask`` when present, else where k-space is nonzero."""
+    width = kspace.shape[-1]
+    if isinstance(f.get("mask"), h5py.Dataset):
+        mask = np.asarray(f["mask"])
+        if mask.shape != (width,) or not (mask.dtype == bool or np.issubdtype(mask.dtype, np.number)):
+            raise ValueError(f"{path}: 'mask' has shape {mask.shape} and dtype {mask.dtype}; "
+                             f"expected one number or bool per k-space column, shape ({width},).")
+        columns = mask != 0
+    else:
+        columns = np.any(kspace != 0, axis=tuple(range(kspace.ndim - 1)))
+    if not columns.any():
+        raise ValueError(f"{path}: no k-space column is sampled (the k-space is all zeros or "
+                         "the mask is empty).")
+    return columns
+
+
+def _operator(shape: tuple[int, int], columns: np.ndarray) -> MRI:
+    """The ``mri`` operator of one slice sampling ``columns``, with its acceleration and
+    centre fraction read off them (for the record; an explicit mask decides what is sampled)."""
+    width = columns.size
+    centre = width // 2
+    run = 0
+    if columns[centre]:  # the contiguous block of sampled columns around the centre
+        lo, hi = centre, centre
+        while lo > 0 and columns[lo - 1]:
+            lo -= 1
+        while hi < width - 1 and columns[hi + 1]:
+            hi += 1
+        run = hi - lo + 1
+    return MRI(shape, acceleration=width / int(columns.sum()), center_fraction=run / width,
+               mask=columns)
+
+
+def _ifft2c(kspace: np.ndarray) -> np.ndarray:
+    """Complex images of k-space slices, with the operator's centred orthonormal inverse FFT."""
+    return ifft2c(torch.from_numpy(np.ascontiguousarray(kspace))).numpy()
+
+
+def _reference_layer(ref: np.ndarray, kshape: tuple[int, ...], name: str, path: Path,
+                     key: str) -> LayerData | None:
+    """A reference reconstruction as a layer centred over the k-space image, or None (with a
+    warning) when it does not match the k-space's slices."""
+    if ref.ndim != len(kshape) or ref.shape[:-2] != kshape[:-2] or not np.isrealobj(ref):
+        warnings.warn(f"{path}: {key!r} of shape {ref.shape} and dtype {ref.dtype} does not match "
+                      f"k-space of shape {kshape}; it is not shown.", stacklevel=3)
+        return None
+    offset = [0.0] * (ref.ndim - 2) + [float((k - r) // 2) for k, r in zip(kshape[-2:], ref.shape[-2:])]
+    return (ref.astype(np.float32, copy=False),
+            {"name": name, "colormap": "gray", "translate": tuple(offset),
+             "metadata": {"genprior": {"role": "reference", "dataset": key}}}, "image")
+
+
+def _plain(value: Any) -> Any:
+    """An HDF5 attribute as a JSON-friendly Python value."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()] if value.dtype.kind in "OS" else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
