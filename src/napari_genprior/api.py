@@ -233,7 +233,9 @@ def iter_train(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int
 
 def _run(y, A, m, dev, seed, options, prior=None, restarts=1,
          prior_info=None) -> Generator[Update, "bool | None", Reconstruction]:
-    observed = A.observed()
+    observed, candidates = A.observed(), A.holdout_candidates()
+    if candidates is observed:
+        candidates = None
     op = A.copy().to(dev)
     y_t = torch.as_tensor(y, dtype=torch.complex64 if A.complex_measurements else torch.float32,
                           device=dev)
@@ -248,6 +250,7 @@ def _run(y, A, m, dev, seed, options, prior=None, restarts=1,
         y=y_t / scale,
         A=op, scale=scale, device=dev, seed=seed,
         observed=None if observed is None else torch.as_tensor(observed, device=dev),
+        holdout=None if candidates is None else torch.as_tensor(candidates, device=dev),
     )
     history: list[float] = []
     t0 = time.perf_counter()

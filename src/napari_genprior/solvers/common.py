@@ -91,6 +91,7 @@ class Problem:
     device: torch.device
     seed: int
     observed: torch.Tensor | None  # bool over the measurement entries that carry data
+    holdout: torch.Tensor | None = None  # bool: the entries that may be held out (None: observed)
     prior: Any = None  # the generator (torch.nn.Module on ``device``) for methods that use one
     restarts: int = 1
 
@@ -104,3 +105,23 @@ class Problem:
 
 SolverGen = Generator[Update, "bool | None", "tuple[torch.Tensor, dict[str, Any]]"]
 Solver = Callable[..., SolverGen]
+
+
+def draw_holdout(problem: "Problem", fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(observed, held)``: bool masks over the measurement entries; ``held`` is a random
+    ``fraction`` of the observed entries (of :attr:`Problem.holdout` where the operator names
+    candidates), drawn with a generator seeded by ``problem.seed``."""
+    y = problem.y
+    observed = (torch.ones(y.shape, dtype=torch.bool, device=y.device) if problem.observed is None
+                else problem.observed.to(device=y.device, dtype=torch.bool))
+    candidates = observed if problem.holdout is None else \
+        observed & problem.holdout.to(device=y.device, dtype=torch.bool)
+    held = torch.zeros_like(observed)
+    if fraction > 0:
+        idx = torch.nonzero(candidates.flatten().cpu()).flatten()
+        n_held = max(1, int(round(fraction * int(observed.sum()))))
+        n_held = min(n_held, idx.numel())
+        gen = torch.Generator(device="cpu").manual_seed(problem.seed)
+        pick = idx[torch.randperm(idx.numel(), generator=gen)[:n_held]]
+        held.view(-1)[pick.to(held.device)] = True
+    return observed, held

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..priors import DIPNet, dip_depth
-from .common import Problem, SolverGen, Update
+from .common import Problem, SolverGen, Update, draw_holdout
 
 
 def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels: int = 32,
@@ -28,13 +28,8 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
     dev, y, A = problem.device, problem.y, problem.A
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
 
-    observed = problem.observed if problem.observed is not None else torch.ones_like(y, dtype=torch.bool)
-    n_obs = int(observed.sum())
-    held = torch.zeros_like(observed)
-    if n_obs >= 200 and holdout > 0:
-        idx = torch.nonzero(observed.flatten().cpu()).flatten()
-        pick = idx[torch.randperm(idx.numel(), generator=gen)[: max(1, int(holdout * n_obs))]]
-        held.view(-1)[pick.to(held.device)] = True
+    n_obs = y.numel() if problem.observed is None else int(problem.observed.sum())
+    observed, held = draw_holdout(problem, holdout if n_obs >= 200 else 0.0)
     real = y.real.dtype
     train = (observed & ~held).to(real)
     held_f = held.to(real)
