@@ -22,7 +22,8 @@ import numpy as np
 from ._io import decode_array, encode_array
 from .operators import Operator, from_spec
 
-__all__ = ["display_of", "measurement_layer", "measurement_of", "stores_measurement"]
+__all__ = ["display_of", "kspace_slice", "measurement_layer", "measurement_of", "measurement_planes",
+           "stores_measurement"]
 
 
 def stores_measurement(y: np.ndarray, A: Operator) -> bool:
@@ -90,3 +91,66 @@ def measurement_of(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operat
         raise ValueError(f"the layer's measurement has shape {y.shape}, but its {A.kind!r} operator "
                          f"expects {A.measurement_shape}; the data or the metadata was changed.")
     return y, A
+
+
+def measurement_planes(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operator]:
+    """``(Y, A)`` for a measurement layer: ``Y`` is one measurement, or a stack of them for a
+    k-space volume read by the HDF5 reader (one ``A`` for every slice)."""
+    info = (metadata or {}).get("genprior") or {}
+    slices = (info.get("source") or {}).get("slices") if isinstance(info, dict) else None
+    if slices and "measurement" not in info:
+        planes = [kspace_slice(metadata, k) for k in range(int(slices))]
+        return np.stack([y for y, _ in planes]), planes[0][1]
+    return measurement_of(data, metadata)
+
+
+def kspace_slice(metadata: dict[str, Any], index: int | None = None) -> tuple[np.ndarray, Operator]:
+    """``(y, A)`` for one slice of a k-space layer made by this reader.
+
+    Parameters
+    ----------
+    metadata : dict
+        The layer's metadata (with ``metadata["genprior"]`` as this reader writes it).
+    index : int, optional
+        The slice of a volume (``0 <= index < slices``); ignored for a one-slice file.
+
+    Returns
+    -------
+    y : ndarray
+        Complex k-space of shape ``(H, W)``, 0 outside the sampled columns.
+    A : Operator
+        The layer's ``mri`` operator.
+
+    Raises
+    ------
+    ValueError
+        When the metadata is not a k-space layer's, the index is out of range, or the source
+        file (for a volume that was too large to embed) can no longer be read.
+    """
+    info = (metadata or {}).get("genprior")
+    if not isinstance(info, dict) or "operator" not in info or "source" not in info:
+        raise ValueError("the layer is not a k-space layer made by the napari-genprior HDF5 "
+                         "reader (its metadata['genprior'] has no operator and source).")
+    if "measurement" in info:
+        return measurement_of(None, metadata)
+    A = from_spec(info["operator"])
+    source = info["source"]
+    slices = int(source.get("slices") or 0)
+    if index is None or not 0 <= int(index) < slices:
+        raise ValueError(f"index must be a slice number from 0 to {slices - 1}, got {index!r}.")
+    index = int(index)
+    if "volume" in info:
+        y = decode_array(info["volume"])[index]
+    else:
+        try:
+            import h5py
+
+            with h5py.File(source["path"], "r") as f:
+                y = np.asarray(f[source["dataset"]][index])
+        except (OSError, KeyError) as exc:
+            raise ValueError(f"slice {index} of {source['path']!r} cannot be read ({exc}); the "
+                             "k-space was not stored in the layer, so the file is needed.") from exc
+    if y.shape != A.shape:
+        raise ValueError(f"slice {index} has shape {y.shape}, but the layer's operator expects "
+                         f"{A.shape}; the file or the metadata changed.")
+    return y * A.mask, A

@@ -43,9 +43,9 @@ import h5py
 import numpy as np
 import torch
 
-from ._io import decode_array, encode_array
-from ._layerdata import display_of, measurement_layer, measurement_of
-from .operators import MRI, Operator, from_spec
+from ._io import encode_array
+from ._layerdata import display_of, kspace_slice, measurement_layer
+from .operators import MRI
 from .operators.mri import ifft2c
 
 __all__ = ["EMBED_MAX_BYTES", "REFERENCES", "get_reader", "kspace_slice", "read_kspace_file"]
@@ -151,56 +151,6 @@ def read_kspace_file(path: PathLike) -> list[LayerData]:
         if layer is not None:
             layers.append(layer)
     return layers
-
-
-def kspace_slice(metadata: dict[str, Any], index: int | None = None) -> tuple[np.ndarray, Operator]:
-    """``(y, A)`` for one slice of a k-space layer made by this reader.
-
-    Parameters
-    ----------
-    metadata : dict
-        The layer's metadata (with ``metadata["genprior"]`` as this reader writes it).
-    index : int, optional
-        The slice of a volume (``0 <= index < slices``); ignored for a one-slice file.
-
-    Returns
-    -------
-    y : ndarray
-        Complex k-space of shape ``(H, W)``, 0 outside the sampled columns.
-    A : Operator
-        The layer's ``mri`` operator.
-
-    Raises
-    ------
-    ValueError
-        When the metadata is not a k-space layer's, the index is out of range, or the source
-        file (for a volume that was too large to embed) can no longer be read.
-    """
-    info = (metadata or {}).get("genprior")
-    if not isinstance(info, dict) or "operator" not in info or "source" not in info:
-        raise ValueError("the layer is not a k-space layer made by the napari-genprior HDF5 "
-                         "reader (its metadata['genprior'] has no operator and source).")
-    if "measurement" in info:
-        return measurement_of(None, metadata)
-    A = from_spec(info["operator"])
-    source = info["source"]
-    slices = int(source.get("slices") or 0)
-    if index is None or not 0 <= int(index) < slices:
-        raise ValueError(f"index must be a slice number from 0 to {slices - 1}, got {index!r}.")
-    index = int(index)
-    if "volume" in info:
-        y = decode_array(info["volume"])[index]
-    else:
-        try:
-            with h5py.File(source["path"], "r") as f:
-                y = np.asarray(f[source["dataset"]][index])
-        except (OSError, KeyError) as exc:
-            raise ValueError(f"slice {index} of {source['path']!r} cannot be read ({exc}); the "
-                             "k-space was not stored in the layer, so the file is needed.") from exc
-    if y.shape != A.shape:
-        raise ValueError(f"slice {index} has shape {y.shape}, but the layer's operator expects "
-                         f"{A.shape}; the file or the metadata changed.")
-    return y * A.mask, A
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -186,14 +186,14 @@ class ReconstructWidget(Container):
 
         Raises ValueError with a sentence when the layer does not fit.
         """
-        from .._layerdata import measurement_of
+        from .._layerdata import measurement_planes
         from ..api import make_operator
 
         if layer.multiscale or layer.rgb:
             raise ValueError(f"layer {layer.name!r} is {'multiscale' if layer.multiscale else 'RGB'};"
                              " reconstruct needs a single-scale grey image.")
         if self.operator.value == FROM_LAYER:
-            return measurement_of(layer.data, layer.metadata)
+            return measurement_planes(layer.data, layer.metadata)
         data = np.asarray(layer.data)
         if data.ndim < 2 or min(data.shape[-2:]) < 2:
             raise ValueError(f"layer {layer.name!r} has shape {data.shape}; it needs at least "
