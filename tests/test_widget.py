@@ -370,3 +370,19 @@ def test_a_kspace_volume_from_the_hdf5_reader_is_reconstructed_slice_by_slice(
     zero_filled = np.abs(viewer.layers["vol [zero-filled]"].data)
     for i in range(2):
         assert ngp.metrics.psnr(x[i], result[i]) > ngp.metrics.psnr(x[i], zero_filled[i]) + 1
+
+
+def test_the_demo_reconstructs_and_scores_the_result(qtbot):
+    from napari_genprior._widgets.demo import open_demo
+
+    viewer, widget, compare = open_demo(steps=150, run=True, show=False)
+    try:
+        assert widget.method.value == "dip" and widget.layer.value.name.endswith("noisy]")
+        _wait_until_idle(qtbot, widget)
+        qtbot.waitUntil(lambda: len(compare.rows) == 1, timeout=10_000)
+        row = compare.rows[0]
+        clean = viewer.layers["nuclei"].data
+        measured = ngp.metrics.psnr(clean, viewer.layers["nuclei [50% pixels, noisy]"].data)
+        assert row["psnr"] > measured + 5 and row["data_consistency"] is not None
+    finally:
+        viewer.close()

@@ -19,6 +19,7 @@ from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
+from psygnal import Signal
 
 from ._session import SESSION_PRIORS
 
@@ -42,6 +43,9 @@ DEFAULT_METHOD = {"denoise": "dip", "inpaint": "dip", "blur": "dip", "downsample
 
 class ReconstructWidget(Container):
     """Reconstruct an image layer (a measurement) with a generative-prior method."""
+
+    result_added = Signal(object)
+    """Emitted with the result layer when a reconstruction has been added to the viewer."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
         from ..api import list_methods
@@ -329,7 +333,8 @@ class ReconstructWidget(Container):
                              "seconds": rec.seconds, "cancelled": rec.cancelled,
                              "history": [float(v) for v in rec.history]}}
         kw = self._result_kwargs(rec.image.ndim)
-        self._viewer.add_image(rec.image, name=f"{src.name} [{rec.method}]", metadata=meta, **kw)
+        result = self._viewer.add_image(rec.image, name=f"{src.name} [{rec.method}]",
+                                        metadata=meta, **kw)
         if self.add_spread.value:
             if rec.spread is None:
                 show_warning("No uncertainty layer: it needs restarts > 1 with a trained prior.")
@@ -356,6 +361,7 @@ class ReconstructWidget(Container):
         msg = f"{rec.method}: {word} in {rec.seconds:.1f} s ({len(rec.history)} steps{planes})"
         self.status.value = msg
         show_info(msg)
+        self.result_added.emit(result)
 
     def _on_error(self, exc: Exception) -> None:
         show_error(f"Reconstruction failed: {exc}")
