@@ -58,12 +58,18 @@ def measurement_layer(y: Any, A: Operator, name: str, *, noise_std: float | None
         meta["photons"] = float(photons)
     if stores_measurement(y, A):
         meta["measurement"] = encode_array(y)
+    shown = display_of(y)
     kwargs = {"name": name, "colormap": "gray", **layer_kwargs}
+    if np.iscomplexobj(y) and "contrast_limits" not in layer_kwargs:
+        # k-space: a few central entries are orders of magnitude above the rest
+        positive = shown[shown > 0]
+        top = float(np.percentile(positive, 99.5)) if positive.size else 1.0
+        kwargs["contrast_limits"] = [0.0, top if top > 0 else 1.0]
     if A.kind == "downsample" and "scale" not in layer_kwargs:
         kwargs["scale"] = tuple(float(a) / float(b) for a, b in zip(A.shape, y.shape))
     user_meta = dict(kwargs.pop("metadata", {}) or {})
     kwargs["metadata"] = {**user_meta, "genprior": meta}
-    return display_of(y), kwargs, "image"
+    return shown, kwargs, "image"
 
 
 def measurement_of(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operator]:
