@@ -22,6 +22,8 @@ _API = {
     "reconstruct": "napari_genprior.api",
     "iter_reconstruct": "napari_genprior.api",
     "iter_reconstruct_stack": "napari_genprior.api",
+    "reconstruct_stack": "napari_genprior.api",
+    "measurement_from_layer": "napari_genprior.api",
     "iter_train": "napari_genprior.api",
     "list_methods": "napari_genprior.api",
     "Reconstruction": "napari_genprior.api",
@@ -48,8 +50,10 @@ if TYPE_CHECKING:  # pragma: no cover
         list_priors,
         load_prior,
         make_operator,
+        measurement_from_layer,
         random_prior,
         reconstruct,
+        reconstruct_stack,
         train_prior,
     )
 

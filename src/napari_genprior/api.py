@@ -19,7 +19,7 @@ from .solvers import METHODS, Problem, Reconstruction, Update
 __all__ = [
     "Reconstruction", "Update", "available_devices", "from_spec", "list_priors", "load_prior",
     "random_prior", "resolve_device", "train_prior", "iter_train", "iter_reconstruct",
-    "iter_reconstruct_stack", "list_methods", "make_operator",
+    "iter_reconstruct_stack", "reconstruct_stack", "measurement_from_layer", "list_methods", "make_operator",
     "reconstruct",
 ]
 
@@ -326,3 +326,30 @@ def reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
     if callback is None:
         return drive(run, lambda u: None)
     return drive(run, lambda u: callback(u.step, u.loss, u.image))
+
+
+def reconstruct_stack(Y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
+                      callback: Callable[[Update], "bool | None"] | None = None,
+                      **kwargs: Any) -> Reconstruction:
+    """Reconstruct a stack ``(*planes, *A.measurement_shape)`` plane by plane.
+
+    Same arguments as :func:`reconstruct`; ``callback(update)`` gets each :class:`Update`
+    (with ``update.plane`` / ``update.planes``) and may return False to stop. See
+    :func:`iter_reconstruct_stack` for the result.
+    """
+    run = iter_reconstruct_stack(Y, A, method, prior, **kwargs)
+    return drive(run, callback or (lambda u: None))
+
+
+def measurement_from_layer(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operator]:
+    """``(y, A)`` from a napari measurement layer's ``data`` and ``metadata``.
+
+    For layers made by this plugin (Simulate, the samples, the HDF5 reader): the operator is
+    rebuilt from ``metadata["genprior"]["operator"]`` and the exact measurement is taken from the
+    metadata where the layer only shows a picture of it (complex k-space, ``cs`` vectors). A
+    k-space volume gives a stack of slices (for :func:`reconstruct_stack`). Raises ValueError
+    when the layer carries no operator or its data no longer fit it.
+    """
+    from ._layerdata import measurement_planes
+
+    return measurement_planes(data, metadata)
