@@ -76,8 +76,11 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
     if prior is not None and not m.needs_prior:
         raise ValueError(f"method {method!r} uses no trained prior; leave prior=None.")
     prior_info = None
+    tiling = {k: options.pop(k) for k in ("overlap", "max_batch") if k in options}
     if m.needs_prior:
-        prior, prior_info = _check_prior(prior, A, method)
+        prior, prior_info = _check_prior(prior, A, method, **tiling)
+    elif tiling:
+        raise TypeError(f"method {method!r} uses no prior, so it takes no {sorted(tiling)}.")
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
         raise ValueError(f"restarts must be a positive integer, got {restarts!r}.")
     if restarts != 1 and not m.needs_prior:
@@ -164,8 +167,11 @@ def _run_stack(Y, A, method, prior, kwargs, lead, index, first):
                           method=METHODS[method].name, params=out, cancelled=cancelled)
 
 
-def _check_prior(prior: Any, A: Operator, method: str):
-    """The generator for a prior method (loaded when given by name or path), and its record."""
+def _check_prior(prior: Any, A: Operator, method: str, **tiling: Any):
+    """The generator for a prior method (loaded when given by name or path), and its record.
+
+    A 2D patch prior smaller than the image becomes a :class:`~napari_genprior.tiling.Mosaic`
+    of its patches (``tiling``: its ``overlap`` and ``max_batch``)."""
     from .priors import Generator as PriorModule
     from .priors import load_prior
 
@@ -179,13 +185,25 @@ def _check_prior(prior: Any, A: Operator, method: str):
     if not isinstance(prior, PriorModule):
         raise TypeError(f"prior must be a generator (from load_prior, random_prior or "
                         f"train_prior) or its name/path, got {type(prior).__name__}.")
-    if tuple(prior.image_shape) != tuple(A.shape):
-        raise ValueError(f"the prior makes images of shape {tuple(prior.image_shape)}, but the "
-                         f"{A.kind!r} operator is for images of shape {A.shape}; use a prior "
-                         "of that size or an operator for its size.")
+    patch, shape = tuple(prior.image_shape), tuple(A.shape)
+    mosaic = None
+    if patch != shape:
+        if len(patch) == 2 and len(shape) == 2 and all(s >= p for s, p in zip(shape, patch)):
+            from .tiling import Mosaic
+
+            prior = mosaic = Mosaic(prior, shape, **tiling)
+        else:
+            raise ValueError(f"the prior makes images of shape {patch}, but the {A.kind!r} "
+                             f"operator is for images of shape {shape}; a prior's patches tile "
+                             "larger 2D images, but not smaller or other-dimensional ones.")
+    elif tiling:
+        raise TypeError(f"{sorted(tiling)} apply to images larger than the prior's patch "
+                        f"{patch}; this image is the patch size.")
     info = {"architecture": prior.card.get("architecture"), "latent_dim": prior.latent_dim,
-            "image_shape": list(prior.image_shape), "data": prior.card.get("data"),
+            "image_shape": list(patch), "data": prior.card.get("data"),
             "source": source or prior.card.get("name")}
+    if mosaic is not None:
+        info["mosaic"] = mosaic.card["mosaic"]
     return prior, info
 
 
