@@ -83,3 +83,28 @@ def test_data_consistency_and_residual_metrics():
     assert r.shape == x.shape and np.abs(r).max() < 0.1
     with pytest.raises(ValueError, match="shape"):
         ngp.metrics.data_consistency(y, A, np.zeros((8, 8)))
+
+
+def test_a_dask_stack_is_read_one_plane_at_a_time(nuclei64):
+    import dask
+    import dask.array as da
+
+    read = []
+
+    @dask.delayed
+    def load(k):
+        read.append(k)
+        return nuclei64 + k
+
+    Y = da.stack([da.from_delayed(load(k), shape=(64, 64), dtype=np.float32) for k in range(3)])
+    A = ngp.make_operator("denoise", shape=(64, 64))
+    seen = []
+
+    def callback(u):
+        seen.append((u.plane, list(read)))
+
+    rec = ngp.reconstruct_stack(Y, A, method="tv", callback=callback)
+    assert rec.image.shape == (3, 64, 64)
+    first_plane_reads = [r for p, r in seen if p == 0]
+    assert first_plane_reads and all(2 not in r for r in first_plane_reads)
+    assert sorted(set(read)) == [0, 1, 2]

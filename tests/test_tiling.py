@@ -117,3 +117,38 @@ def test_tiling_options_are_checked():
     A2 = ngp.make_operator("denoise", shape=(32, 96))
     with pytest.raises(ValueError, match="not smaller"):
         ngp.reconstruct(np.zeros((32, 96), np.float32), A2, method="csgm", prior="nuclei-vae")
+
+
+def test_out_of_memory_retries_with_smaller_chunks_and_says_so(monkeypatch, nuclei64):
+    # A fake allocator: any generator call on more than 8 patches "runs out of memory".
+    from napari_genprior.priors.generators import Generator
+
+    calls = []
+
+    def guarded(self, z, _orig=type(ngp.load_prior("nuclei-vae")).forward):
+        calls.append(z.shape[0])
+        if z.shape[0] > 20:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return _orig(self, z)
+
+    G = ngp.load_prior("nuclei-vae")
+    monkeypatch.setattr(type(G), "forward", guarded)
+    big = np.tile(nuclei64, (2, 2))  # 128x128: a 3x3 mosaic, 9 patches per restart
+    A = ngp.make_operator("denoise", shape=big.shape)
+    rec = ngp.reconstruct(big, A, method="csgm", prior=G, restarts=4, steps=3, max_batch=64)
+    assert rec.image.shape == (128, 128) and np.all(np.isfinite(rec.image))
+    assert rec.params["notes"] and "started again with 16" in rec.params["notes"][0]
+    assert max(calls[-5:]) <= 16
+    assert isinstance(Generator, type)
+
+
+def test_other_errors_inside_the_solver_are_not_swallowed(monkeypatch, nuclei64):
+    G = ngp.load_prior("nuclei-vae")
+
+    def broken(self, z):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(type(G), "forward", broken)
+    A = ngp.make_operator("denoise", shape=(64, 64))
+    with pytest.raises(RuntimeError, match="a bug"):
+        ngp.reconstruct(nuclei64, A, method="csgm", prior=G, steps=2)

@@ -114,24 +114,27 @@ def iter_reconstruct_stack(Y: Any, A: Operator, method: str = "dip", prior: Any 
                            **kwargs: Any) -> Generator[Update, "bool | None", Reconstruction]:
     """Reconstruct a stack plane by plane: ``Y`` has shape ``(*planes, *A.measurement_shape)``.
 
-    Each plane is :func:`iter_reconstruct` with the same arguments (``kwargs``); its updates are
+    ``Y`` may be a lazy array (dask, zarr): each plane is read only when its turn comes. Each
+    plane is :func:`iter_reconstruct` with the same arguments (``kwargs``); its updates are
     passed on with ``plane`` / ``planes`` set. The result's ``image`` (and ``spread``) have the
     stack's leading axes; ``history`` is the planes' histories one after another and
     ``params["planes"]`` lists each plane's parameters. Sending False stops the current plane
     (which keeps its best result so far) and skips the rest: skipped planes are left at zero
     and ``params["planes_done"]`` says how many were reconstructed.
     """
-    if hasattr(Y, "__array__") and not isinstance(Y, np.ndarray):
+    lazy = hasattr(Y, "__array__") and hasattr(Y, "shape") and hasattr(Y, "ndim") \
+        and hasattr(Y, "__getitem__")  # dask, zarr, h5py: planes are read one at a time
+    if not lazy and hasattr(Y, "__array__") and not isinstance(Y, np.ndarray):
         Y = np.asarray(Y)
-    if not isinstance(Y, np.ndarray):
-        raise TypeError(f"Y must be a numpy array (a stack of measurements), got {type(Y).__name__}.")
+    if not (lazy or isinstance(Y, np.ndarray)):
+        raise TypeError(f"Y must be an array (a stack of measurements), got {type(Y).__name__}.")
     k = len(A.measurement_shape)
     if Y.ndim < k or Y.shape[Y.ndim - k:] != A.measurement_shape:
         raise ValueError(f"Y has shape {Y.shape}; its last axes must be the {A.kind!r} operator's "
                          f"measurement shape {A.measurement_shape}.")
     lead = Y.shape[:Y.ndim - k]
     index = list(np.ndindex(*lead))
-    first = iter_reconstruct(Y[index[0]], A, method, prior, **kwargs)  # checks run now
+    first = iter_reconstruct(np.asarray(Y[index[0]]), A, method, prior, **kwargs)  # checks now
     return _run_stack(Y, A, method, prior, kwargs, lead, index, first)
 
 
@@ -142,7 +145,7 @@ def _run_stack(Y, A, method, prior, kwargs, lead, index, first):
     params: list[dict] = []
     seconds, cancelled, done = 0.0, False, 0
     for i, ix in enumerate(index):
-        run = first if i == 0 else iter_reconstruct(Y[ix], A, method, prior, **kwargs)
+        run = first if i == 0 else iter_reconstruct(np.asarray(Y[ix]), A, method, prior, **kwargs)
         reply = None
         try:
             while True:
@@ -249,8 +252,14 @@ def iter_train(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int
                  seed=seed, **options)
 
 
-def _run(y, A, m, dev, seed, options, prior=None, restarts=1,
-         prior_info=None) -> Generator[Update, "bool | None", Reconstruction]:
+def _is_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` is an accelerator running out of memory (CUDA, or MPS's RuntimeError)."""
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    return isinstance(exc, oom) or (isinstance(exc, RuntimeError)
+                                    and "out of memory" in str(exc).lower())
+
+
+def _problem(y, A, dev, seed, prior, restarts) -> Problem:
     observed, candidates = A.observed(), A.holdout_candidates()
     if candidates is observed:
         candidates = None
@@ -263,34 +272,65 @@ def _run(y, A, m, dev, seed, options, prior=None, restarts=1,
         import copy
 
         G = copy.deepcopy(prior).to(dev).eval().requires_grad_(False)
-    problem = Problem(
+    return Problem(
         prior=G, restarts=restarts,
         y=y_t / scale,
         A=op, scale=scale, device=dev, seed=seed,
         observed=None if observed is None else torch.as_tensor(observed, device=dev),
         holdout=None if candidates is None else torch.as_tensor(candidates, device=dev),
     )
+
+
+def _run(y, A, m, dev, seed, options, prior=None, restarts=1,
+         prior_info=None) -> Generator[Update, "bool | None", Reconstruction]:
+    """Solve; on running out of accelerator memory, start again with the mosaic's patches in
+    smaller chunks (down to 16), then on the CPU, saying so in ``params["notes"]``."""
+    notes: list[str] = []
     history: list[float] = []
     t0 = time.perf_counter()
-    solver = m.solver(problem, **options)
     cancelled = False
-    reply: bool | None = None
-    try:
-        while True:
-            update = solver.send(reply)
-            history.append(update.loss)
-            reply = yield update
-            cancelled = cancelled or reply is False
-    except StopIteration as stop:
-        x, extra = stop.value
+    while True:
+        problem = _problem(y, A, dev, seed, prior, restarts)
+        solver = m.solver(problem, **options)
+        reply: bool | None = None
+        try:
+            while True:
+                update = solver.send(reply)
+                history.append(update.loss)
+                reply = yield update
+                cancelled = cancelled or reply is False
+        except StopIteration as stop:
+            x, extra = stop.value
+            break
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled; re-raised else
+            if not _is_oom(exc):
+                raise
+            del problem, solver
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            chunk = getattr(prior, "max_batch", None)
+            if chunk is not None and chunk > 16:
+                prior.max_batch = max(16, chunk // 4)
+                notes.append(f"out of memory on {dev} with {chunk} patches at a time; started "
+                             f"again with {prior.max_batch}.")
+            elif dev.type != "cpu":
+                notes.append(f"out of memory on {dev}; started again on the CPU.")
+                dev = torch.device("cpu")
+            else:
+                raise MemoryError("the reconstruction does not fit in memory even on the CPU "
+                                  "in the smallest chunks; use a smaller image or fewer "
+                                  "restarts.") from exc
+            history.clear()
     seconds = time.perf_counter() - t0
     spread = extra.pop("spread", None)
     params = {
         "method": m.name, "operator": A.spec(), "seed": seed, "device": str(dev),
         "restarts": restarts, "prior": prior_info,
         "options": {k: v for k, v in options.items() if k != "preview_every"},
-        "scale": scale, "version": __version__, **extra,
+        "scale": problem.scale, "version": __version__, **extra,
     }
+    if notes:
+        params["notes"] = notes
     return Reconstruction(image=problem.to_numpy(x),
                           spread=None if spread is None else problem.to_numpy(spread),
                           history=history,

@@ -198,13 +198,16 @@ class ReconstructWidget(Container):
                              " reconstruct needs a single-scale grey image.")
         if self.operator.value == FROM_LAYER:
             return measurement_planes(layer.data, layer.metadata)
-        data = np.asarray(layer.data)
+        data = layer.data  # a dask-backed layer stays lazy: planes are read one at a time
+        if not hasattr(data, "shape"):
+            data = np.asarray(data)
         if data.ndim < 2 or min(data.shape[-2:]) < 2:
             raise ValueError(f"layer {layer.name!r} has shape {data.shape}; it needs at least "
                              "2x2 pixels per plane.")
         shape = data.shape[-2:]
         value = self.operator.value
         if value == INPAINT:
+            data = np.asarray(data)
             finite = np.isfinite(data).reshape(-1, *shape).all(axis=0)
             if finite.all():
                 raise ValueError(f"layer {layer.name!r} has no NaN pixels, so nothing is missing "
@@ -355,6 +358,8 @@ class ReconstructWidget(Container):
                                        colormap="twilight_shifted",
                                        **_placement(src, rec.image.ndim),
                                        metadata={"genprior": {"role": "residual"}})
+        for note in rec.params.get("notes", []):
+            show_warning(f"{rec.method}: {note}")
         word = "cancelled, kept the best so far" if rec.cancelled else "done"
         planes = f", {rec.params.get('planes_done', 1)}/{self._planes} planes" \
             if self._planes > 1 else ""
