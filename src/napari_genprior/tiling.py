@@ -13,7 +13,7 @@ image, so ``blur``, ``downsample`` and ``mri`` stay exact across tile borders.
 
 The tile grid covers the image with stride ``P - overlap``; when the image is not a whole number
 of strides the grid is a little larger and centred on the image (the margin is made but not
-measured). Memory: the generator runs on at most ``max_batch`` patches at a time; when a batch
+measured). Memory: the generator runs on at most ``max_batch`` (256) patches at a time; when a batch
 holds more, the chunks are evaluated under activation checkpointing (recomputed in the backward
 pass), so the peak memory is that of ``max_batch`` patches, not of the whole mosaic.
 """
@@ -65,7 +65,7 @@ class Mosaic(nn.Module):
     """
 
     def __init__(self, G: nn.Module, image_shape: tuple[int, int], overlap: int | None = None,
-                 max_batch: int = 4096):
+                 max_batch: int = 256):
         super().__init__()
         patch = tuple(int(s) for s in G.image_shape)
         shape = tuple(int(s) for s in image_shape)
