@@ -48,3 +48,16 @@ def test_read_tiff_without_metadata(tmp_path):
     tifffile.imwrite(tmp_path / "plain.tif", np.ones((3, 3), np.uint16))
     data, meta = read_tiff(tmp_path / "plain.tif")
     assert meta == {} and data.shape == (3, 3)
+
+
+def test_a_three_plane_stack_is_written_as_planes_not_rgb(tmp_path):
+    import tifffile
+
+    from napari_genprior._io import read_tiff, write_tiff
+
+    stack = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    write_tiff(tmp_path / "s.tif", stack, {"a": 1})
+    with tifffile.TiffFile(tmp_path / "s.tif") as tf:
+        assert tf.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
+    data, meta = read_tiff(tmp_path / "s.tif")
+    np.testing.assert_array_equal(data, stack) and meta == {"a": 1}

@@ -33,7 +33,8 @@ _API = {
     "random_prior": "napari_genprior.api",
     "train_prior": "napari_genprior.api",
 }
-_SUBMODULES = {"metrics", "operators", "priors", "solvers", "api", "devices", "training",
+_SUBMODULES = {"metrics", "operators", "priors", "solvers", "api", "devices", "training", "batch",
+               "tiling",
                "synthetic"}
 
 __all__ = ["__version__", *_API, *sorted(_SUBMODULES)]

@@ -72,7 +72,10 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, An
     os.close(fd)
     try:
         # tifffile's "shaped" JSON description; our dict travels as one JSON string in it.
-        tifffile.imwrite(tmp, np.asarray(data), metadata={"genprior": json.dumps(metadata or {})})
+        arr = np.asarray(data)
+        # minisblack: a stack of 3 or 4 planes is planes, not RGB(A)
+        tifffile.imwrite(tmp, arr, photometric="minisblack" if arr.ndim >= 3 else None,
+                         metadata={"genprior": json.dumps(metadata or {})})
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:

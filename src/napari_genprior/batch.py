@@ -13,7 +13,9 @@ as often a few large stacks as many single images: with one task per file, one 4
 would keep one core busy and the others idle. This process reads the files (one at a time,
 a few files ahead of the workers, so memory stays bounded), sends their planes to the workers
 and writes each output as soon as all of its planes are back, so the workers need no access to
-the output folder, and an interrupted batch keeps every file it finished. Each plane runs
+the output folder, and an interrupted batch keeps every file it finished. On a distributed
+cluster the planes are futures, submitted as workers free up; dask's local schedulers
+(``"sync"``, ``"threads"``) take them in waves of whole files. Each plane runs
 :func:`~napari_genprior.api.reconstruct` with the same arguments and seed as
 :func:`~napari_genprior.api.reconstruct_stack` would, on torch with a fixed number of threads
 (1 by default), so a batch gives the same numbers on any scheduler.
@@ -27,10 +29,11 @@ import contextlib
 import glob
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -39,7 +42,7 @@ from ._io import read_tiff, write_tiff
 from ._layerdata import measurement_of
 from .operators import OPERATORS, Operator
 
-__all__ = ["BatchReport", "FileResult", "Job", "TIFF_SUFFIXES", "default_workers", "plan_batch",
+__all__ = ["TIFF_SUFFIXES", "BatchReport", "FileResult", "Job", "default_workers", "plan_batch",
            "run_batch"]
 
 #: File name endings :func:`plan_batch` takes from folders and glob patterns (any case).
@@ -103,13 +106,13 @@ class BatchReport:
         Every job's result.
     scheduler : str
         Where the planes ran (``"sync"``, ``"threads (2)"``, ``"LocalCluster (2 workers)"`` or
-        the cluster's address).
+        the cluster's address; ``""`` when there was nothing to do).
     seconds : float
         Wall-clock time of the whole batch.
     """
 
     files: list[FileResult] = field(default_factory=list)
-    scheduler: str = "sync"
+    scheduler: str = ""
     seconds: float = 0.0
 
     @property
@@ -135,10 +138,10 @@ class BatchReport:
     def summary(self) -> str:
         """One line of counts, then one line per failed file with its reason."""
         planes = sum(f.planes for f in self.done)
-        lines = [f"done {len(self.done)} ({planes} planes), skipped {len(self.skipped)}, "
-                 f"failed {len(self.failed)} in {self.seconds:.1f} s on {self.scheduler}"]
-        lines += [f"failed: {f.input}: {f.reason}" for f in self.failed]
-        return "\n".join(lines)
+        head = (f"done {len(self.done)} ({planes} planes), skipped {len(self.skipped)}, "
+                f"failed {len(self.failed)} in {self.seconds:.1f} s"
+                + (f" on {self.scheduler}" if self.scheduler else ""))
+        return "\n".join([head, *(f"failed: {f.input}: {f.reason}" for f in self.failed)])
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -336,11 +339,13 @@ def run_batch(jobs: Iterable[Job], operator: Any, method: str, prior: Any = None
         raise TypeError("jobs must be Job objects from plan_batch().")
     if method not in api.list_methods():
         raise ValueError(f"unknown method {method!r}; choose one of {api.list_methods()}.")
+    if "callback" in reconstruct_kwargs:
+        raise TypeError("run_batch takes no callback: it shows progress itself (progress=True).")
     settings = _Settings(
         operator=_check_operator(operator), method=method,
         prior=api.load_prior(prior) if isinstance(prior, (str, Path)) else prior,
         prior_source=str(prior) if isinstance(prior, (str, Path)) else None,
-        kwargs={k: v for k, v in reconstruct_kwargs.items() if k != "callback"},
+        kwargs=reconstruct_kwargs,
         threads=_positive("threads", threads))
     if workers is not None:
         workers = _positive("workers", workers)
@@ -354,7 +359,7 @@ def run_batch(jobs: Iterable[Job], operator: Any, method: str, prior: Any = None
                                             "its output is already there")
         else:
             todo.append(job)
-    label = "nothing to do"
+    label = ""
     if todo:
         files: Iterator[_File | FileResult] = (_prepare(job, settings) for job in todo)
         if kind is None:  # the default: read the first file to see whether one plane is all
@@ -404,7 +409,7 @@ class _File:
     A: Any
     lead: tuple[int, ...]
     planes: list[np.ndarray]
-    results: list[Any] = field(default_factory=list)
+    results: list[_Plane | None] = field(init=False)
     handles: list[Any] = field(default_factory=list)  # cluster futures kept until the file is done
 
     def __post_init__(self) -> None:
@@ -498,8 +503,10 @@ def _client(scheduler: Any, workers: int) -> Iterator[tuple[Any, str]]:
             yield client, scheduler
         return
     n = workers
+    # no dashboard; the scheduler's small HTTP server on a free port, not 8787 (often taken)
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.ERROR
+                      ) as cluster, Client(cluster) as client:
         yield client, f"LocalCluster ({n} worker{'s' * (n > 1)})"
 
 
@@ -545,14 +552,13 @@ def _measurement_and_operator(data: np.ndarray, meta: dict[str, Any],
     if data.ndim < 2:
         raise ValueError(f"its data have shape {data.shape}; an image needs two axes (give the "
                          "image shape as an operator parameter for vector measurements).")
-    shape = data.shape[-2:]
-    A = api.make_operator(kind, shape=shape, **params)
-    measured = A.measurement_shape
-    if measured != shape and len(measured) == 2 and all(m and s % m == 0
-                                                        for s, m in zip(shape, measured)):
+    plane = data.shape[-2:]
+    A = api.make_operator(kind, shape=plane, **params)
+    pairs = list(zip(plane, A.measurement_shape, strict=False))
+    if A.measurement_shape != plane and len(pairs) == 2 and all(m and p % m == 0
+                                                                for p, m in pairs):
         # a measurement smaller than its image (downsample): the image is as many times larger
-        A = api.make_operator(kind, shape=tuple(s * (s // m) for s, m in zip(shape, measured)),
-                              **params)
+        A = api.make_operator(kind, shape=tuple(p * (p // m) for p, m in pairs), **params)
     return data, A
 
 
@@ -647,7 +653,6 @@ def _run_distributed(client: Any, files: Iterable[_File | FileResult], settings:
     and every file is written here as soon as its last plane is back."""
     from distributed import as_completed
 
-    limit = 2 * max(1, len(client.scheduler_info().get("workers", {})))
     shared = client.scatter(settings, broadcast=True, hash=False)
     pending: dict[Any, tuple[_File, int]] = {}
     queue = iter(files)
@@ -655,6 +660,8 @@ def _run_distributed(client: Any, files: Iterable[_File | FileResult], settings:
     running = as_completed()
 
     def feed() -> None:
+        # two planes per worker thread in flight (asked each time: a cluster may grow)
+        limit = 2 * max(1, sum(client.nthreads().values()))
         while len(pending) < limit:
             item = next(queue, None)
             if item is None:
