@@ -170,7 +170,7 @@ def mri(args, ngp, device):
         rows[name] = {"values": med, "margin_db": med["csgm"] - med["lasso-wavelet"],
                       "pass": med["csgm"] >= med["lasso-wavelet"], "n": len(images)}
     # whole 256x256 slices: the 64x64 prior as a mosaic (5x5 tiles, overlap 16)
-    slices = list(brain_phantoms(max(2, args.n // 4), (256, 256), seed=998))
+    slices = list(brain_phantoms(max(4, args.n // 2), (256, 256), seed=998))
     ps = {"csgm": [], "sparse-gen": [], "lasso-wavelet": [], "tv": [], "zero-filled": []}
     for i, x in enumerate(slices):
         A = ngp.make_operator("mri", shape=x.shape, acceleration=4, center_fraction=0.08,

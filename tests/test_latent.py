@@ -172,3 +172,28 @@ def test_csgm_with_lbfgs(G):
     rec = ngp.reconstruct(A.measure(x0, seed=0), A, method="csgm", prior=G, restarts=4,
                           steps=100, optimizer="lbfgs", lr=1.0, lam=0.0, seed=0, device="cpu")
     assert np.linalg.norm(rec.image - x0) / np.linalg.norm(x0) < 1e-3
+
+
+def test_sparse_gen_in_wavelets_fits_a_wavelet_sparse_departure_from_the_range():
+    import torch
+
+    from napari_genprior.solvers._classical_ops import Wavelet
+
+    G = ngp.load_prior("digits-vae")
+    with torch.no_grad():
+        x0 = G(torch.randn(1, G.latent_dim, generator=torch.Generator().manual_seed(1)))[0]
+    W = Wavelet((28, 28), "haar", 2)
+    c = torch.zeros((1, *W.coeff_shape))
+    c.view(-1)[torch.tensor([200, 351, 500, 620])] = 0.8  # a few detail coefficients
+    c[:, ~W.shrink] = 0
+    x = (x0 + W.inverse(c)[0]).numpy()
+    A = ngp.make_operator("cs", shape=(28, 28), m=400, seed=0)
+    y = A.measure(x, seed=0)
+    common = dict(prior=G, restarts=3, steps=800, seed=0, device="cpu")
+    sg = ngp.reconstruct(y, A, method="sparse-gen", basis="wavelet", **common)
+    cs = ngp.reconstruct(y, A, method="csgm", **common)
+    err = lambda r: np.linalg.norm(r.image - x) / np.linalg.norm(x)  # noqa: E731
+    assert sg.params["basis"] == "wavelet"
+    assert err(sg) < 0.7 * err(cs), (err(sg), err(cs))
+    with pytest.raises(ValueError, match="basis"):
+        ngp.reconstruct(y, A, method="sparse-gen", basis="curvelet", **common)

@@ -277,13 +277,15 @@ def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, l
     A^T A. Default ``l1``: 0.1 x the median of |B A^T y| over pixels, a scale-free rule that
     never looks at the ground truth.
     """
-    from ._classical_ops import DCT, largest_eigenvalue, soft_threshold
+    from ._classical_ops import DCT, Wavelet, largest_eigenvalue, soft_threshold
 
-    if basis not in ("pixel", "dct"):
-        raise ValueError(f"basis must be 'pixel' or 'dct', got {basis!r}.")
-    transform = DCT(problem.shape) if basis == "dct" else None
+    if basis not in ("pixel", "dct", "wavelet"):
+        raise ValueError(f"basis must be 'pixel', 'dct' or 'wavelet', got {basis!r}.")
+    transform = DCT(problem.shape) if basis == "dct" else \
+        Wavelet(problem.shape, device=problem.device) if basis == "wavelet" else None
     fwd_basis = transform.forward if transform else (lambda v: v)
     inv_basis = transform.inverse if transform else (lambda c: c)
+    shrink = getattr(transform, "shrink", None)  # wavelets: the coarsest level is not penalised
 
     A, y, R = problem.A, problem.y, problem.restarts
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
@@ -309,7 +311,8 @@ def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, l
             gx = lat.image(z, gain, offset)
             r = A(gx + nu) - y
             grad_nu = 2 * A.adjoint(r)
-            nu = inv_basis(soft_threshold(fwd_basis(nu - grad_nu / (2 * L)), l1 / (2 * L)))
+            t = l1 / (2 * L) if shrink is None else shrink * (l1 / (2 * L))
+            nu = inv_basis(soft_threshold(fwd_basis(nu - grad_nu / (2 * L)), t))
             x = gx + nu
             misfit = _misfit(problem, x)
             obj = misfit + l1 * fwd_basis(nu).abs().flatten(1).sum(1)
