@@ -386,3 +386,17 @@ def test_the_demo_reconstructs_and_scores_the_result(qtbot):
         assert row["psnr"] > measured + 5 and row["data_consistency"] is not None
     finally:
         viewer.close()
+
+
+def test_a_closed_widget_stops_listening_for_session_priors(make_napari_viewer):
+    from PyQt6 import sip
+
+    from napari_genprior._widgets._session import SESSION_PRIORS
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    sip.delete(widget.prior.native)  # as when its dock (or viewer) was closed
+    G = ngp.random_prior(latent_dim=4, widths=(16, 64), image_shape=(8, 8), seed=0)
+    SESSION_PRIORS.add("after close", G)  # must not raise
+    SESSION_PRIORS.add("again", G)
+    SESSION_PRIORS.clear()

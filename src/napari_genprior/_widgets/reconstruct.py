@@ -122,7 +122,10 @@ class ReconstructWidget(Container):
         return [NO_PRIOR, *list_priors(), *SESSION_PRIORS.names(), LOAD_FILE]
 
     def _on_session_prior(self, name: str) -> None:
-        self.prior.reset_choices()
+        try:
+            self.prior.reset_choices()
+        except RuntimeError:  # this widget's Qt side was closed: stop listening
+            SESSION_PRIORS.changed.disconnect(self._on_session_prior)
 
     def load_prior_file(self, path: str) -> str | None:
         """Load a prior file, list it (under its file name) and select it; None on failure."""
