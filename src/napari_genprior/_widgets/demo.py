@@ -4,8 +4,8 @@ napari opens with the clean nuclei and their degraded measurement (half of the p
 noise), the Reconstruct widget docked with the measurement selected and the best method for it
 preset (Deep Image Prior: +3.7 dB over scikit-image's biharmonic inpainting in
 ``benchmarks/run.py``), and the Compare widget beside it: when the reconstruction is added, it is
-scored against the clean image (PSNR, SSIM, NMSE, data consistency) at once. The Simulate and
-Train prior widgets are docked too, for the next steps.
+scored against the clean image (PSNR, SSIM, NMSE, data consistency) at once. Simulate and Train
+prior are one click away in the Plugins menu.
 """
 
 from __future__ import annotations
@@ -29,11 +29,9 @@ def open_demo(steps: int | None = None, seed: int = 0, device: str = "auto", run
     viewer.open_sample("napari-genprior", SAMPLE)
     clean = viewer.layers["nuclei"]
     measurement = [lyr for lyr in viewer.layers if "operator" in lyr.metadata.get("genprior", {})][-1]
-    for name in ("Simulate", "Train prior"):
-        viewer.window.add_plugin_dock_widget("napari-genprior", name)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
     _, compare = viewer.window.add_plugin_dock_widget("napari-genprior", "Compare")
     compare.reference.value = clean
-    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
     widget.layer.value = measurement
     widget.method.value = BEST_METHOD
     if steps is not None:
