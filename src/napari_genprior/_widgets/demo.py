@@ -20,7 +20,7 @@ BEST_METHOD = "dip"
 
 
 def open_demo(steps: int | None = None, seed: int = 0, device: str = "auto", run: bool = False,
-              show: bool = True) -> tuple["napari.Viewer", ReconstructWidget, "CompareWidget"]:
+              show: bool = True) -> tuple[napari.Viewer, ReconstructWidget, CompareWidget]:
     """Open napari with the nuclei sample, its measurement and the plugin's widgets docked.
 
     Returns the viewer, the Reconstruct widget and the Compare widget.

@@ -13,15 +13,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton,
-                              SpinBox, create_widget)
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 from napari.layers import Image
-from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 
 from ._session import SESSION_PRIORS
+from ._worker import make_worker
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -250,11 +258,7 @@ class ReconstructWidget(Container):
         self._planes = int(np.prod(y.shape[:y.ndim - len(A.measurement_shape)]))
         self._total = self.steps.value * self._planes
         self._pbar = progress(total=self._total, desc=f"genprior {self.method.value}")
-        self.worker = _drive(run)
-        self.worker.yielded.connect(self._on_update)
-        self.worker.returned.connect(self._on_done)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
+        self.worker = make_worker(self, run)
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = "starting..."
@@ -399,9 +403,3 @@ def _placement(layer: Image, ndim: int | None = None) -> dict[str, Any]:
     pad = max(0, n - layer.ndim)
     return {"scale": (1.0,) * pad + tuple(layer.scale)[-n:],
             "translate": (0.0,) * pad + tuple(layer.translate)[-n:]}
-
-
-@thread_worker(start_thread=False)
-def _drive(run):
-    """Run the reconstruction generator in a worker thread; sends (Cancel) pass through."""
-    return (yield from run)

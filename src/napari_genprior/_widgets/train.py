@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
 from napari.layers import Image
-from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ._plot import CurvePlot, image_layer_select
 from ._session import SESSION_PRIORS
+from ._worker import make_worker
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -154,11 +154,7 @@ class TrainWidget(Container):
         self.loss_plot.plot({})
         self.preview = None
         self._pbar = progress(total=self.epochs.value, desc=f"genprior train {self._name}")
-        self.worker = _drive(run)
-        self.worker.yielded.connect(self._on_update)
-        self.worker.returned.connect(self._on_done)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
+        self.worker = make_worker(self, run)
         self.train_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = "starting..."
@@ -271,9 +267,3 @@ def _mosaic(samples: np.ndarray, columns: int = MOSAIC_COLUMNS) -> np.ndarray:
     tiles = np.zeros((rows * columns, h, w), dtype=np.float32)
     tiles[:n] = samples
     return tiles.reshape(rows, columns, h, w).transpose(0, 2, 1, 3).reshape(rows * h, columns * w)
-
-
-@thread_worker(start_thread=False)
-def _drive(run):
-    """Run the training generator in a worker thread; sends (Cancel) pass through."""
-    return (yield from run)
