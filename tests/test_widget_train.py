@@ -110,7 +110,9 @@ def test_cancel_stops_after_the_current_epoch_and_keeps_the_prior(viewer_and_wid
     t0 = time.perf_counter()
     widget.cancel()
     _wait_until_idle(qtbot, widget, timeout=10_000)
-    assert time.perf_counter() - t0 < 2.0
+    from conftest import latency_limit
+
+    assert time.perf_counter() - t0 < latency_limit(2.0)
     assert SESSION_PRIORS.names() == ["partial"]
     card = SESSION_PRIORS.get("partial").card["training"]
     assert card["cancelled"] and 3 <= card["epochs"] < 1000
