@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_genprior.bench.microscopy import richardson_lucy_thinned
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -36,39 +38,6 @@ def _psnr(x, r):
     import napari_genprior as ngp
 
     return ngp.metrics.psnr(x, r, 1.0)
-
-
-def _deviance(counts, mu):
-    mu = np.maximum(mu, 1e-9)
-    pos = counts > 0
-    return 2 * float(np.sum(np.where(pos, counts * np.log(np.where(pos, counts, 1) / mu), 0)
-                            - (counts - mu)))
-
-
-def richardson_lucy_thinned(y, psf, photons, peak):
-    """skimage's Richardson-Lucy with the iteration count chosen by Poisson thinning.
-
-    The photon counts c are split binomially into two independent Poisson halves c1 + c2 (data
-    thinning); Richardson-Lucy runs on c1 and the count k whose prediction best explains c2
-    (lowest Poisson deviance) is chosen; then RL runs k iterations on all of y. Only the
-    measurement and the known photon scale are used, never the ground truth.
-    """
-    from scipy.signal import fftconvolve
-    from skimage.restoration import richardson_lucy
-
-    rng = np.random.default_rng(0)
-    counts = np.round(np.clip(y, 0, None) * photons / peak).astype(np.int64)
-    c1 = rng.binomial(counts, 0.5)
-    c2 = counts - c1
-    y1 = c1 * 2.0 * peak / photons
-    grid = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 70, 100]
-    scores = []
-    for k in grid:
-        x = richardson_lucy(y1, psf, num_iter=k, clip=False)
-        mu = np.maximum(fftconvolve(x, psf, mode="same"), 0) * photons / peak / 2
-        scores.append(_deviance(c2, mu))
-    k = grid[int(np.argmin(scores))]
-    return k, richardson_lucy(np.clip(y, 0, None), psf, num_iter=k, clip=False)
 
 
 def digits(args, ngp, device):

@@ -1,0 +1,249 @@
+"""What the ``mri``, ``microscopy`` and ``speed`` experiments share.
+
+- held-out test images (seeds the bundled priors never saw, and the real nuclei crop);
+- :data:`TASKS`: each task's operator and noise, so that every experiment measures a task the
+  same way (:meth:`Task.measure`);
+- :func:`solve`: one call of :func:`napari_genprior.reconstruct` with its scores and seconds;
+- :func:`scores`, :func:`median`, and the figures :func:`image_grid` and :func:`line_plot`.
+
+Images are float32 in [0, 1], so PSNR and SSIM use a data range of 1.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+#: Seeds of the held-out procedural images (the bundled priors were trained on seed 0).
+NUCLEI_SEED = 999
+BRAIN_SEED = 998
+#: Display names of methods whose library name says little in a table.
+LABELS = {"adjoint": "zero-filled"}
+
+
+# -- held-out images -----------------------------------------------------------------------
+
+def held_out_nuclei(n: int, shape: tuple[int, int] = (64, 64)) -> list[np.ndarray]:
+    """``n`` procedural nuclei images from :data:`NUCLEI_SEED` (never seen by ``nuclei-vae``)."""
+    from ..synthetic import nuclei_images
+
+    return [np.asarray(x, np.float32) for x in nuclei_images(n, shape=shape, seed=NUCLEI_SEED)]
+
+
+def held_out_brain(n: int, shape: tuple[int, int] = (256, 256)) -> list[np.ndarray]:
+    """``n`` procedural brain slices from :data:`BRAIN_SEED` (never seen by ``mri-vae``)."""
+    from ..synthetic import brain_phantoms
+
+    return [np.asarray(x, np.float32) for x in brain_phantoms(n, shape, seed=BRAIN_SEED)]
+
+
+@lru_cache(maxsize=1)
+def _real_nuclei_reference() -> tuple[np.ndarray, float]:
+    from skimage.restoration import denoise_nl_means, estimate_sigma
+
+    from .._io import read_tiff
+    from .._sample_data import NUCLEI, sample_path
+
+    raw = read_tiff(sample_path(NUCLEI))[0].astype(np.float64)
+    lo, hi = np.percentile(raw, [1, 99.8])
+    raw = np.clip((raw - lo) / (hi - lo), 0, 1)
+    sigma = float(estimate_sigma(raw))
+    clean = denoise_nl_means(raw, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6,
+                             fast_mode=True)
+    return np.clip(clean, 0, 1).astype(np.float32), sigma
+
+
+def real_nuclei(n: int = 4) -> tuple[list[np.ndarray], float]:
+    """The first ``n`` 64x64 quadrants of the real nuclei crop, denoised, and its noise level.
+
+    ``sample_data/nuclei.tif`` is a raw microscope image: scaled to [0, 1] between its 1st and
+    99.8th percentiles it carries camera noise of std ``sigma`` (scikit-image's
+    ``estimate_sigma``), which caps any PSNR against it near ``20 log10(1 / sigma)`` dB. The
+    reference is therefore the crop denoised by non-local means (``h = 0.8 sigma``; not a
+    method under test), as in ``benchmarks/quality.py``.
+
+    Returns
+    -------
+    quadrants : list of ndarray
+        Top-left, top-right, bottom-left, bottom-right (the first ``n`` of them).
+    sigma : float
+        The raw crop's estimated noise std (in [0, 1] units).
+    """
+    clean, sigma = _real_nuclei_reference()
+    quads = [clean[:64, :64], clean[:64, 64:], clean[64:, :64], clean[64:, 64:]]
+    return [q.copy() for q in quads[:n]], sigma
+
+
+# -- tasks ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Task:
+    """How one task is measured: an operator and its noise.
+
+    Attributes
+    ----------
+    kind : str
+        The operator kind (:func:`napari_genprior.make_operator`).
+    params : dict
+        The operator's keywords besides ``shape`` and ``seed``.
+    noise : dict
+        Keywords of :meth:`Operator.measure` (``noise_std`` and/or ``photons``).
+    seeded : bool
+        Whether the operator itself is random (a mask or matrix drawn from the seed).
+    """
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    noise: dict[str, float] = field(default_factory=dict)
+    seeded: bool = False
+
+    def measure(self, x: np.ndarray, seed: int, **params: Any) -> tuple[Any, np.ndarray]:
+        """``(A, y)``: the operator for ``x``'s shape and a noisy measurement of ``x``.
+
+        ``seed`` seeds the noise (and the operator when :attr:`seeded`); ``params`` override
+        :attr:`params` (e.g. ``acceleration``).
+        """
+        from .. import api
+
+        kw = {**self.params, **params, **({"seed": seed} if self.seeded else {})}
+        A = api.make_operator(self.kind, shape=x.shape, **kw)
+        return A, A.measure(x, seed=seed, **self.noise)
+
+    def describe(self, **params: Any) -> str:
+        """One line: ``kind(params) + noise``; ``params`` override what is shown."""
+        params = ", ".join(f"{k}={v}" for k, v in {**self.params, **params}.items())
+        noise = ", ".join(f"{k} {v:g}" for k, v in self.noise.items())
+        return f"`{self.kind}`({params}){' + ' + noise if noise else ''}"
+
+
+#: Every task of the experiments, on images in [0, 1]. ``photons``: the brightest pixel of
+#: A(x) is that many expected photon counts (Poisson noise).
+TASKS: dict[str, Task] = {
+    "deconvolution": Task("blur", {"sigma": 2.0}, {"photons": 100}),
+    "denoising": Task("denoise", {}, {"photons": 20}),
+    "inpainting": Task("inpaint", {"fraction": 0.5}, {"noise_std": 0.05}, seeded=True),
+    "mri": Task("mri", {"acceleration": 4, "center_fraction": 0.08, "mask": "variable-density"},
+                {"noise_std": 0.005}, seeded=True),
+    "cs": Task("cs", {"m": 100}, {"noise_std": 0.01}, seeded=True),
+    "phase": Task("phase", {"m": 4 * 28 * 28, "matrix": "gaussian"}, {"noise_std": 0.01},
+                  seeded=True),
+}
+
+
+# -- reconstructions and scores ------------------------------------------------------------
+
+def scores(x: np.ndarray, image: np.ndarray) -> dict[str, float]:
+    """``{"psnr": dB, "ssim": ...}`` of ``image`` against ``x`` (data range 1)."""
+    from ..metrics import psnr, ssim
+
+    return {"psnr": psnr(x, image, 1.0), "ssim": ssim(x, image, 1.0)}
+
+
+def solve(x: np.ndarray, y: np.ndarray, A: Any, method: str, *, seed: int, device: str,
+          **options: Any) -> dict[str, Any]:
+    """Reconstruct with ``method`` and score it against ``x``.
+
+    Parameters
+    ----------
+    x : ndarray
+        The ground truth (used only to score).
+    y, A
+        The measurement and its operator.
+    method : str
+        A method of :func:`napari_genprior.list_methods`.
+    seed : int
+        The method's seed.
+    device : str
+        Torch device.
+    **options
+        ``prior``, ``restarts``, ``steps`` and method options.
+
+    Returns
+    -------
+    dict
+        ``psnr``, ``ssim``, ``seconds`` (wall clock of the call), ``image`` and ``params``
+        (the reconstruction's record).
+    """
+    from .. import api
+
+    t0 = time.perf_counter()
+    rec = api.reconstruct(y, A, method=method, seed=seed, device=device, **options)
+    seconds = time.perf_counter() - t0
+    return {**scores(x, rec.image), "seconds": seconds, "image": rec.image,
+            "params": rec.params}
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
+    """The median wall-clock seconds of ``repeats`` calls of ``fn``, and every time."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def median(values: Sequence[float]) -> float | None:
+    """The median of ``values`` as a float (None when empty)."""
+    return float(statistics.median(values)) if len(values) else None
+
+
+def label(method: str) -> str:
+    """A method's name as tables show it (``adjoint`` is ``zero-filled``)."""
+    return LABELS.get(method, method)
+
+
+# -- figures -------------------------------------------------------------------------------
+
+def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], title: str,
+               size: float = 1.6):
+    """A grid of grey images in [0, 1]: one row per ``(row label, [(caption, image), ...])``.
+
+    Rows may differ in length; empty cells are left blank.
+    """
+    import matplotlib.pyplot as plt
+
+    cols = max(len(cells) for _, cells in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(size * cols + 0.6, size * len(rows) + 0.5),
+                             squeeze=False)
+    for r, (row_label, cells) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(cells):
+                ax.axis("off")
+                continue
+            caption, im = cells[c]
+            ax.imshow(np.clip(im, 0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(caption, fontsize=7)
+            if c == 0:
+                ax.set_ylabel(row_label, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def line_plot(xs: Sequence[float], series: dict[str, Sequence[float | None]], *, xlabel: str,
+              ylabel: str, title: str, xticks: Sequence[float] | None = None):
+    """Lines with markers, one per ``{label: values}`` (None values are skipped)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for name, values in series.items():
+        pts = [(x, v) for x, v in zip(xs, values) if v is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", ms=4, label=name)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if xticks is not None:
+        ax.set_xticks(list(xticks), [f"{t:g}" for t in xticks])
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,422 @@
+"""``speed``: seconds per reconstruction, the cost of restarts and of the solver's bookkeeping.
+
+1. Seconds per reconstruction of every method at its default settings (one start, default
+   step limit, early stopping where the method has it) on one image per task
+   (:data:`._common.TASKS`): ``cs`` (m = 100) of a held-out 28x28 MNIST digit with
+   ``digits-vae``; ``blur``, ``inpaint`` and ``denoise`` of a held-out 64x64 procedural nuclei
+   image with ``nuclei-vae``; ``mri`` 4x of a held-out 64x64 brain phantom with ``mri-vae``;
+   ``phase`` (m = 4n Gaussian magnitudes) of the digit with ``twf``, ``sparta``, ``copram``,
+   ``csgm`` and ``twist`` (``digits-vae``). Median wall clock of :attr:`Sizes.repeats` calls
+   of :func:`napari_genprior.reconstruct`.
+2. Restarts: ``csgm`` with 10 restarts (one batch) against 1 restart (``digits-vae``, ``cs``
+   m = 100, 500 steps). Target on the CPU: less than 3x.
+3. Overhead: ``reconstruct(method="csgm")`` (same problem, 500 steps) against a bare torch loop
+   of the same 500 Adam steps on the same objective (``z.grad`` cleared, ``G(z)``, ``A(x)``,
+   misfit + ``lam ||z||^2``, ``backward``, ``step``; set-up not timed). Target: less than
+   1.2x. When missed, one solver call is profiled (``cProfile``) and the functions taking the
+   most time of their own are listed.
+4. Throughput: ``csgm`` on a 256x256 ``mri`` slice with ``mri-vae`` as a mosaic of 25 patches,
+   in patch-steps per second (patches x restarts x steps / solver seconds).
+
+On a CUDA device everything is measured on the device and on the CPU, and the table gives the
+speedup. ``torch.get_num_threads()`` is recorded: CPU times depend on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from . import Result, markdown_table
+from ._common import TASKS, held_out_brain, held_out_nuclei, label, timed
+
+LINEAR_METHODS = ("csgm", "twist", "sparse-gen", "dip", "adjoint", "lasso-dct", "lasso-wavelet",
+                  "tv")
+PHASE_METHODS = ("twf", "sparta", "copram", "csgm", "twist")
+#: The prior of each task (for the methods that take one).
+PRIORS = {"cs": "digits-vae", "deconvolution": "nuclei-vae", "inpainting": "nuclei-vae",
+          "denoising": "nuclei-vae", "mri": "mri-vae", "phase": "digits-vae"}
+#: Targets: restarts=10 over restarts=1 (CPU), and solver over bare loop.
+RESTARTS_TARGET = 3.0
+OVERHEAD_TARGET = 1.2
+_TRACKING = "best-iterate tracking (`best_x[better] = x[better]`)"
+#: Where torch ops that the bare loop lacks come from in ``reconstruct``/``solve_csgm``.
+OP_SOURCES = {
+    "aten::index": _TRACKING, "aten::nonzero": _TRACKING, "aten::_index_put_impl_": _TRACKING,
+    "aten::index_put_": _TRACKING, "aten::clone": "best-iterate tracking (copies)",
+    "aten::lt": "best-iterate tracking (`misfit < best_misfit`)",
+    "aten::where": "best-iterate tracking (`torch.where`)",
+    "aten::abs": "`_misfit`: `|A x - y|^2` (abs: complex measurements)",
+    "aten::sum": "per-restart sums (`_misfit`, the objective)",
+    "aten::min": "the loss reported each step (`float(best_misfit.min())`)",
+    "aten::item": "the loss reported each step (a host sync)",
+    "aten::_local_scalar_dense": "the loss reported each step (a host sync)",
+    "aten::argmin": "previews (the best restart)", "aten::select": "previews, tracking",
+    "aten::_to_copy": "set-up (prior and operator copied to the device)",
+    "aten::copy_": "set-up (prior and operator copied to the device)",
+    "aten::detach": "detached copies each step",
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work a run does.
+
+    Attributes
+    ----------
+    repeats : int
+        Calls per (task, method); the median is reported.
+    methods : dict
+        ``{task: methods timed}``.
+    steps : int
+        Adam steps of the restarts and overhead comparisons.
+    pair_repeats : int
+        Calls of each side of those comparisons (they take well under a second each).
+    mosaic_steps : int
+        csgm steps of the throughput run.
+    mosaic_restarts : tuple of int
+        Restarts of the throughput runs.
+    """
+
+    repeats: int
+    methods: dict[str, tuple[str, ...]]
+    steps: int
+    pair_repeats: int
+    mosaic_steps: int
+    mosaic_restarts: tuple[int, ...]
+
+
+_ALL = {**{t: LINEAR_METHODS for t in ("cs", "deconvolution", "inpainting", "denoising",
+                                       "mri")},
+        "phase": PHASE_METHODS}
+_FEW = {"cs": ("csgm", "tv", "adjoint"),
+        **{t: ("tv", "adjoint") for t in ("deconvolution", "inpainting", "denoising", "mri")},
+        "phase": ("twf", "csgm")}
+# full: about 8-10 minutes on one CPU thread, most of it dip (up to 2000 steps at 64x64)
+FULL = Sizes(repeats=3, methods=_ALL, steps=500, pair_repeats=7, mosaic_steps=40,
+             mosaic_restarts=(1, 4))
+QUICK = Sizes(repeats=1, methods=_FEW, steps=500, pair_repeats=3, mosaic_steps=10,
+              mosaic_restarts=(1,))
+
+
+def _test_images() -> dict[str, np.ndarray]:
+    """One held-out image per task."""
+    from .cs_digits import load_digits
+
+    digit = load_digits(1)[0]
+    nuclei = held_out_nuclei(1)[0]
+    return {"cs": digit, "deconvolution": nuclei, "inpainting": nuclei, "denoising": nuclei,
+            "mri": held_out_brain(1, (64, 64))[0], "phase": digit}
+
+
+def time_method(y: np.ndarray, A: Any, method: str, repeats: int, seed: int, device: str,
+                **options: Any) -> dict[str, Any]:
+    """``{"seconds": median, "times": [...], "iterations": n}`` of ``repeats`` calls of
+    :func:`napari_genprior.reconstruct` (``iterations``: the steps the last call ran)."""
+    from .. import api
+
+    last: list[Any] = []
+
+    def call() -> None:
+        last[:] = [api.reconstruct(y, A, method=method, seed=seed, device=device, **options)]
+
+    med, times = timed(call, repeats)
+    return {"seconds": med, "times": times, "iterations": len(last[0].history)}
+
+
+def _per_method(sizes: Sizes, images: dict[str, np.ndarray], priors: dict[str, Any], seed: int,
+                device: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{task: {method: time_method(...)}}`` on ``device``, each method at its defaults."""
+    from ..solvers import METHODS
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for task, methods in sizes.methods.items():
+        A, y = TASKS[task].measure(images[task], seed)
+        out[task] = {m: time_method(y, A, m, sizes.repeats, seed, device,
+                                    **({"prior": priors[task]} if METHODS[m].needs_prior
+                                       else {}))
+                     for m in methods}
+    return out
+
+
+def _cs_problem(seed: int) -> tuple[np.ndarray, Any, np.ndarray]:
+    from .cs_digits import load_digits
+
+    x = load_digits(1)[0]
+    A, y = TASKS["cs"].measure(x, seed)
+    return x, A, y
+
+
+def _restarts(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any]:
+    """Median seconds of csgm with 1 and with 10 restarts (one batch), and their ratio."""
+    from .. import api
+
+    _, A, y = _cs_problem(seed)
+    out: dict[str, Any] = {}
+    for r in (1, 10):
+        out[str(r)], out[f"times_{r}"] = timed(
+            lambda r=r: api.reconstruct(y, A, method="csgm", prior=prior, restarts=r,
+                                        steps=sizes.steps, seed=seed, device=device),
+            sizes.pair_repeats)
+    out["ratio"] = out["10"] / out["1"]
+    return out
+
+
+def bare_loop(prior: Any, A: Any, y: np.ndarray, steps: int, seed: int, device: str,
+              lr: float = 0.05, lam: float = 1e-3):
+    """csgm's objective minimised by a hand-written Adam loop; returns a callable running it.
+
+    Prepared as :func:`napari_genprior.reconstruct` prepares a problem (the prior copied to
+    ``device`` without gradients, the measurement divided by the operator's scale, the
+    prior's output mapped to data units), so that only the loop itself is timed: per step
+    ``zero_grad``, ``G(z)``, ``A(x)``, misfit + ``lam ||z||^2``, ``backward``, ``step``.
+    """
+    import torch
+
+    dev = torch.device(device)
+    G = copy.deepcopy(prior).to(dev).eval().requires_grad_(False)
+    op = A.copy().to(dev)
+    y_t = torch.as_tensor(y, device=dev)
+    scale = op.estimate_scale(y_t)
+    y_t = y_t / scale
+    norm = G.card.get("normalisation", {}) or {}
+    low = float(norm.get("low", 0.0))
+    span = float(norm.get("high", 1.0)) - low
+    z0 = torch.randn((1, G.latent_dim), generator=torch.Generator().manual_seed(seed)).to(dev)
+
+    def loop() -> None:
+        z = z0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            x = (low + G(z) * span) / scale
+            loss = (op(x) - y_t).pow(2).sum() + lam * z.pow(2).sum()
+            loss.backward()
+            opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    return loop
+
+
+def _op_times(fn: Any) -> dict[str, tuple[int, float]]:
+    """``{torch op: (calls, self CPU seconds)}`` of one call of ``fn`` (``torch.profiler``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.key: (int(e.count), e.self_cpu_time_total / 1e6) for e in prof.key_averages()}
+
+
+def op_breakdown(solver: Any, loop: Any, top: int = 12) -> dict[str, Any]:
+    """Where the solver's extra time goes: its torch ops against the bare loop's.
+
+    Both are run once under ``torch.profiler``; for every op the difference of calls and of
+    self CPU time (solver minus loop) is taken. Time the profiler does not see (Python between
+    the ops: the solver's generator protocol, its bookkeeping code) is the wall-clock
+    difference minus the ops' difference.
+
+    Returns
+    -------
+    dict
+        ``solver_ops_s`` and ``loop_ops_s`` (self CPU time of all ops), and ``top``: the ops
+        with the largest extra time (``op``, ``extra_calls``, ``extra_ms``).
+    """
+    s, b = _op_times(solver), _op_times(loop)
+    diff = [(k, s.get(k, (0, 0.0))[0] - b.get(k, (0, 0.0))[0],
+             s.get(k, (0, 0.0))[1] - b.get(k, (0, 0.0))[1]) for k in set(s) | set(b)]
+    diff.sort(key=lambda d: -d[2])
+    return {"solver_ops_s": sum(v[1] for v in s.values()),
+            "loop_ops_s": sum(v[1] for v in b.values()),
+            "top": [{"op": k, "extra_calls": c, "extra_ms": 1e3 * t} for k, c, t in diff[:top]]}
+
+
+def _overhead(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any]:
+    """The solver's wall time over the bare loop's, on the same csgm problem."""
+    from .. import api
+
+    _, A, y = _cs_problem(seed)
+
+    def solver() -> None:
+        api.reconstruct(y, A, method="csgm", prior=prior, steps=sizes.steps, seed=seed,
+                        device=device)
+
+    loop = bare_loop(prior, A, y, sizes.steps, seed, device)
+    solver()  # warm up both (first calls allocate, load kernels)
+    loop()
+    out: dict[str, Any] = {}
+    out["solver"], out["solver_times"] = timed(solver, sizes.pair_repeats)
+    out["bare"], out["bare_times"] = timed(loop, sizes.pair_repeats)
+    out["ratio"] = out["solver"] / out["bare"]
+    out["ms_per_step"] = {"solver": 1e3 * out["solver"] / sizes.steps,
+                          "bare": 1e3 * out["bare"] / sizes.steps}
+    if out["ratio"] >= OVERHEAD_TARGET:
+        out["profile"] = op_breakdown(solver, loop)
+    return out
+
+
+def _throughput(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any]:
+    """Patch-steps per second of csgm on a 256x256 mosaic (per number of restarts)."""
+    from .. import api
+    from ..tiling import Mosaic
+
+    x = held_out_brain(1, (256, 256))[0]
+    A, y = TASKS["mri"].measure(x, seed)
+    tiles = Mosaic(prior, x.shape).tiles
+    out: dict[str, Any] = {"tiles": tiles, "steps": sizes.mosaic_steps, "runs": {}}
+    for r in sizes.mosaic_restarts:
+        rec = api.reconstruct(y, A, method="csgm", prior=prior, restarts=r,
+                              steps=sizes.mosaic_steps, seed=seed, device=device)
+        out["runs"][str(r)] = {"seconds": rec.seconds,
+                               "patch_steps_per_s": tiles * r * sizes.mosaic_steps / rec.seconds}
+    return out
+
+
+def _measure(sizes: Sizes, device: str, seed: int) -> dict[str, Any]:
+    """Everything on one device."""
+    from .. import api
+
+    priors = {name: api.load_prior(name) for name in set(PRIORS.values())}
+    task_priors = {t: priors[p] for t, p in PRIORS.items()}
+    _, A, y = _cs_problem(seed)  # warm-up: the first calls in a process pay one-time costs
+    api.reconstruct(y, A, method="csgm", prior=priors["digits-vae"], steps=5, device=device)
+    return {"per_method": _per_method(sizes, _test_images(), task_priors, seed, device),
+            "restarts": _restarts(sizes, priors["digits-vae"], seed, device),
+            "overhead": _overhead(sizes, priors["digits-vae"], seed, device),
+            "throughput": _throughput(sizes, priors["mri-vae"], seed, device)}
+
+
+def _seconds_table(per: dict[str, dict[str, dict[str, Any]]],
+                   cpu: dict[str, dict[str, dict[str, Any]]] | None) -> str:
+    """Methods x tasks: median seconds (iterations run), and the speedup over the CPU."""
+    tasks = list(per)
+    methods = list(dict.fromkeys(m for t in tasks for m in per[t]))
+    rows = []
+    for m in methods:
+        row: list[Any] = [label(m)]
+        for t in tasks:
+            r = per[t].get(m)
+            if r is None:
+                row.append(None)
+                continue
+            cell = f"{r['seconds']:.3g} ({r['iterations']})"
+            if cpu is not None:
+                cell += f", {cpu[t][m]['seconds'] / r['seconds']:.1f}x"
+            row.append(cell)
+        rows.append(row)
+    return markdown_table(["method"] + [f"{t} ({TASKS[t].kind})" for t in tasks], rows)
+
+
+def _bar_plot(per: dict[str, dict[str, dict[str, Any]]], device: str):
+    import matplotlib.pyplot as plt
+
+    tasks = list(per)
+    methods = list(dict.fromkeys(m for t in tasks for m in per[t]))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    width = 0.8 / len(methods)
+    for j, m in enumerate(methods):
+        xs = [i + (j - (len(methods) - 1) / 2) * width for i, t in enumerate(tasks)
+              if m in per[t]]
+        ax.bar(xs, [per[t][m]["seconds"] for t in tasks if m in per[t]], width, label=label(m))
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set(yscale="log", ylabel="seconds per reconstruction (median)",
+           title=f"Default settings, one image per task ({device})")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def run(quick: bool, device: str, seed: int) -> Result:
+    """Time every method per task, the cost of restarts and of the solver's bookkeeping.
+
+    Parameters
+    ----------
+    quick : bool
+        Small sizes (:data:`QUICK`: one call each, a few methods) for a smoke test; else
+        :data:`FULL`.
+    device : str
+        Torch device; on anything but the CPU, the CPU is measured too.
+    seed : int
+        Seed of the measurements and the methods.
+
+    Returns
+    -------
+    Result
+        Tables of seconds, the restarts ratio, the overhead ratio (with a profile when it
+        misses its target), the mosaic throughput, and the figure ``seconds``.
+    """
+    import torch
+
+    sizes = QUICK if quick else FULL
+    devices = [device] if device == "cpu" else [device, "cpu"]
+    measured = {d: _measure(sizes, d, seed) for d in devices}
+    main = measured[device]
+    cpu = measured["cpu"]
+    threads = torch.get_num_threads()
+
+    rs, ov = cpu["restarts"], main["overhead"]
+    checks = {
+        f"csgm restarts=10 costs < {RESTARTS_TARGET:g}x restarts=1 (one batch, CPU)":
+            bool(math.isfinite(rs["ratio"]) and rs["ratio"] < RESTARTS_TARGET),
+        f"reconstruct(csgm) < {OVERHEAD_TARGET:g}x a bare torch loop of the same steps "
+        f"({device})": bool(ov["ratio"] < OVERHEAD_TARGET),
+    }
+    intro = (f"Device {device}; torch on {threads} CPU thread(s). Median wall clock of "
+             f"{sizes.repeats} call(s) of `reconstruct` per cell, each method at its default "
+             "settings (one start, default step limit; early stopping where the method has "
+             "it), in seconds, with the iterations run in brackets"
+             + (" and the speedup over the CPU" if device != "cpu" else "") + ". Images: a "
+             "held-out MNIST digit (28x28: cs, phase), a held-out procedural nuclei image "
+             "(64x64: blur, inpaint, denoise) and a held-out 64x64 brain phantom (mri); the "
+             "priors: " + ", ".join(f"{t} `{p}`" for t, p in PRIORS.items()) + ".")
+    text = [intro, "", _seconds_table(main["per_method"],
+                                      cpu["per_method"] if device != "cpu" else None), ""]
+    for d in devices:
+        r, o, tp = measured[d]["restarts"], measured[d]["overhead"], measured[d]["throughput"]
+        text += [
+            f"**{d}**:",
+            (f"- restarts: csgm ({sizes.steps} steps, `digits-vae`, cs m = 100) takes "
+             f"{r['1']:.3f} s with 1 restart and {r['10']:.3f} s with 10 in one batch: "
+             f"{r['ratio']:.2f}x (median of {sizes.pair_repeats})."),
+            (f"- overhead: `reconstruct(method=\"csgm\")` {o['solver']:.3f} s "
+             f"({o['ms_per_step']['solver']:.3f} ms/step) vs the bare loop {o['bare']:.3f} s "
+             f"({o['ms_per_step']['bare']:.3f} ms/step): {o['ratio']:.2f}x "
+             f"(median of {sizes.pair_repeats})."),
+            "- throughput: csgm on a 256x256 `mri` slice, `mri-vae` as a mosaic of "
+            f"{tp['tiles']} patches, {tp['steps']} steps: " + ", ".join(
+                f"{v['patch_steps_per_s']:.0f} patch-steps/s with {k} restart(s) "
+                f"({v['seconds']:.2f} s)" for k, v in tp["runs"].items()) + ".",
+            ""]
+    if "profile" in ov:
+        text += [_profile_text(ov, sizes.steps), ""]
+    data = {"sizes": asdict(sizes), "device": device, "torch_threads": threads,
+            "priors": PRIORS, "measured": measured}
+    figures = {"seconds": _bar_plot(main["per_method"], device)}
+    return Result(name="speed", title="Speed: seconds per reconstruction, restarts, solver "
+                                      "overhead, mosaic throughput",
+                  markdown="\n".join(text), data=data, figures=figures, checks=checks)
+
+
+def _profile_text(ov: dict[str, Any], steps: int) -> str:
+    """What the op-level profile of the solver against the bare loop says, as markdown."""
+    prof = ov["profile"]
+    rows = [[p["op"], p["extra_calls"], p["extra_ms"], OP_SOURCES.get(p["op"], "")]
+            for p in prof["top"]]
+    table = markdown_table(["torch op", "extra calls", "extra self ms", "from"], rows,
+                           fmt="{:.3g}")
+    extra_ops = prof["solver_ops_s"] - prof["loop_ops_s"]
+    extra_wall = ov["solver"] - ov["bare"]
+    return (f"The overhead target ({OVERHEAD_TARGET:g}x) is missed: the solver takes "
+            f"{1e3 * extra_wall:.0f} ms more over {steps} steps "
+            f"({1e6 * extra_wall / steps:.0f} us per step, against "
+            f"{1e3 * ov['ms_per_step']['bare']:.0f} us for a whole bare step). Under "
+            "`torch.profiler` (one call each), the solver's torch ops take "
+            f"{1e3 * prof['solver_ops_s']:.0f} ms of CPU against the loop's "
+            f"{1e3 * prof['loop_ops_s']:.0f} ms ({1e3 * extra_ops:+.0f} ms, profiler overhead "
+            "included); the rest of the difference is Python between the ops. The ops with the "
+            "most extra time:\n\n" + table)
