@@ -26,7 +26,7 @@ FIGURES = ("grid", "success", "representation")
 DATA_KEYS = ("ms", "methods", "evaluation_digits", "tuning_digits", "representation", "tuning",
              "errors", "errors_range", "success", "success_range", "success_representable",
              "mean_error", "mean_error_range", "failures_range", "failures_fitting_better",
-             "seconds_per_reconstruction")
+             "mean_excess_error", "in_range", "seconds_per_reconstruction")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,8 @@ def test_quick_run_generative_methods_beat_the_baselines(quick_run):
     for n in GENERATIVE:
         assert d["mean_error_range"][n][j] < 0.3, (n, d["mean_error_range"][n])
         assert d["mean_error"][n][j] < rep.mean() + 0.15, (n, d["mean_error"][n], rep)
+    # images in the range (x = G(z*)): at m = 100 at least one method recovers them closely
+    assert min(d["in_range"]["mean_error"][n][0] for n in GENERATIVE) < 0.3, d["in_range"]
     for n in BASELINES:
         assert min(d["mean_error"][n]) > 0.6, (n, d["mean_error"][n])
     assert 0.05 < d["representation"]["median"] < 0.6

@@ -21,6 +21,9 @@ from many random codes, all digits of the npz in one batch), and success is also
 against that best representable approximation ``x* = G(z*)``, which separates what the
 measurements and the optimiser lose from what the prior cannot represent at all.
 
+A control measures the evaluation digits' approximations ``x*`` themselves: images exactly in
+the range, the setting of the theory, where only the measurements and the optimiser can fail.
+
 No method is tuned on the evaluation digits: the options of csgm and twist are chosen among a
 few variants suggested by the literature (more restarts, starting from the best of many random
 codes, a fitted gain and offset, longer runs, plain descent without the twist) on separate
@@ -85,6 +88,9 @@ class Sizes:
         digits are fitted again with ``check_factor`` times the codes.
     check_factor : int
         See ``fit_restarts``.
+    in_range_ms : tuple of int
+        The m of the control in which the evaluation digits' approximations ``x*`` themselves
+        (images exactly in the prior's range) are measured and reconstructed.
     shown : int
         Digits in the reconstruction grid.
     """
@@ -102,16 +108,20 @@ class Sizes:
     fit_restarts: int
     fit_steps: int
     check_factor: int
+    in_range_ms: tuple[int, ...]
     shown: int
 
 
-# full: about 10 minutes on one CPU thread (representation fit 0.5, tuning 3, evaluation 6)
+# full: about 10 minutes on one CPU thread (representation fit 0.5, tuning 2.5, evaluation 6,
+# in-range control 1)
 FULL = Sizes(digits=20, tuning=20, survey=200, ms=(50, 100, 200, 400, 800, 1568, 3136),
              tune_m=100, restarts=20, csgm_steps=500, twist_steps=150, baseline_steps=100,
-             pool=2000, fit_restarts=10, fit_steps=300, check_factor=5, shown=8)
+             pool=2000, fit_restarts=10, fit_steps=300, check_factor=5,
+             in_range_ms=(50, 100, 200), shown=8)
 QUICK = Sizes(digits=2, tuning=2, survey=0, ms=(100, 800), tune_m=100, restarts=10,
               csgm_steps=200, twist_steps=60, baseline_steps=30, pool=500, fit_restarts=5,
-              fit_steps=200, check_factor=2, shown=2)
+              fit_steps=200, check_factor=2,
+              in_range_ms=(100,), shown=2)
 
 
 @dataclass(frozen=True)
@@ -309,10 +319,11 @@ def _misfit(A: Any, y: np.ndarray, image: np.ndarray) -> float:
         return float((A(torch.as_tensor(image)[None])[0] - torch.as_tensor(y)).pow(2).sum())
 
 
-def _score(X: np.ndarray, star: dict[int, np.ndarray], digits: list[int], ms: tuple[int, ...],
-           runs: dict[str, Variant | None], *, prior: Any, sizes: Sizes, seed: int,
-           device: str, keep_m: int | None = None) -> dict[str, Any]:
-    """Every method of ``runs`` on every digit at every m.
+def _score(X: np.ndarray | dict[int, np.ndarray], star: dict[int, np.ndarray], digits: list[int],
+           ms: tuple[int, ...], runs: dict[str, Variant | None], *, prior: Any, sizes: Sizes,
+           seed: int, device: str, keep_m: int | None = None) -> dict[str, Any]:
+    """Every method of ``runs`` (a name and its variant, None for a baseline) on every digit
+    at every m; ``X[i]`` is digit ``i``'s ground truth and ``star[i]`` its approximation.
 
     Returns
     -------
@@ -490,6 +501,20 @@ def _markdown(d: dict[str, Any]) -> str:
         + "\n\nFailures against x* whose reconstruction fits the magnitudes at least as well "
           "as x* does (the amplitude loss prefers a wrong image in the range: no better "
           f"optimiser would fix them): {gen_fail}.")
+    inr = d["in_range"]
+    in_range = (
+        "### Control: images inside the prior's range\n\n"
+        "The same operators, noise and methods, with each evaluation digit's approximation "
+        "x* = G(z*) as the image (in the range by construction, like the signals of the "
+        "theory); success: error < "
+        f"{THRESHOLD:g} against x*.\n\n"
+        + markdown_table(["m"] + [f"{n} success" for n in GENERATIVE]
+                         + [f"{n} mean error" for n in GENERATIVE],
+                         [[m] + [_pct(inr["success"][n][j]) for n in GENERATIVE]
+                          + [_num(inr["mean_error"][n][j]) for n in GENERATIVE]
+                          for j, m in enumerate(inr["ms"])])
+        + f"\n\n({inr['seconds']:.0f} s.)")
+    jr = [inr["ms"].index(m) for m in TARGET_MS if m in inr["ms"]]
     gen_success = [d["success"][n][j] for n in GENERATIVE for j in jt]
     first = {n: next((m for m, v in zip(ms, d["success"][n]) if v > 0), None) for n in BASELINES}
     summary = (
@@ -502,6 +527,9 @@ def _markdown(d: dict[str, Any]) -> str:
         + ". Against the best approximation x*: "
         + "; ".join(f"{n} " + ", ".join(f"{_pct(d['success_range'][n][j])} at m = {ms[j]}"
                                         for j in jt) for n in GENERATIVE)
+        + ". For images inside the range: "
+        + "; ".join(f"{n} " + ", ".join(f"{_pct(inr['success'][n][j])} at m = {inr['ms'][j]}"
+                                        for j in jr) for n in GENERATIVE)
         + f". At m = {ms[-1]} their error exceeds the representation error by "
         + ", ".join(f"{d['mean_excess_error'][n][-1]:.3f} ({n})" for n in GENERATIVE)
         + " on average, so a representable digit near the threshold may still miss it. The baselines succeed on at most "
@@ -509,7 +537,8 @@ def _markdown(d: dict[str, Any]) -> str:
         "first success: "
         + ", ".join(f"{n} at m = {first[n]}" if first[n] else f"{n} never" for n in BASELINES)
         + ".")
-    return f"{setup}\n\n{rep_text}\n\n{tune_text}\n\n{results}\n\n{summary}"
+    sections = (setup, rep_text, tune_text, results, in_range, summary)
+    return "\n\n".join(sections)
 
 
 def _checks(d: dict[str, Any]) -> dict[str, bool]:
@@ -522,6 +551,12 @@ def _checks(d: dict[str, Any]) -> dict[str, bool]:
         for n in GENERATIVE:
             checks[f"{n}: >= {TARGET:.0%} success ({what}) at {at}"] = all(
                 d[key][n][j] >= TARGET for j in jt)
+    inr = d["in_range"]
+    for n in GENERATIVE:
+        checks[f"{n}: >= {TARGET:.0%} success at {at} on images inside the prior's range "
+               "(x = G(z*) measured, the setting of the theory)"] = all(
+            inr["success"][n][inr["ms"].index(m)] >= TARGET for m in TARGET_MS
+            if m in inr["ms"])
     checks[f"baselines ({', '.join(BASELINES)}): < {BASELINE_CEILING:.0%} success at {at}"] = \
         all(d["success"][n][j] < BASELINE_CEILING for n in BASELINES for j in jt)
     return checks
@@ -544,32 +579,40 @@ def _histogram(errors: list[float]):
 
 
 def _success_plot(d: dict[str, Any]):
+    """Success vs m: against the digit (solid), against x* (dashed), images in the range
+    (dotted), and the fraction of digits the prior represents within the threshold (grey)."""
     from matplotlib.ticker import NullLocator
 
-    ms = d["ms"]
+    ms, inr = d["ms"], d["in_range"]
+    styles = {"vs x": {}, "vs G(z*)": {"linestyle": "--", "marker": "s"},
+              "on G(z*) in range": {"linestyle": ":", "marker": "^"}}
     curves = {f"{n} vs x": d["success"][n] for n in METHODS}
     curves.update({f"{n} vs G(z*)": d["success_range"][n] for n in GENERATIVE})
+    curves.update({f"{n} on G(z*) in range": [
+        inr["success"][n][inr["ms"].index(m)] if m in inr["ms"] else None for m in ms]
+        for n in GENERATIVE})
     frac = d["representation"]["evaluation_representable"] / len(d["evaluation_digits"])
-    curves[f"digits represented within {THRESHOLD:g}"] = [frac] * len(ms)
+    ceiling = f"digits represented within {THRESHOLD:g}"
+    curves[ceiling] = [frac] * len(ms)
     fig = line_plot(ms, curves, xlabel="measurements m (n = 784 pixels)",
                     ylabel=f"success rate (relative error < {THRESHOLD:g})",
                     title=f"Phase retrieval of {len(d['evaluation_digits'])} held-out digits, "
                           f"noise {d['noise_std']:g}")
     ax = fig.axes[0]
     colours = {}
-    for line in ax.get_lines():  # "vs G(z*)" dashed in its method's colour; the ceiling grey
-        name, _, against = line.get_label().partition(" vs ")
-        if against == "x":
+    for line in ax.get_lines():  # one colour per method, one line style per criterion
+        name, _, criterion = line.get_label().partition(" ")
+        if line.get_label() == ceiling:
+            line.set(color="grey", linestyle="-.", marker="")
+        elif criterion == "vs x":
             colours[name] = line.get_color()
-        elif against:
-            line.set(color=colours[name], linestyle="--", marker="s")
         else:
-            line.set(color="grey", linestyle=":", marker="")
+            line.set(color=colours[name], **styles[criterion])
     ax.set_xscale("log")
     ax.set_xticks(ms, [str(m) for m in ms])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.set_size_inches(8, 4.2)
+    fig.set_size_inches(8.5, 4.2)
     fig.tight_layout()
     return fig
 
@@ -602,7 +645,8 @@ def run(quick: bool, device: str, seed: int) -> Result:
     Returns
     -------
     Result
-        Tables, every error, the representation errors, the tuning table and three figures
+        Tables, every error, the representation errors, the tuning table, the in-range control
+        and three figures
         (``grid``, ``success``, ``representation``).
     """
     from .. import api
@@ -631,6 +675,13 @@ def run(quick: bool, device: str, seed: int) -> Result:
 
     runs: dict[str, Variant | None] = {**chosen, **dict.fromkeys(BASELINES)}
     res = _score(X, star, evaluation, sizes.ms, runs, keep_m=GRID_M, **common)
+    # control: the approximations x* themselves, in the range by construction, as the truth
+    t0 = time.perf_counter()
+    inside = _score(star, star, evaluation, sizes.in_range_ms, chosen, **common)
+    in_range = {"ms": list(sizes.in_range_ms), "seconds": time.perf_counter() - t0,
+                "errors": {n: inside["errors"][n].tolist() for n in GENERATIVE},
+                "success": {n: _per_m(inside["errors"][n] < THRESHOLD) for n in GENERATIVE},
+                "mean_error": {n: _per_m(inside["errors"][n]) for n in GENERATIVE}}
     data = {
         "sizes": asdict(sizes), "noise_std": NOISE_STD, "threshold": THRESHOLD,
         "prior": "digits-vae", "ms": list(sizes.ms), "methods": list(METHODS),
@@ -648,6 +699,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
         "errors": {n: res["errors"][n].tolist() for n in METHODS},
         "errors_range": {n: res["errors_range"][n].tolist() for n in METHODS},
         **_summarise(res, rep_eval),
+        "in_range": in_range,
         "seconds_per_reconstruction": {n: res["seconds"][n] / (len(evaluation) * len(sizes.ms))
                                        for n in METHODS},
     }
