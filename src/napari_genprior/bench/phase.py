@@ -55,7 +55,6 @@ GENERATIVE = ("csgm", "twist")
 BASELINES = ("twf", "sparta", "copram")
 METHODS = GENERATIVE + BASELINES
 TUNING_START = 100  # tuning digits: indices TUNING_START, TUNING_START + 1, ... of the npz
-SHAPE = (28, 28)
 
 
 @dataclass(frozen=True)
@@ -112,12 +111,12 @@ class Sizes:
     shown: int
 
 
-# full: about 10 minutes on one CPU thread (representation fit 0.5, tuning 2.5, evaluation 6,
-# in-range control 1)
+# full: about 10 minutes on one CPU thread (representation fit 0.5, tuning 2.5, evaluation 6.5,
+# in-range control 0.5)
 FULL = Sizes(digits=20, tuning=20, survey=200, ms=(50, 100, 200, 400, 800, 1568, 3136),
              tune_m=100, restarts=20, csgm_steps=500, twist_steps=150, baseline_steps=100,
              pool=2000, fit_restarts=10, fit_steps=300, check_factor=5,
-             in_range_ms=(50, 100, 200), shown=8)
+             in_range_ms=(100, 200), shown=8)
 QUICK = Sizes(digits=2, tuning=2, survey=0, ms=(100, 800), tune_m=100, restarts=10,
               csgm_steps=200, twist_steps=60, baseline_steps=30, pool=500, fit_restarts=5,
               fit_steps=200, check_factor=2,
@@ -173,7 +172,7 @@ def variants(sizes: Sizes) -> list[Variant]:
         Variant("twist best-of", "twist", {"restarts": R, "steps": tw}, best_of=True),
         Variant("twist best-of plain", "twist", {"restarts": R, "steps": tw, "twist": False},
                 best_of=True),
-        Variant("twist steps x3", "twist", {"restarts": R, "steps": 3 * tw}),
+        Variant("twist steps x2", "twist", {"restarts": R, "steps": 2 * tw}),
     ]
 
 
