@@ -181,12 +181,33 @@ def solve(x: np.ndarray, y: np.ndarray, A: Any, method: str, *, seed: int, devic
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
     """The median wall-clock seconds of ``repeats`` calls of ``fn``, and every time."""
-    times = []
+    (med, times), = timed_together([fn], repeats)
+    return med, times
+
+
+def timed_together(fns: Sequence[Callable[[], Any]], repeats: int,
+                   warmup: bool = False) -> list[tuple[float, list[float]]]:
+    """``timed`` for several functions whose times are compared, calls interleaved.
+
+    Round ``r`` calls every function once, in turn, so that a change of the machine's load
+    (other processes on shared cores) affects all of them alike. ``warmup``: one untimed
+    round first (first calls allocate memory and load kernels).
+
+    Returns
+    -------
+    list of (float, list of float)
+        Per function: the median seconds and every time.
+    """
+    if warmup:
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [(statistics.median(ts), ts) for ts in times]
 
 
 def median(values: Sequence[float]) -> float | None:
