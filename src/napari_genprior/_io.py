@@ -15,6 +15,21 @@ from typing import Any
 
 import numpy as np
 
+# The bundled sample files (``sample_data/``, shipped inside the package).
+NUCLEI = "nuclei.tif"
+NUCLEI_INPAINT = "nuclei_inpaint50.tif"
+DIGITS = "digits_test.npz"
+
+
+def sample_path(name: str) -> Path:
+    """Path of a bundled sample file (they ship inside the package)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("napari_genprior") / "sample_data" / name))
+    if not path.is_file():
+        raise FileNotFoundError(f"bundled sample {name!r} is missing from the installation ({path}).")
+    return path
+
 
 def encode_mask(mask: np.ndarray) -> dict:
     """A boolean array as a JSON-serialisable dict (bit-packed, base64)."""

@@ -9,30 +9,15 @@ seeds (so they are the same every time), and made into layers by
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-
 import numpy as np
 
-from ._io import read_tiff
+from ._io import DIGITS, NUCLEI, NUCLEI_INPAINT, read_tiff, sample_path
 from ._layerdata import measurement_layer
 from .operators import make_operator
 from .synthetic import brain_phantoms
 
-NUCLEI = "nuclei.tif"
-NUCLEI_INPAINT = "nuclei_inpaint50.tif"
-DIGITS = "digits_test.npz"
-
 #: Seed of the MRI sample's phantom: the bundled ``mri-vae`` prior was trained on seed 0.
 MRI_PHANTOM_SEED = 2026
-
-
-def sample_path(name: str) -> Path:
-    """Path of a bundled sample file (they ship inside the package)."""
-    path = Path(str(resources.files("napari_genprior") / "sample_data" / name))
-    if not path.is_file():
-        raise FileNotFoundError(f"bundled sample {name!r} is missing from the installation ({path}).")
-    return path
 
 
 def nuclei() -> list[tuple]:

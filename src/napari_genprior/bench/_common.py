@@ -48,7 +48,7 @@ def _real_nuclei_reference() -> tuple[np.ndarray, float]:
     from skimage.restoration import denoise_nl_means, estimate_sigma
 
     from .._io import read_tiff
-    from .._sample_data import NUCLEI, sample_path
+    from .._io import NUCLEI, sample_path
 
     raw = read_tiff(sample_path(NUCLEI))[0].astype(np.float64)
     lo, hi = np.percentile(raw, [1, 99.8])

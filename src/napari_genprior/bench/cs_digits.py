@@ -67,7 +67,7 @@ QUICK = Sizes(digits=2, ms=(25, 100, 500), steps=200, restarts=3)
 
 def load_digits(n: int) -> np.ndarray:
     """The first ``n`` held-out MNIST test digits, float32 in [0, 1], shape ``(n, 28, 28)``."""
-    from .._sample_data import DIGITS, sample_path
+    from .._io import DIGITS, sample_path
 
     with np.load(sample_path(DIGITS)) as d:
         return d["images"][:n].astype(np.float32) / 255
