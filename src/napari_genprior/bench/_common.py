@@ -47,8 +47,7 @@ def held_out_brain(n: int, shape: tuple[int, int] = (256, 256)) -> list[np.ndarr
 def _real_nuclei_reference() -> tuple[np.ndarray, float]:
     from skimage.restoration import denoise_nl_means, estimate_sigma
 
-    from .._io import read_tiff
-    from .._io import NUCLEI, sample_path
+    from .._io import NUCLEI, read_tiff, sample_path
 
     raw = read_tiff(sample_path(NUCLEI))[0].astype(np.float64)
     lo, hi = np.percentile(raw, [1, 99.8])

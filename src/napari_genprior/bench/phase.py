@@ -111,10 +111,10 @@ class Sizes:
     shown: int
 
 
-# full: about 10 minutes on one CPU thread (representation fit 0.5, tuning 2.5, evaluation 6.5,
+# full: about 9 minutes on one CPU thread (representation fit 0.5, tuning 2.5, evaluation 5.5,
 # in-range control 0.5)
 FULL = Sizes(digits=20, tuning=20, survey=200, ms=(50, 100, 200, 400, 800, 1568, 3136),
-             tune_m=100, restarts=20, csgm_steps=500, twist_steps=150, baseline_steps=100,
+             tune_m=100, restarts=20, csgm_steps=500, twist_steps=100, baseline_steps=100,
              pool=2000, fit_restarts=10, fit_steps=300, check_factor=5,
              in_range_ms=(100, 200), shown=8)
 QUICK = Sizes(digits=2, tuning=2, survey=0, ms=(100, 800), tune_m=100, restarts=10,
