@@ -28,6 +28,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 
+from ._layers import in_viewer, placement
 from ._session import SESSION_PRIORS
 from ._worker import make_worker
 
@@ -271,21 +272,12 @@ class ReconstructWidget(Container):
             self.status.value = "cancelling..."
 
     # -- worker callbacks (main thread) ------------------------------------------------------
-    def _in_viewer(self, layer: Image | None) -> bool:
-        """Whether ``layer`` is still in the viewer (the user may have deleted it).
-
-        By ``unique_id``: napari hands plugins a proxy of the viewer whose layers are proxies too,
-        so identity and ``in`` do not recognise a layer the widget added itself.
-        """
-        return layer is not None and any(
-            lyr.unique_id == layer.unique_id for lyr in self._viewer.layers)
-
     def _result_kwargs(self, ndim: int) -> dict[str, Any]:
         """Placement and look of a result layer of ``ndim`` axes, over the input's image."""
         from .._layerdata import stores_measurement
 
         src = self._source
-        kw = _placement(src, ndim)
+        kw = placement(src, ndim)
         if not stores_measurement(self._y[(0,) * (self._y.ndim - len(self._A.measurement_shape))],
                                   self._A):
             # the layer is the measurement itself: a result on a finer grid (super-resolution)
@@ -316,10 +308,10 @@ class ReconstructWidget(Container):
 
     def _show_update(self, u) -> None:
         if u.image is not None:
-            if self._in_viewer(self._preview) and self._preview.data.shape == u.image.shape:
+            if in_viewer(self._viewer, self._preview) and self._preview.data.shape == u.image.shape:
                 self._preview.data = u.image
             else:
-                if self._in_viewer(self._preview):
+                if in_viewer(self._viewer, self._preview):
                     self._viewer.layers.remove(self._preview.name)
                 layer = self._viewer.add_image(u.image, name=f"{self._source.name} [preview]",
                                                **self._result_kwargs(u.image.ndim))
@@ -350,7 +342,7 @@ class ReconstructWidget(Container):
                 show_warning("No uncertainty layer: it needs restarts > 1 with a trained prior.")
             else:
                 self._viewer.add_image(rec.spread, name=f"{src.name} [{rec.method} spread]",
-                                       colormap="magma", **_placement(src, rec.image.ndim),
+                                       colormap="magma", **placement(src, rec.image.ndim),
                                        metadata={"genprior": {"role": "spread"}})
         if self.add_residual.value:
             k = len(self._A.measurement_shape)
@@ -363,7 +355,7 @@ class ReconstructWidget(Container):
             else:
                 self._viewer.add_image(res, name=f"{src.name} [{rec.method} residual]",
                                        colormap="twilight_shifted",
-                                       **_placement(src, rec.image.ndim),
+                                       **placement(src, rec.image.ndim),
                                        metadata={"genprior": {"role": "residual"}})
         for note in rec.params.get("notes", []):
             show_warning(f"{rec.method}: {note}")
@@ -380,7 +372,7 @@ class ReconstructWidget(Container):
         self.status.value = f"failed: {exc}"
 
     def _on_finished(self) -> None:
-        if self._in_viewer(self._preview):
+        if in_viewer(self._viewer, self._preview):
             self._viewer.layers.remove(self._preview.name)
         self._preview = None
         if self._pbar is not None:
@@ -389,17 +381,3 @@ class ReconstructWidget(Container):
         self.worker = None
         self.run_button.enabled = True
         self.cancel_button.enabled = False
-
-
-def _placement(layer: Image, ndim: int | None = None) -> dict[str, Any]:
-    """Where a layer sits in the world: results are placed exactly over their input.
-
-    With ``ndim`` smaller than the layer's (a preview of one plane of a stack), its last axes.
-    """
-    n = layer.ndim if ndim is None else ndim
-    if n == layer.ndim:
-        return {"scale": layer.scale, "translate": layer.translate, "rotate": layer.rotate,
-                "shear": layer.shear}
-    pad = max(0, n - layer.ndim)
-    return {"scale": (1.0,) * pad + tuple(layer.scale)[-n:],
-            "translate": (0.0,) * pad + tuple(layer.translate)[-n:]}

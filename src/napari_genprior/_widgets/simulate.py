@@ -30,7 +30,7 @@ from napari.utils.notifications import show_error, show_warning
 from ..operators import OPERATORS
 from ..operators.blur import BOUNDARIES
 from ..operators.mri import MASKS
-from .reconstruct import _placement
+from ._layers import placement
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -227,7 +227,7 @@ class SimulateWidget(Container):
             added.append(self._viewer.add_image(
                 back, name=f"{clean.name} [{A.kind} adjoint]", colormap=clean.colormap.name,
                 metadata={"genprior": {"role": "adjoint", "operator": A.spec()}},
-                **_placement(clean)))
+                **placement(clean)))
         self.last_layers = added
         self.status.value = f"{label}: added {', '.join(repr(lyr.name) for lyr in added)}"
         return added
@@ -338,7 +338,7 @@ def _measurement_look(clean: Image, A: Operator, y: np.ndarray) -> dict[str, Any
     """
     from .._layerdata import stores_measurement
 
-    look = _placement(clean)
+    look = placement(clean)
     if A.kind == "downsample":
         factor = np.asarray(A.spec()["factor"], dtype=float)
         look["scale"] = np.asarray(clean.scale, dtype=float) * factor

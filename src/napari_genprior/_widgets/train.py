@@ -21,6 +21,7 @@ from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
+from ._layers import in_viewer
 from ._plot import CurvePlot, image_layer_select
 from ._session import SESSION_PRIORS
 from ._worker import make_worker
@@ -199,11 +200,6 @@ class TrainWidget(Container):
             self.save(path)
 
     # -- worker callbacks (main thread) ------------------------------------------------------
-    def _in_viewer(self, layer: Image | None) -> bool:
-        """Whether ``layer`` is still in the viewer (by ``unique_id``: the viewer may be a proxy)."""
-        return layer is not None and any(
-            lyr.unique_id == layer.unique_id for lyr in self._viewer.layers)
-
     def _on_update(self, u) -> None:
         # napari's progress bar and add_image call processEvents(), so later updates and even
         # the end of the run can be handled re-entrantly inside this method: the losses are
@@ -215,7 +211,7 @@ class TrainWidget(Container):
         self.loss_plot.plot(self.losses)
         if u.samples is not None:
             tiles = _mosaic(u.samples)
-            if self._in_viewer(self.preview):
+            if in_viewer(self._viewer, self.preview):
                 self.preview.data = tiles
             else:
                 # kept when the run ends, even if it ends while the layer is being added
@@ -235,7 +231,7 @@ class TrainWidget(Container):
         G.card["name"] = name
         self.trained, self.trained_name = G, name
         self.save_button.enabled = True
-        if self._in_viewer(self.preview):
+        if in_viewer(self._viewer, self.preview):
             self.preview.metadata["genprior"]["prior"] = name
         info = G.card.get("training", {})
         epochs, seconds = info.get("epochs", 0), info.get("seconds", 0.0)
