@@ -59,12 +59,9 @@ def nmse(reference, image) -> float:
     return float(np.sum((img - ref) ** 2) / denom)
 
 
-def data_consistency(y, A, image) -> float:
-    """Relative misfit ||A(image) - y|| / ||y|| of an image to the measurement ``y`` of ``A``.
-
-    Needs no ground truth: it says how well a reconstruction explains the data (near the noise
-    level relative to the signal is good; much lower means the noise is being fitted).
-    """
+def _misfit(y, A, image):
+    """``(y, op, r)``: checked inputs, ``A`` on the CPU and the misfit ``r = y - A(image)``
+    (a float64 or complex128 tensor), for :func:`data_consistency` and :func:`residual_image`."""
     import torch
 
     y = np.asarray(y)
@@ -77,12 +74,23 @@ def data_consistency(y, A, image) -> float:
                          f"of shape {tuple(A.measurement_shape)}.")
     if not (np.all(np.isfinite(img)) and np.all(np.isfinite(y))):
         raise ValueError("data consistency needs finite values in the image and the measurement.")
-    with torch.no_grad():
-        pred = A.copy().to("cpu")(torch.from_numpy(img)).numpy()
-    denom = float(np.linalg.norm(y))
-    if denom == 0:
+    if not np.any(y):
         raise ValueError("data consistency is undefined for an all-zero measurement.")
-    return float(np.linalg.norm(pred - y) / denom)
+    op = A.copy().to("cpu")
+    with torch.no_grad():
+        r = torch.from_numpy(y.astype(np.complex128 if np.iscomplexobj(y) else np.float64)) \
+            - op(torch.from_numpy(img))
+    return y, op, r
+
+
+def data_consistency(y, A, image) -> float:
+    """Relative misfit ||A(image) - y|| / ||y|| of an image to the measurement ``y`` of ``A``.
+
+    Needs no ground truth: it says how well a reconstruction explains the data (near the noise
+    level relative to the signal is good; much lower means the noise is being fitted).
+    """
+    y, _, r = _misfit(y, A, image)
+    return float(np.linalg.norm(r.numpy()) / np.linalg.norm(y))
 
 
 def residual_image(y, A, image) -> np.ndarray:
@@ -95,18 +103,13 @@ def residual_image(y, A, image) -> np.ndarray:
     """
     import torch
 
-    y = np.asarray(y)
-    img = np.asarray(image, dtype=np.float64)
-    data_consistency(y, A, img)  # the same checks (shapes, finite values)
-    op = A.copy().to("cpu")
+    _, op, r = _misfit(y, A, image)
+    if r.shape == tuple(A.shape) and not r.is_complex():
+        return r.numpy().astype(np.float32)
+    if not A.linear:
+        raise ValueError(f"the {A.kind!r} operator is not linear: its misfit has no picture "
+                         "on the image grid.")
     with torch.no_grad():
-        r = torch.from_numpy(y.astype(np.complex128 if np.iscomplexobj(y) else np.float64)) \
-            - op(torch.from_numpy(img))
-        if r.shape == img.shape and not r.is_complex():
-            return r.numpy().astype(np.float32)
-        if not A.linear:
-            raise ValueError(f"the {A.kind!r} operator is not linear: its misfit has no picture "
-                             "on the image grid.")
         back = op.adjoint(r)
-        back = back.real if back.is_complex() else back
-        return back.numpy().astype(np.float32)
+    back = back.real if back.is_complex() else back
+    return back.numpy().astype(np.float32)
