@@ -15,6 +15,7 @@ Pure numpy: nothing here imports napari.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,7 @@ def measurement_of(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operat
         When the metadata carries no operator, a spec that cannot be rebuilt, or a measurement
         that does not fit the operator (e.g. metadata edited by hand, or another layer's data).
     """
-    info = (metadata or {}).get("genprior")
+    info = _info(metadata)
     if not isinstance(info, dict) or "operator" not in info:
         raise ValueError("the layer carries no operator in metadata['genprior']; it was not made "
                          "by this plugin, so choose the operator by hand.")
@@ -99,15 +100,33 @@ def measurement_of(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operat
     return y, A
 
 
+def _info(metadata: Any) -> Any:
+    """``metadata["genprior"]`` (None when absent); TypeError when metadata is not a dict."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a dict (a layer's metadata), got "
+                        f"{type(metadata).__name__}.")
+    return metadata.get("genprior")
+
+
 def measurement_planes(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operator]:
     """``(Y, A)`` for a measurement layer: ``Y`` is one measurement, or a stack of them for a
     k-space volume read by the HDF5 reader (one ``A`` for every slice)."""
-    info = (metadata or {}).get("genprior") or {}
-    slices = (info.get("source") or {}).get("slices") if isinstance(info, dict) else None
+    info = _info(metadata)
+    source = info.get("source") if isinstance(info, dict) else None
+    slices = source.get("slices") if isinstance(source, dict) else None
     if slices and "measurement" not in info:
-        planes = [kspace_slice(metadata, k) for k in range(int(slices))]
+        planes = [kspace_slice(metadata, k) for k in range(_count(slices, "source slices"))]
         return np.stack([y for y, _ in planes]), planes[0][1]
     return measurement_of(data, metadata)
+
+
+def _count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < value < 100_000:
+        raise ValueError(f"the layer's metadata gives {what} = {value!r:.80}; expected a positive "
+                         "integer. The metadata was changed.")
+    return int(value)
 
 
 def kspace_slice(metadata: dict[str, Any], index: int | None = None) -> tuple[np.ndarray, Operator]:
@@ -133,15 +152,16 @@ def kspace_slice(metadata: dict[str, Any], index: int | None = None) -> tuple[np
         When the metadata is not a k-space layer's, the index is out of range, or the source
         file (for a volume that was too large to embed) can no longer be read.
     """
-    info = (metadata or {}).get("genprior")
-    if not isinstance(info, dict) or "operator" not in info or "source" not in info:
+    info = _info(metadata)
+    if not isinstance(info, dict) or "operator" not in info or not isinstance(info.get("source"),
+                                                                                 dict):
         raise ValueError("the layer is not a k-space layer made by the napari-genprior HDF5 "
                          "reader (its metadata['genprior'] has no operator and source).")
     if "measurement" in info:
         return measurement_of(None, metadata)
     A = from_spec(info["operator"])
     source = info["source"]
-    slices = int(source.get("slices") or 0)
+    slices = _count(source.get("slices"), "source slices")
     if index is None or not 0 <= int(index) < slices:
         raise ValueError(f"index must be a slice number from 0 to {slices - 1}, got {index!r}.")
     index = int(index)

@@ -290,10 +290,11 @@ def _run(y, A, m, dev, seed, options, prior=None, restarts=1,
     t0 = time.perf_counter()
     cancelled = False
     while True:
-        problem = _problem(y, A, dev, seed, prior, restarts)
-        solver = m.solver(problem, **options)
+        problem = solver = None
         reply: bool | None = None
-        try:
+        try:  # setting up (the prior and data moved to the device) can run out of memory too
+            problem = _problem(y, A, dev, seed, prior, restarts)
+            solver = m.solver(problem, **options)
             while True:
                 update = solver.send(reply)
                 history.append(update.loss)

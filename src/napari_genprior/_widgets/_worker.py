@@ -2,24 +2,82 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import threading
+from collections.abc import Callable, Generator
 from typing import Any
 
 from napari.qt.threading import thread_worker
 
 
-@thread_worker(start_thread=False)
-def _drive(run: Generator):
-    """Run the generator in a worker thread; values sent in (Cancel's False) pass through."""
-    return (yield from run)
+class WorkerError(Exception):
+    """A RuntimeError raised in a worker (torch raises many), passed on as another type:
+    superqt takes a RuntimeError from a worker for a deleted Qt object and then emits neither
+    ``errored`` nor ``finished``, which would leave a widget waiting forever."""
+
+
+@thread_worker(start_thread=False, ignore_errors=True)  # errors go to owner._on_error
+def _drive(run: Generator, stop: threading.Event):
+    """Run the generator in a worker thread, passing on its updates; once ``stop`` is set, send
+    it False (the API's "stop and return the best so far") after each update.
+
+    Cancel is a flag rather than ``worker.send(False)``: a value sent before the worker thread
+    has taken its first step would hit a just-started generator (a TypeError)."""
+    reply = None
+    while True:
+        try:
+            update = run.send(reply)
+        except StopIteration as done:
+            return done.value
+        except RuntimeError as exc:  # superqt would drop it silently: no errored, no finished
+            raise WorkerError(str(exc) or type(exc).__name__) from exc
+        yield update
+        reply = False if stop.is_set() else None
+
+
+def qt_alive(widget: Any) -> bool:
+    """Whether ``widget``'s Qt object still exists (False once its window was closed)."""
+    try:
+        widget.native.objectName()
+    except RuntimeError:  # "wrapped C/C++ object ... has been deleted"
+        return False
+    return True
 
 
 def make_worker(owner: Any, run: Generator) -> Any:
-    """A not-yet-started worker for ``run`` wired to ``owner``'s ``_on_update`` (each yielded
-    update), ``_on_done`` (the returned result), ``_on_error`` and ``_on_finished``."""
-    worker = _drive(run)
-    worker.yielded.connect(owner._on_update)
-    worker.returned.connect(owner._on_done)
-    worker.errored.connect(owner._on_error)
-    worker.finished.connect(owner._on_finished)
+    """A not-yet-started worker for ``run`` (``worker.cancel()`` asks it to stop) wired to ``owner``'s ``_on_update`` (each yielded
+    update), ``_on_done`` (the returned result), ``_on_error`` and ``_on_finished``.
+
+    When ``owner``'s Qt side is destroyed (its viewer was closed) while the worker runs, the
+    worker is asked to quit (the generator is dropped at its next step), ``owner._release()`` (if
+    any) drops what it holds, and the signals still queued for ``owner`` are ignored: nothing
+    touches deleted widgets or a closed viewer.
+    """
+    stop = threading.Event()
+    worker = _drive(run, stop)
+    worker.cancel = stop.set  # Cancel: the run stops after its current step (any moment)
+
+    def guard(slot: Callable) -> Callable:
+        def call(*args: Any) -> None:
+            if qt_alive(owner):
+                slot(*args)
+        return call
+
+    def closed(*_: Any) -> None:
+        stop.set()
+        worker.quit()
+        release = getattr(owner, "_release", None)
+        if release is not None:
+            release()
+
+    owner.native.destroyed.connect(closed)
+
+    def forget() -> None:
+        if qt_alive(owner):
+            owner.native.destroyed.disconnect(closed)
+
+    worker.yielded.connect(guard(owner._on_update))
+    worker.returned.connect(guard(owner._on_done))
+    worker.errored.connect(guard(owner._on_error))
+    worker.finished.connect(guard(owner._on_finished))
+    worker.finished.connect(forget)
     return worker

@@ -50,6 +50,13 @@ DEFAULT_METHOD = {"denoise": "dip", "inpaint": "dip", "blur": "dip", "downsample
                   "cs": "lasso-dct", "mri": "tv", "phase": "twf"}
 
 
+def _spec(layer: Image | None) -> Any:
+    """The operator spec in ``layer.metadata["genprior"]``, or None; whatever the metadata
+    holds (it may have been edited by hand), this never raises."""
+    info = getattr(layer, "metadata", {}).get("genprior") if layer is not None else None
+    return info.get("operator") if isinstance(info, dict) else None
+
+
 class ReconstructWidget(Container):
     """Reconstruct an image layer (a measurement) with a generative-prior method."""
 
@@ -167,7 +174,8 @@ class ReconstructWidget(Container):
         self._set_default_method()
 
     def _on_layer_changed(self, layer: Image | None) -> None:
-        has_spec = layer is not None and "operator" in layer.metadata.get("genprior", {})
+        info = layer.metadata.get("genprior") if layer is not None else None
+        has_spec = isinstance(info, dict) and "operator" in info  # even if it is nonsense
         self.operator.value = FROM_LAYER if has_spec else DENOISE
         self._on_operator_changed(self.operator.value)
 
@@ -179,8 +187,9 @@ class ReconstructWidget(Container):
     def _kind(self) -> str:
         """The operator kind the current choices lead to (for defaults)."""
         value = self.operator.value
-        if value == FROM_LAYER and self.layer.value is not None:
-            return self.layer.value.metadata.get("genprior", {}).get("operator", {}).get("kind", "")
+        if value == FROM_LAYER:
+            spec = _spec(self.layer.value)
+            return str(spec.get("kind", "")) if isinstance(spec, dict) else ""
         return {DENOISE: "denoise", INPAINT: "inpaint", DEBLUR: "blur",
                 SUPERRES: "downsample"}.get(value, "denoise")
 
@@ -268,7 +277,7 @@ class ReconstructWidget(Container):
     def cancel(self) -> None:
         """Ask the running solver to stop; it returns its best result so far."""
         if self.worker is not None:
-            self.worker.send(False)
+            self.worker.cancel()
             self.status.value = "cancelling..."
 
     # -- worker callbacks (main thread) ------------------------------------------------------
@@ -370,6 +379,16 @@ class ReconstructWidget(Container):
     def _on_error(self, exc: Exception) -> None:
         show_error(f"Reconstruction failed: {exc}")
         self.status.value = f"failed: {exc}"
+
+    def _release(self) -> None:
+        """The viewer was closed during a run (see ``make_worker``): drop the progress bar."""
+        if self._pbar is not None:
+            try:
+                self._pbar.close()
+            except RuntimeError:  # its Qt side went with the viewer
+                pass
+            self._pbar = None
+        self.worker = None
 
     def _on_finished(self) -> None:
         if in_viewer(self._viewer, self._preview):

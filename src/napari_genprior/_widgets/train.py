@@ -164,7 +164,7 @@ class TrainWidget(Container):
     def cancel(self) -> None:
         """Ask training to stop after the current epoch; the prior trained so far is kept."""
         if self.worker is not None:
-            self.worker.send(False)
+            self.worker.cancel()
             self.status.value = "cancelling after this epoch..."
 
     def save(self, path: str | Path) -> Path | None:
@@ -246,6 +246,16 @@ class TrainWidget(Container):
     def _on_error(self, exc: Exception) -> None:
         show_error(f"Training failed: {exc}")
         self.status.value = f"failed: {exc}"
+
+    def _release(self) -> None:
+        """The viewer was closed during a run (see ``make_worker``): drop the progress bar."""
+        if self._pbar is not None:
+            try:
+                self._pbar.close()
+            except RuntimeError:  # its Qt side went with the viewer
+                pass
+            self._pbar = None
+        self.worker = None
 
     def _on_finished(self) -> None:
         if self._pbar is not None:

@@ -7,6 +7,8 @@ identical operator from a spec.
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Any
 
 from .base import Operator, real_inner
@@ -61,12 +63,11 @@ def make_operator(kind: str, shape: Any = None, **params: Any) -> Operator:
     if shape is None:
         raise ValueError(f"make_operator({kind!r}) needs shape=, the image shape, e.g. (128, 128).")
     cls = OPERATORS[kind]
-    try:
-        return cls(shape, **params)
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc):
-            raise TypeError(f"operator {kind!r} does not take {sorted(params)}: {exc}") from exc
-        raise
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "shape"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise TypeError(f"operator {kind!r} does not take {unknown}; it takes {sorted(accepted)}.")
+    return cls(shape, **params)
 
 
 def from_spec(spec: dict[str, Any]) -> Operator:
