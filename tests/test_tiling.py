@@ -152,3 +152,14 @@ def test_other_errors_inside_the_solver_are_not_swallowed(monkeypatch, nuclei64)
     A = ngp.make_operator("denoise", shape=(64, 64))
     with pytest.raises(RuntimeError, match="a bug"):
         ngp.reconstruct(nuclei64, A, method="csgm", prior=G, steps=2)
+
+
+def test_twist_previews_a_mosaic():
+    # Regression (found by tests/test_fuzz.py): twist's preview decoded one unbatched latent
+    # code, which a mosaic of patches reshaped into garbage and raised a RuntimeError.
+    A = ngp.make_operator("blur", shape=(6, 12), sigma=1.0)
+    y = A.measure(np.random.default_rng(0).random((6, 12)), seed=0)
+    G = ngp.random_prior(latent_dim=3, widths=(8, 15), image_shape=(3, 5))
+    rec = ngp.reconstruct(y, A, "twist", G, restarts=2, steps=3, device="cpu",
+                          preview_every=1, callback=lambda s, loss, img: None)
+    assert rec.image.shape == (6, 12) and np.all(np.isfinite(rec.image))

@@ -9,6 +9,28 @@ from typing import Any
 from napari.qt.threading import thread_worker
 
 
+_WARM: list[threading.Thread] = []
+
+
+def warm_up() -> threading.Thread:
+    """Start (once per process) a background thread that constructs a torch optimizer.
+
+    The first optimizer of a process imports ``torch._dynamo`` (about a second of imports);
+    done inside a run's worker it was measured to hold the GIL, and so the viewer's event
+    loop, for 130-230 ms at a time. Widgets call this when they open, so that runs do not.
+    """
+    if not _WARM:
+        def work() -> None:
+            import torch
+
+            torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+        thread = threading.Thread(target=work, name="genprior-warm-up", daemon=True)
+        thread.start()
+        _WARM.append(thread)
+    return _WARM[0]
+
+
 class WorkerError(Exception):
     """A RuntimeError raised in a worker (torch raises many), passed on as another type:
     superqt takes a RuntimeError from a worker for a deleted Qt object and then emits neither

@@ -24,7 +24,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from ._layers import in_viewer
 from ._plot import CurvePlot, image_layer_select
 from ._session import SESSION_PRIORS
-from ._worker import make_worker
+from ._worker import make_worker, warm_up
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -97,6 +97,7 @@ class TrainWidget(Container):
         self.train_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.save_button.changed.connect(self._save_dialog)
+        warm_up()
 
     # -- inputs ------------------------------------------------------------------------------
     def _training_images(self, layers: list[Image], patch: int) -> list[np.ndarray]:

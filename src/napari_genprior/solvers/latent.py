@@ -252,7 +252,8 @@ def solve_twist(problem: Problem, *, steps: int = 1000, twist: bool = True, init
                 flips += int(flip.sum())
                 z = torch.where(flip[:, None], -z, z)
                 fz = torch.where(flip, f_neg, fz)
-        preview = problem.to_numpy(lat.image(z[int(torch.argmin(fz))])) \
+        best = int(torch.argmin(fz))
+        preview = problem.to_numpy(lat.image(z[best:best + 1])[0]) \
             if step % preview_every == 0 or step == steps else None
         if (yield Update(step, steps, float(2 * fz.min()), preview)) is False:
             break
