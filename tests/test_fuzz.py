@@ -137,7 +137,11 @@ def test_make_operator_measure_reconstruct_only_raise_value_or_type_errors(data)
                                        y.astype(np.int16) if not np.iscomplexobj(y) else y.real,
                                        y.tolist(), "y"]), label="y")
 
-    method = data.draw(st.sampled_from(ngp.list_methods() + ["nope"]), label="method")
+    from napari_genprior.solvers import METHODS
+
+    fits = [name for name, m in METHODS.items()  # mostly methods that apply to A
+            if (not m.phase_only or A.kind == "phase") and (not m.needs_linear or A.linear)]
+    method = data.draw(st.sampled_from(fits * 4 + ngp.list_methods() + ["nope"]), label="method")
     prior = None
     if method in ("csgm", "twist", "sparse-gen"):
         prior = data.draw(st.sampled_from([

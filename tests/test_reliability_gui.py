@@ -414,3 +414,74 @@ def test_the_event_loop_is_never_blocked_for_more_than_200_ms_during_a_run(make_
     gaps = np.diff(ticks)
     assert len(ticks) > 50
     assert gaps.max() < latency_limit(0.2), f"the event loop stalled {gaps.max() * 1000:.0f} ms"
+
+
+# -- the Train prior widget: the same worker, the same guarantees ------------------------------
+
+@pytest.fixture
+def trainer(make_napari_viewer, nuclei64):
+    from napari_genprior._widgets._session import SESSION_PRIORS
+
+    SESSION_PRIORS.clear()
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(nuclei64, name="cells")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Train prior")
+    widget.images.value = [layer]
+    widget.patch_size.value = 16
+    widget.latent_dim.value = 4
+    widget.epochs.value = 100_000
+    widget.patches_per_epoch.value = 64
+    widget.device.value = "cpu"
+    widget.prior_name.value = "t"
+    yield viewer, widget, layer
+    SESSION_PRIORS.clear()
+
+
+def test_training_cancelled_before_its_first_epoch_stops_and_keeps_what_it_has(trainer, qtbot):
+    from napari_genprior._widgets._session import SESSION_PRIORS
+
+    viewer, widget, layer = trainer
+    widget.start()
+    widget.cancel()  # before the worker thread has run anything
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=int(latency_limit(10.0) * 1000))
+    assert SESSION_PRIORS.names() == ["t"]
+    assert SESSION_PRIORS.get("t").card["training"]["epochs"] <= 1
+    np.testing.assert_array_equal(layer.data, viewer.layers["cells"].data)
+    assert widget.train_button.enabled and "cancelled" in widget.status.value
+
+
+def test_closing_the_viewer_during_training_stops_it(trainer, qtbot):
+    viewer, widget, _ = trainer
+    widget.start()
+    worker = widget.worker
+    epochs = []
+    worker.yielded.connect(lambda u: epochs.append(u.epoch))
+    qtbot.waitUntil(lambda: len(epochs) >= 2, timeout=60_000)
+    viewer.close()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=int(latency_limit(5.0) * 1000))
+    qtbot.wait(300)
+    n = len(epochs)
+    qtbot.wait(1000)
+    assert len(epochs) == n
+
+
+def test_an_exception_during_training_is_reported_and_nothing_is_registered(trainer, qtbot,
+                                                                            monkeypatch):
+    from napari_genprior import api
+    from napari_genprior._widgets import train as mod
+    from napari_genprior._widgets._session import SESSION_PRIORS
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        yield  # a generator, like iter_train
+
+    errors = []
+    monkeypatch.setattr(mod, "show_error", errors.append)
+    monkeypatch.setattr(api, "iter_train", broken)
+    viewer, widget, _ = trainer
+    n_layers = len(viewer.layers)
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert len(errors) == 1 and "illegal memory access" in errors[0]
+    assert SESSION_PRIORS.names() == [] and len(viewer.layers) == n_layers
+    assert widget.train_button.enabled

@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import base64
+import glob
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,7 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, An
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -96,6 +99,14 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, An
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    # A process killed mid-write (power cut, kill -9) leaves its temporary file behind: once
+    # this output is complete, earlier temporaries of the same output are debris.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if stale.stat().st_mtime < started:
+                stale.unlink()
+        except OSError:  # already gone, or not ours to remove
+            pass
     return path
 
 

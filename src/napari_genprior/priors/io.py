@@ -78,7 +78,8 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
         card = json.loads(meta[CARD_KEY])
     except ValueError as exc:
         raise ValueError(f"the card in {path.name} is not valid JSON ({exc}).") from exc
-    if not isinstance(card, dict) or card.get("architecture") not in ARCHITECTURES:
+    if not isinstance(card, dict) or not isinstance(card.get("architecture"), str) \
+            or card["architecture"] not in ARCHITECTURES:
         raise ValueError(f"the card in {path.name} names an unknown architecture "
                          f"{card.get('architecture') if isinstance(card, dict) else card!r}; "
                          f"known: {sorted(ARCHITECTURES)}.")
@@ -105,7 +106,8 @@ def load_prior(name_or_path: str | os.PathLike, device: str | torch.device = "cp
             enc = dict(card["encoder"])
             enc["image_shape"] = tuple(enc["image_shape"])
             G.encoder = ENCODERS[card["architecture"]](**enc)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
+            RuntimeError, MemoryError) as exc:  # whatever a hand-edited card makes a constructor raise
         raise ValueError(f"the card in {path.name} does not describe a valid "
                          f"{card['architecture']!r} network ({exc}).") from exc
     try:
