@@ -412,6 +412,8 @@ def test_the_event_loop_is_never_blocked_for_more_than_200_ms_during_a_run(make_
     qtbot.wait(200)
     timer.stop()
     gaps = np.diff(ticks)
+    print(f"event loop: longest gap {gaps.max() * 1000:.0f} ms, median {np.median(gaps) * 1000:.0f} "
+          f"ms over {len(gaps)} ticks of a 10 ms timer")  # pytest -s shows it
     assert len(ticks) > 50
     assert gaps.max() < latency_limit(0.2), f"the event loop stalled {gaps.max() * 1000:.0f} ms"
 

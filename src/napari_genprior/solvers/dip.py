@@ -27,8 +27,8 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
                          "Reconstruct stacks plane by plane.")
     if min(problem.shape) < 3:
         raise ValueError(f"method 'dip' needs images of at least 3x3 pixels (its network works "
-                         f"on several scales); got shape {problem.shape}. Use 'tv' or "
-                         "'adjoint' for such small images.")
+                         f"on several scales); got shape {problem.shape}. Use 'adjoint', or 'tv' "
+                         "with an explicit lam=, for such small images.")
     dev, y, A = problem.device, problem.y, problem.A
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
 
