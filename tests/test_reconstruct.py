@@ -182,3 +182,34 @@ def test_cuda_and_cpu_agree(inpaint_problem):
     gpu = ngp.reconstruct(y, A, method="dip", steps=200, seed=0, device="cuda")
     assert gpu.params["device"].startswith("cuda")
     assert abs(ngp.metrics.psnr(x, gpu.image) - ngp.metrics.psnr(x, cpu.image)) < 1.5
+
+
+@pytest.mark.parametrize("method, options, words", [
+    ("dip", {"lr": 0.0}, "lr must be > 0"),
+    ("dip", {"channels": 100_000}, "channels must be between"),
+    ("dip", {"ema": 5.0}, "ema must be"),
+    ("dip", {"holdout": 0.99}, "holdout must be"),
+    ("dip", {"lr": 1e9}, "diverged"),
+])
+def test_solver_options_out_of_range_or_divergent_are_value_errors(method, options, words):
+    # Before: channels=100000 escaped as the CPU allocator's RuntimeError, lr=1e9 returned NaNs,
+    # ema=5 and holdout=0.99 ran with nonsense.
+    rng = np.random.default_rng(0)
+    A = ngp.make_operator("denoise", shape=(24, 24))
+    with pytest.raises(ValueError, match=words):
+        ngp.reconstruct(rng.random((24, 24)).astype(np.float32), A, method, steps=3,
+                        device="cpu", **options)
+
+
+@pytest.mark.parametrize("kind, params, words", [
+    ("inpaint", {"boxes": 10**9}, "boxes must be between"),
+    ("phase", {"m": 10**9}, "m \\(number of measurements\\) must be between"),
+    ("phase", {"masks": 10**6}, "masks must be between"),
+    ("phase", {"m": 3000, "matrix": "gaussian"}, "GiB"),
+    ("cs", {"m": 60_000, "matrix": "dense"}, "GiB"),
+])
+def test_parameters_that_would_hang_or_exhaust_memory_are_refused(kind, params, words):
+    # Before: boxes=1e9 looped for hours (found by tests/test_fuzz.py), the others allocated
+    # gigabytes before failing.
+    with pytest.raises(ValueError, match=words):
+        ngp.make_operator(kind, shape=(256, 256), **params)

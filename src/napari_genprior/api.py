@@ -253,10 +253,11 @@ def iter_train(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int
 
 
 def _is_oom(exc: BaseException) -> bool:
-    """Whether ``exc`` is an accelerator running out of memory (CUDA, or MPS's RuntimeError)."""
+    """Whether ``exc`` is running out of memory (CUDA, MPS, or the CPU allocator)."""
     oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    return isinstance(exc, oom) or (isinstance(exc, RuntimeError)
-                                    and "out of memory" in str(exc).lower())
+    text = str(exc).lower()
+    return isinstance(exc, (oom, MemoryError)) or (isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text))  # CUDA/MPS; CPU allocator
 
 
 def _problem(y, A, dev, seed, prior, restarts) -> Problem:
@@ -323,6 +324,9 @@ def _run(y, A, m, dev, seed, options, prior=None, restarts=1,
                                   "restarts.") from exc
             history.clear()
     seconds = time.perf_counter() - t0
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"method {m.name!r} diverged: its result has NaN or infinite values. "
+                         "Use a smaller step (lr= or step_size=) or the method's defaults.")
     spread = extra.pop("spread", None)
     params = {
         "method": m.name, "operator": A.spec(), "seed": seed, "device": str(dev),

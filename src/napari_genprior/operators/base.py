@@ -11,6 +11,14 @@ import torch
 
 # Dense random matrices up to this many entries (16 MB in float32); structured operators beyond.
 DENSE_MAX_ENTRIES = 2**22
+DENSE_LIMIT = 2**27  # entries of an explicitly requested dense matrix (512 MB of float32)
+
+
+def check_dense(m: int, n: int, other: str) -> None:
+    """A ValueError when an ``m x n`` dense matrix would not fit in a workstation's memory."""
+    if m * n > DENSE_LIMIT:
+        raise ValueError(f"a dense {m} x {n} matrix would take {m * n * 4 / 2**30:.1f} GiB; "
+                         f"use {other}, which needs memory in proportion to the image only.")
 
 
 def as_image_shape(shape: Any, ndims: tuple[int, ...] = (2, 3)) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from . import _dct
-from .base import DENSE_MAX_ENTRIES, Operator, check_int, draw_seed
+from .base import DENSE_MAX_ENTRIES, Operator, check_dense, check_int, draw_seed
 
 MATRICES = ("auto", "dense", "structured")
 
@@ -53,6 +53,7 @@ class CompressedSensing(Operator):
         self.matrix = matrix
         self.seed = draw_seed(seed)
         if matrix == "dense":
+            check_dense(self.m, n, "matrix='structured'")
             self._buffers["A"] = gaussian_matrix(self.m, n, self.seed)
         else:
             gen = torch.Generator(device="cpu").manual_seed(self.seed)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .base import DENSE_MAX_ENTRIES, Operator, check_int, draw_seed
+from .base import DENSE_MAX_ENTRIES, Operator, check_dense, check_int, draw_seed
 from .cs import CompressedSensing, gaussian_matrix
 
 MATRICES = ("auto", "gaussian", "cdp")
@@ -82,10 +82,10 @@ class PhaseRetrieval(Operator):
             raise ValueError(f"matrix must be one of {MATRICES}, got {matrix!r}.")
         if m is None and masks is None:
             raise ValueError("'phase' needs m= (Gaussian measurements) or masks= (coded diffraction).")
-        if m is not None:
-            m = check_int("m (number of measurements)", m, 1)
+        if m is not None:  # recovery needs m of a few n; beyond 64 n it only costs memory
+            m = check_int("m (number of measurements)", m, 1, 64 * n)
         if masks is not None:
-            masks = check_int("masks", masks, 1)
+            masks = check_int("masks", masks, 1, 64)
         if matrix == "auto":
             matrix = "cdp" if masks is not None or m * n > DENSE_MAX_ENTRIES else "gaussian"
         self.matrix = matrix
@@ -95,6 +95,7 @@ class PhaseRetrieval(Operator):
                 raise ValueError("matrix='gaussian' needs m=.")
             if masks is not None:
                 raise ValueError("masks= applies to coded diffraction (matrix='cdp'), not 'gaussian'.")
+            check_dense(m, n, "coded diffraction (masks=, or matrix='cdp')")
             self.m, self.masks = m, None
             self.linear_part: Operator = _GaussianRows(self.shape, m, self.seed)
         else:

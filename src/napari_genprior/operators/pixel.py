@@ -71,7 +71,7 @@ class Inpaint(Operator):
                 raise ValueError("mask must be a real, finite, boolean-like array.")
             mask = mask.astype(bool)
         elif boxes is not None:
-            self.boxes = check_int("boxes", boxes, 1)
+            self.boxes = check_int("boxes", boxes, 1, 10_000)
             self.box_size = check_float("box_size", box_size, low=0, high=1, low_open=True)
             self.seed = draw_seed(seed)
             mask = box_mask(self.shape, self.boxes, self.box_size, self.seed)

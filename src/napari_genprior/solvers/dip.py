@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..operators.base import check_float, check_int
 from ..priors import DIPNet, dip_depth
 from .common import Problem, SolverGen, Update, draw_holdout
 
@@ -25,6 +26,14 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
     if len(problem.shape) != 2:
         raise ValueError(f"method 'dip' reconstructs 2D images; got shape {problem.shape}. "
                          "Reconstruct stacks plane by plane.")
+    lr = check_float("lr", lr, low=0, low_open=True)
+    channels = check_int("channels", channels, 1, 1024)
+    input_channels = check_int("input_channels", input_channels, 1, 1024)
+    holdout = check_float("holdout", holdout, low=0, high=0.5)
+    patience = check_int("patience", patience, 1)
+    check_every = check_int("check_every", check_every, 1)
+    ema = check_float("ema", ema, low=0, high=0.9999)
+    reg_noise = check_float("reg_noise", reg_noise, low=0)
     if min(problem.shape) < 3:
         raise ValueError(f"method 'dip' needs images of at least 3x3 pixels (its network works "
                          f"on several scales); got shape {problem.shape}. Use 'adjoint', or 'tv' "

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..operators.base import check_float
 from .common import Problem, SolverGen, Update
 
 
@@ -133,6 +134,8 @@ def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: fl
     """
     if optimizer not in ("adam", "lbfgs"):
         raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}.")
+    lr = check_float("lr", lr, low=0, low_open=True)
+    lam = check_float("lam", lam, low=0)
     G = problem.prior
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
     lat = _Latent(problem, fit_gain)
@@ -211,6 +214,8 @@ def solve_twist(problem: Problem, *, steps: int = 1000, twist: bool = True, init
     tol : float
         Stop when every restart's relative change of z is below ``tol``.
     """
+    step_size = check_float("step_size", step_size, low=0, low_open=True)
+    tol = check_float("tol", tol, low=0)
     G = problem.prior
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
     lat = _Latent(problem, fit_gain=False)
@@ -282,6 +287,10 @@ def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, l
 
     if basis not in ("pixel", "dct", "wavelet"):
         raise ValueError(f"basis must be 'pixel', 'dct' or 'wavelet', got {basis!r}.")
+    lr = check_float("lr", lr, low=0, low_open=True)
+    lam = check_float("lam", lam, low=0)
+    if l1 is not None:
+        l1 = check_float("l1", l1, low=0)
     transform = DCT(problem.shape) if basis == "dct" else \
         Wavelet(problem.shape, device=problem.device) if basis == "wavelet" else None
     fwd_basis = transform.forward if transform else (lambda v: v)
