@@ -25,8 +25,8 @@ DTYPES = [np.float64, np.float32, np.float16, np.uint8, np.uint16, np.int16, np.
 JUNK = st.sampled_from([None, -1, 0, 0.0, -0.5, 1e9, float("nan"), float("inf"), "x", [], [1, 2],
                         {"a": 1}, True, (3, 3), np.zeros((2, 2)), np.ones(3, bool)])
 EXPECTED = (ValueError, TypeError)
-# CI tries 150 cases per run (about 5 s); GENPRIOR_FUZZ_EXAMPLES=3000 for a longer hunt.
-EXAMPLES = int(os.environ.get("GENPRIOR_FUZZ_EXAMPLES", "150"))
+# CI tries 300 cases per run (a few seconds); GENPRIOR_FUZZ_EXAMPLES=3000 for a longer hunt.
+EXAMPLES = int(os.environ.get("GENPRIOR_FUZZ_EXAMPLES", "300"))
 
 
 def _sentence(exc: BaseException) -> None:
@@ -154,7 +154,11 @@ def test_make_operator_measure_reconstruct_only_raise_value_or_type_errors(data)
     kwargs = data.draw(st.sampled_from([{}] * 12 + [{"restarts": 2}, {"restarts": 0}, {"seed": 1.5},
                                         {"lr": 0.01}, {"nonsense": 1}, {"steps": 0},
                                         {"lr": -1.0}, {"lr": "fast"}, {"steps": 2.5},
-                                        {"device": "cuda:7"}, {"device": "tpu"}]),
+                                        {"device": "cuda:7"}, {"device": "tpu"},
+                                        {"lr": 1e9}, {"channels": 0}, {"ema": 2.0},
+                                        {"step_size": -1.0}, {"lam": -1.0},
+                                        {"lam": float("nan")}, {"tol": float("inf")},
+                                        {"holdout": 1.0}, {"patience": 0}]),
                        label="kwargs")
     if method in ("csgm", "twist", "sparse-gen") and "restarts" not in kwargs \
             and data.draw(st.booleans()):
