@@ -125,3 +125,16 @@ def test_no_reference_or_no_results_warn(make_napari_viewer):
     messages = [call.args[0] for call in warning.call_args_list]
     assert "reference" in messages[0] and "result" in messages[1]
     assert widget.rows == []
+
+
+def test_result_metadata_edited_into_nonsense_leaves_blanks_not_errors(scene):
+    # Before: a hand-edited "seconds" that is not a number raised inside the table formatting.
+    s, widget = scene, scene.widget
+    s.bad.metadata = {"genprior": {"method": 5, "seconds": "slow", "history": "abc"}}
+    s.good.metadata = {"genprior": ["not", "a", "dict"]}
+    widget.results.value = [s.good, s.bad]
+    widget.compare()
+    rows = _rows(widget)
+    assert rows["bad"]["seconds"] is None and rows["bad"]["history"] is None
+    assert rows["bad"]["method"] == "5" and rows["good"]["method"] == ""
+    assert rows["bad"]["psnr"] is not None and rows["good"]["psnr"] > rows["bad"]["psnr"]

@@ -131,8 +131,8 @@ class CompareWidget(Container):
 
         info = layer.metadata.get("genprior")
         info = info if isinstance(info, dict) else {}
-        row: dict[str, Any] = {"layer": layer.name, "method": info.get("method", ""),
-                               "seconds": info.get("seconds"), "psnr": None, "ssim": None,
+        row: dict[str, Any] = {"layer": layer.name, "method": str(info.get("method", "")),
+                               "seconds": _as_float(info.get("seconds")), "psnr": None, "ssim": None,
                                "nmse": None, "data_consistency": None, "note": ""}
         notes = []
         data = np.asarray(layer.data)
@@ -168,6 +168,16 @@ class CompareWidget(Container):
         self.table.native.resizeColumnsToContents()
         self.history_plot.plot({row["layer"]: row["history"] for row in rows
                                 if row["history"] is not None})
+
+
+def _as_float(value: Any) -> float | None:
+    """A number from metadata (which may have been edited by hand), or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _as_history(history: Any) -> list[float] | None:
