@@ -29,6 +29,9 @@ class Generator(nn.Module):
         super().__init__()
         self.latent_dim = int(latent_dim)
         self.image_shape = tuple(int(s) for s in image_shape)
+        if self.latent_dim < 1 or not self.image_shape or min(self.image_shape) < 1:
+            raise ValueError(f"a prior needs latent_dim >= 1 and a non-empty image shape of "
+                             f"positive sizes, got {latent_dim!r} and {image_shape!r}.")
         self.config = {"latent_dim": self.latent_dim, "image_shape": list(self.image_shape), **config}
         self.card: dict[str, Any] = {
             "architecture": self.architecture,

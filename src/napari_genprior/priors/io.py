@@ -106,6 +106,9 @@ def load_prior(name_or_path: str | os.PathLike, device: str | torch.device = "cp
             enc = dict(card["encoder"])
             enc["image_shape"] = tuple(enc["image_shape"])
             G.encoder = ENCODERS[card["architecture"]](**enc)
+        empty = [name for name, p in G.named_parameters() if p.numel() == 0]
+        if empty:
+            raise ValueError(f"layers {empty} have no weights")
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
             RuntimeError, MemoryError) as exc:  # whatever a hand-edited card makes a constructor raise
         raise ValueError(f"the card in {path.name} does not describe a valid "
