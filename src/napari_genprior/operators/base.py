@@ -140,7 +140,7 @@ class Operator:
     @property
     def size(self) -> int:
         """Number of pixels of an image."""
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
     def spec(self) -> dict[str, Any]:
         """A JSON-serialisable dict from which :func:`operators.from_spec` rebuilds this operator."""

@@ -56,7 +56,9 @@ class _Latent:
 def _misfit(problem: Problem, x: torch.Tensor) -> torch.Tensor:
     """Per-restart measurement misfit ``||A x - y||^2`` (a ``(R,)`` tensor)."""
     r = problem.A(x) - problem.y
-    return r.abs().pow(2).flatten(1).sum(1)
+    if r.is_complex():
+        r = torch.view_as_real(r)
+    return r.square().flatten(1).sum(1)
 
 
 def _init_latent(problem: Problem, k: int, init: Any, gen: torch.Generator) -> torch.Tensor:
@@ -147,7 +149,7 @@ def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: fl
     def objective() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = lat.image(z, gain, offset)
         misfit = _misfit(problem, x)
-        return (misfit + lam * z.pow(2).sum(1)).sum(), misfit, x
+        return misfit.sum() + lam * z.square().sum(), misfit, x
 
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr)
@@ -169,14 +171,13 @@ def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: fl
             opt.step(closure)
             with torch.no_grad():
                 _, misfit, x = objective()
-        with torch.no_grad():
-            misfit, x = misfit.detach(), x.detach()
+        with torch.no_grad():  # (under no_grad, clone and where give tensors without graphs)
             if best_misfit is None:
                 best_misfit, best_x = misfit.clone(), x.clone()
-            else:  # keep each restart's best iterate
+            else:  # keep each restart's best iterate (torch.where: no host sync, one op)
                 better = misfit < best_misfit
                 best_misfit = torch.where(better, misfit, best_misfit)
-                best_x[better] = x[better]
+                best_x = torch.where(better.view(-1, *(1,) * (x.ndim - 1)), x, best_x)
         loss = float(best_misfit.min())
         preview = None
         if step % preview_every == 0 or step == steps:
