@@ -43,16 +43,12 @@ PRIORS = {"cs": "digits-vae", "deconvolution": "nuclei-vae", "inpainting": "nucl
 #: Targets: restarts=10 over restarts=1 (CPU), and solver over bare loop.
 RESTARTS_TARGET = 3.0
 OVERHEAD_TARGET = 1.2
-_TRACKING = "best-iterate tracking (`best_x[better] = x[better]`)"
 #: Where torch ops that the bare loop lacks come from in ``reconstruct``/``solve_csgm``.
 OP_SOURCES = {
-    "aten::index": _TRACKING, "aten::nonzero": _TRACKING, "aten::_index_put_impl_": _TRACKING,
-    "aten::index_put_": _TRACKING, "aten::clone": "best-iterate tracking (copies)",
+    "aten::clone": "best-iterate tracking (copies)",
     "aten::lt": "best-iterate tracking (`misfit < best_misfit`)",
     "aten::where": "best-iterate tracking (`torch.where`)",
-    "aten::abs": "`_misfit`: `|A x - y|^2` (abs: complex measurements)",
-    "AbsBackward0": "`_misfit`'s abs, backward",
-    "autograd::engine::evaluate_function: AbsBackward0": "`_misfit`'s abs, backward",
+    "aten::view_as_real": "`_misfit` of complex measurements",
     "aten::expand": "per-restart sums, backward (gradient broadcast)",
     "aten::reshape": "per-restart sums (`flatten(1)`)",
     "aten::sum": "per-restart sums (`_misfit`, the objective)",
