@@ -155,7 +155,7 @@ def test_integer_images_are_reconstructed_as_floats_and_left_as_they_are(make_na
     widget.steps.value = 20
     widget.start()
     _wait(qtbot, widget)
-    result = viewer.layers[f"int [tv]"]
+    result = viewer.layers["int [tv]"]
     assert result.data.dtype == np.float32 and np.all(np.isfinite(result.data))
     assert abs(float(result.data.mean()) - float(img.mean())) < 0.1 * float(img.mean())
     assert layer.data.dtype == dtype

@@ -10,7 +10,6 @@ from napari_genprior._layerdata import measurement_layer
 
 
 def test_reconstruct_stack_does_every_plane_and_matches_single_planes(nuclei64):
-    rng = np.random.default_rng(0)
     clean = np.stack([nuclei64, nuclei64.T, nuclei64[::-1]])
     A = ngp.make_operator("blur", shape=(64, 64), sigma=1.5)
     Y = np.stack([A.measure(x, noise_std=2.0, seed=i) for i, x in enumerate(clean)])
