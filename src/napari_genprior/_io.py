@@ -7,11 +7,10 @@
 from __future__ import annotations
 
 import base64
-import glob
 import json
 import os
 import tempfile
-import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,6 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, An
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    started = time.time()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -99,15 +97,36 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, An
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    # A process killed mid-write (power cut, kill -9) leaves its temporary file behind: once
-    # this output is complete, earlier temporaries of the same output are debris.
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        try:
-            if stale.stat().st_mtime < started:
-                stale.unlink()
-        except OSError:  # already gone, or not ours to remove
-            pass
     return path
+
+
+def remove_stale_temporaries(paths: Iterable[str | os.PathLike], before: float) -> int:
+    """Delete what :func:`write_tiff` left for ``paths`` when its process was killed mid-write.
+
+    Those are its temporary files (``.<name>.<random>.tmp`` beside each path) last modified
+    before the time ``before``; each folder is listed once. Returns how many were removed.
+    """
+    names: dict[Path, set[str]] = {}
+    for p in map(Path, paths):
+        names.setdefault(p.parent, set()).add(p.name)
+    removed = 0
+    for folder, targets in names.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # no folder yet: nothing left behind
+            continue
+        for entry in entries:
+            name = entry.name  # mkstemp's random part has no dots
+            if not (name.startswith(".") and name.endswith(".tmp")) \
+                    or name[1:].rsplit(".", 2)[0] not in targets:
+                continue
+            try:
+                if entry.stat().st_mtime < before:
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:  # already gone, or not ours to remove
+                pass
+    return removed
 
 
 def _umask() -> int:

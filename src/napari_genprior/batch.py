@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import api
-from ._io import read_tiff, write_tiff
+from ._io import read_tiff, remove_stale_temporaries, write_tiff
 from ._layerdata import measurement_of
 from .operators import OPERATORS, Operator
 
@@ -337,6 +337,8 @@ def run_batch(jobs: Iterable[Job], operator: Any, method: str, prior: Any = None
     jobs = list(jobs)
     if not all(isinstance(j, Job) for j in jobs):
         raise TypeError("jobs must be Job objects from plan_batch().")
+    # the temporary files of writes killed in an earlier run (kill -9, a power cut) are debris
+    remove_stale_temporaries([j.output for j in jobs], before=time.time())
     if method not in api.list_methods():
         raise ValueError(f"unknown method {method!r}; choose one of {api.list_methods()}.")
     if "callback" in reconstruct_kwargs:
