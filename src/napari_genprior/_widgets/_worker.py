@@ -8,7 +8,6 @@ from typing import Any
 
 from napari.qt.threading import thread_worker
 
-
 _WARM: list[threading.Thread] = []
 
 
@@ -65,18 +64,28 @@ def qt_alive(widget: Any) -> bool:
     return True
 
 
-def make_worker(owner: Any, run: Generator) -> Any:
-    """A not-yet-started worker for ``run`` (``worker.cancel()`` asks it to stop) wired to ``owner``'s ``_on_update`` (each yielded
-    update), ``_on_done`` (the returned result), ``_on_error`` and ``_on_finished``.
+def make_worker(owner: Any, run: Generator, pbar: Any = None) -> Any:
+    """A not-yet-started worker for ``run``, wired to ``owner``'s ``_on_update`` (each yielded
+    update), ``_on_done`` (the returned result), ``_on_error`` and ``_on_finished``;
+    ``worker.cancel()`` asks the run to stop after its current step. ``pbar`` (a napari
+    ``progress``) is closed when the worker finishes.
 
     When ``owner``'s Qt side is destroyed (its viewer was closed) while the worker runs, the
-    worker is asked to quit (the generator is dropped at its next step), ``owner._release()`` (if
-    any) drops what it holds, and the signals still queued for ``owner`` are ignored: nothing
-    touches deleted widgets or a closed viewer.
+    worker is asked to quit (the generator is dropped at its next step), ``pbar`` is closed,
+    and the signals still queued for ``owner`` are ignored: nothing touches deleted widgets or
+    a closed viewer.
     """
     stop = threading.Event()
     worker = _drive(run, stop)
-    worker.cancel = stop.set  # Cancel: the run stops after its current step (any moment)
+    worker.cancel = stop.set
+    bars = [pbar] if pbar is not None else []
+
+    def close_bar() -> None:
+        while bars:
+            try:
+                bars.pop().close()
+            except RuntimeError:  # its Qt side went with the viewer
+                pass
 
     def guard(slot: Callable) -> Callable:
         def call(*args: Any) -> None:
@@ -87,13 +96,12 @@ def make_worker(owner: Any, run: Generator) -> Any:
     def closed(*_: Any) -> None:
         stop.set()
         worker.quit()
-        release = getattr(owner, "_release", None)
-        if release is not None:
-            release()
+        close_bar()
 
     owner.native.destroyed.connect(closed)
 
     def forget() -> None:
+        close_bar()
         if qt_alive(owner):
             owner.native.destroyed.disconnect(closed)
 

@@ -50,11 +50,11 @@ DEFAULT_METHOD = {"denoise": "dip", "inpaint": "dip", "blur": "dip", "downsample
                   "cs": "lasso-dct", "mri": "tv", "phase": "twf"}
 
 
-def _spec(layer: Image | None) -> Any:
-    """The operator spec in ``layer.metadata["genprior"]``, or None; whatever the metadata
-    holds (it may have been edited by hand), this never raises."""
-    info = getattr(layer, "metadata", {}).get("genprior") if layer is not None else None
-    return info.get("operator") if isinstance(info, dict) else None
+def _genprior(layer: Image | None) -> dict:
+    """``layer.metadata["genprior"]``, or ``{}`` when there is none or it is not a dict (the
+    metadata may have been edited by hand)."""
+    info = layer.metadata.get("genprior") if layer is not None else None
+    return info if isinstance(info, dict) else {}
 
 
 class ReconstructWidget(Container):
@@ -175,8 +175,7 @@ class ReconstructWidget(Container):
         self._set_default_method()
 
     def _on_layer_changed(self, layer: Image | None) -> None:
-        info = layer.metadata.get("genprior") if layer is not None else None
-        has_spec = isinstance(info, dict) and "operator" in info  # even if it is nonsense
+        has_spec = "operator" in _genprior(layer)  # even if it is nonsense
         self.operator.value = FROM_LAYER if has_spec else DENOISE
         self._on_operator_changed(self.operator.value)
 
@@ -189,7 +188,7 @@ class ReconstructWidget(Container):
         """The operator kind the current choices lead to (for defaults)."""
         value = self.operator.value
         if value == FROM_LAYER:
-            spec = _spec(self.layer.value)
+            spec = _genprior(self.layer.value).get("operator")
             return str(spec.get("kind", "")) if isinstance(spec, dict) else ""
         return {DENOISE: "denoise", INPAINT: "inpaint", DEBLUR: "blur",
                 SUPERRES: "downsample"}.get(value, "denoise")
@@ -269,7 +268,7 @@ class ReconstructWidget(Container):
         self._planes = int(np.prod(y.shape[:y.ndim - len(A.measurement_shape)]))
         self._total = self.steps.value * self._planes
         self._pbar = progress(total=self._total, desc=f"genprior {self.method.value}")
-        self.worker = make_worker(self, run)
+        self.worker = make_worker(self, run, self._pbar)
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = "starting..."
@@ -393,23 +392,11 @@ class ReconstructWidget(Container):
         show_error(f"Reconstruction failed: {exc}")
         self.status.value = f"failed: {exc}"
 
-    def _release(self) -> None:
-        """The viewer was closed during a run (see ``make_worker``): drop the progress bar."""
-        if self._pbar is not None:
-            try:
-                self._pbar.close()
-            except RuntimeError:  # its Qt side went with the viewer
-                pass
-            self._pbar = None
-        self.worker = None
-
     def _on_finished(self) -> None:
         if in_viewer(self._viewer, self._preview):
             self._viewer.layers.remove(self._preview.name)
         self._preview = None
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+        self._pbar = None  # closed by the worker (make_worker)
         self.worker = None
         self.run_button.enabled = True
         self.cancel_button.enabled = False

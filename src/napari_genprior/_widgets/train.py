@@ -156,7 +156,7 @@ class TrainWidget(Container):
         self.loss_plot.plot({})
         self.preview = None
         self._pbar = progress(total=self.epochs.value, desc=f"genprior train {self._name}")
-        self.worker = make_worker(self, run)
+        self.worker = make_worker(self, run, self._pbar)
         self.train_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = "starting..."
@@ -248,20 +248,8 @@ class TrainWidget(Container):
         show_error(f"Training failed: {exc}")
         self.status.value = f"failed: {exc}"
 
-    def _release(self) -> None:
-        """The viewer was closed during a run (see ``make_worker``): drop the progress bar."""
-        if self._pbar is not None:
-            try:
-                self._pbar.close()
-            except RuntimeError:  # its Qt side went with the viewer
-                pass
-            self._pbar = None
-        self.worker = None
-
     def _on_finished(self) -> None:
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+        self._pbar = None  # closed by the worker (make_worker)
         self.worker = None
         self.train_button.enabled = True
         self.cancel_button.enabled = False
