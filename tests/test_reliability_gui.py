@@ -193,6 +193,23 @@ def _replace_solver(monkeypatch, name, solver):
                         dataclasses.replace(solvers.METHODS[name], solver=solver))
 
 
+def _failed_tv_run(viewer, qtbot, notes, image, name, words):
+    """Run ``tv`` on ``image`` in a new layer ``name``; the run must fail with exactly one error
+    notification containing ``words``, leaving the viewer as it was (the preview removed, no
+    result added). Returns the widget."""
+    layer = viewer.add_image(image, name=name)
+    widget = _widget(viewer)
+    widget.layer.value = layer
+    widget.method.value = "tv"
+    before = _snapshot(viewer)
+    widget.start()
+    _wait(qtbot, widget)
+    errors = [m for lv, m in notes if lv == "error"]
+    assert len(errors) == 1 and words in errors[0], notes
+    _unchanged(viewer, before)
+    return widget
+
+
 def test_an_exception_inside_the_solver_is_reported_and_the_viewer_stays_usable(
         make_napari_viewer, qtbot, notes, monkeypatch, nuclei64):
     from napari_genprior.solvers.common import Update
@@ -203,16 +220,7 @@ def test_an_exception_inside_the_solver_is_reported_and_the_viewer_stays_usable(
 
     _replace_solver(monkeypatch, "tv", broken)
     viewer = make_napari_viewer()
-    layer = viewer.add_image(nuclei64, name="cells")
-    widget = _widget(viewer)
-    widget.layer.value = layer
-    widget.method.value = "tv"
-    before = _snapshot(viewer)
-    widget.start()
-    _wait(qtbot, widget)
-    errors = [m for lv, m in notes if lv == "error"]
-    assert len(errors) == 1 and "the solver hit a bug" in errors[0]
-    _unchanged(viewer, before)  # the preview was removed, no result added
+    widget = _failed_tv_run(viewer, qtbot, notes, nuclei64, "cells", "the solver hit a bug")
     assert widget.run_button.enabled and not widget.cancel_button.enabled
     assert "failed" in widget.status.value
     monkeypatch.undo()
@@ -266,17 +274,8 @@ def test_out_of_memory_even_on_the_cpu_is_an_error_not_a_crash(make_napari_viewe
         raise torch.OutOfMemoryError("out of memory")
 
     monkeypatch.setattr(api, "_problem", no_memory)
-    viewer = make_napari_viewer()
-    layer = viewer.add_image(np.ones((16, 16), np.float32), name="img")
-    widget = _widget(viewer)
-    widget.layer.value = layer
-    widget.method.value = "tv"
-    before = _snapshot(viewer)
-    widget.start()
-    _wait(qtbot, widget)
-    errors = [m for lv, m in notes if lv == "error"]
-    assert len(errors) == 1 and "does not fit in memory" in errors[0]
-    _unchanged(viewer, before)
+    _failed_tv_run(make_napari_viewer(), qtbot, notes, np.ones((16, 16), np.float32), "img",
+                   "does not fit in memory")
 
 
 def _long_run(viewer, nuclei64, widget=None):

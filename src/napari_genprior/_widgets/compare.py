@@ -132,8 +132,8 @@ class CompareWidget(Container):
         info = layer.metadata.get("genprior")
         info = info if isinstance(info, dict) else {}
         row: dict[str, Any] = {"layer": layer.name, "method": str(info.get("method", "")),
-                               "seconds": _as_float(info.get("seconds")), "psnr": None, "ssim": None,
-                               "nmse": None, "data_consistency": None, "note": ""}
+                               "seconds": _as_float(info.get("seconds")), "psnr": None,
+                               "ssim": None, "nmse": None, "data_consistency": None, "note": ""}
         notes = []
         data = np.asarray(layer.data)
         if data.shape != ref.shape:

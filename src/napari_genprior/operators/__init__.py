@@ -8,7 +8,6 @@ identical operator from a spec.
 from __future__ import annotations
 
 import inspect
-
 from typing import Any
 
 from .base import Operator, real_inner
