@@ -61,6 +61,17 @@ def _misfit(problem: Problem, x: torch.Tensor) -> torch.Tensor:
     return r.square().flatten(1).sum(1)
 
 
+def _keep_best(best: torch.Tensor | None, best_x: torch.Tensor | None, value: torch.Tensor,
+               x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each restart's lowest ``value`` so far and its image (``(R,)`` and ``(R, ...)``),
+    updated with this step's; under ``no_grad``. ``torch.where``: no host sync, one op."""
+    if best is None:
+        return value.clone(), x.clone()
+    better = value < best
+    return (torch.where(better, value, best),
+            torch.where(better.view(-1, *(1,) * (x.ndim - 1)), x, best_x))
+
+
 def _init_latent(problem: Problem, k: int, init: Any, gen: torch.Generator) -> torch.Tensor:
     R = problem.restarts
     if init is None:
@@ -172,12 +183,7 @@ def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: fl
             with torch.no_grad():
                 _, misfit, x = objective()
         with torch.no_grad():  # (under no_grad, clone and where give tensors without graphs)
-            if best_misfit is None:
-                best_misfit, best_x = misfit.clone(), x.clone()
-            else:  # keep each restart's best iterate (torch.where: no host sync, one op)
-                better = misfit < best_misfit
-                best_misfit = torch.where(better, misfit, best_misfit)
-                best_x = torch.where(better.view(-1, *(1,) * (x.ndim - 1)), x, best_x)
+            best_misfit, best_x = _keep_best(best_misfit, best_x, misfit, x)
         loss = float(best_misfit.min())
         preview = None
         if step % preview_every == 0 or step == steps:
@@ -258,9 +264,10 @@ def solve_twist(problem: Problem, *, steps: int = 1000, twist: bool = True, init
                 flips += int(flip.sum())
                 z = torch.where(flip[:, None], -z, z)
                 fz = torch.where(flip, f_neg, fz)
-        best = int(torch.argmin(fz))
-        preview = problem.to_numpy(lat.image(z[best:best + 1])[0]) \
-            if step % preview_every == 0 or step == steps else None
+        preview = None
+        if step % preview_every == 0 or step == steps:  # (argmin syncs: only for previews)
+            best = int(torch.argmin(fz))
+            preview = problem.to_numpy(lat.image(z[best:best + 1])[0])
         if (yield Update(step, steps, float(2 * fz.min()), preview)) is False:
             break
         if bool((moved < tol).all()):  # every restart has stopped moving
@@ -327,12 +334,7 @@ def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, l
             x = gx + nu
             misfit = _misfit(problem, x)
             obj = misfit + l1 * fwd_basis(nu).abs().flatten(1).sum(1)
-            if best_obj is None:
-                best_obj, best_x = obj.clone(), x.clone()
-            else:
-                better = obj < best_obj
-                best_obj = torch.where(better, obj, best_obj)
-                best_x[better] = x[better]
+            best_obj, best_x = _keep_best(best_obj, best_x, obj, x)
         preview = problem.to_numpy(best_x[int(torch.argmin(best_obj))]) \
             if step % preview_every == 0 or step == steps else None
         if (yield Update(step, steps, float(best_obj.min()), preview)) is False:
