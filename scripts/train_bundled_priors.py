@@ -134,6 +134,105 @@ def train_nuclei(device: str) -> None:
                        device)
 
 
+# Real brain MRI: nilearn's MNI152 T1 template (ICBM 2009a, 197x233x189 at 1 mm, inside the
+# nilearn wheel). The axial slab z in HELD_OUT_Z is never trained on, in any orientation: axial
+# slices there are skipped and coronal/sagittal patches never reach into it (with a margin).
+MNI152 = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+HELD_OUT_Z = (84, 112)          # the slab's axial slices (test slices come from its middle)
+TEST_Z = (88, 93, 98, 103, 108)  # held-out axial test slices, padded to 256x256
+MRI_TEST = SAMPLES / "mri_heldout.npz"
+
+
+def load_mni152() -> np.ndarray:
+    """The MNI152 T1 template as float32 in [0, 1], axes (x, y, z), from the installed nilearn
+    (``pip install nilearn``: training and the held-out file only, never at run time)."""
+    import importlib.util
+
+    import nibabel as nib
+
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or spec.origin is None:
+        raise SystemExit("training mri-vae needs nilearn (pip install nilearn): its wheel holds "
+                         "the MNI152 template.")
+    path = Path(spec.origin).parent.parent / MNI152
+    return np.asarray(nib.load(path).dataobj, dtype=np.float32) / 255.0
+
+
+def _pad_to(im: np.ndarray, shape: tuple[int, int] = (256, 256)) -> np.ndarray:
+    """Centre ``im`` on a zero canvas of ``shape`` (cropping where it is larger)."""
+    out = np.zeros(shape, np.float32)
+    h, w = min(im.shape[0], shape[0]), min(im.shape[1], shape[1])
+    r0, c0 = (im.shape[0] - h) // 2, (im.shape[1] - w) // 2
+    R0, C0 = (shape[0] - h) // 2, (shape[1] - w) // 2
+    out[R0:R0 + h, C0:C0 + w] = im[r0:r0 + h, c0:c0 + w]
+    return out
+
+
+def write_mri_heldout() -> None:
+    """``sample_data/mri_heldout.npz``: the held-out axial template slices (256x256, uint8) and
+    dipy's T1 coronal slice (another subject and scanner, 256x256, uint8), never trained on."""
+    vol = load_mni152()
+    axial = np.stack([_pad_to(np.rot90(vol[:, :, z])) for z in TEST_Z])
+    extra = {}
+    try:
+        from dipy.data import get_fnames
+
+        t1 = np.load(get_fnames(name="t1_coronal_slice")).astype(np.float32)
+        extra["dipy_t1"] = (np.clip(t1 / np.percentile(t1, 99.9), 0, 1) * 255).round() \
+            .astype(np.uint8)[None]
+    except ImportError:
+        print("  dipy not installed: mri_heldout.npz without the dipy slice")
+    np.savez_compressed(MRI_TEST, mni152_axial=(axial * 255).round().astype(np.uint8),
+                        mni152_z=np.array(TEST_Z), **extra)
+
+
+def real_mri_patches(n: int, seed: int = 0, patch: int = 64) -> np.ndarray:
+    """``n`` 64x64 patches of the MNI152 template outside the held-out slab, in [0, 1].
+
+    Axial, coronal and sagittal slices; each patch is cut from the slice rescaled by a random
+    factor in [0.7, 1.4] (several resolutions), then gamma (0.6-1.6), contrast (0.6-1.0) and
+    brightness (+-0.1) augmented; mostly-air patches (under 10% tissue) are skipped."""
+    from skimage.transform import rescale
+
+    vol = load_mni152()
+    z0, z1 = HELD_OUT_Z
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, patch, patch), np.float32)
+    i = 0
+    while i < n:
+        axis = rng.integers(0, 3)
+        if axis == 2:  # axial slice outside the slab
+            z = int(rng.integers(10, vol.shape[2] - 10))
+            if z0 - 2 <= z < z1 + 2:
+                continue
+            sl, zrows = vol[:, :, z], None
+        elif axis == 1:  # coronal (x, z)
+            sl, zrows = vol[:, int(rng.integers(20, vol.shape[1] - 20)), :], True
+        else:            # sagittal (y, z)
+            sl, zrows = vol[int(rng.integers(20, vol.shape[0] - 20)), :, :], True
+        f = float(rng.uniform(0.7, 1.4))
+        im = rescale(sl, f, order=1, anti_aliasing=f < 1, preserve_range=True)
+        if min(im.shape) < patch:
+            continue
+        for _ in range(4):
+            r = int(rng.integers(0, im.shape[0] - patch + 1))
+            c = int(rng.integers(0, im.shape[1] - patch + 1))
+            if zrows:  # the patch's z range (columns) in template voxels must miss the slab
+                zc0, zc1 = c / f, (c + patch) / f
+                if zc1 > z0 - 2 and zc0 < z1 + 2:
+                    continue
+            p = im[r:r + patch, c:c + patch]
+            if (p > 0.1).mean() < 0.1:
+                continue
+            p = np.clip(p, 0, 1) ** rng.uniform(0.6, 1.6)
+            p = p * rng.uniform(0.6, 1.0) + rng.uniform(-0.1, 0.1) * (p > 0.02)
+            out[i] = np.clip(p, 0, 1)
+            i += 1
+            if i == n:
+                break
+    return out
+
+
 def train_mri(device: str) -> None:
     from napari_genprior.synthetic import brain_patches
 

@@ -328,6 +328,7 @@ def _run(y, A, m, dev, seed, options, prior=None, restarts=1,
         raise ValueError(f"method {m.name!r} diverged: its result has NaN or infinite values. "
                          "Use a smaller step (lr= or step_size=) or the method's defaults.")
     spread = extra.pop("spread", None)
+    notes = list(extra.pop("notes", [])) + notes
     params = {
         "method": m.name, "operator": A.spec(), "seed": seed, "device": str(dev),
         "restarts": restarts, "prior": prior_info,

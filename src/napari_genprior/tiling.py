@@ -129,7 +129,11 @@ class Mosaic(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, T * k)`` latent codes -> ``(B, H, W)`` images."""
         B = z.shape[0]
-        patches = self._patches(z).reshape(B, self.tiles, *self.patch)
+        return self.from_patches(self._patches(z).reshape(B, self.tiles, *self.patch))
+
+    def from_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """``(B, T, P, Q)`` patches (one per tile) -> ``(B, H, W)`` images: the window-weighted
+        overlap-add, cropped to the image."""
         full = self._fold(patches * self.w2) / self.norm
         (ty, tx), (h, w) = self.crop, self.image_shape
         return full[:, ty:ty + h, tx:tx + w]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .adaptive import solve_ia
 from .baselines import solve_adjoint
 from .classical import solve_lasso_dct, solve_lasso_wavelet, solve_tv
 from .common import Problem, Reconstruction, Solver, Update
@@ -31,6 +32,10 @@ METHODS: dict[str, Method] = {
         Method("csgm", solve_csgm, needs_prior=True, iterative=True,
                description="CSGM: min_z ||A G(z) - y||^2 + lam ||z||^2, batched restarts "
                            "(the Deep Phase Retrieval amplitude loss for 'phase')"),
+        Method("ia", solve_ia, needs_prior=True, iterative=True,
+               description="image-adaptive (Hussein et al. 2020): csgm, then z and a private "
+                           "copy of the prior's weights fitted together; stops on held-out "
+                           "measurements"),
         Method("twist", solve_twist, needs_prior=True, iterative=True,
                description="gradient descent with the twist (jump to -z when f(-z) < f(z))"),
         Method("sparse-gen", solve_sparse_gen, needs_prior=True, iterative=True,
