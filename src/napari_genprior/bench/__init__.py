@@ -33,6 +33,9 @@ EXPERIMENTS: dict[str, str] = {
     "mri": "mri",
     "microscopy": "microscopy",
     "speed": "speed",
+    "real-mri": "real_mri",
+    "real-nuclei": "real_nuclei",
+    "real-digits": "real_digits",
 }
 
 

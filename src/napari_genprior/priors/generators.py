@@ -113,10 +113,25 @@ def _up_block(cin: int, cout: int) -> nn.Sequential:
                          nn.LeakyReLU(0.2))
 
 
-class ConvDecoder(Generator):
-    """Convolutional VAE decoder for square patches (64x64 and larger, a power of 2 times 4).
+def conv_levels(image_shape: tuple[int, ...]) -> tuple[int, int]:
+    """``(base, levels)`` of a square side ``base * 2**levels`` with ``base`` from 4 to 7:
+    64 -> (4, 4), 28 -> (7, 2), 128 -> (4, 5). Raises ValueError for other shapes."""
+    side = int(image_shape[-1])
+    levels = 0
+    while side % 2 == 0 and side // 2 >= 4:
+        side //= 2
+        levels += 1
+    if len(image_shape) != 2 or image_shape[0] != image_shape[-1] or not 4 <= side <= 7:
+        raise ValueError(f"conv-decoder makes square patches of b * 2**k pixels (b from 4 to "
+                         f"7: 28, 32, 64, 128...), got {tuple(image_shape)}.")
+    return side, levels
 
-    latent -> linear -> (channels * 2**(n-1), 4, 4) -> n upsampling conv blocks halving the
+
+class ConvDecoder(Generator):
+    """Convolutional VAE decoder for square patches of ``b * 2**n`` pixels (b from 4 to 7:
+    28x28 digits, 64x64 patches...).
+
+    latent -> linear -> (channels * 2**(n-1), b, b) -> n upsampling conv blocks halving the
     width -> 1 channel, sigmoid (or linear) output.
     """
 
@@ -125,13 +140,10 @@ class ConvDecoder(Generator):
     def __init__(self, latent_dim: int = 32, image_shape: tuple[int, ...] = (64, 64),
                  channels: int = 16, output: str = "sigmoid"):
         super().__init__(latent_dim, image_shape, channels=channels, output=output)
-        side = image_shape[-1]
-        n_up = int(round(math.log2(side / 4)))
-        if len(image_shape) != 2 or image_shape[0] != side or 4 * 2**n_up != side:
-            raise ValueError(f"conv-decoder makes square patches of 4 * 2**k pixels, got {image_shape}.")
+        self.base, n_up = conv_levels(tuple(image_shape))
         widths = [channels * 2 ** max(0, n_up - 1 - i) for i in range(n_up)]
         self.first = widths[0] * 2 if n_up else channels
-        self.fc = nn.Linear(latent_dim, self.first * 16)
+        self.fc = nn.Linear(latent_dim, self.first * self.base ** 2)
         blocks, cin = [], self.first
         for w in widths:
             blocks.append(_up_block(cin, w))
@@ -142,7 +154,7 @@ class ConvDecoder(Generator):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         batch = z.shape[:-1]
-        h = self.fc(z.reshape(-1, self.latent_dim)).reshape(-1, self.first, 4, 4)
+        h = self.fc(z.reshape(-1, self.latent_dim)).reshape(-1, self.first, self.base, self.base)
         out = self.head(self.blocks(nn.functional.leaky_relu(h, 0.2)))
         if self.output == "sigmoid":
             out = torch.sigmoid(out)
@@ -155,16 +167,15 @@ class ConvEncoder(nn.Module):
     def __init__(self, latent_dim: int = 32, image_shape: tuple[int, ...] = (64, 64),
                  channels: int = 16):
         super().__init__()
-        side = image_shape[-1]
-        n_down = int(round(math.log2(side / 4)))
+        base, n_down = conv_levels(tuple(image_shape))
         layers, cin = [], 1
         for i in range(n_down):
             w = channels * 2 ** min(i, 3)
             layers += [nn.Conv2d(cin, w, 4, stride=2, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2)]
             cin = w
         self.net = nn.Sequential(*layers)
-        self.mu = nn.Linear(cin * 16, latent_dim)
-        self.logvar = nn.Linear(cin * 16, latent_dim)
+        self.mu = nn.Linear(cin * base ** 2, latent_dim)
+        self.logvar = nn.Linear(cin * base ** 2, latent_dim)
         self.image_shape = tuple(image_shape)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
