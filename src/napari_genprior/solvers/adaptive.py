@@ -12,10 +12,10 @@ hand. Image adaptation removes the floor while keeping the prior's structure:
    ``torch.func.vmap``), and for a mosaic all tiles of a restart share that restart's copy and
    are fitted against the operator on the whole image;
 3. **back-projection** (``back_project=True``; for linear operators, best at low noise):
-   ``x + A^+ (y - A x)``, which makes the result agree exactly with the measurements. ``A^+``
-   is ``A^T (A A^T)^-1`` by conjugate gradients in measurement space (a few iterations for the
-   operators where ``A A^T`` is (nearly) a multiple of the identity: inpaint, mri, downsample,
-   cs).
+   ``x + A^+ (y - A x)``, which makes the result agree with the measurements. ``A^+ r`` is
+   the minimum-norm least-squares correction, by conjugate gradients on the normal equations
+   (a few iterations for the operators where ``A A^T`` is (nearly) a multiple of the identity:
+   inpaint, mri, downsample, cs).
 
 Stopping never looks at the ground truth: as for ``dip``, a random 5% of the observed
 measurement entries are held out from both stages. Every ``check_every`` adaptation steps, each
@@ -82,31 +82,34 @@ class _AdaptedPrior:
 
 def _pseudo_inverse(problem: Problem, r: torch.Tensor, weight: torch.Tensor,
                     iterations: int = 30) -> torch.Tensor:
-    """``A^T u`` with ``(W A A^T W) u = W r`` solved by conjugate gradients (W: the entries used)."""
+    """The least-squares correction ``d = A^+ r`` on the entries in ``weight``: conjugate
+    gradients on the normal equations ``A^T W A d = A^T W r`` in image space, from d = 0 (so the
+    minimum-norm solution). In image space the system is consistent even when the measurement
+    space has directions no real image reaches (the conjugate-symmetric part of k-space)."""
     A = problem.A
 
-    def AAt(u: torch.Tensor) -> torch.Tensor:
-        return A(A.adjoint(u * weight)) * weight
+    def normal(d: torch.Tensor) -> torch.Tensor:
+        out = A.adjoint(A(d) * weight)
+        return out.real if out.is_complex() else out
 
-    b = r * weight
-    u = torch.zeros_like(b)
-    res = b.clone()
-    p = res.clone()
-    rs = (res.conj() * res).real.flatten(1).sum(1)
+    b = A.adjoint(r * weight)
+    b = b.real if b.is_complex() else b
+    shape = (-1,) + (1,) * (b.ndim - 1)
+    d = torch.zeros_like(b)
+    res, p = b.clone(), b.clone()
+    rs = res.square().flatten(1).sum(1)
     rs0 = rs.clone()
     for _ in range(iterations):
-        Ap = AAt(p)
-        alpha = rs / (p.conj() * Ap).real.flatten(1).sum(1).clamp_min(1e-30)
-        shape = (-1,) + (1,) * (b.ndim - 1)
-        u = u + alpha.reshape(shape) * p
-        res = res - alpha.reshape(shape) * Ap
-        rs_new = (res.conj() * res).real.flatten(1).sum(1)
-        if bool((rs_new <= 1e-12 * rs0.clamp_min(1e-30)).all()):
+        Np = normal(p)
+        alpha = rs / (p * Np).flatten(1).sum(1).clamp_min(1e-30)
+        d = d + alpha.reshape(shape) * p
+        res = res - alpha.reshape(shape) * Np
+        rs_new = res.square().flatten(1).sum(1)
+        if bool((rs_new <= 1e-10 * rs0.clamp_min(1e-30)).all()):
             break
         p = res + (rs_new / rs.clamp_min(1e-30)).reshape(shape) * p
         rs = rs_new
-    x = A.adjoint(u * weight)
-    return x.real if x.is_complex() else x
+    return d
 
 
 def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = None,
