@@ -143,7 +143,7 @@ def test_make_operator_measure_reconstruct_only_raise_value_or_type_errors(data)
             if (not m.phase_only or A.kind == "phase") and (not m.needs_linear or A.linear)]
     method = data.draw(st.sampled_from(fits * 4 + ngp.list_methods() + ["nope"]), label="method")
     prior = None
-    if method in ("csgm", "twist", "sparse-gen"):
+    if method in ("csgm", "twist", "sparse-gen", "ia"):
         prior = data.draw(st.sampled_from([
             "rp"] * 6 + ["rp-other", None, "no-such-prior", 5]), label="prior")
         if prior == "rp":
@@ -158,9 +158,11 @@ def test_make_operator_measure_reconstruct_only_raise_value_or_type_errors(data)
                                         {"lr": 1e9}, {"channels": 0}, {"ema": 2.0},
                                         {"step_size": -1.0}, {"lam": -1.0},
                                         {"lam": float("nan")}, {"tol": float("inf")},
-                                        {"holdout": 1.0}, {"patience": 0}]),
+                                        {"holdout": 1.0}, {"patience": 0},
+                                        {"lr_weights": 1e9}, {"back_project": True},
+                                        {"search_steps": 10**9}, {"warmup": 0}]),
                        label="kwargs")
-    if method in ("csgm", "twist", "sparse-gen") and "restarts" not in kwargs \
+    if method in ("csgm", "twist", "sparse-gen", "ia") and "restarts" not in kwargs \
             and data.draw(st.booleans()):
         kwargs["restarts"] = 2
     kwargs.setdefault("steps", 3)
@@ -183,7 +185,7 @@ def test_each_method_on_a_one_pixel_image_is_a_result_or_a_sentence(method):
         if method in ("twf", "sparta", "copram") else ngp.make_operator("denoise", shape=(1, 1))
     y = A.measure(np.ones((1, 1)), seed=0)
     prior = ngp.random_prior(latent_dim=2, widths=(4, 1), image_shape=(1, 1)) \
-        if method in ("csgm", "twist", "sparse-gen") else None
+        if method in ("csgm", "twist", "sparse-gen", "ia") else None
     try:
         rec = ngp.reconstruct(y, A, method, prior, steps=3, device="cpu")
     except EXPECTED as exc:
