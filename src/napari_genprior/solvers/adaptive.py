@@ -4,8 +4,9 @@ Reconstruction", AAAI 2020).
 A trained prior has a floor: the images it can make are a little (or a lot) unlike the one at
 hand. Image adaptation removes the floor while keeping the prior's structure:
 
-1. **search**: the usual CSGM search for the latent code(s) z (Adam on ``||A G(z) - y||^2 +
-   lam ||z||^2``, all restarts in one batch, optional encoder warm start);
+1. **search** (``search_steps``, by default half the steps and at most 300): the usual CSGM
+   search for the latent code(s) z (Adam on ``||A G(z) - y||^2 + lam ||z||^2``, all restarts
+   in one batch, optional encoder warm start);
 2. **adaptation**: joint Adam steps on z and on a private copy of the generator's weights, with a
    small learning rate for the weights (``lr_weights``), so that G itself bends towards the
    measurement; each restart adapts its own copy (stacked weights, one batched call through
@@ -124,7 +125,8 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
     steps : int
         Most steps in all (search plus adaptation).
     search_steps : int, optional
-        Steps of the latent search (stage 1); default half of ``steps``.
+        Steps of the latent search (stage 1); default half of ``steps``, at most 300 (the
+        search levels off by then; the adaptation is what gains).
     lr : float
         Adam learning rate of the latent codes (and of the gain and offset).
     lr_weights : float
@@ -157,7 +159,7 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
     check_every = check_int("check_every", check_every, 1)
     warmup = check_int("warmup", warmup, 1)
     if search_steps is None:
-        search_steps = max(1, steps // 2)
+        search_steps = max(1, min(300, steps // 2))
     search_steps = check_int("search_steps", search_steps, 0)
     search_steps = min(search_steps, steps)
     if not isinstance(back_project, bool):
