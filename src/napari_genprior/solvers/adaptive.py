@@ -61,8 +61,11 @@ class _AdaptedPrior:
         self.G = prior.G if self.mosaic is not None else prior
         self.G.eval()
         params, buffers = stack_module_state([self.G] * restarts)
-        self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-        self.buffers = {k: v.detach().clone() for k, v in buffers.items()}
+        # the decoder's weights only: a VAE prior carries its encoder, which makes no images
+        self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()
+                       if not k.startswith("encoder.")}
+        self.buffers = {k: v.detach().clone() for k, v in buffers.items()
+                        if not k.startswith("encoder.")}
 
         def one(p: dict, b: dict, z: torch.Tensor) -> torch.Tensor:
             return functional_call(self.G, (p, b), (z,))
