@@ -327,7 +327,9 @@ def test_cancel_between_planes_of_a_stack_keeps_the_planes_done(make_napari_view
     widget = _widget(viewer)
     widget.layer.value = layer
     widget.method.value = "tv"
-    widget.steps.value = 10
+    # long enough planes that the cancel lands within plane 1 even on a busy machine (with 10
+    # steps the whole stack could finish before the queued update reached the main thread)
+    widget.steps.value = 5000
     widget.start()
     widget.worker.yielded.connect(lambda u: widget.cancel() if u.plane == 1 else None)
     _wait(qtbot, widget)

@@ -109,15 +109,17 @@ def run(quick: bool, device: str, seed: int) -> Result:
                  markdown_table(["method", "PSNR", "SSIM", "seconds"],
                                 [[label(m), v["psnr"], v["ssim"], v["seconds"]]
                                  for m, v in by_m.items()], fmt="{:.3g}"), ""]
-        gen = max(by_m["ia"]["psnr"], by_m["csgm"]["psnr"])
+        best = max(("ia", "csgm"), key=lambda m: by_m[m]["psnr"])  # the best generative method
+        gen = by_m[best]["psnr"]
         if task == "deconvolution":
             others = max(by_m[m]["psnr"] for m in ("richardson_lucy", "tv", "dip"))
-            checks["deconvolution: best generative >= max(Richardson-Lucy, tv, dip) + 1 dB"] = \
-                gen >= others + 1.0
+            checks[f"deconvolution: best generative ({best}) >= max(Richardson-Lucy, tv, dip) "
+                   "+ 1 dB"] = gen >= others + 1.0
         else:
-            checks[f"{task}: ia >= dip + 0.5 dB"] = by_m["ia"]["psnr"] >= by_m["dip"]["psnr"] + 0.5
-            checks[f"{task}: ia in at most half of dip's time"] = \
-                by_m["ia"]["seconds"] <= 0.5 * by_m["dip"]["seconds"]
+            checks[f"{task}: best generative ({best}) >= dip + 0.5 dB"] = \
+                gen >= by_m["dip"]["psnr"] + 0.5
+            checks[f"{task}: best generative ({best}) in at most half of dip's time"] = \
+                by_m[best]["seconds"] <= 0.5 * by_m["dip"]["seconds"]
     fig = image_grid(rows_fig, "real nuclei tile 1")
     return Result(name="real-nuclei",
                   title="Real fluorescence nuclei: ia and csgm against Richardson-Lucy, tv, dip",
