@@ -254,8 +254,11 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
         adapt_steps += 1
         if n_held == 0 or (step - search_steps) % check_every == 0 or step == steps:
             with torch.no_grad():
-                x = to_image(adapted(z))
-                val = score(x)
+                if n_held:  # the held-out misfit of the weights after this step
+                    x = to_image(adapted(z))
+                    val = score(x)
+                else:  # nothing held out: this step's training misfit (no second forward)
+                    x, val = x.detach(), fit.detach()
                 ok = torch.isfinite(val)
                 improved = ok & (val < best_val)
                 best_val = torch.where(improved, val, best_val)
