@@ -38,16 +38,8 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..operators.base import check_float, check_int
-from .common import Problem, SolverGen, Update, draw_holdout
-from .latent import _finish, _init_latent, _keep_best, _Latent
-
-
-def _masked_misfit(problem: Problem, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Per-restart ``|| weight * (A x - y) ||^2`` (a ``(R,)`` tensor)."""
-    r = (problem.A(x) - problem.y) * weight
-    if r.is_complex():
-        r = torch.view_as_real(r)
-    return r.square().flatten(1).sum(1)
+from .common import Problem, SolverGen, Update, split_holdout
+from .latent import _finish, _init_latent, _keep_best, _Latent, _misfit
 
 
 class _AdaptedPrior:
@@ -173,12 +165,8 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
 
     G, R, dev = problem.prior, problem.restarts, problem.device
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
-    n_obs = problem.y.numel() if problem.observed is None else int(problem.observed.sum())
-    observed, held = draw_holdout(problem, holdout if n_obs >= 200 else 0.0)
-    real = problem.y.real.dtype
-    train = (observed & ~held).to(real)
-    held_f = held.to(real)
-    n_held = int(held.sum())
+    train, held_f = split_holdout(problem, holdout)
+    n_held = int(held_f.sum())
 
     lat = _Latent(problem, fit_gain)
     z = _init_latent(problem, G.latent_dim, init, gen).requires_grad_(True)
@@ -186,16 +174,12 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
     extras = [gain, offset] if gain is not None else []
 
     def to_image(raw: torch.Tensor) -> torch.Tensor:
-        """Generator output -> image in the problem's normalised units (as ``_Latent.image``)."""
-        if gain is not None:
-            shape = (-1,) + (1,) * (raw.ndim - 1)
-            return raw * gain.reshape(shape) + offset.reshape(shape)
-        return (lat.low + raw * lat.span) / lat.scale
+        return lat.from_output(raw, gain, offset)
 
     def score(x: torch.Tensor) -> torch.Tensor:
         """What chooses among iterates and restarts: held-out misfit (training misfit when
         nothing is held out)."""
-        return _masked_misfit(problem, x, held_f) if n_held else _masked_misfit(problem, x, train)
+        return _misfit(problem, x, held_f) if n_held else _misfit(problem, x, train)
 
     notes: list[str] = []
     step = 0
@@ -206,7 +190,7 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
     for step in range(1, search_steps + 1):
         opt.zero_grad(set_to_none=True)
         x = to_image(G(z))
-        fit = _masked_misfit(problem, x, train)
+        fit = _misfit(problem, x, train)
         (fit.sum() + lam * z.square().sum()).backward()
         with torch.no_grad():  # (x and fit belong to the parameters before this step)
             better = torch.ones_like(fit, dtype=torch.bool) if best_fit is None else fit < best_fit
@@ -241,7 +225,7 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
     for step in range(search_steps + 1, steps + 1):
         opt.zero_grad(set_to_none=True)
         x = to_image(adapted(z))
-        fit = _masked_misfit(problem, x, train)
+        fit = _misfit(problem, x, train)
         total = fit.sum() + lam * z.square().sum()
         if not bool(torch.isfinite(total)):
             notes.append(f"ia: the adaptation diverged at step {step} (the loss became NaN or "
@@ -259,12 +243,9 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
                     val = score(x)
                 else:  # nothing held out: this step's training misfit (no second forward)
                     x, val = x.detach(), fit.detach()
-                ok = torch.isfinite(val)
-                improved = ok & (val < best_val)
-                best_val = torch.where(improved, val, best_val)
-                best_x = torch.where(improved.view(-1, *(1,) * (x.ndim - 1)), x, best_x)
-                since_best = 0 if bool(improved.any()) else since_best + (
-                    1 if n_held == 0 else check_every)
+                improved = bool((val < best_val).any())  # (NaN and inf never compare lower)
+                best_val, best_x = _keep_best(best_val, best_x, val, x)
+                since_best = 0 if improved else since_best + (1 if n_held == 0 else check_every)
         preview = problem.to_numpy(best_x[int(torch.argmin(best_val))]) \
             if step % preview_every == 0 or step == steps else None
         if (yield Update(step, steps, float(fit.detach().min()), preview)) is False:

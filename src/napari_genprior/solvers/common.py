@@ -125,3 +125,15 @@ def draw_holdout(problem: "Problem", fraction: float) -> tuple[torch.Tensor, tor
         pick = idx[torch.randperm(idx.numel(), generator=gen)[:n_held]]
         held.view(-1)[pick.to(held.device)] = True
     return observed, held
+
+
+def split_holdout(problem: "Problem", fraction: float,
+                  min_observed: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train, held)``: 0/1 masks (the measurement's real dtype) of the observed entries to
+    fit and of a random ``fraction`` of them held out (:func:`draw_holdout`); nothing is held
+    out when fewer than ``min_observed`` entries are observed."""
+    y = problem.y
+    n_obs = y.numel() if problem.observed is None else int(problem.observed.sum())
+    observed, held = draw_holdout(problem, fraction if n_obs >= min_observed else 0.0)
+    real = y.real.dtype
+    return (observed & ~held).to(real), held.to(real)

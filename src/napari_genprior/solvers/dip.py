@@ -15,7 +15,7 @@ import torch
 
 from ..operators.base import check_float, check_int
 from ..priors import DIPNet, dip_depth
-from .common import Problem, SolverGen, Update, draw_holdout
+from .common import Problem, SolverGen, Update, split_holdout
 
 
 def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels: int = 32,
@@ -41,11 +41,7 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
     dev, y, A = problem.device, problem.y, problem.A
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
 
-    n_obs = y.numel() if problem.observed is None else int(problem.observed.sum())
-    observed, held = draw_holdout(problem, holdout if n_obs >= 200 else 0.0)
-    real = y.real.dtype
-    train = (observed & ~held).to(real)
-    held_f = held.to(real)
+    train, held_f = split_holdout(problem, holdout)
     n_train, n_held = float(train.sum()), float(held_f.sum())
 
     with torch.random.fork_rng(devices=[]):

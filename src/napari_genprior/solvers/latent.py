@@ -44,18 +44,26 @@ class _Latent:
 
     def image(self, z: torch.Tensor, gain: torch.Tensor | None = None,
               offset: torch.Tensor | None = None) -> torch.Tensor:
+        return self.from_output(self.G(z), gain, offset)
+
+    def from_output(self, x: torch.Tensor, gain: torch.Tensor | None = None,
+                    offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Generator outputs ``x`` (a batch) -> images in the problem's normalised units."""
         if gain is not None:
             # fitted intensity scale, directly in the problem's normalised units (where the
             # data's robust peak is about 1): starts at the prior's own [0, 1] range
-            x = self.G(z)
             shape = (-1,) + (1,) * (x.ndim - 1)
             return x * gain.reshape(shape) + offset.reshape(shape)
-        return (self.low + self.G(z) * self.span) / self.scale
+        return (self.low + x * self.span) / self.scale
 
 
-def _misfit(problem: Problem, x: torch.Tensor) -> torch.Tensor:
-    """Per-restart measurement misfit ``||A x - y||^2`` (a ``(R,)`` tensor)."""
+def _misfit(problem: Problem, x: torch.Tensor,
+            weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-restart measurement misfit ``||A x - y||^2`` (a ``(R,)`` tensor), over the entries
+    that ``weight`` (0/1 over the measurement) keeps when given."""
     r = problem.A(x) - problem.y
+    if weight is not None:
+        r = r * weight
     if r.is_complex():
         r = torch.view_as_real(r)
     return r.square().flatten(1).sum(1)
