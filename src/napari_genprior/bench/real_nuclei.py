@@ -65,7 +65,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
 
     import torch
 
-    from .microscopy import richardson_lucy_thinned
+    from .microscopy import baseline
 
     sizes = QUICK if quick else FULL
     tiles, sigma = real_nuclei(sizes.tiles)
@@ -80,10 +80,9 @@ def run(quick: bool, device: str, seed: int) -> Result:
                 if m == "richardson_lucy":
                     t0 = time.perf_counter()
                     peak = float(A(torch.from_numpy(x)).max())
-                    k, im = richardson_lucy_thinned(y.astype(np.float64), A.psf,
-                                                    t.noise["photons"], peak)
+                    im, chose = baseline(m, y, A, t.noise["photons"], peak)
                     r = {**scores(x, im), "seconds": time.perf_counter() - t0, "image": im,
-                         "params": {"iterations": k}}
+                         "params": chose}
                 else:
                     r = solve(x, y, A, m, seed=seed + i, device=device,
                               **method_options(m, sizes))
