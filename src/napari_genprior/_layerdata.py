@@ -67,7 +67,9 @@ def measurement_layer(y: Any, A: Operator, name: str, *, noise_std: float | None
         top = float(np.percentile(positive, 99.5)) if positive.size else 1.0
         kwargs["contrast_limits"] = [0.0, top if top > 0 else 1.0]
     if A.kind == "downsample" and "scale" not in layer_kwargs:
+        # each measured pixel averages a factor x factor block: its centre is the block's
         kwargs["scale"] = tuple(float(a) / float(b) for a, b in zip(A.shape, y.shape))
+        kwargs.setdefault("translate", tuple((s - 1) / 2 for s in kwargs["scale"]))
     user_meta = dict(kwargs.pop("metadata", {}) or {})
     kwargs["metadata"] = {**user_meta, "genprior": meta}
     return shown, kwargs, "image"

@@ -356,11 +356,22 @@ def reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
     A : Operator
         The forward operator (:func:`make_operator`).
     method : str
-        One of :func:`list_methods`: ``"dip"`` (Deep Image Prior) or ``"adjoint"``.
+        One of :func:`list_methods`. With a trained prior: ``"csgm"`` (latent search, Bora et
+        al.), ``"twist"`` (subgradient descent with the sign-flip twist), ``"sparse-gen"``
+        (G(z) plus a sparse deviation), ``"ia"`` (image-adaptive: the latent search, then the
+        prior's weights fitted to this image). Without one: ``"dip"`` (Deep Image Prior, an
+        untrained network stopped on held-out measurements), the classical ``"tv"``,
+        ``"lasso-dct"``, ``"lasso-wavelet"`` (weights chosen on held-out measurements),
+        ``"adjoint"`` (the back-projection), and for ``phase`` the ``"twf"``, ``"sparta"``,
+        ``"copram"`` baselines. README "Which method when" says which to use.
     prior : optional
-        The generator for methods that need one (none in this version).
+        The trained generator for ``csgm``, ``twist``, ``sparse-gen`` and ``ia``: a name of
+        :func:`list_priors` (``"nuclei-vae"``, ``"mri-vae"``, ``"digits-vae"``,
+        ``"digits-conv"``), a ``.safetensors`` path, or a loaded prior. An image larger than
+        its patches is reconstructed as a mosaic of patches.
     restarts : int
-        Random starts optimised together (methods with a trained prior).
+        Random starts optimised together (methods with a trained prior); with more than one,
+        ``.spread`` is the per-pixel standard deviation over them.
     steps : int, optional
         Maximum iterations (the method's default when None).
     device : str

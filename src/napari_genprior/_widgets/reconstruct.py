@@ -290,10 +290,18 @@ class ReconstructWidget(Container):
         if not stores_measurement(self._y[(0,) * (self._y.ndim - len(self._A.measurement_shape))],
                                   self._A):
             # the layer is the measurement itself: a result on a finer grid (super-resolution)
-            # has proportionally smaller pixels
+            # has proportionally smaller pixels, and its pixel j (centre j + 1/2 in units of
+            # its pixels) lies at (j + 1/2) r - 1/2 in the measurement's pixel coordinates, so
+            # that the result covers exactly the area the measurement covers
             ratio = [m / s for m, s in zip(self._A.measurement_shape, self._A.shape)]
-            kw["scale"] = tuple([*kw["scale"][:ndim - 2],
-                                 *(s * r for s, r in zip(kw["scale"][ndim - 2:], ratio))])
+            scale = np.array(kw["scale"], dtype=float)  # a copy: never the layer's own
+            translate = np.array(kw["translate"], dtype=float)
+            for ax, r in zip(range(ndim - 2, ndim), ratio):
+                translate[ax] += scale[ax] * (r - 1) / 2
+                scale[ax] *= r
+            kw.update(scale=tuple(scale), translate=tuple(translate))
+            kw.pop("rotate", None)
+            kw.pop("shear", None)
             kw["contrast_limits"] = src.contrast_limits
         kw["colormap"] = src.colormap.name
         return kw
