@@ -1,0 +1,250 @@
+"""Advice before a run: which settings to use, whether a prior suits the image, what a run costs,
+and which settings are physically implausible.
+
+Pure library code (no napari): the dock widgets show what these functions return, and the
+console can call them too. Nothing here changes a setting by itself; callers show the advice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Methods that search the latent space of a trained prior (they take restarts).
+LATENT_METHODS = ("csgm", "ia", "twist", "sparse-gen")
+#: Methods that take ``init="encoder"`` (the VAE encoder's code of the back-projection).
+ENCODER_METHODS = ("csgm", "ia")
+#: Without a prior: the method that does best on each kind of measurement in benchmarks/.
+NO_PRIOR_METHOD = {"denoise": "dip", "inpaint": "dip", "blur": "dip", "downsample": "dip",
+                   "cs": "lasso-dct", "mri": "tv", "phase": "twf"}
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Recommended settings (README "Which method when") and the reason, in words."""
+
+    method: str
+    restarts: int = 1
+    init: str = "random"
+    why: str = ""
+
+
+def recommend(kind: str, prior: Any = None) -> Advice:
+    """The settings README "Which method when" recommends for a measurement of ``kind``.
+
+    Parameters
+    ----------
+    kind : str
+        The operator kind (``"denoise"``, ``"inpaint"``, ``"blur"``, ``"downsample"``, ``"cs"``,
+        ``"mri"``, ``"phase"``).
+    prior : optional
+        The chosen prior (a loaded prior, or None for none). A prior without an encoder gets
+        random starts.
+
+    Returns
+    -------
+    Advice
+    """
+    if prior is None:
+        method = NO_PRIOR_METHOD.get(kind, "dip")
+        why = {"dip": "no prior: Deep Image Prior, stopped on held-out measurements",
+               "tv": "no prior: total variation wins on MRI k-space",
+               "lasso-dct": "no prior: L1 in the DCT for compressed sensing",
+               "twf": "no prior: truncated Wirtinger flow for magnitude-only data"}[method]
+        return Advice(method, 1, "random", why)
+    encoder = getattr(prior, "encoder", None) is not None
+    if kind == "phase":
+        return Advice("csgm", 10, "random",
+                      "magnitude-only data: csgm on the amplitude loss, 10 random starts")
+    if kind == "mri":
+        return Advice("ia", 1, "encoder" if encoder else "random",
+                      "MRI with a prior: ia (image-adaptive) is the best generative method; "
+                      "tv is still better at 4x on held-out real slices")
+    init = "encoder" if encoder else "random"
+    return Advice("csgm", 4, init,
+                  f"with a prior: csgm, 4 restarts{', encoder start' if encoder else ''}")
+
+
+# -- does the prior suit the image? --------------------------------------------------------------
+
+@dataclass
+class PriorFit:
+    """How well a prior explains a measurement after a short search.
+
+    Attributes
+    ----------
+    explained : float
+        ``1 - ||A x - y||^2 / ||y - mean(y)||^2`` over the measured entries for the prior's best
+        image ``x`` after a few steps (1: everything explained; 0 or less: no better than a flat
+        image).
+    tiles : int
+        Patches of the prior in the image's mosaic (1: the prior's own size).
+    warnings : list of str
+        Sentences to show; empty when the prior looks suitable.
+    """
+
+    explained: float
+    tiles: int
+    warnings: list[str] = field(default_factory=list)
+
+
+#: Below this fraction of the measurement explained after the short search, a prior is
+#: flagged. Measured with 30 steps on the bundled samples (tests/test_advice.py checks both ends):
+#: nuclei-vae on the nuclei sample 0.75 (inpainting), 0.80 (denoising), 0.92 (deblurring);
+#: mri-vae on 4x MRI k-space 0.99; digits-vae and digits-conv on the nuclei below 0.
+FIT_WARN = 0.6
+#: More patches than this in the mosaic is flagged too: k-space is dominated by its centre, so
+#: on MRI even digits explain 0.76-0.85 of it, but a prior trained on whole 28x28 images tiled
+#: 100 times over a brain does not suit it (the bundled 64x64 priors tile 256x256 in 16).
+MAX_TILES = 16
+
+
+def _explained(y: np.ndarray, A: Any, x: np.ndarray) -> float:
+    r = np.asarray(A.measure(x), dtype=np.complex128 if np.iscomplexobj(y) else np.float64)
+    yy = np.asarray(y, dtype=r.dtype)
+    obs = A.observed()
+    if obs is not None:
+        obs = np.broadcast_to(np.asarray(obs, bool), yy.shape)
+        r, yy = r[obs], yy[obs]
+    total = float(np.sum(np.abs(yy - yy.mean()) ** 2))
+    return 1.0 - float(np.sum(np.abs(r - yy) ** 2)) / max(total, 1e-30)
+
+
+def _short_fit(y: np.ndarray, A: Any, prior: Any, steps: int, device: Any, seed: int) -> float:
+    from . import api
+
+    init = "encoder" if getattr(prior, "encoder", None) is not None and A.linear else None
+    extra = {"init": init} if init else {}
+    rec = api.reconstruct(y, A, method="csgm", prior=prior, steps=steps, device=device,
+                          seed=seed, **extra)
+    return _explained(y, A, rec.image)
+
+
+def check_prior_fit(y: Any, A: Any, prior: Any, *, steps: int = 30, device: Any = "cpu",
+                    seed: int = 0, suggest: bool = True) -> PriorFit:
+    """A quick check (a few ``csgm`` steps from the encoder's start) of whether ``prior`` can
+    represent the image behind ``y``, before a long run.
+
+    Parameters
+    ----------
+    y : ndarray
+        One measurement (one plane), of shape ``A.measurement_shape``.
+    A : Operator
+        Its operator.
+    prior : str or prior
+        A bundled prior's name, a path or a loaded prior.
+    steps : int
+        Steps of the short search.
+    device, seed
+        As for :func:`napari_genprior.reconstruct`.
+    suggest : bool
+        When the prior does not suit the image, also try the other bundled priors of a size
+        that fits and name the best one in the warning.
+
+    Returns
+    -------
+    PriorFit
+    """
+    from . import api
+
+    G = api.load_prior(prior) if isinstance(prior, (str,)) or hasattr(prior, "__fspath__") \
+        else prior
+    y = np.asarray(y)
+    ph, pw = G.image_shape[-2:]
+    h, w = A.shape[-2:]
+    tiles = int(np.ceil(h / ph) * np.ceil(w / pw)) if (h, w) != (ph, pw) else 1
+    explained = _short_fit(y, A, G, steps, device, seed)
+    fit = PriorFit(explained, tiles)
+    if explained >= FIT_WARN and tiles <= MAX_TILES:
+        return fit
+    name = G.card.get("name", "this prior")
+    data = str(G.card.get("data", "its training images")).split(";")[0]
+    what = f"{name} makes {ph}x{pw} patches of {data}"
+    size = f"; this {h}x{w} image needs a mosaic of {tiles} of them" if tiles > 1 else ""
+    msg = (f"{what}{size}. After {steps} steps it explains {max(explained, 0):.0%} of the "
+           f"measurement (a suitable prior explains over {FIT_WARN:.0%}), so the result will "
+           "look like its training images, not like this one.")
+    if suggest:
+        best, best_score = None, FIT_WARN
+        for other in api.list_priors():
+            if other == name:
+                continue
+            Go = api.load_prior(other)
+            gh, gw = Go.image_shape[-2:]
+            if gh > h or gw > w or np.ceil(h / gh) * np.ceil(w / gw) > MAX_TILES:
+                continue
+            score = _short_fit(y, A, Go, steps, device, seed)
+            if score > best_score:
+                best, best_score = other, score
+        msg += (f" Use {best} (explains {best_score:.0%})" if best else
+                " Use dip or tv (no prior), or train a prior on images like this one "
+                "(Train prior)") + "."
+    fit.warnings.append(msg)
+    return fit
+
+
+# -- what a run costs ----------------------------------------------------------------------------
+
+def output_ratio(A: Any, measurement_shape: tuple[int, ...] | None = None) -> float:
+    """How many times more pixels the result has than the measurement layer shows."""
+    shown = measurement_shape or A.measurement_shape
+    return float(np.prod(A.shape)) / max(float(np.prod(shown)), 1.0)
+
+
+def remaining_seconds(elapsed: float, done: int, total: int) -> float | None:
+    """Time left at the pace so far (None before the first step)."""
+    if done <= 0 or elapsed <= 0:
+        return None
+    return elapsed / done * max(total - done, 0)
+
+
+# -- implausible settings ------------------------------------------------------------------------
+
+def check_simulation(x: np.ndarray, kind: str, params: dict[str, Any], *,
+                     noise_std: float = 0.0, photons: float | None = None) -> list[str]:
+    """Warnings (sentences) for physically implausible simulation settings; none raise.
+
+    Parameters
+    ----------
+    x : ndarray
+        The clean image.
+    kind : str
+        The operator kind.
+    params : dict
+        Its ``make_operator`` keywords.
+    noise_std, photons
+        The noise settings.
+    """
+    out: list[str] = []
+    x = np.asarray(x, dtype=np.float64)
+    finite = x[np.isfinite(x)]
+    span = float(np.percentile(finite, 99.8) - np.percentile(finite, 0.2)) if finite.size else 0.0
+    peak = float(np.abs(finite).max()) if finite.size else 0.0
+    ref = span if span > 0 else peak
+    if noise_std and ref > 0 and noise_std > 2 * ref:
+        out.append(f"noise std {noise_std:g} is {noise_std / ref:.3g}x the image's intensity "
+                   f"range ({ref:.3g}): the measurement will be noise only.")
+    if photons is not None and 0 < photons < 1:
+        out.append(f"photons {photons:g}: under one photon at the brightest pixel, the "
+                   "measurement is almost all zeros.")
+    size = min(x.shape[-2:])
+    sigma = params.get("sigma")
+    if kind == "blur" and sigma is not None and sigma > size / 8:
+        out.append(f"blur sigma {sigma:g} px on a {size}-pixel image: the blur spans most of "
+                   "the image, so little of it can be recovered.")
+    factor = params.get("factor")
+    if kind == "downsample" and factor is not None and factor > size / 8:
+        out.append(f"factor {factor} leaves {size // factor} pixels per side: too few to "
+                   "recover the image from.")
+    if kind == "mri":
+        acc = float(params.get("acceleration", 1))
+        cf = float(params.get("center_fraction", 0.08))
+        if cf <= 0:
+            out.append("center fraction 0: no k-space centre is measured, so the image's "
+                       "contrast is lost; fastMRI keeps 4-8% at the centre.")
+        if acc > 16:
+            out.append(f"acceleration {acc:g}x keeps {100 / acc:.1f}% of k-space: beyond what "
+                       "any method here recovers (8x is already hard).")
+    return out

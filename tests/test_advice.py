@@ -1,0 +1,73 @@
+"""napari_genprior.advice: recommended settings, the prior fit check, implausible settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import napari_genprior as ngp
+from napari_genprior import advice
+
+
+def test_recommendations_follow_which_method_when():
+    nuclei_vae = ngp.load_prior("nuclei-vae")
+    a = advice.recommend("blur", nuclei_vae)
+    assert (a.method, a.restarts, a.init) == ("csgm", 4, "encoder")
+    assert advice.recommend("phase", ngp.load_prior("digits-conv")).init == "random"
+    assert advice.recommend("mri", ngp.load_prior("mri-vae")).method == "ia"
+    assert advice.recommend("mri").method == "tv"
+    assert advice.recommend("inpaint").method == "dip"
+    assert advice.recommend("cs").method == "lasso-dct"
+    for kind in ("denoise", "inpaint", "blur", "downsample", "cs", "mri", "phase"):
+        for prior in (None, nuclei_vae):
+            a = advice.recommend(kind, prior)
+            assert a.method in ngp.list_methods() and a.why
+
+
+def test_a_digits_prior_on_the_nuclei_is_flagged_and_the_nuclei_prior_suggested(nuclei):
+    x = nuclei.astype(np.float32)
+    A = ngp.make_operator("blur", shape=x.shape, sigma=2.0)
+    y = A.measure(x, photons=100, seed=0)
+    bad = advice.check_prior_fit(y, A, "digits-vae")
+    assert bad.explained < advice.FIT_WARN and bad.tiles == 25
+    (msg,) = bad.warnings
+    assert "digits-vae makes 28x28" in msg and ("Use nuclei-vae" in msg or "Use mri-vae" in msg)
+    good = advice.check_prior_fit(y, A, "nuclei-vae")
+    assert good.explained > 0.8 and good.warnings == []
+
+
+def test_a_prior_tiled_many_times_is_flagged():
+    from napari_genprior.bench import real_mri
+
+    x = real_mri.held_out_slices(real_mri.FULL)[0][1][64:192, 64:192]
+    A = ngp.make_operator("mri", shape=x.shape, acceleration=4, seed=0)
+    y = A.measure(x, noise_std=0.005, seed=0)
+    fit = advice.check_prior_fit(y, A, "digits-vae", suggest=False)
+    assert fit.tiles == 25 and fit.warnings and "mosaic of 25" in fit.warnings[0]
+
+
+@pytest.mark.parametrize("kind, params, noise, photons, words", [
+    ("denoise", {}, 1e12, None, "noise only"),
+    ("denoise", {}, 0.0, 0.001, "under one photon"),
+    ("blur", {"sigma": 100.0}, 0.0, None, "spans most of the image"),
+    ("mri", {"acceleration": 64.0, "center_fraction": 0.0}, 0.0, None, "centre"),
+    ("downsample", {"factor": 32}, 0.0, None, "too few"),
+])
+def test_implausible_simulation_settings_get_a_warning(nuclei, kind, params, noise, photons,
+                                                       words):
+    warnings = advice.check_simulation(nuclei, kind, params, noise_std=noise, photons=photons)
+    assert any(words in w for w in warnings), warnings
+
+
+def test_plausible_simulation_settings_get_none(nuclei):
+    assert advice.check_simulation(nuclei, "blur", {"sigma": 2.0}, noise_std=8.0) == []
+    assert advice.check_simulation(nuclei, "mri", {"acceleration": 4.0,
+                                                   "center_fraction": 0.08}) == []
+    assert advice.check_simulation(nuclei, "denoise", {}, photons=100.0) == []
+
+
+def test_remaining_time_and_output_ratio():
+    assert advice.remaining_seconds(10.0, 10, 30) == pytest.approx(20.0)
+    assert advice.remaining_seconds(0.0, 0, 30) is None
+    A = ngp.make_operator("downsample", shape=(64, 64), factor=4)
+    assert advice.output_ratio(A) == 16.0
