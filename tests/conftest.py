@@ -31,3 +31,12 @@ def latency_limit(seconds: float) -> float:
     import os
 
     return seconds if os.getloadavg()[0] < (os.cpu_count() or 1) else 3 * seconds
+
+
+@pytest.fixture(autouse=True)
+def _no_run_confirmation(request, monkeypatch):
+    """GUI tests run long settings on purpose (100,000 steps, then Cancel): the Reconstruct
+    widget's "over a minute: click Run again" stop is off for them, except where a test turns it
+    on (``widget.confirm_seconds``), as tests/test_newcomer.py does."""
+    if "make_napari_viewer" in request.fixturenames:
+        monkeypatch.setattr("napari_genprior._widgets.reconstruct.CONFIRM_SECONDS", None)

@@ -244,7 +244,7 @@ def test_the_reconstruct_widget_runs_ia_with_preview_and_cancel(make_napari_view
     qtbot.waitUntil(lambda: len(previews) >= 2, timeout=120_000)
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
-    result = viewer.layers["blurred [ia]"]
+    result = viewer.layers["blurred [ia, nuclei-vae, cancelled]"]
     meta = result.metadata["genprior"]
     assert meta["method"] == "ia" and meta["cancelled"]
     assert result.data.shape == nuclei64.shape and np.all(np.isfinite(result.data))

@@ -96,7 +96,7 @@ def test_cancel_stops_quickly_and_keeps_the_best_so_far(viewer_and_widget, qtbot
     from conftest import latency_limit
 
     assert time.perf_counter() - t0 < latency_limit(1.0)  # within a second (issue 6)
-    result = viewer.layers["nuclei [50% pixels, noisy] [dip]"]
+    result = viewer.layers["nuclei [50% pixels, noisy] [dip, cancelled]"]
     assert result.metadata["genprior"]["cancelled"]
     assert result.metadata["genprior"]["cancelled_at"] < 1000
     assert np.all(np.isfinite(result.data))
@@ -164,7 +164,7 @@ def test_prior_methods_use_the_chosen_prior_and_say_when_none_is_chosen(make_nap
     widget.steps.value = 200
     widget.start()
     _wait_until_idle(qtbot, widget)
-    result = viewer.layers["digit [csgm]"]
+    result = viewer.layers["digit [csgm, digits-vae]"]
     assert result.metadata["genprior"]["prior"]["source"] == "digits-vae"
     assert ngp.metrics.psnr(x, result.data) > ngp.metrics.psnr(x, noisy) + 3
 
@@ -235,7 +235,7 @@ def test_restarts_spread_and_residual_layers(make_napari_viewer, qtbot):
     widget.steps.value = 150
     widget.add_spread.value = widget.add_residual.value = True
     _run_and_wait(widget, qtbot)
-    result = viewer.layers["digit [csgm]"].data
+    result = viewer.layers["digit [csgm, digits-vae]"].data
     spread = viewer.layers["digit [csgm spread]"].data
     residual = viewer.layers["digit [csgm residual]"].data
     assert spread.shape == residual.shape == (28, 28) and np.all(spread >= 0) and spread.max() > 0

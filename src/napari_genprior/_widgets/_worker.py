@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import is_dataclass, replace
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -36,14 +38,23 @@ class WorkerError(Exception):
     ``errored`` nor ``finished``, which would leave a widget waiting forever."""
 
 
+#: At most this many updates a second reach the GUI: each costs the main thread a layer
+#: refresh (software OpenGL under Xvfb: tens of ms), which held tv at 3x the library's time when
+#: every tenth step was drawn (issue 15). The others are dropped in the worker, unseen.
+UPDATES_PER_SECOND = 4.0
+
+
 @thread_worker(start_thread=False, ignore_errors=True)  # errors go to owner._on_error
-def _drive(run: Generator, stop: threading.Event):
-    """Run the generator in a worker thread, passing on its updates; once ``stop`` is set, send
-    it False (the API's "stop and return the best so far") after each update.
+def _drive(run: Generator, stop: threading.Event, interval: float):
+    """Run the generator in a worker thread, passing on its updates (at most one per
+    ``interval`` seconds; the first always); once ``stop`` is set, send it False (the API's
+    "stop and return the best so far") after each update.
 
     Cancel is a flag rather than ``worker.send(False)``: a value sent before the worker thread
     has taken its first step would hit a just-started generator (a TypeError)."""
     reply = None
+    last = -float("inf")
+    image = None  # the newest preview among the dropped updates: it goes out with the next one
     while True:
         try:
             update = run.send(reply)
@@ -51,24 +62,42 @@ def _drive(run: Generator, stop: threading.Event):
             return done.value
         except RuntimeError as exc:  # superqt would drop it silently: no errored, no finished
             raise WorkerError(str(exc) or type(exc).__name__) from exc
-        yield update
+        if not _is_update(update):
+            yield update
+        else:
+            if getattr(update, "image", None) is not None:
+                image = update.image
+            now = time.perf_counter()
+            if now - last >= interval:
+                last = now
+                if image is not None and update.image is None and is_dataclass(update):
+                    update = replace(update, image=image)
+                image = None
+                yield update
         reply = False if stop.is_set() else None
+
+
+def _is_update(value: Any) -> bool:
+    """Progress (which may be dropped) rather than a message the owner must see."""
+    return hasattr(value, "step") and hasattr(value, "total")
 
 
 def qt_alive(widget: Any) -> bool:
     """Whether ``widget``'s Qt object still exists (False once its window was closed)."""
     try:
         widget.native.objectName()
-    except RuntimeError:  # "wrapped C/C++ object ... has been deleted"
+    except (RuntimeError, AttributeError):  # "wrapped C/C++ object ... has been deleted"
         return False
     return True
 
 
-def make_worker(owner: Any, run: Generator, pbar: Any = None) -> Any:
+def make_worker(owner: Any, run: Generator, pbar: Any = None,
+                interval: float | None = None) -> Any:
     """A not-yet-started worker for ``run``, wired to ``owner``'s ``_on_update`` (each yielded
     update), ``_on_done`` (the returned result), ``_on_error`` and ``_on_finished``;
     ``worker.cancel()`` asks the run to stop after its current step. ``pbar`` (a napari
-    ``progress``) is closed when the worker finishes.
+    ``progress``) is closed when the worker finishes. Updates reach ``owner`` at most once per
+    ``interval`` seconds (default ``1 / UPDATES_PER_SECOND``).
 
     When ``owner``'s Qt side is destroyed (its viewer was closed) while the worker runs, the
     worker is asked to quit (the generator is dropped at its next step), ``pbar`` is closed,
@@ -76,7 +105,7 @@ def make_worker(owner: Any, run: Generator, pbar: Any = None) -> Any:
     a closed viewer.
     """
     stop = threading.Event()
-    worker = _drive(run, stop)
+    worker = _drive(run, stop, 1 / UPDATES_PER_SECOND if interval is None else interval)
     worker.cancel = stop.set
     bars = [pbar] if pbar is not None else []
 

@@ -19,6 +19,7 @@ from magicgui.widgets import (
     Container,
     FloatSpinBox,
     Label,
+    ProgressBar,
     PushButton,
     SpinBox,
     create_widget,
@@ -28,9 +29,10 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 
+from ..advice import ENCODER_METHODS, LATENT_METHODS, NO_PRIOR_METHOD
 from ._layers import in_viewer, placement
 from ._session import SESSION_PRIORS
-from ._worker import make_worker, warm_up
+from ._worker import make_worker, qt_alive, warm_up
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -44,10 +46,35 @@ PLAIN_OPERATORS = [DENOISE, INPAINT, DEBLUR, SUPERRES]
 NO_PRIOR = "(none: Deep Image Prior or a baseline)"
 LOAD_FILE = "load from file..."
 
-# What runs when nothing else is chosen: with a trained prior, csgm; without one, the method
-# that does best on that kind of measurement in benchmarks/ (README "Which method when").
-DEFAULT_METHOD = {"denoise": "dip", "inpaint": "dip", "blur": "dip", "downsample": "dip",
-                  "cs": "lasso-dct", "mri": "tv", "phase": "twf"}
+# What runs when nothing else is chosen: with a trained prior, what advice.recommend says;
+# without one, the method that does best on that kind of measurement in benchmarks/ (README
+# "Which method when").
+DEFAULT_METHOD = NO_PRIOR_METHOD
+#: The method dropdown in words a microscopist reads (the value is the API's method name).
+METHOD_LABELS = {
+    "csgm": "csgm: search the prior's latent space",
+    "ia": "ia: prior adapted to this image",
+    "twist": "twist: latent search with sign flips",
+    "sparse-gen": "sparse-gen: prior + sparse deviation",
+    "dip": "dip: Deep Image Prior (no training)",
+    "adjoint": "back-projection only (adjoint, no prior)",
+    "lasso-dct": "lasso-dct: L1 in the DCT (classical)",
+    "lasso-wavelet": "lasso-wavelet: L1 in wavelets (classical)",
+    "tv": "tv: total variation (classical)",
+    "twf": "twf: Wirtinger flow (phase only)",
+    "sparta": "sparta: sparse phase retrieval (phase only)",
+    "copram": "copram: sparse phase retrieval (phase only)",
+}
+#: Roles of the layers this plugin makes from a reconstruction: selecting one in the layer
+#: list does not make it the measurement (the result of a run is selected when it is added).
+RESULT_ROLES = ("reconstruction", "spread", "residual", "adjoint", "preview")
+#: Results with more than this many times the pixels of the input need a second click on Run.
+CONFIRM_RATIO = 4.0
+#: ... and more pixels than this (a 28x28 digit from 100 measurements needs no confirmation).
+CONFIRM_PIXELS = 512 * 512
+#: Runs estimated (from their first second) at more than this many seconds stop and wait for a
+#: second click on Run; None: never.
+CONFIRM_SECONDS = 60.0
 
 
 def _genprior(layer: Image | None) -> dict:
@@ -82,12 +109,16 @@ class ReconstructWidget(Container):
         self.factor = SpinBox(label="factor", value=2, min=2, max=16,
                               tooltip="Super-resolution factor: the result has this many times "
                                       "more pixels along each axis.")
-        self.method = ComboBox(label="method", choices=list_methods(), value="dip",
-                               tooltip="csgm / twist / sparse-gen: search the latent space of the "
-                                       "trained prior. dip: Deep Image Prior, an untrained network "
+        self.method = ComboBox(label="method",
+                               choices=[(METHOD_LABELS.get(m, m), m) for m in list_methods()],
+                               value="dip",
+                               tooltip="csgm / twist / sparse-gen / ia: search the latent space "
+                                       "of the trained prior (ia then adapts the prior to this "
+                                       "image). dip: Deep Image Prior, an untrained network "
                                        "stopped early by held-out measurements. tv, lasso-dct, "
-                                       "lasso-wavelet: classical compressed sensing. adjoint: the "
-                                       "back-projection, no prior.")
+                                       "lasso-wavelet: classical compressed sensing. "
+                                       "Back-projection: the measurement mapped back to an "
+                                       "image, no prior.")
         self.prior = ComboBox(label="prior", choices=self._prior_choices, value=NO_PRIOR,
                               tooltip="The trained generator for csgm, twist and sparse-gen: a "
                                       "bundled prior, one trained in this session (Train prior), "
@@ -96,7 +127,18 @@ class ReconstructWidget(Container):
         self.restarts = SpinBox(label="restarts", value=1, min=1, max=64,
                                 tooltip="Random starts of the latent search, run together in one "
                                         "batch; the best fit wins. With more than one, the "
-                                        "spread over starts is an uncertainty map.")
+                                        "spread over starts is an uncertainty map. Only for "
+                                        "methods with a trained prior.")
+        self.init = ComboBox(label="start", choices=[("random codes", "random"),
+                                                     ("encoder of the measurement", "encoder")],
+                             value="random",
+                             tooltip="Where the latent search starts: random codes, or (first "
+                                     "restart) the prior's encoder applied to the back-projected "
+                                     "measurement: a warm start for denoise, inpaint, deblur.")
+        self.advice = Label(value="")
+        self.check_fit = CheckBox(text="check the prior suits the image first", value=True,
+                                  tooltip="Before the run, a few steps test whether the prior "
+                                          "can represent this image, and warn if not.")
         self.steps = SpinBox(label="max steps", value=2000, min=1, max=100_000, step=100,
                              tooltip="Upper bound on iterations; dip usually stops earlier.")
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
@@ -113,23 +155,33 @@ class ReconstructWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False,
                                         tooltip="Stop now and keep the best result so far.")
         self.status = Label(value="")
-        super().__init__(widgets=[
-            self.layer, self.operator, self.sigma, self.factor, self.method, self.prior,
-            self.restarts, self.steps, self.seed, self.device, self.add_spread, self.add_residual,
-            self.run_button, self.cancel_button, self.status])
+        self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
+        super().__init__(scrollable=True, widgets=[
+            self.layer, self.operator, self.sigma, self.factor, self.prior, self.method,
+            self.advice, self.restarts, self.init, self.steps, self.seed, self.device,
+            self.check_fit, self.add_spread, self.add_residual, self.run_button,
+            self.cancel_button, self.progress, self.status])
         self.worker: Any = None
         self._pbar: progress | None = None
         self._preview: Image | None = None
         self._last_prior = NO_PRIOR
         self._busy = False
         self._pending: Any = None
+        self.confirm_seconds: float | None = CONFIRM_SECONDS
+        self._confirmed: Any = None  # the settings a second click on Run goes ahead with
+        self._paused: Any = None  # a run stopped before its long part, waiting for Run again
+        self._priors: dict[str, Any] = {}
         self.layer.changed.connect(self._on_layer_changed)
         self.operator.changed.connect(self._on_operator_changed)
         self.prior.changed.connect(self._on_prior_changed)
+        self.method.changed.connect(self._on_method_changed)
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         SESSION_PRIORS.changed.connect(self._on_session_prior)
+        viewer.layers.selection.events.active.connect(self._on_active_layer)
+        self._pick_initial_layer()
         self._on_layer_changed(self.layer.value)
+        self._on_method_changed(self.method.value)
         warm_up()
 
     # -- choices -----------------------------------------------------------------------------
@@ -174,6 +226,42 @@ class ReconstructWidget(Container):
         self._last_prior = value
         self._set_default_method()
 
+    # -- which layer -------------------------------------------------------------------------
+    @staticmethod
+    def _role(layer: Any) -> str:
+        return str(_genprior(layer).get("role", ""))
+
+    def _follows(self, layer: Any) -> bool:
+        """Whether selecting ``layer`` in the layer list makes it the measurement here: image
+        layers, except those this plugin made from a reconstruction (a run's result is selected
+        when it is added) and this widget's own preview."""
+        return (isinstance(layer, Image) and self._role(layer) not in RESULT_ROLES
+                and not layer.name.endswith("[preview]"))
+
+    def _pick_initial_layer(self) -> None:
+        """The selected layer if it is an image; else the newest measurement layer."""
+        active = self._viewer.layers.selection.active
+        if self._follows(active):
+            self.layer.value = active
+            return
+        for lyr in reversed(list(self._viewer.layers)):
+            if isinstance(lyr, Image) and "operator" in _genprior(lyr):
+                self.layer.value = lyr
+                return
+
+    def _on_active_layer(self, event: Any) -> None:
+        if not qt_alive(self):  # this widget was closed: stop listening
+            self._viewer.layers.selection.events.active.disconnect(self._on_active_layer)
+            return
+        layer = event.value
+        if self.worker is not None or not self._follows(layer) or layer is self.layer.value:
+            return
+        try:
+            self.layer.reset_choices()  # a layer just added may not be listed yet
+            self.layer.value = layer
+        except (ValueError, RuntimeError):
+            pass
+
     def _on_layer_changed(self, layer: Image | None) -> None:
         has_spec = "operator" in _genprior(layer)  # even if it is nonsense
         self.operator.value = FROM_LAYER if has_spec else DENOISE
@@ -184,6 +272,17 @@ class ReconstructWidget(Container):
         self.factor.visible = value == SUPERRES
         self._set_default_method()
 
+    def _on_method_changed(self, method: str) -> None:
+        """Controls that do not apply to ``method`` are disabled (and say why)."""
+        latent = method in LATENT_METHODS
+        self.restarts.enabled = latent
+        self.add_spread.enabled = latent
+        self.init.enabled = method in ENCODER_METHODS
+        self.check_fit.enabled = latent
+        if not latent:
+            self.restarts.tooltip = f"{method} runs a single start (only methods with a " \
+                                    "trained prior take restarts)."
+
     def _kind(self) -> str:
         """The operator kind the current choices lead to (for defaults)."""
         value = self.operator.value
@@ -193,11 +292,38 @@ class ReconstructWidget(Container):
         return {DENOISE: "denoise", INPAINT: "inpaint", DEBLUR: "blur",
                 SUPERRES: "downsample"}.get(value, "denoise")
 
+    def _prior_object(self) -> Any:
+        """The chosen prior, loaded (bundled ones once per widget), or None."""
+        from ..api import load_prior
+
+        value = self._selected_prior()
+        if value is None or not isinstance(value, str):
+            return value
+        if value not in self._priors:
+            try:
+                self._priors[value] = load_prior(value)
+            except (OSError, ValueError, TypeError):
+                return None
+        return self._priors[value]
+
     def _set_default_method(self) -> None:
-        if self.prior.value not in (NO_PRIOR, LOAD_FILE):
-            self.method.value = "csgm"
-        else:
-            self.method.value = DEFAULT_METHOD.get(self._kind(), "dip")
+        """Set the method, restarts and start that README "Which method when" recommends for
+        this measurement and prior, and say so in the widget (never silently)."""
+        from ..advice import recommend
+
+        prior = self._prior_object()
+        kind = self._kind() or "denoise"
+        advice = recommend(kind, prior)
+        self.method.value = advice.method
+        self.restarts.value = advice.restarts
+        self.init.value = advice.init
+        shown = f"{advice.method}"
+        if advice.method in LATENT_METHODS:
+            shown += f", {advice.restarts} restart{'s' if advice.restarts > 1 else ''}, " \
+                     f"{'encoder' if advice.init == 'encoder' else 'random'} start"
+        self.advice.value = f"recommended: {shown}"
+        self.advice.tooltip = f"README 'Which method when': {advice.why}."
+        self._on_method_changed(self.method.value)
 
     def _selected_prior(self) -> Any:
         value = self.prior.value
@@ -243,8 +369,30 @@ class ReconstructWidget(Container):
         return data, make_operator("denoise", shape=shape)
 
     # -- running -----------------------------------------------------------------------------
+    def _settings(self, layer: Image, A: Any) -> tuple:
+        """What a confirmation applies to: the same layer, operator and settings."""
+        return (layer.unique_id, A.kind, A.shape, self.method.value, str(self.prior.value),
+                int(self.steps.value), int(self.restarts.value))
+
+    def _run_options(self) -> dict[str, Any]:
+        method = self.method.value
+        extra: dict[str, Any] = {}
+        if method in LATENT_METHODS and int(self.restarts.value) > 1:
+            extra["restarts"] = int(self.restarts.value)
+        if method in ENCODER_METHODS and self.init.value == "encoder":
+            prior = self._prior_object()
+            if prior is not None and getattr(prior, "encoder", None) is not None:
+                extra["init"] = "encoder"
+        return extra
+
     def start(self) -> None:
-        """Check the inputs and start the reconstruction in a worker thread."""
+        """Check the inputs and start the reconstruction in a worker thread.
+
+        A result over :data:`CONFIRM_RATIO` times the input's pixels, a prior that does not suit
+        the image, or a run estimated at over a minute stops with a message first; clicking Run
+        again (same settings) goes ahead (a paused run resumes where it stopped).
+        """
+        from ..advice import output_ratio
         from ..api import iter_reconstruct_stack
 
         if self.worker is not None:
@@ -256,22 +404,58 @@ class ReconstructWidget(Container):
             return
         try:
             y, A = self.measurement(layer)
-            restarts = int(self.restarts.value)
-            extra = {"restarts": restarts} if restarts > 1 else {}
+            key = self._settings(layer, A)
+            if self._paused is not None and self._paused[0] == key:
+                run, self._paused = self._paused[1], None
+                self._confirmed = key
+                self._launch(layer, y, A, run, checks=False)
+                return
+            self._paused = None
+            planes = int(np.prod(y.shape[:y.ndim - len(A.measurement_shape)]))
+            shown = np.prod(layer.data.shape[-2:]) if layer.data.ndim >= 2 else 1
+            ratio = float(np.prod(A.shape)) / float(shown) if shown else output_ratio(A)
+            confirmed = self._confirmed == key
+            if ratio > CONFIRM_RATIO and np.prod(A.shape) > CONFIRM_PIXELS and not confirmed:
+                mb = np.prod(A.shape) * planes * 4 / 2**20
+                self._confirmed = key
+                msg = (f"The result will be {A.shape[-2]}x{A.shape[-1]} pixels"
+                       f"{f' x {planes} planes' if planes > 1 else ''} ({ratio:.0f}x the "
+                       f"input, {mb:.0f} MiB). Click Run again to go ahead.")
+                self.status.value = msg
+                show_warning(msg)
+                return
             run = iter_reconstruct_stack(y, A, self.method.value, self._selected_prior(),
                                          steps=self.steps.value, device=self.device.value,
-                                         seed=self.seed.value, **extra)
+                                         seed=self.seed.value, **self._run_options())
         except (ValueError, TypeError, OSError) as exc:
             show_error(f"Cannot reconstruct {layer.name!r}: {exc}")
             return
+        self._launch(layer, y, A, run, checks=not confirmed)
+        self._confirmed = key
+
+    def _launch(self, layer: Image, y: Any, A: Any, run: Any, checks: bool) -> None:
+        from ._checks import checked_run
+
         self._source, self._y, self._A = layer, y, A
         self._planes = int(np.prod(y.shape[:y.ndim - len(A.measurement_shape)]))
-        self._total = self.steps.value * self._planes
-        self._pbar = progress(total=self._total, desc=f"genprior {self.method.value}")
-        self.worker = make_worker(self, run, self._pbar)
+        fit = None
+        if checks and self.check_fit.value and self.method.value in LATENT_METHODS \
+                and self._selected_prior() is not None:
+            k = len(A.measurement_shape)
+            fit = {"y": np.asarray(y[(0,) * (y.ndim - k)]), "A": A,
+                   "prior": self._prior_object(), "seed": int(self.seed.value),
+                   "device": self.device.value}
+        self._pbar = progress(total=self.steps.value * self._planes,
+                              desc=f"genprior {self.method.value}")
+        self.progress.max = max(1, self.steps.value * self._planes)
+        self.progress.value = 0
+        self.progress.visible = True
+        self._t0 = None
+        limit = self.confirm_seconds if checks else None
+        self.worker = make_worker(self, checked_run(run, fit, confirm_after=limit), self._pbar)
         self.run_button.enabled = False
         self.cancel_button.enabled = True
-        self.status.value = "starting..."
+        self.status.value = "checking the prior..." if fit else "starting..."
         self.worker.start()
 
     def cancel(self) -> None:
@@ -338,19 +522,55 @@ class ReconstructWidget(Container):
                 self._preview = layer
         if self.worker is None:
             return
+        import time
+
+        from ..advice import remaining_seconds
+
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = (now, u.plane * u.total + u.step)
+        # the solver's own count: at most u.total steps a plane (tv and the lasso methods
+        # search their weight first; most methods may stop early)
+        total, done = u.total * u.planes, u.plane * u.total + u.step
+        left = remaining_seconds(now - self._t0[0], done - self._t0[1], total - self._t0[1])
         plane = f"plane {u.plane + 1}/{u.planes}  " if u.planes > 1 else ""
-        self.status.value = f"{plane}step {u.step}/{u.total}  loss {u.loss:.3g}"
+        eta = f"  ~{left:.0f} s left at most" if left is not None else ""
+        self.status.value = f"{plane}step {u.step} of at most {u.total}  loss {u.loss:.3g}{eta}"
+        self.progress.max = total
+        self.progress.value = min(done, total)
         if self._pbar is not None:
-            done = u.plane * self.steps.value + min(u.step, self.steps.value)
-            self._pbar.update(max(0, done - self._pbar.n))
+            if self._pbar.total != total:
+                self._pbar.total = total
+            self._pbar.update(max(0, min(done, total) - self._pbar.n))
+
+    def _on_stopped(self, stop) -> None:
+        """A run stopped before its long part (see ``_checks``): say why; keep a paused run."""
+        msg = " ".join(stop.messages)
+        if stop.reason == "slow":
+            self._paused = (self._settings(self._source, self._A), stop.run)
+            self.run_button.text = "Continue"
+        else:
+            msg += " Click Run again to run anyway."
+        self.status.value = msg
+        show_warning(msg)
 
     def _on_done(self, rec) -> None:
+        from ._checks import Stopped
+
+        if isinstance(rec, Stopped):
+            self._on_stopped(rec)
+            return
+        self.progress.value = self.progress.max
         src = self._source
         meta = {"genprior": {**rec.params, "role": "reconstruction", "source_layer": src.name,
                              "seconds": rec.seconds, "cancelled": rec.cancelled,
                              "history": [float(v) for v in rec.history]}}
         kw = self._result_kwargs(rec.image.ndim)
-        name = f"{src.name} [{rec.method}]"
+        prior = rec.params.get("prior")
+        prior_name = prior.get("source") if isinstance(prior, dict) else None
+        tags = [rec.method] + ([str(prior_name)] if prior_name else []) \
+            + (["cancelled"] if rec.cancelled else [])
+        name = f"{src.name} [{', '.join(tags)}]"
         preview = self._preview
         if in_viewer(self._viewer, preview) and preview.data.shape == rec.image.shape:
             # The preview becomes the result: a new layer's first draw (and removing the
@@ -407,4 +627,6 @@ class ReconstructWidget(Container):
         self._pbar = None  # closed by the worker (make_worker)
         self.worker = None
         self.run_button.enabled = True
+        if self._paused is None:
+            self.run_button.text = "Run"
         self.cancel_button.enabled = False
