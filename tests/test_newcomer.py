@@ -95,3 +95,144 @@ def test_a_downsample_measurement_layer_is_centred_on_its_blocks():
     y = A.measure(np.ones((12, 12), np.float32))
     _, kwargs, _ = measurement_layer(y, A, "m")
     assert kwargs["scale"] == (3.0, 3.0) and kwargs["translate"] == (1.0, 1.0)
+
+
+# -- 3: the layer that is preselected ---------------------------------------------------------------
+
+@gui
+def test_the_measurement_is_preselected_and_follows_the_layer_list(viewer):
+    widget = _reconstruct_widget(viewer)
+    viewer.open_sample("napari-genprior", "nuclei-blur")
+    clean = viewer.layers["nuclei"]
+    meas = [lyr for lyr in viewer.layers if lyr is not clean][0]
+    assert widget.layer.value is meas, "the new measurement, not the clean image"
+    assert widget.operator.value.startswith("from the layer") and widget.method.value == "dip"
+    viewer.layers.selection.active = clean
+    assert widget.layer.value is clean
+    viewer.layers.selection.active = meas
+    assert widget.layer.value is meas
+    # a widget docked after the sample was opened starts on the measurement too
+    viewer.layers.selection.clear()
+    other = _reconstruct_widget(viewer)
+    assert other.layer.value is meas
+
+
+# -- 2 and 4: a prior sets the recommended settings, shown; a wrong prior is flagged first -----
+
+@gui
+def test_choosing_a_prior_sets_and_shows_the_recommended_settings(viewer):
+    widget = _reconstruct_widget(viewer)
+    viewer.open_sample("napari-genprior", "nuclei-blur")
+    assert not widget.restarts.enabled and not widget.init.enabled  # dip: one start
+    widget.prior.value = "nuclei-vae"
+    assert (widget.method.value, widget.restarts.value, widget.init.value) == \
+        ("csgm", 4, "encoder")
+    assert widget.restarts.enabled and widget.init.enabled
+    assert "csgm, 4 restarts, encoder start" in widget.advice.value
+    widget.method.value = "tv"
+    assert not widget.restarts.enabled and not widget.add_spread.enabled
+    assert widget._run_options() == {}  # restarts and start are not sent to tv
+
+
+@gui
+def test_a_prior_that_does_not_suit_the_image_is_flagged_before_the_long_run(viewer, qtbot):
+    widget = _reconstruct_widget(viewer)
+    viewer.open_sample("napari-genprior", "nuclei-blur")
+    widget.prior.value = "digits-vae"
+    widget.steps.value = 2000
+    n_layers = len(viewer.layers)
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    assert len(viewer.layers) == n_layers, "no result from an unsuitable prior"
+    assert "digits-vae makes 28x28" in widget.status.value
+    assert "Use nuclei-vae" in widget.status.value or "Use mri-vae" in widget.status.value
+    assert "Run again" in widget.status.value
+    widget.steps.value = 5  # (the confirmation is for the same settings: keep them)
+    widget.start()  # other settings: checked again
+    _wait_until_idle(qtbot, widget)
+    assert len(viewer.layers) == n_layers
+    widget.start()  # the same settings again: runs anyway
+    _wait_until_idle(qtbot, widget)
+    assert len(viewer.layers) == n_layers + 1
+    assert "digits-vae" in viewer.layers[-1].name
+
+
+# -- 5: steps and progress agree ------------------------------------------------------------------
+
+@gui
+def test_the_progress_bar_counts_the_solvers_own_steps_and_ends_full(viewer, qtbot, nuclei64):
+    layer = viewer.add_image(nuclei64, name="cells")
+    widget = _reconstruct_widget(viewer)
+    widget.layer.value = layer
+    widget.method.value = "tv"
+    widget.steps.value = 300
+    seen = []
+    widget.start()
+    widget.worker.yielded.connect(lambda u: seen.append((u.step, u.total)))
+    _wait_until_idle(qtbot, widget)
+    assert seen, "progress was shown"
+    total = seen[-1][1]
+    assert widget.progress.max == total, "the bar's length is the solver's own count"
+    assert widget.progress.value == widget.progress.max, "a finished run shows a full bar"
+    assert not widget.progress.native.isHidden()
+    assert "done" in widget.status.value
+
+
+@gui
+def test_a_run_estimated_over_the_limit_stops_and_continues_on_a_second_click(viewer, qtbot,
+                                                                              nuclei64):
+    layer = viewer.add_image(nuclei64, name="cells")
+    widget = _reconstruct_widget(viewer)
+    widget.confirm_seconds = 5.0
+    widget.layer.value = layer
+    widget.method.value = "dip"
+    widget.steps.value = 100_000
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    assert "would take about" in widget.status.value and widget.run_button.text == "Continue"
+    assert "cells [dip]" not in viewer.layers
+    steps = []
+    widget.start()
+    widget.worker.yielded.connect(lambda u: steps.append(u.step))
+    qtbot.waitUntil(lambda: bool(steps), timeout=60_000)
+    assert steps[0] > 1, "the paused run continued where it stopped"
+    widget.cancel()
+    _wait_until_idle(qtbot, widget)
+    assert "cells [dip, cancelled]" in viewer.layers and widget.run_button.text == "Run"
+
+
+# -- 6: big outputs ask first -------------------------------------------------------------------
+
+@gui
+def test_a_result_far_larger_than_the_input_needs_a_second_click(viewer, qtbot, nuclei64):
+    layer = viewer.add_image(nuclei64, name="cells")
+    widget = _reconstruct_widget(viewer)
+    widget.layer.value = layer
+    widget.operator.value = "super-resolve"
+    widget.factor.value = 16
+    widget.method.value = "adjoint"
+    n_layers = len(viewer.layers)
+    widget.start()
+    assert widget.worker is None and len(viewer.layers) == n_layers
+    assert "1024x1024" in widget.status.value and "256x the input" in widget.status.value
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    assert viewer.layers[-1].data.shape == (1024, 1024)
+
+
+# -- 8: names say what made a result --------------------------------------------------------------
+
+@gui
+def test_result_names_say_the_prior_and_a_cancelled_run(viewer, qtbot, nuclei64):
+    layer = viewer.add_image(nuclei64, name="cells")
+    widget = _reconstruct_widget(viewer)
+    widget.layer.value = layer
+    widget.prior.value = "nuclei-vae"
+    widget.check_fit.value = False
+    widget.restarts.value = 1
+    widget.steps.value = 3
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    assert "cells [csgm, nuclei-vae]" in viewer.layers
+    texts = [widget.method.native.itemText(i) for i in range(widget.method.native.count())]
+    assert any("back-projection" in t for t in texts), texts
