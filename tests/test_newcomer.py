@@ -236,3 +236,59 @@ def test_result_names_say_the_prior_and_a_cancelled_run(viewer, qtbot, nuclei64)
     assert "cells [csgm, nuclei-vae]" in viewer.layers
     texts = [widget.method.native.itemText(i) for i in range(widget.method.native.count())]
     assert any("back-projection" in t for t in texts), texts
+
+
+# -- 7: layout and tables -------------------------------------------------------------------------
+
+@gui
+def test_the_four_widgets_docked_together_fit_a_1080_pixel_screen(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-genprior", "nuclei-blur")
+    for name in ("Simulate", "Reconstruct", "Train prior", "Compare"):
+        viewer.window.add_plugin_dock_widget("napari-genprior", name)
+    qtbot.wait(200)
+    window = viewer.window._qt_window
+    assert window.minimumSizeHint().height() <= 1080 - 60, window.minimumSizeHint()
+    window.resize(1600, 1000)
+    qtbot.wait(200)
+    assert window.height() <= 1080
+
+
+# -- 9: absurd settings are made, with a warning that says why ------------------------------------
+
+@gui
+@pytest.mark.parametrize("kind, controls, words", [
+    ("denoise", {"noise_std": 1e12}, "noise only"),
+    ("denoise", {"photons": 0.5}, "under one photon"),
+    ("blur", {"sigma": 100.0}, "spans most of the image"),
+    ("mri", {"acceleration": 64.0, "center_fraction": 0.0}, "no k-space centre"),
+])
+def test_implausible_simulation_settings_warn_but_still_simulate(viewer, monkeypatch, nuclei,
+                                                                 kind, controls, words):
+    from napari_genprior._widgets import simulate as mod
+
+    warnings = []
+    monkeypatch.setattr(mod, "show_warning", warnings.append)
+    clean = viewer.add_image(nuclei, name="clean")
+    sim = _simulate_widget(viewer)
+    sim.layer.value = clean
+    sim.kind.value = kind
+    for name, value in controls.items():
+        getattr(sim, name).value = value
+    added = sim.simulate()
+    assert added, "the measurement is still made"
+    assert any(words in w for w in warnings), warnings
+    assert words in sim.status.value
+
+
+@gui
+def test_plausible_simulation_settings_do_not_warn(viewer, monkeypatch, nuclei):
+    from napari_genprior._widgets import simulate as mod
+
+    warnings = []
+    monkeypatch.setattr(mod, "show_warning", warnings.append)
+    sim = _simulate_widget(viewer)
+    sim.layer.value = viewer.add_image(nuclei, name="clean")
+    sim.kind.value = "blur"
+    sim.noise_std.value = 8.0
+    assert sim.simulate() and warnings == []

@@ -71,8 +71,13 @@ def test_compare_ranks_results_with_the_metrics_numbers(scene):
         assert row["data_consistency"] == metrics.data_consistency(y, A, layer.data)
     assert (g["method"], g["seconds"], b["method"], b["seconds"]) == ("dip", 2.5, "adjoint", 0.01)
 
-    assert _table_row(widget, "good")[:2] == ["dip", f"{g['psnr']:.2f}"]
-    assert widget.history_plot.curves == {"good": [4.0, 2.0, 1.0]}, "only results with a history"
+    assert _table_row(widget, "good")[:3] == ["dip", f"{g['psnr']:.2f}", f"{g['ssim']:.3f}"]
+    # what the table shows: two decimals for dB, three for SSIM (issue 15)
+    shown = [widget.table.native.item(0, c).text() for c in (1, 2)]
+    assert [len(t.split(".")[1]) for t in shown] == [2, 3], shown
+    # each loss over its own first value: losses of different methods share one axis
+    assert widget.history_plot.curves == {"good": [1.0, 0.5, 0.25]}, \
+        "only results with a history, normalised"
     assert len(s.viewer.layers) == n_layers
     for (data, meta), layer in zip(before, layers):
         assert np.array_equal(layer.data, data) and repr(layer.metadata) == meta

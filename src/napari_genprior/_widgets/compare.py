@@ -18,6 +18,7 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton, Table, crea
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 
+from ._dock import mark
 from ._plot import CurvePlot, image_layer_select
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,9 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 COLUMNS = {  # row key -> (table header, format)
     "method": ("method", "{}"),
     "psnr": ("PSNR (dB)", "{:.2f}"),
-    "ssim": ("SSIM", "{:.4f}"),
-    "nmse": ("NMSE", "{:.4g}"),
-    "data_consistency": ("||Ax-y||/||y||", "{:.4g}"),
+    "ssim": ("SSIM", "{:.3f}"),
+    "nmse": ("NMSE", "{:.3g}"),
+    "data_consistency": ("||Ax-y||/||y||", "{:.3g}"),
     "seconds": ("seconds", "{:.1f}"),
     "note": ("note", "{}"),
 }
@@ -67,10 +68,16 @@ class CompareWidget(Container):
                                    "(see the note).")
         super().__init__(widgets=[self.reference, self.results, self.measurement,
                                   self.compare_button, self.status, self.table])
+        mark(self)  # tabbed with the plugin's other docked widgets
         self.table.native.setEditTriggers(self.table.native.EditTrigger.NoEditTriggers)
-        self.table.native.setMinimumHeight(140)
-        self.history_plot = CurvePlot(title="loss histories", xlabel="step", ylabel="loss")
-        self.history_plot.setToolTip("The loss per step of results whose metadata records it.")
+        self.table.native.setMinimumHeight(190)  # six rows at a glance
+        self.table.native.setSizeAdjustPolicy(
+            self.table.native.SizeAdjustPolicy.AdjustToContents)
+        self.history_plot = CurvePlot(title="loss histories (each over its first value)",
+                                      xlabel="step", ylabel="loss / first loss")
+        self.history_plot.setToolTip("The loss per step of results whose metadata records it, "
+                                     "each divided by its own first value: methods minimise "
+                                     "different losses, so only their shapes compare.")
         self.native.layout().addWidget(self.history_plot)
         self.rows: list[dict[str, Any]] = []
         """The last comparison, one dict per result: ``layer``, ``method``, ``seconds``,
@@ -166,8 +173,15 @@ class CompareWidget(Container):
         self.table.value = {"data": cells, "index": [row["layer"] for row in rows],
                             "columns": [header for header, _ in COLUMNS.values()]}
         self.table.native.resizeColumnsToContents()
-        self.history_plot.plot({row["layer"]: row["history"] for row in rows
+        self.history_plot.plot({row["layer"]: _relative(row["history"]) for row in rows
                                 if row["history"] is not None})
+
+
+def _relative(history: list[float]) -> list[float]:
+    """``history`` over its first finite non-zero value (the losses of different methods have
+    different meanings and scales; their shapes compare)."""
+    first = next((v for v in history if v == v and v not in (0.0, float("inf"))), None)
+    return list(history) if first is None else [v / abs(first) for v in history]
 
 
 def _as_float(value: Any) -> float | None:

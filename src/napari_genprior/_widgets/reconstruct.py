@@ -30,6 +30,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 
 from ..advice import ENCODER_METHODS, LATENT_METHODS, NO_PRIOR_METHOD
+from ._dock import mark
 from ._layers import in_viewer, placement
 from ._session import SESSION_PRIORS
 from ._worker import make_worker, qt_alive, warm_up
@@ -156,11 +157,12 @@ class ReconstructWidget(Container):
                                         tooltip="Stop now and keep the best result so far.")
         self.status = Label(value="")
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
-        super().__init__(scrollable=True, widgets=[
+        super().__init__(widgets=[
             self.layer, self.operator, self.sigma, self.factor, self.prior, self.method,
             self.advice, self.restarts, self.init, self.steps, self.seed, self.device,
             self.check_fit, self.add_spread, self.add_residual, self.run_button,
             self.cancel_button, self.progress, self.status])
+        mark(self)  # tabbed with the plugin's other docked widgets
         self.worker: Any = None
         self._pbar: progress | None = None
         self._preview: Image | None = None

@@ -30,6 +30,7 @@ from napari.utils.notifications import show_error, show_warning
 from ..operators import OPERATORS
 from ..operators.blur import BOUNDARIES
 from ..operators.mri import MASKS
+from ._dock import mark
 from ._layers import placement
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -134,6 +135,7 @@ class SimulateWidget(Container):
             self.factor, self.m, self.acceleration, self.center_fraction, self.mri_mask]
         super().__init__(widgets=[self.layer, self.kind, *self._parameters, self.noise_std,
                                   self.photons, self.seed, self.simulate_button, self.status])
+        mark(self)  # tabbed with the plugin's other docked widgets
         for control in (self.kind, self.mask_source, self.psf_source):
             control.changed.connect(self._update_visibility)
         self.simulate_button.changed.connect(self.simulate)
@@ -212,7 +214,8 @@ class SimulateWidget(Container):
         photons = self.photons.value or None
         try:
             x = image_plane(clean, "image")
-            A = make_operator(self.kind.value, shape=x.shape, **self.operator_params(x.shape))
+            params = self.operator_params(x.shape)
+            A = make_operator(self.kind.value, shape=x.shape, **params)
             y = A.measure(x, noise_std=noise_std, photons=photons, seed=self.seed.value)
             back = reconstruct(y, A, method="adjoint", device="cpu").image if A.linear else None
         except (ValueError, TypeError) as exc:
@@ -230,6 +233,14 @@ class SimulateWidget(Container):
                 **placement(clean)))
         self.last_layers = added
         self.status.value = f"{label}: added {', '.join(repr(lyr.name) for lyr in added)}"
+        from ..advice import check_simulation
+
+        warnings = check_simulation(x, self.kind.value, params, noise_std=noise_std,
+                                    photons=photons)
+        for w in warnings:  # implausible, not impossible: made anyway, with the reason
+            show_warning(f"Simulate: {w}")
+        if warnings:
+            self.status.value += " (but: " + " ".join(warnings) + ")"
         return added
 
 

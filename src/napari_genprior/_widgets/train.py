@@ -21,6 +21,7 @@ from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
+from ._dock import mark
 from ._layers import in_viewer
 from ._plot import CurvePlot, image_layer_select
 from ._session import SESSION_PRIORS
@@ -82,6 +83,7 @@ class TrainWidget(Container):
                                   self.epochs, self.patches_per_epoch, self.seed, self.device,
                                   self.prior_name, self.train_button, self.cancel_button,
                                   self.save_button, self.status])
+        mark(self)  # tabbed with the plugin's other docked widgets
         self.loss_plot = CurvePlot(title="training loss", xlabel="epoch", ylabel="loss")
         self.loss_plot.setToolTip("Mean loss per epoch (log scale).")
         self.native.layout().addWidget(self.loss_plot)
