@@ -7,6 +7,8 @@
 - ``docs/simulate.png``: Simulate on the MRI sample's phantom: 4x variable-density k-space
   (log-magnitude) and the zero-filled image.
 - ``docs/reconstruct-mri.png``: Reconstruct with ``tv`` on the MRI sample's k-space layer.
+- ``docs/reconstruct-check.png``: Reconstruct on the blurred nuclei with ``digits-vae`` chosen:
+  the recommended settings shown, and the prior fit check stopping the run with its reason.
 - ``docs/train.png``: Train prior on the nuclei sample: loss curve and decoded samples.
 """
 
@@ -80,10 +82,25 @@ def reconstruct_mri(app, steps: int) -> None:
     viewer.open_sample("napari-genprior", "mri-phantom")
     _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
     widget.layer.value = viewer.layers["brain phantom [mri 4x k-space]"]
+    widget.confirm_seconds = None
     widget.start()
     _settle(app, widget)
     _grid(viewer, app)
     _shoot(viewer, app, "reconstruct-mri.png")
+
+
+def reconstruct_check(app, steps: int) -> None:
+    import napari
+
+    viewer = napari.Viewer(title="napari-genprior: Reconstruct (prior check)")
+    viewer.window._qt_window.resize(1500, 860)
+    viewer.open_sample("napari-genprior", "nuclei-blur")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    widget.prior.value = "digits-vae"
+    widget.start()
+    _settle(app, widget)
+    _grid(viewer, app)
+    _shoot(viewer, app, "reconstruct-check.png")
 
 
 def train(app, steps: int) -> None:
@@ -105,7 +122,8 @@ def train(app, steps: int) -> None:
     _shoot(viewer, app, "train.png")
 
 
-SCENES = {"demo": demo, "simulate": simulate, "reconstruct-mri": reconstruct_mri, "train": train}
+SCENES = {"demo": demo, "simulate": simulate, "reconstruct-mri": reconstruct_mri,
+          "reconstruct-check": reconstruct_check, "train": train}
 
 
 def main() -> None:
@@ -114,9 +132,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(SCENES), default=list(SCENES))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from qtpy.QtWidgets import QApplication
-
     import napari  # noqa: F401  (creates the Qt application on first viewer)
+    from qtpy.QtWidgets import QApplication
 
     DOCS.mkdir(parents=True, exist_ok=True)
     for name in args.only:

@@ -61,7 +61,7 @@ def test_simulate_adds_a_reproducible_measurement_and_its_adjoint(sim, kind, con
     added = widget.simulate()
 
     assert len(viewer.layers) == n_layers + 2 and added == widget.last_layers
-    meas, back = viewer.layers[f"clean [{label}]"], viewer.layers[f"clean [{kind} adjoint]"]
+    meas, back = viewer.layers[f"clean [{label}]"], viewer.layers[f"clean [{kind} back-projection]"]
     # the expected measurement, straight from the public API
     x = np.asarray(before)
     A = ngp.make_operator(kind, shape=x.shape, **params)
@@ -266,7 +266,7 @@ def test_the_button_simulates(sim):
     widget.kind.value = "denoise"
     widget.noise_std.value = 1.0
     widget.simulate_button.clicked.emit()
-    assert [lyr.name for lyr in viewer.layers][-2:] == ["clean [denoise]", "clean [denoise adjoint]"]
+    assert [lyr.name for lyr in viewer.layers][-2:] == ["clean [denoise]", "clean [denoise back-projection]"]
     assert "added" in widget.status.value
 
 

@@ -63,3 +63,14 @@ def mark(widget: Any) -> None:
     """Mark ``widget`` as one of this plugin's (for docks titled otherwise) and tab it."""
     widget.native.setProperty("genprior_widget", True)
     tabify_when_docked(widget)
+
+
+def raise_dock(widget: Any) -> None:
+    """Bring ``widget``'s tab to the front (when it is docked)."""
+    try:
+        dock = _dock_of(widget.native)
+    except RuntimeError:
+        return
+    if dock is not None:
+        dock.show()
+        dock.raise_()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import is_dataclass, replace
 from collections.abc import Callable, Generator
+from dataclasses import is_dataclass, replace
 from typing import Any
 
 from napari.qt.threading import thread_worker
@@ -38,10 +38,14 @@ class WorkerError(Exception):
     ``errored`` nor ``finished``, which would leave a widget waiting forever."""
 
 
-#: At most this many updates a second reach the GUI: each costs the main thread a layer
-#: refresh (software OpenGL under Xvfb: tens of ms), which held tv at 3x the library's time when
-#: every tenth step was drawn (issue 15). The others are dropped in the worker, unseen.
+#: At most this many updates a second reach the GUI, and at most PREVIEWS_PER_SECOND of them
+#: carry a preview image: every Python call on the main thread takes the GIL from the solver's
+#: thread, and a preview costs a layer refresh (software OpenGL under Xvfb: tens of ms). With
+#: every tenth step drawn, tv ran at 3x the library's time (issue 15); with 4 previews a second
+#: and napari's progress bar, 1.4-1.8x; as now, benchmarks/results/gui-overhead.md. The other
+#: updates are dropped in the worker, unseen.
 UPDATES_PER_SECOND = 4.0
+PREVIEWS_PER_SECOND = 1.0
 
 
 @thread_worker(start_thread=False, ignore_errors=True)  # errors go to owner._on_error
@@ -53,8 +57,9 @@ def _drive(run: Generator, stop: threading.Event, interval: float):
     Cancel is a flag rather than ``worker.send(False)``: a value sent before the worker thread
     has taken its first step would hit a just-started generator (a TypeError)."""
     reply = None
-    last = -float("inf")
-    image = None  # the newest preview among the dropped updates: it goes out with the next one
+    last = last_image = -float("inf")
+    image = None  # the newest preview not shown yet: it goes out with a later update
+    image_interval = max(interval, 1 / PREVIEWS_PER_SECOND)
     while True:
         try:
             update = run.send(reply)
@@ -62,18 +67,19 @@ def _drive(run: Generator, stop: threading.Event, interval: float):
             return done.value
         except RuntimeError as exc:  # superqt would drop it silently: no errored, no finished
             raise WorkerError(str(exc) or type(exc).__name__) from exc
-        if not _is_update(update):
+        if not _is_update(update) or not is_dataclass(update):
             yield update
         else:
-            if getattr(update, "image", None) is not None:
+            if update.image is not None:
                 image = update.image
             now = time.perf_counter()
             if now - last >= interval:
                 last = now
-                if image is not None and update.image is None and is_dataclass(update):
-                    update = replace(update, image=image)
-                image = None
-                yield update
+                if image is not None and now - last_image >= image_interval:
+                    last_image, shown, image = now, image, None
+                else:
+                    shown = None
+                yield update if update.image is shown else replace(update, image=shown)
         reply = False if stop.is_set() else None
 
 

@@ -10,6 +10,7 @@ No maths here: every number comes from :mod:`napari_genprior.metrics`. Layers ar
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +181,7 @@ class CompareWidget(Container):
 def _relative(history: list[float]) -> list[float]:
     """``history`` over its first finite non-zero value (the losses of different methods have
     different meanings and scales; their shapes compare)."""
-    first = next((v for v in history if v == v and v not in (0.0, float("inf"))), None)
+    first = next((v for v in history if math.isfinite(v) and v != 0.0), None)
     return list(history) if first is None else [v / abs(first) for v in history]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import napari
 
+from ._dock import raise_dock
 from .compare import CompareWidget
 from .reconstruct import ReconstructWidget
 
@@ -45,8 +46,10 @@ def open_demo(steps: int | None = None, seed: int = 0, device: str = "auto", run
         compare.results.value = [result]
         compare.measurement.value = measurement
         compare.compare()
+        raise_dock(compare)  # the table, in its tab next to Reconstruct's
 
     widget.result_added.connect(score)
     if run:
+        widget.confirm_seconds = None  # asked for: no "over a minute" stop
         widget.start()
     return viewer, widget, compare

@@ -1,7 +1,8 @@
 """The Reconstruct dock widget.
 
 It starts :func:`napari_genprior.api.iter_reconstruct_stack` in a ``thread_worker`` (a single
-image is a stack of one plane), shows its progress (a napari progress bar and a status line),
+image is a stack of one plane), shows its progress (its own progress bar and a status line with
+the time left; napari's activity-panel bar was hidden from view and cost the run time),
 keeps ONE preview layer updated in place, and on Cancel sends False into the running generator so
 that the solver stops and returns its best result so far. The input layer is never written to:
 results go to new layers that carry the input's placement and, in ``metadata["genprior"]``,
@@ -25,7 +26,6 @@ from magicgui.widgets import (
     create_widget,
 )
 from napari.layers import Image
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 
@@ -164,7 +164,6 @@ class ReconstructWidget(Container):
             self.cancel_button, self.progress, self.status])
         mark(self)  # tabbed with the plugin's other docked widgets
         self.worker: Any = None
-        self._pbar: progress | None = None
         self._preview: Image | None = None
         self._last_prior = NO_PRIOR
         self._busy = False
@@ -247,7 +246,7 @@ class ReconstructWidget(Container):
             self.layer.value = active
             return
         for lyr in reversed(list(self._viewer.layers)):
-            if isinstance(lyr, Image) and "operator" in _genprior(lyr):
+            if self._follows(lyr) and "operator" in _genprior(lyr):
                 self.layer.value = lyr
                 return
 
@@ -447,14 +446,12 @@ class ReconstructWidget(Container):
             fit = {"y": np.asarray(y[(0,) * (y.ndim - k)]), "A": A,
                    "prior": self._prior_object(), "seed": int(self.seed.value),
                    "device": self.device.value}
-        self._pbar = progress(total=self.steps.value * self._planes,
-                              desc=f"genprior {self.method.value}")
         self.progress.max = max(1, self.steps.value * self._planes)
         self.progress.value = 0
         self.progress.visible = True
         self._t0 = None
         limit = self.confirm_seconds if checks else None
-        self.worker = make_worker(self, checked_run(run, fit, confirm_after=limit), self._pbar)
+        self.worker = make_worker(self, checked_run(run, fit, confirm_after=limit))
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = "checking the prior..." if fit else "starting..."
@@ -540,10 +537,6 @@ class ReconstructWidget(Container):
         self.status.value = f"{plane}step {u.step} of at most {u.total}  loss {u.loss:.3g}{eta}"
         self.progress.max = total
         self.progress.value = min(done, total)
-        if self._pbar is not None:
-            if self._pbar.total != total:
-                self._pbar.total = total
-            self._pbar.update(max(0, min(done, total) - self._pbar.n))
 
     def _on_stopped(self, stop) -> None:
         """A run stopped before its long part (see ``_checks``): say why; keep a paused run."""
@@ -626,7 +619,6 @@ class ReconstructWidget(Container):
         if in_viewer(self._viewer, self._preview):
             self._viewer.layers.remove(self._preview.name)
         self._preview = None
-        self._pbar = None  # closed by the worker (make_worker)
         self.worker = None
         self.run_button.enabled = True
         if self._paused is None:

@@ -228,7 +228,7 @@ class SimulateWidget(Container):
         added = [self._viewer.add_image(data, **kwargs)]
         if back is not None:
             added.append(self._viewer.add_image(
-                back, name=f"{clean.name} [{A.kind} adjoint]", colormap=clean.colormap.name,
+                back, name=f"{clean.name} [{A.kind} back-projection]", colormap=clean.colormap.name,
                 metadata={"genprior": {"role": "adjoint", "operator": A.spec()}},
                 **placement(clean)))
         self.last_layers = added
