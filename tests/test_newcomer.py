@@ -292,3 +292,28 @@ def test_plausible_simulation_settings_do_not_warn(viewer, monkeypatch, nuclei):
     sim.kind.value = "blur"
     sim.noise_std.value = 8.0
     assert sim.simulate() and warnings == []
+
+
+# -- 6: previews are throttled by wall time, not by steps ---------------------------------------
+
+@gui
+def test_previews_reach_the_viewer_at_most_about_once_a_second(viewer, qtbot, nuclei64):
+    layer = viewer.add_image(nuclei64, name="cells")
+    widget = _reconstruct_widget(viewer)
+    widget.layer.value = layer
+    widget.method.value = "tv"
+    widget.steps.value = 3000  # every 10th step makes a preview in the solver: hundreds of them
+    updates, previews = [], []
+    import time
+
+    t0 = time.perf_counter()
+    widget.start()
+    widget.worker.yielded.connect(lambda u: (updates.append(u.step),
+                                             previews.append(u.image is not None)))
+    _wait_until_idle(qtbot, widget)
+    seconds = time.perf_counter() - t0
+    shown = sum(previews)
+    # generous bounds (shared machines): 1 preview and 2 updates a second are the settings
+    assert shown <= 2 * seconds + 2, (shown, seconds)
+    assert len(updates) <= 8 * seconds + 4, (len(updates), seconds)
+    assert updates and updates[-1] > 10 * len(updates), "most updates never reached the GUI"
