@@ -41,9 +41,9 @@ class WorkerError(Exception):
 #: At most this many updates a second reach the GUI, and at most PREVIEWS_PER_SECOND of them
 #: carry a preview image: every Python call on the main thread takes the GIL from the solver's
 #: thread, and a preview costs a layer refresh (software OpenGL under Xvfb: tens of ms). With
-#: every tenth step drawn, tv ran at 3x the library's time (issue 15); with 4 updates a second
-#: and napari's progress bar, 1.4-1.8x; as now, benchmarks/results/gui-overhead.md. The other
-#: updates are dropped in the worker, unseen.
+#: every tenth step drawn, tv ran at 3x the library's time (issue 15); with 4 updates and 4
+#: previews a second and napari's progress bar, 1.4-1.8x; as now, 0.98-1.10x
+#: (benchmarks/results/gui-overhead.md). The other updates are dropped in the worker, unseen.
 UPDATES_PER_SECOND = 2.0
 PREVIEWS_PER_SECOND = 1.0
 
