@@ -145,7 +145,7 @@ def test_a_prior_that_does_not_suit_the_image_is_flagged_before_the_long_run(vie
     _wait_until_idle(qtbot, widget)
     assert len(viewer.layers) == n_layers, "no result from an unsuitable prior"
     assert "digits-vae makes 28x28" in widget.status.value
-    assert "Use nuclei-vae" in widget.status.value or "Use mri-vae" in widget.status.value
+    assert "Priors that fit:" in widget.status.value and "nuclei-vae (" in widget.status.value
     assert "Run again" in widget.status.value
     widget.steps.value = 5  # (the confirmation is for the same settings: keep them)
     widget.start()  # other settings: checked again
@@ -317,3 +317,17 @@ def test_previews_reach_the_viewer_at_most_about_once_a_second(viewer, qtbot, nu
     assert shown <= 2 * seconds + 2, (shown, seconds)
     assert len(updates) <= 8 * seconds + 4, (len(updates), seconds)
     assert updates and updates[-1] > 10 * len(updates), "most updates never reached the GUI"
+
+
+@gui
+def test_a_long_message_wraps_instead_of_widening_the_dock(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    widget = _reconstruct_widget(viewer)
+    qtbot.wait(100)
+    before = widget.native.minimumSizeHint().width()
+    widget.status.value = "a prior check's long sentence, " * 30
+    widget.advice.value = "recommended: something long " * 10
+    qtbot.wait(100)
+    assert widget.native.minimumSizeHint().width() <= before + 10
+    canvas = viewer.window._qt_viewer.canvas.native
+    assert canvas.width() > 300, "the canvas keeps its room"

@@ -180,8 +180,8 @@ def check_prior_fit(y: Any, A: Any, prior: Any, *, steps: int = 30, device: Any 
            f"measurement (a suitable prior explains over {FIT_WARN:.0%}), so the result will "
            "look like its training images, not like this one.")
     if suggest:
-        best, best_score = None, FIT_WARN
-        for other in api.list_priors():
+        fits = []  # every other bundled prior that suits: the check cannot tell which of two
+        for other in api.list_priors():  # equally good fits was trained on this kind of image
             if other == name:
                 continue
             Go = api.load_prior(other)
@@ -189,9 +189,11 @@ def check_prior_fit(y: Any, A: Any, prior: Any, *, steps: int = 30, device: Any 
             if gh > h or gw > w or np.ceil(h / gh) * np.ceil(w / gw) > MAX_TILES:
                 continue
             score = _short_fit(y, A, Go, steps, device, seed)
-            if score > best_score:
-                best, best_score = other, score
-        msg += (f" Use {best} (explains {best_score:.0%})" if best else
+            if score >= FIT_WARN:
+                fits.append((score, other))
+        fits.sort(reverse=True)
+        msg += (" Priors that fit: " + ", ".join(f"{o} (explains {sc:.0%})" for sc, o in fits)
+                + "; or use dip or tv (no prior)" if fits else
                 " Use dip or tv (no prior), or train a prior on images like this one "
                 "(Train prior)") + "."
     fit.warnings.append(msg)

@@ -74,3 +74,15 @@ def raise_dock(widget: Any) -> None:
     if dock is not None:
         dock.show()
         dock.raise_()
+
+
+def wrapping_label(**kwargs: Any) -> Any:
+    """A magicgui Label whose text wraps: a long message (a warning, a prior check) must not
+    widen the dock over the canvas."""
+    from magicgui.widgets import Label
+    from qtpy.QtWidgets import QSizePolicy
+
+    label = Label(**kwargs)
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, Table, create_widget
+from magicgui.widgets import ComboBox, Container, PushButton, Table, create_widget
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from ._dock import mark
+from ._dock import mark, wrapping_label
 from ._plot import CurvePlot, image_layer_select
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,7 +62,7 @@ class CompareWidget(Container):
                     "Its data consistency ||A x - y|| / ||y|| is reported for results of the "
                     "operator's image shape.")
         self.compare_button = PushButton(text="Compare", tooltip="Score the results.")
-        self.status = Label(value="")
+        self.status = wrapping_label(value="")
         self.table = Table(value={"data": [], "index": [],
                                   "columns": [h for h, _ in COLUMNS.values()]},
                            tooltip="One row per result; blank where a number cannot be computed "

@@ -19,7 +19,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FloatSpinBox,
-    Label,
     ProgressBar,
     PushButton,
     SpinBox,
@@ -30,7 +29,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 
 from ..advice import ENCODER_METHODS, LATENT_METHODS, NO_PRIOR_METHOD
-from ._dock import mark
+from ._dock import mark, wrapping_label
 from ._layers import in_viewer, placement
 from ._session import SESSION_PRIORS
 from ._worker import make_worker, qt_alive, warm_up
@@ -136,7 +135,7 @@ class ReconstructWidget(Container):
                              tooltip="Where the latent search starts: random codes, or (first "
                                      "restart) the prior's encoder applied to the back-projected "
                                      "measurement: a warm start for denoise, inpaint, deblur.")
-        self.advice = Label(value="")
+        self.advice = wrapping_label(value="")
         self.check_fit = CheckBox(text="check the prior suits the image first", value=True,
                                   tooltip="Before the run, a few steps test whether the prior "
                                           "can represent this image, and warn if not.")
@@ -155,7 +154,7 @@ class ReconstructWidget(Container):
         self.run_button = PushButton(text="Run", tooltip="Start the reconstruction.")
         self.cancel_button = PushButton(text="Cancel", enabled=False,
                                         tooltip="Stop now and keep the best result so far.")
-        self.status = Label(value="")
+        self.status = wrapping_label(value="")
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
         super().__init__(widgets=[
             self.layer, self.operator, self.sigma, self.factor, self.prior, self.method,

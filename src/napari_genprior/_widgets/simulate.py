@@ -18,7 +18,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FloatSpinBox,
-    Label,
     PushButton,
     SpinBox,
     Widget,
@@ -30,7 +29,7 @@ from napari.utils.notifications import show_error, show_warning
 from ..operators import OPERATORS
 from ..operators.blur import BOUNDARIES
 from ..operators.mri import MASKS
-from ._dock import mark
+from ._dock import mark, wrapping_label
 from ._layers import placement
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,7 +120,7 @@ class SimulateWidget(Container):
         self.simulate_button = PushButton(text="Simulate",
                                           tooltip="Add the measurement and its back-projection "
                                                   "as new layers.")
-        self.status = Label(value="")
+        self.status = wrapping_label(value="")
         self._per_kind: dict[str, list[Widget]] = {
             "inpaint": [self.mask_source, self.fraction],
             "blur": [self.psf_source, self.sigma, self.boundary],

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, LineEdit, PushButton, SpinBox
 from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from ._dock import mark
+from ._dock import mark, wrapping_label
 from ._layers import in_viewer
 from ._plot import CurvePlot, image_layer_select
 from ._session import SESSION_PRIORS
@@ -78,7 +78,7 @@ class TrainWidget(Container):
         self.save_button = PushButton(text="Save...", enabled=False,
                                       tooltip="Write the last trained prior to a .safetensors "
                                               "file (with its card), for load_prior(path).")
-        self.status = Label(value="")
+        self.status = wrapping_label(value="")
         super().__init__(widgets=[self.images, self.patch_size, self.kind, self.latent_dim,
                                   self.epochs, self.patches_per_epoch, self.seed, self.device,
                                   self.prior_name, self.train_button, self.cancel_button,
