@@ -73,7 +73,11 @@ def test_compare_ranks_results_with_the_metrics_numbers(scene):
 
     assert _table_row(widget, "good")[:3] == ["dip", f"{g['psnr']:.2f}", f"{g['ssim']:.3f}"]
     # what the table shows: two decimals for dB, three for SSIM (issue 15)
-    shown = [widget.table.native.item(0, c).text() for c in (1, 2)]
+    from qtpy.QtCore import QLocale, Qt
+
+    native = widget.table.native
+    shown = [native.itemDelegate().displayText(native.item(0, c).data(Qt.ItemDataRole.DisplayRole),
+                                               QLocale()) for c in (1, 2)]
     assert [len(t.split(".")[1]) for t in shown] == [2, 3], shown
     # each loss over its own first value: losses of different methods share one axis
     assert widget.history_plot.curves == {"good": [1.0, 0.5, 0.25]}, \

@@ -71,6 +71,11 @@ class CompareWidget(Container):
                                   self.compare_button, self.status, self.table])
         mark(self)  # tabbed with the plugin's other docked widgets
         self.table.native.setEditTriggers(self.table.native.EditTrigger.NoEditTriggers)
+        # magicgui's delegate shows every number with 4 decimals ("23.2900"); ours are already
+        # formatted per column (COLUMNS): shown as they are
+        from qtpy.QtWidgets import QStyledItemDelegate
+
+        self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
         self.table.native.setMinimumHeight(190)  # six rows at a glance
         self.table.native.setSizeAdjustPolicy(
             self.table.native.SizeAdjustPolicy.AdjustToContents)
