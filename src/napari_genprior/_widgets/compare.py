@@ -76,6 +76,10 @@ class CompareWidget(Container):
         from qtpy.QtWidgets import QStyledItemDelegate
 
         self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
+        # the row names (layer names) are long: elided, so that the numbers fit beside them
+        self.table.native.verticalHeader().setMaximumWidth(130)
+        self.table.native.setWordWrap(False)
+        self.results.native.setMaximumHeight(110)
         self.table.native.setMinimumHeight(190)  # six rows at a glance
         self.table.native.setSizeAdjustPolicy(
             self.table.native.SizeAdjustPolicy.AdjustToContents)
