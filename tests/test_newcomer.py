@@ -331,3 +331,16 @@ def test_a_long_message_wraps_instead_of_widening_the_dock(make_napari_viewer, q
     assert widget.native.minimumSizeHint().width() <= before + 10
     canvas = viewer.window._qt_viewer.canvas.native
     assert canvas.width() > 300, "the canvas keeps its room"
+
+
+# -- 8: a second sample load does not look like a result -------------------------------------------
+
+@gui
+def test_a_second_sample_load_is_named_a_copy_not_like_a_result(viewer):
+    viewer.open_sample("napari-genprior", "nuclei-blur")
+    viewer.open_sample("napari-genprior", "nuclei-blur")
+    names = [lyr.name for lyr in viewer.layers]
+    assert names == ["nuclei", "nuclei [blur 2 px, Poisson]", "nuclei (copy 2)",
+                     "nuclei (copy 2) [blur 2 px, Poisson]"], names
+    viewer.open_sample("napari-genprior", "nuclei")
+    assert viewer.layers[-1].name == "nuclei (copy 3)"

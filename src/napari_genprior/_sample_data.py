@@ -9,6 +9,9 @@ seeds (so they are the same every time), and made into layers by
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 import numpy as np
 
 from ._io import DIGITS, NUCLEI, NUCLEI_INPAINT, read_tiff, sample_path
@@ -20,16 +23,48 @@ from .synthetic import brain_phantoms
 MRI_PHANTOM_SEED = 2026
 
 
-def nuclei() -> list[tuple]:
+def _copies(make: Callable[[], list[tuple]]) -> Callable[[], list[tuple]]:
+    """Name a repeated load "<name> (copy 2)", ... (its measurement layers too) when the current
+    viewer already holds the sample: napari would add " [1]", which reads like one of this
+    plugin's results ("nuclei [csgm, nuclei-vae]")."""
+    @wraps(make)
+    def load() -> list[tuple]:
+        layers = make()
+        try:
+            import napari
+
+            viewer = napari.current_viewer()
+        except Exception:  # noqa: BLE001 - no viewer, no napari: names as they are
+            viewer = None
+        if viewer is None:
+            return layers
+        base, names = layers[0][1]["name"], {lyr.name for lyr in viewer.layers}
+        if base not in names:
+            return layers
+        k = 2
+        while f"{base} (copy {k})" in names:
+            k += 1
+        new = f"{base} (copy {k})"
+        return [(data, {**kw, "name": new + kw["name"][len(base):]}
+                 if str(kw.get("name", "")).startswith(base) else kw, kind)
+                for data, kw, kind in layers]
+    return load
+
+
+def _nuclei() -> list[tuple]:
     """The clean 128x128 fluorescence-nuclei crop."""
     data, meta = read_tiff(sample_path(NUCLEI))
     return [(data, {"name": "nuclei", "colormap": "gray", "metadata": {"source": meta}}, "image")]
 
 
+nuclei = _copies(_nuclei)
+
+
+@_copies
 def nuclei_inpaint() -> list[tuple]:
     """The clean nuclei and their measurement: 50% of the pixels missing, Gaussian noise."""
     y, meta = read_tiff(sample_path(NUCLEI_INPAINT))
-    clean = nuclei()
+    clean = _nuclei()
     x = clean[0][0]
     return clean + [(y, {
         "name": "nuclei [50% pixels, noisy]", "colormap": "gray",
@@ -39,13 +74,14 @@ def nuclei_inpaint() -> list[tuple]:
     }, "image")]
 
 
+@_copies
 def nuclei_blur() -> list[tuple]:
     """The clean nuclei and their measurement: Gaussian blur (sigma 2 px), Poisson noise.
 
     The blurred image's brightest pixel is taken to be 100 expected photons
     (``Operator.measure(photons=100)``), and the counts are scaled back to the image's units.
     """
-    clean = nuclei()
+    clean = _nuclei()
     x = clean[0][0]
     A = make_operator("blur", shape=x.shape, sigma=2.0)
     photons = 100.0
@@ -54,6 +90,7 @@ def nuclei_blur() -> list[tuple]:
                                       contrast_limits=[float(x.min()), float(x.max())])]
 
 
+@_copies
 def mri_phantom() -> list[tuple]:
     """A 256x256 brain phantom and its 4x undersampled k-space (variable-density columns).
 
@@ -69,6 +106,7 @@ def mri_phantom() -> list[tuple]:
             measurement_layer(y, A, "brain phantom [mri 4x k-space]", noise_std=noise_std)]
 
 
+@_copies
 def digit_cs() -> list[tuple]:
     """A held-out handwritten digit (28x28, in [0, 1]) and 200 Gaussian random projections.
 
