@@ -97,6 +97,10 @@ def test_a_prior_for_another_image_size_is_refused_by_reconstruct(prior_bytes, t
     y = np.zeros((3, 3), np.float32)
     with pytest.raises(ValueError, match=r"shape \(4, 4\).*not smaller"):
         ngp.reconstruct(y, ngp.make_operator("denoise", shape=(3, 3)), "csgm", str(path), steps=1)
+    A = ngp.make_operator("denoise", shape=(2, 3, 3))
+    with pytest.raises(ValueError, match=r"shape \(4, 4\).*not smaller"):
+        ngp.reconstruct(np.zeros((2, 3, 3), np.float32), A, "csgm", str(path), steps=1)
+    # a stack of planes the prior's size: every plane gets its own code (issue 16)
     A = ngp.make_operator("denoise", shape=(2, 4, 4))
-    with pytest.raises(ValueError, match="other-dimensional"):
-        ngp.reconstruct(np.zeros((2, 4, 4), np.float32), A, "csgm", str(path), steps=1)
+    rec = ngp.reconstruct(np.zeros((2, 4, 4), np.float32), A, "csgm", str(path), steps=1)
+    assert rec.image.shape == (2, 4, 4)

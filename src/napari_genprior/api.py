@@ -191,14 +191,16 @@ def _check_prior(prior: Any, A: Operator, method: str, **tiling: Any):
     patch, shape = tuple(prior.image_shape), tuple(A.shape)
     mosaic = None
     if patch != shape:
-        if len(patch) == 2 and len(shape) == 2 and all(s >= p for s, p in zip(shape, patch)):
+        if len(patch) == 2 and len(shape) in (2, 3) \
+                and all(s >= p for s, p in zip(shape[-2:], patch)):
             from .tiling import Mosaic
 
             prior = mosaic = Mosaic(prior, shape, **tiling)
         else:
             raise ValueError(f"the prior makes images of shape {patch}, but the {A.kind!r} "
                              f"operator is for images of shape {shape}; a prior's patches tile "
-                             "larger 2D images, but not smaller or other-dimensional ones.")
+                             "larger 2D images and the planes of 3D stacks, but not smaller "
+                             "or other-dimensional ones.")
     elif tiling:
         raise TypeError(f"{sorted(tiling)} apply to images larger than the prior's patch "
                         f"{patch}; this image is the patch size.")
@@ -362,13 +364,15 @@ def reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
         prior's weights fitted to this image). Without one: ``"dip"`` (Deep Image Prior, an
         untrained network stopped on held-out measurements), the classical ``"tv"``,
         ``"lasso-dct"``, ``"lasso-wavelet"`` (weights chosen on held-out measurements),
+        ``"richardson-lucy"`` (deconvolution; iteration count by held-out measurements),
         ``"adjoint"`` (the back-projection), and for ``phase`` the ``"twf"``, ``"sparta"``,
         ``"copram"`` baselines. README "Which method when" says which to use.
     prior : optional
         The trained generator for ``csgm``, ``twist``, ``sparse-gen`` and ``ia``: a name of
         :func:`list_priors` (``"nuclei-vae"``, ``"mri-vae"``, ``"digits-vae"``,
         ``"digits-conv"``), a ``.safetensors`` path, or a loaded prior. An image larger than
-        its patches is reconstructed as a mosaic of patches.
+        its patches is reconstructed as a mosaic of patches; a 3D stack as a mosaic per
+        plane, every plane with its own codes, all fitted together against the 3D operator.
     restarts : int
         Random starts optimised together (methods with a trained prior); with more than one,
         ``.spread`` is the per-pixel standard deviation over them.

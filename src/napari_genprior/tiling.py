@@ -64,16 +64,17 @@ class Mosaic(nn.Module):
         Most patches the generator makes in one call (see the module docstring).
     """
 
-    def __init__(self, G: nn.Module, image_shape: tuple[int, int], overlap: int | None = None,
+    def __init__(self, G: nn.Module, image_shape: tuple[int, ...], overlap: int | None = None,
                  max_batch: int = 256):
         super().__init__()
         patch = tuple(int(s) for s in G.image_shape)
         shape = tuple(int(s) for s in image_shape)
-        if len(patch) != 2 or len(shape) != 2:
-            raise ValueError(f"a mosaic needs a 2D patch prior and a 2D image; got patches of "
-                             f"shape {patch} for images of shape {shape}.")
-        if shape[0] < patch[0] or shape[1] < patch[1]:
-            raise ValueError(f"the image ({shape[0]}x{shape[1]}) is smaller than the prior's "
+        if len(patch) != 2 or len(shape) not in (2, 3):
+            raise ValueError(f"a mosaic needs a 2D patch prior and a 2D image or a 3D stack; got "
+                             f"patches of shape {patch} for images of shape {shape}.")
+        planes, plane = (shape[0], shape[1:]) if len(shape) == 3 else (1, shape)
+        if plane[0] < patch[0] or plane[1] < patch[1]:
+            raise ValueError(f"the image ({plane[0]}x{plane[1]}) is smaller than the prior's "
                              f"patch ({patch[0]}x{patch[1]}); use a prior for smaller images.")
         ov = min(patch) // 4 if overlap is None else overlap
         if isinstance(ov, bool) or not isinstance(ov, int) or not 0 <= ov < min(patch):
@@ -81,37 +82,45 @@ class Mosaic(nn.Module):
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}.")
         self.G, self.patch, self.overlap, self.max_batch = G, patch, ov, max_batch
-        (ny, sy, hp), (nx, sx, wp) = (tile_grid(shape[0], patch[0], ov),
-                                      tile_grid(shape[1], patch[1], ov))
+        (ny, sy, hp), (nx, sx, wp) = (tile_grid(plane[0], patch[0], ov),
+                                      tile_grid(plane[1], patch[1], ov))
         self.grid, self.stride, self.padded = (ny, nx), (sy, sx), (hp, wp)
-        self.crop = ((hp - shape[0]) // 2, (wp - shape[1]) // 2)
-        self.tiles = ny * nx
+        self.crop = ((hp - plane[0]) // 2, (wp - plane[1]) // 2)
+        # a stack: every plane is a mosaic of its own tiles (its own latent codes), all
+        # optimised together against the operator on the whole stack (a 3D blur couples them)
+        self.planes, self.plane_shape = planes, plane
+        self.plane_tiles = ny * nx
+        self.tiles = planes * ny * nx
         self.tile_latent = int(G.latent_dim)
         self.latent_dim = self.tiles * self.tile_latent
         self.image_shape = shape
         self.card = {**G.card, "mosaic": {"patch": list(patch), "overlap": ov,
-                                          "grid": [ny, nx], "image_shape": list(shape)}}
+                                          "grid": [ny, nx], "image_shape": list(shape),
+                                          **({"planes": planes} if len(shape) == 3 else {})}}
         w2 = window(patch[0], ov)[:, None] * window(patch[1], ov)[None, :]
         self.register_buffer("w2", w2, persistent=False)
-        self.register_buffer("norm", self._fold(w2.expand(1, self.tiles, *patch)), persistent=False)
+        self.register_buffer("norm", self._fold(w2.expand(1, self.plane_tiles, *patch)),
+                             persistent=False)
         encoder = getattr(G, "encoder", None)
         self.encoder = _MosaicEncoder(self, encoder) if encoder is not None else None
 
     # -- geometry ----------------------------------------------------------------------------
     def _fold(self, patches: torch.Tensor) -> torch.Tensor:
-        """Overlap-add ``(B, T, P, Q)`` patches into ``(B, Hp, Wp)`` padded images."""
+        """Overlap-add ``(B, T, P, Q)`` patches of one plane into ``(B, Hp, Wp)`` padded images."""
         B = patches.shape[0]
-        cols = patches.reshape(B, self.tiles, -1).transpose(1, 2)
+        cols = patches.reshape(B, self.plane_tiles, -1).transpose(1, 2)
         return F.fold(cols, self.padded, self.patch, stride=self.stride)[:, 0]
 
     def tiles_of(self, images: torch.Tensor) -> torch.Tensor:
-        """The ``(B, T, P, Q)`` tiles of ``(B, H, W)`` images (the margin padded by reflection)."""
+        """The ``(B, T, P, Q)`` tiles of ``(B, *image_shape)`` images (the margin padded by
+        replication; a stack's tiles plane after plane)."""
         (ty, tx), (hp, wp) = self.crop, self.padded
-        h, w = self.image_shape
-        x = F.pad(images[:, None], (tx, wp - w - tx, ty, hp - h - ty),
+        h, w = self.plane_shape
+        B = images.shape[0]
+        x = F.pad(images.reshape(B * self.planes, 1, h, w), (tx, wp - w - tx, ty, hp - h - ty),
                   mode="replicate")
-        cols = F.unfold(x, self.patch, stride=self.stride)  # (B, P*Q, T)
-        return cols.transpose(1, 2).reshape(images.shape[0], self.tiles, *self.patch)
+        cols = F.unfold(x, self.patch, stride=self.stride)  # (B*Z, P*Q, T)
+        return cols.transpose(1, 2).reshape(B, self.tiles, *self.patch)
 
     # -- the prior ---------------------------------------------------------------------------
     def _patches(self, z: torch.Tensor) -> torch.Tensor:
@@ -127,16 +136,18 @@ class Mosaic(nn.Module):
         return torch.cat(chunks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """``(B, T * k)`` latent codes -> ``(B, H, W)`` images."""
+        """``(B, T * k)`` latent codes -> ``(B, *image_shape)`` images."""
         B = z.shape[0]
         return self.from_patches(self._patches(z).reshape(B, self.tiles, *self.patch))
 
     def from_patches(self, patches: torch.Tensor) -> torch.Tensor:
-        """``(B, T, P, Q)`` patches (one per tile) -> ``(B, H, W)`` images: the window-weighted
-        overlap-add, cropped to the image."""
-        full = self._fold(patches * self.w2) / self.norm
-        (ty, tx), (h, w) = self.crop, self.image_shape
-        return full[:, ty:ty + h, tx:tx + w]
+        """``(B, T, P, Q)`` patches (one per tile) -> ``(B, *image_shape)`` images: the
+        window-weighted overlap-add, cropped to the image, plane by plane for a stack."""
+        B = patches.shape[0]
+        planes = patches.reshape(B * self.planes, self.plane_tiles, *self.patch)
+        full = self._fold(planes * self.w2) / self.norm
+        (ty, tx), (h, w) = self.crop, self.plane_shape
+        return full[:, ty:ty + h, tx:tx + w].reshape(B, *self.image_shape)
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None,
                       device: torch.device | str = "cpu") -> torch.Tensor:
@@ -144,7 +155,8 @@ class Mosaic(nn.Module):
 
 
 class _MosaicEncoder(nn.Module):
-    """The patch encoder applied tile by tile: ``(B, H, W)`` -> ``(mu, logvar)`` of ``(B, T*k)``."""
+    """The patch encoder applied tile by tile: ``(B, *image_shape)`` -> ``(mu, logvar)`` of
+    ``(B, T*k)``."""
 
     def __init__(self, mosaic: Mosaic, encoder: nn.Module):
         super().__init__()

@@ -61,6 +61,7 @@ METHOD_LABELS = {
     "lasso-dct": "lasso-dct: L1 in the DCT (classical)",
     "lasso-wavelet": "lasso-wavelet: L1 in wavelets (classical)",
     "tv": "tv: total variation (classical)",
+    "richardson-lucy": "richardson-lucy: deconvolution (classical)",
     "twf": "twf: Wirtinger flow (phase only)",
     "sparta": "sparta: sparse phase retrieval (phase only)",
     "copram": "copram: sparse phase retrieval (phase only)",

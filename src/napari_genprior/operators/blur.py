@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.fft import next_fast_len
 
 from .._io import decode_array, encode_array
 from .base import Operator, check_float
@@ -46,6 +47,10 @@ class Blur(Operator):
         A measured or computed PSF with one axis per image axis, no larger than the image,
         finite, with a positive sum; it is normalised to sum 1. Its centre is the pixel
         ``(s - 1) // 2`` along each axis (the middle for odd sizes).
+    optics : dict, optional
+        A PSF computed from the microscope's optics by ``psfmodels``
+        (:func:`~napari_genprior.operators.psf.optics_psf`: ``microscope``, ``na``,
+        ``wavelength``, ``dxy``, ``dz``, ...); the spec stores these numbers, not the array.
     boundary : {"zero", "periodic"}
         ``"zero"`` (default): the image is zero outside its frame, and the measurement is the
         frame-sized central part of the full linear convolution (scipy's ``mode="same"``
@@ -55,15 +60,23 @@ class Blur(Operator):
 
     kind = "blur"
 
-    def __init__(self, shape: Any, sigma: Any = None, psf: Any = None, boundary: str = "zero"):
+    def __init__(self, shape: Any, sigma: Any = None, psf: Any = None, boundary: str = "zero",
+                 optics: dict[str, Any] | None = None):
         super().__init__(shape)
         nd = len(self.shape)
-        if (sigma is None) == (psf is None):
-            raise ValueError("'blur' needs exactly one of sigma= (a Gaussian PSF) or psf= (an array).")
+        if sum(v is not None for v in (sigma, psf, optics)) != 1:
+            raise ValueError("'blur' needs exactly one of sigma= (a Gaussian PSF), psf= (an "
+                             "array) or optics= (a microscope's PSF from its optics).")
         if boundary not in BOUNDARIES:
             raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}.")
         self.boundary = boundary
         self.sigma = None
+        self.optics = None
+        if optics is not None:
+            from .psf import check_optics, optics_psf
+
+            self.optics = check_optics(optics)
+            psf = optics_psf(self.shape, self.optics)
         if sigma is not None:
             sig = np.atleast_1d(np.asarray(sigma, dtype=object))
             if sig.size == 1:
@@ -76,22 +89,34 @@ class Blur(Operator):
             kernel = gaussian_psf(self.sigma, self.shape)
         else:
             kernel = decode_array(psf) if isinstance(psf, dict) else np.asarray(psf)
+            if kernel.size == 0:
+                raise ValueError("psf is empty.")
             if kernel.dtype == object or np.iscomplexobj(kernel):
                 raise ValueError("psf must be a real numeric array.")
             kernel = kernel.astype(np.float64)
             if kernel.ndim != nd:
-                raise ValueError(f"psf has {kernel.ndim} axes, but the image has {nd}.")
+                hint = (" A 2D PSF does not describe the blur between the planes of a stack: "
+                        "use a 3D PSF (optics= or a bead stack)." if kernel.ndim == 2 else "")
+                raise ValueError(f"psf has {kernel.ndim} axes, but the image has {nd}.{hint}")
             if any(k > s for k, s in zip(kernel.shape, self.shape)):
                 raise ValueError(f"psf of shape {kernel.shape} is larger than the image {self.shape}; "
                                  "crop it around its centre.")
-            if not np.all(np.isfinite(kernel)) or kernel.sum() <= 0:
-                raise ValueError("psf must be finite with a positive sum.")
+            if not np.all(np.isfinite(kernel)):
+                raise ValueError("psf contains NaN or infinite values.")
+            if kernel.min() < 0:
+                raise ValueError(f"psf has negative values (down to {kernel.min():.3g}); a PSF "
+                                 "is an intensity: subtract the background and clip at 0.")
+            if kernel.sum() <= 0:
+                raise ValueError("psf must have a positive sum.")
             kernel = kernel / kernel.sum()
         self.psf = kernel
         self._dims = tuple(range(-nd, 0))
         center = tuple((k - 1) // 2 for k in kernel.shape)
         if boundary == "zero":
-            self._fft_shape = tuple(s + k - 1 for s, k in zip(self.shape, kernel.shape))
+            # any size >= s + k - 1 gives the linear convolution: take sizes whose prime
+            # factors are small (an FFT of 438 = 2*3*73 points is several times slower than 450)
+            self._fft_shape = tuple(next_fast_len(s + k - 1, real=True)
+                                    for s, k in zip(self.shape, kernel.shape))
             self._crop = tuple(slice(c, c + s) for c, s in zip(center, self.shape))
             grid = np.zeros(self._fft_shape)
             grid[tuple(slice(0, k) for k in kernel.shape)] = kernel
@@ -126,4 +151,6 @@ class Blur(Operator):
     def _params(self) -> dict[str, Any]:
         if self.sigma is not None:
             return {"sigma": list(self.sigma), "boundary": self.boundary}
+        if self.optics is not None:
+            return {"optics": dict(self.optics), "boundary": self.boundary}
         return {"psf": encode_array(self.psf), "boundary": self.boundary}

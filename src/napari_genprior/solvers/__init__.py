@@ -11,6 +11,7 @@ from .common import Problem, Reconstruction, Solver, Update
 from .dip import solve_dip
 from .latent import solve_csgm, solve_sparse_gen, solve_twist
 from .phase_baselines import solve_copram, solve_sparta, solve_twf
+from .richardson_lucy import solve_richardson_lucy
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ METHODS: dict[str, Method] = {
                            "measurements"),
         Method("tv", solve_tv, needs_prior=False, iterative=True, needs_linear=True,
                description="total variation (primal-dual); weight by held-out measurements"),
+        Method("richardson-lucy", solve_richardson_lucy, needs_prior=False, iterative=True,
+               needs_linear=True,
+               description="Richardson-Lucy deconvolution (Poisson likelihood, non-negative); "
+                           "iteration count by held-out measurements"),
         Method("twf", solve_twf, needs_prior=False, iterative=True, phase_only=True,
                description="truncated Wirtinger flow (Chen-Candes), spectral initialisation"),
         Method("sparta", solve_sparta, needs_prior=False, iterative=True, phase_only=True,

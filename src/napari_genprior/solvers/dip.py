@@ -23,9 +23,12 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
               check_every: int = 10, ema: float = 0.99, reg_noise: float = 1 / 30,
               preview_every: int = 10) -> SolverGen:
     """Fit a DIP network to the measurement; see the module docstring for the stopping rule."""
-    if len(problem.shape) != 2:
-        raise ValueError(f"method 'dip' reconstructs 2D images; got shape {problem.shape}. "
-                         "Reconstruct stacks plane by plane.")
+    if len(problem.shape) not in (2, 3):
+        raise ValueError(f"method 'dip' reconstructs 2D images and 3D stacks; got shape "
+                         f"{problem.shape}.")
+    # a stack (Z, Y, X): one 2D network whose Z output channels are the planes, fitted to the
+    # whole stack at once (so a 3D blur that mixes the planes is undone jointly)
+    planes = problem.shape[0] if len(problem.shape) == 3 else None
     lr = check_float("lr", lr, low=0, low_open=True)
     channels = check_int("channels", channels, 1, 1024)
     input_channels = check_int("input_channels", input_channels, 1, 1024)
@@ -34,7 +37,7 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
     check_every = check_int("check_every", check_every, 1)
     ema = check_float("ema", ema, low=0, high=0.9999)
     reg_noise = check_float("reg_noise", reg_noise, low=0)
-    if min(problem.shape) < 3:
+    if min(problem.shape[-2:]) < 3:
         raise ValueError(f"method 'dip' needs images of at least 3x3 pixels (its network works "
                          f"on several scales); got shape {problem.shape}. Use 'adjoint', or 'tv' "
                          "with an explicit lam=, for such small images.")
@@ -46,9 +49,9 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(problem.seed)
-        net = DIPNet(in_channels=input_channels, out_channels=1, channels=channels,
+        net = DIPNet(in_channels=input_channels, out_channels=planes or 1, channels=channels,
                      depth=dip_depth(problem.shape)).to(dev)
-    z = (torch.rand((1, input_channels, *problem.shape), generator=gen) * 0.1).to(dev)
+    z = (torch.rand((1, input_channels, *problem.shape[-2:]), generator=gen) * 0.1).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
 
     avg = best_img = None
@@ -56,7 +59,7 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
     extra: dict[str, Any] = {}
     for step in range(1, steps + 1):
         z_in = z + reg_noise * torch.randn(z.shape, generator=gen).to(dev) if reg_noise else z
-        out = net(z_in)[0, 0]
+        out = net(z_in)[0] if planes else net(z_in)[0, 0]
         resid = (A(out) - y) * train
         loss = resid.abs().pow(2).sum() / n_train
         opt.zero_grad(set_to_none=True)
