@@ -232,7 +232,7 @@ def test_the_reconstruct_widget_runs_ia_with_preview_and_cancel(make_napari_view
     before = layer.data.copy()
     _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
     widget.layer.value = layer
-    widget.operator.value = "deblur (Gaussian blur)"
+    widget.operator.value = "deblur / deconvolve (PSF)"
     widget.sigma.value = 1.5
     widget.prior.value = "nuclei-vae"
     widget.method.value = "ia"

@@ -116,7 +116,7 @@ BAD_INPUTS = {
         g.pop("measurement"), g.update(source={"path": "x.h5", "slices": "many"})))}, {},
         "slices"),
     "phase method on a blur": (np.ones((16, 16), np.float32), {},
-                               {"operator": "deblur (Gaussian blur)", "method": "twf"},
+                               {"operator": "deblur / deconvolve (PSF)", "method": "twf"},
                                "magnitude-only"),
 }
 

@@ -171,7 +171,7 @@ def test_blur_with_a_psf_layer(sim):
     psf_layer = viewer.add_image(psf, name="psf")
     widget.layer.value = clean
     _set(widget, kind="blur", seed=0)
-    widget.psf_source.value = psf_layer
+    widget.psf_source.value = ("psf", psf_layer)
     assert widget.sigma.native.isHidden()
     meas, _ = widget.simulate()
     assert meas.name == "clean [blur psf]"
@@ -205,7 +205,7 @@ def test_widget_offers_only_image_layers(make_napari_viewer):
 
 
 @pytest.mark.parametrize("bad, words", [
-    (np.zeros((4, 32, 32), dtype=np.float32), "stacks are not supported by Simulate"),
+    (np.zeros((2, 4, 32, 32), dtype=np.float32), "a 2D image or a 3D (z, y, x) stack"),
     (np.where(np.eye(32) > 0, np.nan, 1.0).astype(np.float32), "NaN"),
     (np.zeros((32, 32, 3), dtype=np.uint8), "RGB"),
 ])
@@ -244,7 +244,7 @@ def test_a_psf_larger_than_the_image_is_refused(sim):
     viewer, widget, _ = sim
     big = viewer.add_image(np.ones((80, 80), dtype=np.float32), name="big psf")
     widget.kind.value = "blur"
-    widget.psf_source.value = big
+    widget.psf_source.value = ("psf", big)
     n_layers = len(viewer.layers)
     with patch("napari_genprior._widgets.simulate.show_error") as error:
         assert widget.simulate() == []

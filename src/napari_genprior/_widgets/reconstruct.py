@@ -31,6 +31,7 @@ from psygnal import Signal
 from ..advice import ENCODER_METHODS, LATENT_METHODS, NO_PRIOR_METHOD
 from ._dock import mark, wrapping_label
 from ._layers import in_viewer, placement
+from ._psf import PSFControls
 from ._session import SESSION_PRIORS
 from ._worker import make_worker, qt_alive, warm_up
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 FROM_LAYER = "from the layer's metadata"
 DENOISE = "denoise"
 INPAINT = "inpaint (NaN pixels are missing)"
-DEBLUR = "deblur (Gaussian blur)"
+DEBLUR = "deblur / deconvolve (PSF)"
 SUPERRES = "super-resolve"
 PLAIN_OPERATORS = [DENOISE, INPAINT, DEBLUR, SUPERRES]
 NO_PRIOR = "(none: Deep Image Prior or a baseline)"
@@ -104,9 +105,10 @@ class ReconstructWidget(Container):
             tooltip="How the measurement was made. Layers made by this plugin (Simulate, sample "
                     "data, the HDF5 reader) carry their operator in their metadata. For a plain "
                     "image: denoise it, fill its NaN pixels, deblur it or super-resolve it.")
-        self.sigma = FloatSpinBox(label="blur sigma (px)", value=2.0, min=0.1, max=50.0, step=0.1,
-                                  tooltip="Standard deviation of the Gaussian blur to undo, in "
-                                          "pixels.")
+        # the PSF to undo (Gaussian, optics, PSF or bead layer), shared with Simulate; a 3D
+        # layer is deconvolved as one volume with a 3D PSF
+        self.psf = PSFControls(viewer, lambda: self.layer.value)
+        self.sigma = self.psf.sigma
         self.factor = SpinBox(label="factor", value=2, min=2, max=16,
                               tooltip="Super-resolution factor: the result has this many times "
                                       "more pixels along each axis.")
@@ -158,7 +160,7 @@ class ReconstructWidget(Container):
         self.status = wrapping_label(value="")
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
         super().__init__(widgets=[
-            self.layer, self.operator, self.sigma, self.factor, self.prior, self.method,
+            self.layer, self.operator, *self.psf.widgets, self.factor, self.prior, self.method,
             self.advice, self.restarts, self.init, self.steps, self.seed, self.device,
             self.check_fit, self.add_spread, self.add_residual, self.run_button,
             self.cancel_button, self.progress, self.status])
@@ -265,11 +267,12 @@ class ReconstructWidget(Container):
 
     def _on_layer_changed(self, layer: Image | None) -> None:
         has_spec = "operator" in _genprior(layer)  # even if it is nonsense
+        self.psf.read_voxel_size()
         self.operator.value = FROM_LAYER if has_spec else DENOISE
         self._on_operator_changed(self.operator.value)
 
     def _on_operator_changed(self, value: str) -> None:
-        self.sigma.visible = value == DEBLUR
+        self.psf.update_visibility(value == DEBLUR)
         self.factor.visible = value == SUPERRES
         self._set_default_method()
 
@@ -363,7 +366,9 @@ class ReconstructWidget(Container):
             return np.where(np.isfinite(data), data, 0), make_operator("inpaint", shape=shape,
                                                                         mask=finite)
         if value == DEBLUR:
-            return data, make_operator("blur", shape=shape, sigma=float(self.sigma.value))
+            # a stack (z, y, x) is one volume under a 3D PSF (a 4D layer: one per time point)
+            shape = tuple(data.shape[-3:]) if data.ndim >= 3 else shape
+            return data, make_operator("blur", shape=shape, **self.psf.params(shape))
         if value == SUPERRES:
             f = int(self.factor.value)
             return data, make_operator("downsample", shape=(shape[0] * f, shape[1] * f), factor=f)

@@ -31,6 +31,7 @@ from ..operators.blur import BOUNDARIES
 from ..operators.mri import MASKS
 from ._dock import mark, wrapping_label
 from ._layers import placement
+from ._psf import PSFControls
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -38,7 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..operators import Operator
 
 RANDOM_MASK = "random pixels (fraction)"
-GAUSSIAN_PSF = "Gaussian (sigma)"
 # Shapes that enclose an area; lines and paths mark no region.
 CLOSED_SHAPES = ("rectangle", "ellipse", "polygon")
 
@@ -78,13 +78,9 @@ class SimulateWidget(Container):
         self.fraction = FloatSpinBox(label="fraction observed", value=0.5, min=0.001, max=1.0,
                                      step=0.05, tooltip="Fraction of the pixels kept, chosen at "
                                                         "random by the seed.")
-        # blur
-        self.psf_source = ComboBox(
-            label="PSF", choices=self._psf_choices,
-            tooltip="A Gaussian point-spread function, or a measured PSF from a 2D image layer "
-                    "(no larger than the image; normalised to sum 1, centred on its middle).")
-        self.sigma = FloatSpinBox(label="sigma (pixels)", value=2.0, min=0.1, max=100.0, step=0.5,
-                                  tooltip="Standard deviation of the Gaussian PSF, in pixels.")
+        # blur: the PSF controls shared with Reconstruct
+        self.psf = PSFControls(viewer, lambda: self.layer.value)
+        self.psf_source, self.sigma = self.psf.source, self.psf.sigma
         self.boundary = ComboBox(label="boundary", choices=list(BOUNDARIES), value="zero",
                                  tooltip="zero: the image is dark outside its frame. periodic: "
                                          "the image wraps around.")
@@ -123,20 +119,22 @@ class SimulateWidget(Container):
         self.status = wrapping_label(value="")
         self._per_kind: dict[str, list[Widget]] = {
             "inpaint": [self.mask_source, self.fraction],
-            "blur": [self.psf_source, self.sigma, self.boundary],
+            "blur": [*self.psf.widgets, self.boundary],
             "downsample": [self.factor],
             "cs": [self.m],
             "mri": [self.acceleration, self.center_fraction, self.mri_mask],
             "phase": [self.m],
         }
         self._parameters: list[Widget] = [
-            self.mask_source, self.fraction, self.psf_source, self.sigma, self.boundary,
+            self.mask_source, self.fraction, *self.psf.widgets, self.boundary,
             self.factor, self.m, self.acceleration, self.center_fraction, self.mri_mask]
         super().__init__(widgets=[self.layer, self.kind, *self._parameters, self.noise_std,
                                   self.photons, self.seed, self.simulate_button, self.status])
         mark(self)  # tabbed with the plugin's other docked widgets
-        for control in (self.kind, self.mask_source, self.psf_source):
+        for control in (self.kind, self.mask_source, self.psf_source, self.psf.microscope):
             control.changed.connect(self._update_visibility)
+        self.layer.changed.connect(self._on_layer_changed)
+        self.psf.read_voxel_size()
         self.simulate_button.changed.connect(self.simulate)
         self._update_visibility()
 
@@ -145,18 +143,21 @@ class SimulateWidget(Container):
         layers = [lyr for lyr in self._viewer.layers if isinstance(lyr, (Labels, Shapes))]
         return [(RANDOM_MASK, RANDOM_MASK), *((lyr.name, lyr) for lyr in layers)]
 
-    def _psf_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        layers = [lyr for lyr in self._viewer.layers if isinstance(lyr, Image)]
-        return [(GAUSSIAN_PSF, GAUSSIAN_PSF), *((lyr.name, lyr) for lyr in layers)]
+    def _on_layer_changed(self, *_: Any) -> None:
+        self.psf.read_voxel_size()
+        self._update_visibility()
 
     def _update_visibility(self, *_: Any) -> None:
         """Show the parameters of the chosen operator kind only."""
         shown = self._per_kind.get(self.kind.value, [])
         hidden = [self.fraction] if isinstance(self.mask_source.value, Layer) else []
-        hidden += [self.sigma] if isinstance(self.psf_source.value, Layer) else []
+        psf = [id(w) for w in self.psf.widgets]
         for control in self._parameters:
+            if id(control) in psf:
+                continue
             control.visible = (any(control is w for w in shown)
                                and not any(control is w for w in hidden))
+        self.psf.update_visibility(self.kind.value == "blur")
 
     def operator_params(self, shape: tuple[int, ...]) -> dict[str, Any]:
         """The keywords of ``make_operator(self.kind.value, shape=shape, ...)`` from the controls.
@@ -178,10 +179,7 @@ class SimulateWidget(Container):
                 return {"mask": observed_mask(source, self.layer.value, shape)}
             return {"fraction": self.fraction.value, "seed": seed}
         if kind == "blur":
-            source = self.psf_source.value
-            psf = ({"psf": image_plane(source, "PSF")} if isinstance(source, Layer)
-                   else {"sigma": self.sigma.value})
-            return {**psf, "boundary": self.boundary.value}
+            return {**self.psf.params(shape), "boundary": self.boundary.value}
         if kind == "downsample":
             return {"factor": self.factor.value}
         if kind in ("cs", "phase"):
@@ -245,7 +243,8 @@ class SimulateWidget(Container):
 
 # -- helpers (pure functions of layers) --------------------------------------------------------
 def image_plane(layer: Image, role: str = "image") -> np.ndarray:
-    """The data of a single-scale, grey, 2D image layer, or a ValueError that says what is wrong.
+    """The data of a single-scale, grey, 2D image or 3D stack layer, or a ValueError that says
+    what is wrong.
 
     Parameters
     ----------
@@ -264,9 +263,9 @@ def image_plane(layer: Image, role: str = "image") -> np.ndarray:
         raise ValueError(f"{what} is multiscale; Simulate needs a single-scale 2D image.")
     if layer.rgb:
         raise ValueError(f"{what} is RGB; Simulate needs a grey 2D image (split the channels).")
-    if layer.ndim != 2:
+    if layer.ndim not in (2, 3):
         raise ValueError(f"{what} has {layer.ndim} dimensions (shape {tuple(layer.data.shape)}); "
-                         "stacks are not supported by Simulate: pick a single 2D plane.")
+                         "Simulate measures a 2D image or a 3D (z, y, x) stack.")
     data = np.asarray(layer.data)
     if data.size == 0:
         raise ValueError(f"{what} is empty.")
@@ -323,6 +322,9 @@ def describe(A: Operator) -> str:
         return f"inpaint {100 * float(np.mean(observed)):.0f}%"
     if kind == "blur":
         sigma = spec.get("sigma")
+        if "optics" in spec:
+            o = spec["optics"]
+            return f"blur {o['microscope']} NA {o['na']:g}"
         if sigma is None:
             return "blur psf"
         return "blur sigma " + "/".join(f"{s:g}" for s in dict.fromkeys(sigma))
