@@ -254,3 +254,30 @@ def test_the_generated_volume_is_reproducible_and_physical():
     assert mid > 0.2 and top < mid
     with pytest.raises(ValueError, match="voxel"):
         nuclei_volume((4, 8, 8), voxel=(0, 1, 1))
+
+
+def test_the_batch_command_deconvolves_stacks_as_volumes(tmp_path, capsys):
+    from napari_genprior import cli
+    from napari_genprior._io import read_tiff, write_tiff
+
+    x = nuclei_volume((8, 32, 32), voxel=(0.3, 0.1, 0.1), seed=5)
+    optics = {"na": 1.1, "wavelength": 0.52, "dxy": 0.1, "dz": 0.3}
+    A = ngp.make_operator("blur", shape=x.shape, optics=optics)
+    y = A.measure(x, photons=500, seed=0)
+    (tmp_path / "in").mkdir()
+    write_tiff(tmp_path / "in" / "stack.tif", y)
+    rc = cli.main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--quiet",
+                   "--operator", "blur", "--volume", "--param", f"optics={json.dumps(optics)}",
+                   "--method", "richardson-lucy", "--steps", "100"])
+    assert rc == 0, capsys.readouterr().err
+    out, meta = read_tiff(tmp_path / "out" / "stack.tif")
+    assert out.shape == x.shape and meta["operator"]["shape"] == [8, 32, 32]
+    # the same as the library on the whole volume
+    ref = ngp.reconstruct(y, A, method="richardson-lucy", steps=100, device="cpu")
+    np.testing.assert_allclose(out, ref.image, rtol=1e-5, atol=1e-6)
+    # --volume on a 2D file says why it cannot
+    write_tiff(tmp_path / "in" / "flat.tif", y[0])
+    rc = cli.main(["batch", str(tmp_path / "in" / "flat.tif"), "--out", str(tmp_path / "o2"),
+                   "--quiet", "--operator", "blur", "--volume", "--param", "sigma=1",
+                   "--method", "richardson-lucy"])
+    assert rc == 1 and "a volume needs three axes" in capsys.readouterr().out

@@ -278,7 +278,9 @@ def run_batch(jobs: Iterable[Job], operator: Any, method: str, prior: Any = None
         factor times larger); ``params["shape"]`` (or an :class:`Operator` object) fixes the
         image shape for every file (needed for ``cs`` / ``phase`` vectors). None takes each
         file's own operator from its metadata (``read_tiff(path)[1]["operator"]``, as the
-        plugin's measurement TIFFs carry); a file without one fails.
+        plugin's measurement TIFFs carry); a file without one fails. ``params["volume"] =
+        True`` builds the operator for the last three axes instead, so that each ``(Z, Y, X)``
+        stack is one problem (3D deconvolution); ``params["psf"]`` may be a TIFF path.
     method : str
         A reconstruction method (:func:`napari_genprior.api.list_methods`).
     prior : optional
@@ -549,11 +551,18 @@ def _measurement_and_operator(data: np.ndarray, meta: dict[str, Any],
         return data, api.from_spec(meta["operator"])
     params = dict(operator)
     kind = params.pop("kind")
+    volume = bool(params.pop("volume", False))
+    if isinstance(params.get("psf"), str):  # a PSF file (e.g. a bead average saved as TIFF)
+        params["psf"] = read_tiff(params["psf"])[0].astype(np.float64)
     if "shape" in params:
         return data, api.make_operator(kind, **params)
-    if data.ndim < 2:
-        raise ValueError(f"its data have shape {data.shape}; an image needs two axes (give the "
-                         "image shape as an operator parameter for vector measurements).")
+    if data.ndim < (3 if volume else 2):
+        raise ValueError(f"its data have shape {data.shape}; "
+                         + ("a volume needs three axes (z, y, x)." if volume else
+                            "an image needs two axes (give the image shape as an operator "
+                            "parameter for vector measurements)."))
+    if volume:  # each (z, y, x) stack is one problem (a 3D PSF mixes its planes)
+        return data, api.make_operator(kind, shape=data.shape[-3:], **params)
     plane = data.shape[-2:]
     A = api.make_operator(kind, shape=plane, **params)
     pairs = list(zip(plane, A.measurement_shape, strict=False))

@@ -86,6 +86,10 @@ def _batch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     options = _as_dict(args.option, "--option", parser)
     if params and args.operator is None:
         parser.error("--param needs --operator (without it, each file's own operator is used)")
+    if args.volume:
+        if args.operator is None:
+            parser.error("--volume needs --operator (a file's own operator says its shape)")
+        params["volume"] = True
     for name in ("steps", "restarts", "workers", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -157,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="operator parameter, repeatable; VALUE is read as JSON when it can "
                             "be (sigma=2, factor=[1,2], antialias=true), else as text "
                             "(boundary=zero); shape=[H,W] fixes the image shape")
+    batch.add_argument("--volume", action="store_true",
+                       help="with --operator: build it for each file's last three axes "
+                            "(z, y, x), so that a stack is deconvolved as one volume (3D PSF: "
+                            "--param 'optics={\"na\": 1.2, \"wavelength\": 0.52, \"dxy\": 0.1, "
+                            "\"dz\": 0.25}', --param sigma=[2,1,1] or --param psf=bead_psf.tif)")
     batch.add_argument("--method", required=True,
                        help="reconstruction method (tv, lasso-dct, lasso-wavelet, adjoint, dip, "
                             "csgm, twist, sparse-gen, ...)")
