@@ -583,15 +583,29 @@ def _sentence(exc: BaseException) -> str:
     return f"{_message(exc)}."
 
 
-def _solve_plane(y: np.ndarray, A: Any, settings: _Settings, threads: int | None) -> _Plane:
-    """Reconstruct one plane (a dask task); errors come back as a reason, not an exception."""
+def _solve_plane(y: np.ndarray, A: Any, settings: _Settings, threads: int | None,
+                 bar: Any = None) -> _Plane:
+    """Reconstruct one plane (a dask task); errors come back as a reason, not an exception.
+
+    With ``bar`` (the ``"sync"`` scheduler: the task runs in this process), the step reached
+    is shown beside the progress bar twice a second, so that a long volume shows progress."""
     if threads is not None:
         import torch
 
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+    callback = None
+    if bar is not None:
+        last = [0.0]
+
+        def callback(step: int, loss: float, image: Any) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.5:
+                last[0] = now
+                bar.set_postfix_str(f"step {step}", refresh=True)
     try:
-        rec = api.reconstruct(y, A, settings.method, settings.prior, **settings.kwargs)
+        rec = api.reconstruct(y, A, settings.method, settings.prior, callback=callback,
+                              **settings.kwargs)
     except Exception as exc:  # noqa: BLE001 - reported with the file
         return _Plane(error=_sentence(exc))
     return _Plane(np.asarray(rec.image, dtype=np.float32), rec.params, rec.seconds)
@@ -644,7 +658,8 @@ def _run_local(files: Iterable[_File | FileResult], scheduler: str, n: int,
             bar.total += len(item.planes)
             bar.refresh()
         if wave and (item is None or sum(len(f.planes) for f in wave) >= size):
-            tasks = [dask.delayed(_solve_plane, pure=False)(y, f.A, settings, None)
+            steps_bar = bar if scheduler == "sync" else None
+            tasks = [dask.delayed(_solve_plane, pure=False)(y, f.A, settings, None, steps_bar)
                      for f in wave for y in f.planes]
             names.clear()
             names.update(t.key for t in tasks)
