@@ -114,3 +114,15 @@ def test_a_2d_psf_for_a_stack_is_refused_with_a_notification(stack_viewer):
     assert rec.worker is None
     assert "needs a 3D PSF" in error.call_args[0][0] and "'flat psf'" in error.call_args[0][0]
     assert len(viewer.layers) == n_layers
+
+
+def test_a_stack_to_deconvolve_gets_the_volume_recommendation(stack_viewer):
+    viewer, clean = stack_viewer
+    _, rec = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    rec.layer.value = clean
+    rec.operator.value = DEBLUR
+    assert rec.method.value == "richardson-lucy" and "richardson-lucy" in rec.advice.value
+    flat = viewer.add_image(clean.data[0], name="one plane")
+    rec.layer.value = flat
+    rec.operator.value = DEBLUR
+    assert rec.method.value == "dip"

@@ -296,6 +296,16 @@ class ReconstructWidget(Container):
         return {DENOISE: "denoise", INPAINT: "inpaint", DEBLUR: "blur",
                 SUPERRES: "downsample"}.get(value, "denoise")
 
+    def _volume(self) -> bool:
+        """Whether the current choices make one 3D problem of the layer (3D deconvolution)."""
+        layer = self.layer.value
+        if layer is None:
+            return False
+        if self.operator.value == FROM_LAYER:
+            spec = _genprior(layer).get("operator")
+            return isinstance(spec, dict) and len(spec.get("shape", ())) == 3
+        return self.operator.value == DEBLUR and layer.ndim >= 3
+
     def _prior_object(self) -> Any:
         """The chosen prior, loaded (bundled ones once per widget), or None."""
         from ..api import load_prior
@@ -317,7 +327,7 @@ class ReconstructWidget(Container):
 
         prior = self._prior_object()
         kind = self._kind() or "denoise"
-        advice = recommend(kind, prior)
+        advice = recommend(kind, prior, volume=self._volume())
         self.method.value = advice.method
         self.restarts.value = advice.restarts
         self.init.value = advice.init
