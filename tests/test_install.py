@@ -70,7 +70,8 @@ def test_napari_finds_the_plugin_installed_from_the_wheel(wheel, tmp_path):
     assert info["package"].startswith(str(target)), info  # the installed copy, not the source tree
     assert info["dist"].startswith(str(target)), info
     assert info["widgets"] == ["Simulate", "Reconstruct", "Train prior", "Compare"]
-    assert info["samples"] == ["digit-cs", "mri-phantom", "nuclei", "nuclei-blur", "nuclei-inpaint"]
+    assert info["samples"] == ["digit-cs", "mri-phantom", "nuclei", "nuclei-blur", "nuclei-inpaint",
+                               "nuclei-stack"]
     assert info["manifest_is_file"]
     assert {"README.md", "nuclei.tif", "nuclei_inpaint50.tif"} <= set(info["sample_files"])
     assert info["priors"] == sorted(p.stem for p in (ROOT / "src/napari_genprior/priors/bundled")

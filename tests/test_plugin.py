@@ -27,7 +27,7 @@ def test_plugin_manager_knows_the_plugin_and_its_contributions():
     assert [w.display_name for w in mf.contributions.widgets] == [
         "Simulate", "Reconstruct", "Train prior", "Compare"]
     assert {s.key for s in mf.contributions.sample_data} == {
-        "nuclei", "nuclei-inpaint", "nuclei-blur", "mri-phantom", "digit-cs"}
+        "nuclei", "nuclei-inpaint", "nuclei-blur", "mri-phantom", "digit-cs", "nuclei-stack"}
     widget_cmd = mf.contributions.widgets[1].command
     assert pm.get_command(widget_cmd).python_name.endswith("reconstruct:ReconstructWidget")
     assert [r.filename_patterns for r in mf.contributions.readers] == [["*.h5", "*.hdf5"]]

@@ -25,6 +25,8 @@ SAMPLES = {
                     ("mri", (256, 256), np.complex64, "tv", {})),
     "digit-cs": ("digit_cs", ["digit", "digit [cs, 200 measurements]"],
                  ("cs", (200,), np.float32, "lasso-dct", {})),
+    "nuclei-stack": ("nuclei_stack", ["nuclei stack", "nuclei stack [widefield NA 1.2, Poisson]"],
+                     ("blur", (24, 96, 96), np.float32, "richardson-lucy", {})),
 }
 DEGRADED = [key for key, (_, _, measured) in SAMPLES.items() if measured is not None]
 
