@@ -112,24 +112,35 @@ class Blur(Operator):
         self.psf = kernel
         self._dims = tuple(range(-nd, 0))
         center = tuple((k - 1) // 2 for k in kernel.shape)
+        self._center = center
         if boundary == "zero":
             # any size >= s + k - 1 gives the linear convolution: take sizes whose prime
             # factors are small (an FFT of 438 = 2*3*73 points is several times slower than 450)
             self._fft_shape = tuple(next_fast_len(s + k - 1, real=True)
                                     for s, k in zip(self.shape, kernel.shape))
             self._crop = tuple(slice(c, c + s) for c, s in zip(center, self.shape))
-            grid = np.zeros(self._fft_shape)
-            grid[tuple(slice(0, k) for k in kernel.shape)] = kernel
         else:
             self._fft_shape = self.shape
-            grid = np.zeros(self.shape)
-            grid[tuple(slice(0, k) for k in kernel.shape)] = kernel
-            grid = np.roll(grid, [-c for c in center], axis=tuple(range(nd)))
-        otf = torch.fft.rfftn(torch.from_numpy(grid), dim=self._dims)
-        self._buffers["otf"] = otf
+        # only the small kernel is kept; its transfer function is made on first use, once per
+        # device and precision (a 64x512x512 stack's OTF alone is 0.4 GB in complex64)
+        self._buffers["kernel"] = torch.from_numpy(kernel)
+
+    def _otf(self, like: torch.Tensor) -> torch.Tensor:
+        kernel = self._buffer("kernel", like)
+        key = ("otf", kernel.device, kernel.dtype)
+        if key not in self._cache:
+            if self.boundary == "zero":  # rfftn pads the kernel with zeros up to the FFT size
+                otf = torch.fft.rfftn(kernel, s=self._fft_shape, dim=self._dims)
+            else:
+                grid = kernel.new_zeros(self._fft_shape)
+                grid[tuple(slice(0, k) for k in kernel.shape)] = kernel
+                grid = torch.roll(grid, [-c for c in self._center], dims=self._dims)
+                otf = torch.fft.rfftn(grid, dim=self._dims)
+            self._cache[key] = otf
+        return self._cache[key]
 
     def _conv(self, x: torch.Tensor, adjoint: bool) -> torch.Tensor:
-        otf = self._buffer("otf", x)
+        otf = self._otf(x)
         spec = torch.fft.rfftn(x, s=self._fft_shape, dim=self._dims)
         spec = spec * (otf.conj() if adjoint else otf)
         return torch.fft.irfftn(spec, s=self._fft_shape, dim=self._dims)
