@@ -37,6 +37,7 @@ EXPERIMENTS: dict[str, str] = {
     "real-nuclei": "real_nuclei",
     "real-digits": "real_digits",
     "deconv-3d": "deconv3d",
+    "deconv-3d-scale": "deconv3d_scale",
 }
 
 
