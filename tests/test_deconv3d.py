@@ -281,3 +281,17 @@ def test_the_batch_command_deconvolves_stacks_as_volumes(tmp_path, capsys):
                    "--quiet", "--operator", "blur", "--volume", "--param", "sigma=1",
                    "--method", "richardson-lucy"])
     assert rc == 1 and "a volume needs three axes" in capsys.readouterr().out
+
+
+def test_the_deconv_3d_benchmark_runs_at_quick_size(tmp_path):
+    from napari_genprior import bench
+
+    bench.run_experiments(["deconv-3d", "deconv-3d-scale"], quick=True, out=tmp_path,
+                          device="cpu", log=lambda line: None)
+    record = json.loads((tmp_path / "deconv-3d-quick.json").read_text())
+    rows = record["data"]["quality"][0]["rows"]
+    assert {"scikit-image RL (best count)", "richardson-lucy", "richardson-lucy (best count)",
+            "tv", "dip", "csgm (nuclei-vae)", "plane by plane (richardson-lucy)"} <= set(rows)
+    assert any("scikit-image RL" in claim for claim in record["checks"])
+    scale = json.loads((tmp_path / "deconv-3d-scale-quick.json").read_text())["data"]["scale"]
+    assert all("error" not in r and r["peak_gib"] > 0 for r in scale)
