@@ -295,3 +295,20 @@ def test_the_deconv_3d_benchmark_runs_at_quick_size(tmp_path):
     assert any("scikit-image RL" in claim for claim in record["checks"])
     scale = json.loads((tmp_path / "deconv-3d-scale-quick.json").read_text())["data"]["scale"]
     assert all("error" not in r and r["peak_gib"] > 0 for r in scale)
+
+
+def test_a_large_volume_searches_its_tv_weight_one_weight_at_a_time(monkeypatch, small_volume):
+    from napari_genprior.solvers import classical
+
+    x, A, y = small_volume
+    batched = ngp.reconstruct(y, A, method="tv", steps=30, search_steps=30, n_lams=4)
+    monkeypatch.setattr(classical, "SEARCH_BATCH_VOXELS", 0)  # as if it were too large
+    updates = []
+    chunked = ngp.reconstruct(y, A, method="tv", steps=30, search_steps=30, n_lams=4,
+                              callback=lambda s, loss, im: updates.append(s))
+    # the same weight is chosen, from the same held-out misfits, with the same result
+    assert chunked.params["lam"] == batched.params["lam"]
+    np.testing.assert_allclose(chunked.params["heldout_misfit"],
+                               batched.params["heldout_misfit"], rtol=1e-4)
+    np.testing.assert_allclose(chunked.image, batched.image, rtol=1e-4, atol=1e-5)
+    assert len(updates) > len(batched.history)  # four searches, one after another

@@ -251,8 +251,10 @@ def scale_report(sizes: Sizes) -> tuple[list[str], list[dict[str, Any]], dict[st
                       1e9 * per_it / (voxels * np.log2(voxels)), r["peak_gib"],
                       "x".join(map(str, r["psf"])) + " PSF, FFT " + "x".join(map(str, r["fft"]))])
     text += ["### Time and memory (CPU, 1 thread, each size and method in its own process)", "",
-             f"{sizes.scale_iterations} iterations each (`tv`: that many for the 4-weight "
-             "search and again for the final solve; its per-iteration figure is over both).", "",
+             f"{sizes.scale_iterations} iterations each (`tv`: that many for each of its 4 "
+             "weights, in one batch or, above 2^23 voxels, one weight after another to bound "
+             "memory, and again for the final solve; its per-iteration figure is over all of "
+             "them).", "",
              markdown_table(["stack", "method", "PSF + FFT set-up (s)", "s per iteration",
                              "ns per voxel log2(voxels)", "peak memory (GiB)", "note"], table,
                             fmt="{:.3g}"), ""]

@@ -66,6 +66,9 @@ from .common import Problem, SolverGen, Update, draw_holdout
 
 SAFETY = 1.05  # multiplies power-iteration estimates of largest eigenvalues
 POWER_ITERATIONS = 30
+#: Images with more pixels than this choose their weight one weight at a time (memory), smaller
+#: ones all weights in one batch (speed). 2**23: a 32x512x512 stack.
+SEARCH_BATCH_VOXELS = 2**23
 # residual balancing of the primal-dual steps (Goldstein, Li, Yuan, Esser, Baraniuk 2015):
 # their eta = 0.95 and Delta = 1.5; alpha_0 = 0.2 (theirs: 0.5, which made large transients on
 # our test problems); s = 0.1, as the duals (|q| <= lam) are a fraction of the unit-scale image
@@ -138,7 +141,11 @@ def _drive(problem: Problem, core: Core, lam_scale: Callable[[torch.Tensor], flo
     extra: dict[str, Any] = {"lam": lam, "lam_grid": None, "heldout_misfit": None,
                              "heldout_entries": 0}
     step, warm = 0, None
-    total = steps if lam is not None else search_steps + steps
+    # the weights are solved together in one batch, or in chunks when a batch of them would
+    # not fit (a 64x512x512 stack: 17 GB for 4 weights at once, 4 GB one at a time)
+    chunk = n_lams if problem.A.size <= SEARCH_BATCH_VOXELS else 1
+    n_chunks = -(-n_lams // chunk)
+    total = steps if lam is not None else n_chunks * search_steps + steps
     if lam is None:
         n_held = float(held.sum())
         lam_max = lam_scale(train)
@@ -146,28 +153,40 @@ def _drive(problem: Problem, core: Core, lam_scale: Callable[[torch.Tensor], flo
             lam_max = 1.0  # no signal on the training entries: any scale will do
         grid = torch.logspace(math.log10(lam_ratio), 0.0, n_lams, dtype=torch.float64) * lam_max
         lams = grid.to(torch.float32).to(y.device)  # cast on the CPU (MPS has no float64)
-        last, cancelled = None, False
-        for last in core(train, lams, search_steps, None):
+        cancelled, misfits, iterations = False, [], 0
+        kept = None  # (held-out misfit, index, x, warm) of the best weight so far
+        for first in range(0, n_lams, chunk):
+            part, last = lams[first:first + chunk], None
+            for last in core(train, part, search_steps, None):
+                heldout = _weighted_misfit(last.Ax, y, held) / n_held
+                best = int(torch.argmin(heldout))
+                step += 1
+                show = step % preview_every == 0 or last.done
+                keep_going = yield Update(step, total, float(last.objective[best]),
+                                          problem.to_numpy(last.x[best]) if show else None)
+                if keep_going is False:
+                    cancelled = True
+                    break
+            assert last is not None
             heldout = _weighted_misfit(last.Ax, y, held) / n_held
+            misfits += [float(v) for v in heldout.cpu()]
+            iterations = max(iterations, last.iteration)
             best = int(torch.argmin(heldout))
-            step += 1
-            show = step % preview_every == 0 or last.done
-            keep_going = yield Update(step, total, float(last.objective[best]),
-                                      problem.to_numpy(last.x[best]) if show else None)
-            if keep_going is False:
-                cancelled = True
+            if kept is None or misfits[first + best] < kept[0]:
+                kept = (misfits[first + best], first + best, last.x[best],
+                        {k: v[best:best + 1] for k, v in last.warm.items()})
+            del last
+            if cancelled:
                 break
-        assert last is not None
-        heldout = _weighted_misfit(last.Ax, y, held) / n_held
-        best = int(torch.argmin(heldout))
-        lam = float(lams[best])
+        assert kept is not None
+        lam = float(lams[kept[1]])
         extra.update(lam=lam, lam_max=lam_max, lam_grid=[float(v) for v in lams.cpu()],
-                     heldout_misfit=[float(v) for v in heldout.cpu()],
-                     heldout_entries=int(n_held), search_iterations=last.iteration)
+                     heldout_misfit=misfits, heldout_entries=int(n_held),
+                     search_iterations=iterations)
         if cancelled:
             extra.update(cancelled_at=step, iterations=0)
-            return last.x[best], extra
-        warm = {k: v[best:best + 1] for k, v in last.warm.items()}
+            return kept[2], extra
+        warm = kept[3]
     lam_t = torch.tensor([lam], dtype=torch.float32, device=y.device)
     last = None
     for last in core(observed, lam_t, steps, warm):
