@@ -11,8 +11,6 @@ size gives the same sample more or less finely sampled.
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import numpy as np
 from scipy import ndimage
 
@@ -95,8 +93,3 @@ def nuclei_volume(shape: tuple[int, int, int] = (32, 256, 256),
     out = vol + background
     return (out / max(float(out.max()), 1e-12)).astype(np.float32)
 
-
-def describe(shape: Any, voxel: Any) -> str:
-    """One line on a generated volume's geometry, for benchmark tables."""
-    ext = [f"{s * v:.1f}" for s, v in zip(shape, voxel)]
-    return f"{'x'.join(map(str, shape))} voxels of {'x'.join(map(str, voxel))} um ({'x'.join(ext)} um)"
