@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import Result, markdown_table
-from ._common import image_grid, scores
+from ._common import image_grid, scores, solve
 
 OPTICS = {"microscope": "widefield", "na": 1.2, "wavelength": 0.52, "dxy": 0.1, "dz": 0.25,
           "immersion_index": 1.33, "sample_index": 1.33}
@@ -93,10 +93,9 @@ def _quality(args: tuple[Sizes, float, int, str]) -> dict[str, Any]:
 
     # ours, and ours at its best count (one run without held-out voxels, scored every step)
     def run(name: str, method: str, **options: Any) -> None:
-        t0 = time.perf_counter()
-        rec = api.reconstruct(y, A, method=method, seed=seed, device=device, **options)
-        p = rec.params
-        record(name, rec.image, time.perf_counter() - t0,
+        r = solve(x, y, A, method, seed=seed, device=device, **options)
+        p = r["params"]
+        record(name, r["image"], r["seconds"],
                **{k: p[k] for k in ("iterations", "lam", "stopped_at") if p.get(k) is not None})
 
     run("richardson-lucy", "richardson-lucy", steps=sizes.rl_steps)
