@@ -55,9 +55,13 @@ def decode_mask(obj: dict) -> np.ndarray:
     return bits[:n].astype(bool).reshape(shape)
 
 
-def encode_array(arr: np.ndarray) -> dict:
-    """A float or complex array (a PSF, a k-space) as a JSON-serialisable dict (base64), exactly."""
-    key, dtype = ("complex128", "<c16") if np.iscomplexobj(arr) else ("float64", "<f8")
+def encode_array(arr: np.ndarray, single: bool = False) -> dict:
+    """A float or complex array (a PSF, a k-space) as a JSON-serialisable dict (base64), exactly
+    (``single``: in single precision, half the size; coil maps are kept so)."""
+    if single:
+        key, dtype = ("complex64", "<c8") if np.iscomplexobj(arr) else ("float32", "<f4")
+    else:
+        key, dtype = ("complex128", "<c16") if np.iscomplexobj(arr) else ("float64", "<f8")
     arr = np.ascontiguousarray(arr, dtype=dtype)
     return {"shape": list(arr.shape), key: base64.b64encode(arr.tobytes()).decode("ascii")}
 
@@ -66,7 +70,9 @@ def decode_array(obj: dict) -> np.ndarray:
     """Inverse of :func:`encode_array`; raises ValueError on a malformed dict."""
     try:
         shape = tuple(int(s) for s in obj["shape"])
-        key, dtype = ("complex128", "<c16") if "complex128" in obj else ("float64", "<f8")
+        key, dtype = next(((k, d) for k, d in (("complex128", "<c16"), ("complex64", "<c8"),
+                                                ("float32", "<f4")) if k in obj),
+                          ("float64", "<f8"))
         raw = base64.b64decode(obj[key], validate=True)
         return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
     except (KeyError, TypeError, ValueError) as exc:

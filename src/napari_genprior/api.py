@@ -75,6 +75,16 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
         raise ValueError(f"method {method!r} needs a linear operator; {A.kind!r} is not linear.")
     if prior is not None and not m.needs_prior:
         raise ValueError(f"method {method!r} uses no trained prior; leave prior=None.")
+    phase = None
+    if A.complex_images and not m.complex_images:
+        if m.name == "richardson-lucy":
+            raise ValueError(f"method {method!r} needs non-negative intensities, but {A.kind!r} "
+                             "with coils has complex images; use 'cg', 'tv', 'lasso-wavelet' or "
+                             "a prior method.")
+        from .operators.mri import FixedPhase, low_resolution_phase
+
+        phase = low_resolution_phase(y, A)
+        A = FixedPhase(A, phase)
     prior_info = None
     tiling = {k: options.pop(k) for k in ("overlap", "max_batch") if k in options}
     if m.needs_prior:
@@ -107,7 +117,26 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
         allowed = sorted(set(accepted) - {"problem"})
         raise TypeError(f"method {method!r} does not take option(s) {unknown}; it takes {allowed}.")
     dev = resolve_device(device)
-    return _run(y, A, m, dev, int(seed), options, prior, int(restarts), prior_info)
+    run = _run(y, A, m, dev, int(seed), options, prior, int(restarts), prior_info)
+    return run if phase is None else _with_phase(run, phase)
+
+
+def _with_phase(run: Generator[Update, "bool | None", Reconstruction],
+                phase: np.ndarray) -> Generator[Update, "bool | None", Reconstruction]:
+    """A magnitude reconstruction made complex with the data's smooth phase (see
+    :class:`~napari_genprior.operators.mri.FixedPhase`)."""
+    rotation = np.exp(1j * phase).astype(np.complex64)
+    reply = None
+    try:
+        while True:
+            u = run.send(reply)
+            reply = yield u
+    except StopIteration as stop:
+        rec: Reconstruction = stop.value
+    rec.image = (rec.image * rotation).astype(np.complex64)
+    rec.params["phase"] = ("magnitude from the method, phase from the Hann-windowed fully "
+                           "sampled centre of k-space")
+    return rec
 
 
 def iter_reconstruct_stack(Y: Any, A: Operator, method: str = "dip", prior: Any = None,
@@ -139,7 +168,7 @@ def iter_reconstruct_stack(Y: Any, A: Operator, method: str = "dip", prior: Any 
 
 
 def _run_stack(Y, A, method, prior, kwargs, lead, index, first):
-    images = np.zeros((*lead, *A.shape), np.float32)
+    images = np.zeros((*lead, *A.shape), np.complex64 if A.complex_images else np.float32)
     spreads: np.ndarray | None = None
     history: list[float] = []
     params: list[dict] = []
@@ -263,6 +292,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def _problem(y, A, dev, seed, prior, restarts) -> Problem:
+    A, y = A.compacted(y)
     observed, candidates = A.observed(), A.holdout_candidates()
     if candidates is observed:
         candidates = None
@@ -392,7 +422,7 @@ def reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
     Returns
     -------
     Reconstruction
-        ``.image`` (float32, ``A.shape``), ``.spread``, ``.history``, ``.seconds``,
+        ``.image`` (float32, ``A.shape``; complex64 for multi-coil ``mri``), ``.spread``, ``.history``, ``.seconds``,
         ``.method``, ``.params``, ``.cancelled``.
 
     Raises

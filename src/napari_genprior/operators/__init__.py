@@ -43,7 +43,8 @@ def make_operator(kind: str, shape: Any = None, **params: Any) -> Operator:
         - ``"blur"``: ``sigma`` (per axis allowed) or ``psf``; ``boundary``;
         - ``"downsample"``: ``factor``, ``antialias``;
         - ``"cs"``: ``m``, ``seed``, ``matrix`` (``"auto"``, ``"dense"``, ``"structured"``);
-        - ``"mri"``: ``acceleration``, ``center_fraction``, ``mask``, ``seed``;
+        - ``"mri"``: ``acceleration``, ``center_fraction``, ``mask``, ``seed``, ``coils``
+          (multi-coil: coil maps or a number of simulated coils; images are then complex);
         - ``"phase"``: ``m`` (Gaussian) or ``masks`` (coded diffraction), ``seed``, ``matrix``.
     shape : tuple of int
         Image shape, e.g. ``(128, 128)`` (``(Z, Y, X)`` for 3D where the kind allows it).

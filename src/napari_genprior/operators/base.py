@@ -94,6 +94,8 @@ class Operator:
     kind: ClassVar[str] = ""
     linear: ClassVar[bool] = True
     complex_measurements: ClassVar[bool] = False
+    #: Whether images are complex (multi-coil MRI); solvers then estimate complex images.
+    complex_images: bool = False
 
     def __init__(self, shape: Any, ndims: tuple[int, ...] = (2, 3)):
         self.shape = as_image_shape(shape, ndims)
@@ -134,6 +136,12 @@ class Operator:
         those out, so that the held-out misfit measures what the choice is for.
         """
         return self.observed()
+    def compacted(self, y: np.ndarray) -> "tuple[Operator, np.ndarray]":
+        """An equivalent operator for solvers that stores only the entries that carry data,
+        and ``y`` in its form (the operator itself and ``y`` unless a subclass can do better;
+        multi-coil ``mri`` drops the unsampled k-space columns)."""
+        return self, y
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
 
@@ -183,12 +191,12 @@ class Operator:
         x = np.asarray(x)
         if not is_numeric(x):
             raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}.")
-        if np.iscomplexobj(x):
+        if np.iscomplexobj(x) and not self.complex_images:
             raise TypeError(f"{name} must be a real image, got a complex array.")
         if x.shape[x.ndim - len(self.shape):] != self.shape or x.ndim < len(self.shape):
             raise ValueError(f"{name} has shape {x.shape}, but the {self.kind!r} operator was made "
                              f"for images of shape {self.shape}.")
-        x = x.astype(np.float64)
+        x = x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{name} contains NaN or infinite values; replace them before measuring.")
         return x
@@ -200,7 +208,8 @@ class Operator:
         Parameters
         ----------
         x : ndarray
-            Clean image of shape :attr:`shape` (or a batch ``(..., *shape)``), any real dtype.
+            Clean image of shape :attr:`shape` (or a batch ``(..., *shape)``), any real dtype
+        (complex too for operators with complex images: multi-coil ``mri``).
         noise_std : float
             Standard deviation of additive white Gaussian noise, in the units of the
             measurement. For complex measurements the noise is circular complex Gaussian with

@@ -1,4 +1,4 @@
-"""``mri``: single-coil Cartesian MRI, undersampled k-space (fastMRI conventions)."""
+"""``mri``: Cartesian MRI, undersampled k-space (fastMRI conventions), single- or multi-coil."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import decode_mask, encode_mask
-from .base import Operator, check_float, draw_seed
+from .._io import decode_array, decode_mask, encode_array, encode_mask
+from .base import Operator, check_float, check_int, draw_seed
+from .coils import birdcage_maps, check_maps
 
 MASKS = ("random", "equispaced", "variable-density")
 
@@ -72,6 +73,12 @@ def fft2c(x: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=dims), norm="ortho"), dim=dims)
 
 
+def fftc(x: torch.Tensor, dim: int, inverse: bool = False) -> torch.Tensor:
+    """Centred orthonormal 1D FFT (or its inverse) along ``dim``."""
+    fn = torch.fft.ifft if inverse else torch.fft.fft
+    return torch.fft.fftshift(fn(torch.fft.ifftshift(x, dim=dim), dim=dim, norm="ortho"), dim=dim)
+
+
 def ifft2c(k: torch.Tensor) -> torch.Tensor:
     """Inverse (and adjoint) of :func:`fft2c`."""
     dims = (-2, -1)
@@ -82,9 +89,13 @@ class MRI(Operator):
     """``y = M F x``: centred orthonormal 2D FFT, then a k-space sampling mask M.
 
     Measurements are complex and k-space shaped (unsampled entries are 0); the phase-encoding
-    direction is the last axis (columns). Images are real (and usually non-negative), so the
-    adjoint is ``Re(F^H M y)``; with ``acceleration=1`` every column is sampled and the adjoint
-    returns the image exactly.
+    direction is the last axis (columns). Single-coil images are real (and usually
+    non-negative), so the adjoint is ``Re(F^H M y)``; with ``acceleration=1`` every column is
+    sampled and the adjoint returns the image exactly.
+
+    With ``coils`` (SENSE): ``y_c = M F (S_c x)`` for coil sensitivity maps ``S`` of shape
+    ``(coils, H, W)``. Images are then complex (:attr:`complex_images`), measurements have
+    shape ``(coils, H, W)`` and the adjoint is the SENSE combination ``sum_c conj(S_c) F^H M y_c``.
 
     Parameters
     ----------
@@ -100,14 +111,22 @@ class MRI(Operator):
         ``(shape[1],)`` (columns).
     seed : int, optional
         Seed of a random mask (drawn and recorded in :meth:`spec` when omitted).
+    coils : int, array or dict, optional
+        Multi-coil acquisition: the coil sensitivity maps, complex ``(coils, H, W)`` (e.g. from
+        :func:`~napari_genprior.operators.coils.espirit_maps`), or a number of coils for
+        simulated birdcage maps (:func:`~napari_genprior.operators.coils.birdcage_maps`), or
+        the ``"coils"`` entry of a spec. None (default): single-coil, real images.
     """
 
     kind = "mri"
     complex_measurements = True
 
     def __init__(self, shape: Any, acceleration: float = 4.0, center_fraction: float = 0.08,
-                 mask: Any = "random", seed: Any = None):
+                 mask: Any = "random", seed: Any = None, coils: Any = None):
         super().__init__(shape, ndims=(2,))
+        self.coils, self.maps, self._coil_spec = 0, None, None
+        if coils is not None:
+            self._set_coils(coils)
         self.acceleration = check_float("acceleration", acceleration, low=1)
         self.center_fraction = check_float("center_fraction", center_fraction, low=0, high=1)
         self.seed = None
@@ -133,15 +152,55 @@ class MRI(Operator):
         self.mask = full
         self._buffers["mask"] = torch.from_numpy(full)
 
+    def _set_coils(self, coils: Any) -> None:
+        """Coil maps from a number (birdcage), an array, or a spec's ``coils`` dict."""
+        if isinstance(coils, dict) and "birdcage" in coils:
+            n = check_int("coils['birdcage']", coils["birdcage"], 1, 64)
+            radius = check_float("coils['radius']", coils.get("radius", 1.5), low=0, low_open=True)
+            maps, spec = birdcage_maps(self.shape, n, radius), {"birdcage": n, "radius": radius}
+        elif isinstance(coils, dict):
+            maps, spec = check_maps(decode_array(coils), self.shape), None
+        elif isinstance(coils, (int, np.integer)) and not isinstance(coils, bool):
+            n = check_int("coils", coils, 1, 64)
+            maps, spec = birdcage_maps(self.shape, n), {"birdcage": n, "radius": 1.5}
+        else:
+            maps, spec = check_maps(coils, self.shape), None
+        self.coils, self.maps, self._coil_spec = maps.shape[0], maps, spec
+        self.complex_images = True
+        self._buffers["maps"] = torch.from_numpy(maps)
+
+    @property
+    def measurement_shape(self) -> tuple[int, ...]:
+        return (self.coils, *self.shape) if self.coils else self.shape
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fft2c(x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
-                     if not x.is_complex() else x) * self._buffer("mask", x)
+        if not x.is_complex():
+            x = x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+        if self.coils:
+            x = x.unsqueeze(-3) * self._buffer("maps", x)
+        return fft2c(x) * self._buffer("mask", x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return ifft2c(y * self._buffer("mask", y)).real
+        images = ifft2c(y * self._buffer("mask", y))
+        if self.coils:
+            return (images * self._buffer("maps", y).conj()).sum(-3)
+        return images.real
+
+    def coil_images(self, y: torch.Tensor) -> torch.Tensor:
+        """The zero-filled image of each coil, ``F^H M y_c`` (complex, the measurement's shape)."""
+        return ifft2c(y * self._buffer("mask", y))
 
     def observed(self) -> np.ndarray:
-        return self.mask
+        return np.broadcast_to(self.mask, self.measurement_shape) if self.coils else self.mask
+
+    def compacted(self, y: np.ndarray) -> tuple[Operator, np.ndarray]:
+        """For solvers: an equivalent operator that measures only the sampled columns, and
+        ``y`` restricted to them (see :class:`SampledColumns`); single-coil and non-column
+        masks are returned as they are."""
+        cols = self.mask.all(axis=0)
+        if not self.coils or not np.array_equal(self.mask, np.broadcast_to(cols, self.shape)):
+            return self, y
+        return SampledColumns(self, cols), np.ascontiguousarray(np.asarray(y)[..., cols])
 
 
     def holdout_candidates(self) -> np.ndarray:
@@ -157,7 +216,8 @@ class MRI(Operator):
         half = max(2, int(round(w * self.center_fraction / 2)))
         keep = self.mask.copy()
         keep[max(0, h // 2 - half):h // 2 + half, max(0, w // 2 - half):w // 2 + half] = False
-        return keep
+        return np.broadcast_to(keep, self.measurement_shape) if self.coils else keep
+
     @property
     def sampled_fraction(self) -> float:
         return float(self.mask.mean())
@@ -169,4 +229,153 @@ class MRI(Operator):
             out["mask"] = encode_mask(self.mask)
         else:
             out.update(mask=self.mask_kind, seed=self.seed)
+        if self.coils:
+            # simulated maps by their recipe (a few bytes), others exactly in single precision
+            out["coils"] = dict(self._coil_spec) if self._coil_spec else encode_array(self.maps,
+                                                                                    single=True)
         return out
+
+
+def low_resolution_phase(y: np.ndarray, A: MRI) -> np.ndarray:
+    """The smooth phase of the image, from the fully sampled centre of k-space alone.
+
+    The central columns (and as many central rows) are weighted by a Hann window and
+    combined as the adjoint combines them (SENSE for multi-coil data); the angle of that
+    low-resolution image is the phase. Real MR images have a smooth phase (B0 and receive-coil
+    phase), which this window resolves; it is what partial-Fourier (homodyne) reconstruction
+    assumes too.
+    """
+    from .coils import centre_columns
+
+    width = max(4, centre_columns(A.mask))
+    h, w = A.shape
+
+    def hann(n: int) -> np.ndarray:
+        k = np.arange(n) - n // 2
+        return np.where(np.abs(k) < width / 2, np.cos(np.pi * k / width) ** 2, 0.0)
+
+    window = np.outer(hann(h), hann(w))
+    with torch.no_grad():
+        low = A.adjoint(torch.from_numpy(np.asarray(y) * window).to(torch.complex128))
+    return np.angle(low.numpy() if low.is_complex() else low.numpy() + 0j)
+
+
+class FixedPhase(Operator):
+    """A complex-image operator restricted to real images ``m`` with a known phase:
+    ``A_phi(m) = A(m e^{i phi})``, adjoint ``Re(e^{-i phi} A^H y)``.
+
+    How methods that model magnitudes (the learned priors, ``dip``) reconstruct complex MR
+    images: the prior makes the magnitude, :func:`low_resolution_phase` gives the phase. Its
+    :meth:`spec` is the complex operator's, so a result's parameters rebuild that.
+    """
+
+    complex_measurements = True
+
+    def __init__(self, A: Operator, phase: np.ndarray):
+        super().__init__(A.shape, ndims=(len(A.shape),))
+        self.inner = A
+        self.kind = A.kind
+        self.phase = np.asarray(phase, dtype=np.float64)
+        self._buffers["rotation"] = torch.polar(torch.ones(()), torch.from_numpy(self.phase).float())
+
+    @property
+    def measurement_shape(self) -> tuple[int, ...]:
+        return self.inner.measurement_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_complex():
+            raise TypeError("a fixed-phase operator takes real images (magnitudes).")
+        return self.inner.forward(x * self._buffer("rotation", x))
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return (self.inner.adjoint(y) * self._buffer("rotation", y).conj()).real
+
+    def observed(self) -> np.ndarray | None:
+        return self.inner.observed()
+
+    def holdout_candidates(self) -> np.ndarray | None:
+        return self.inner.holdout_candidates()
+
+    def compacted(self, y: np.ndarray) -> tuple[Operator, np.ndarray]:
+        inner, y = self.inner.compacted(y)
+        return (self if inner is self.inner else FixedPhase(inner, self.phase)), y
+
+    def spec(self) -> dict[str, Any]:
+        return self.inner.spec()
+
+    def to(self, device: str | torch.device) -> "FixedPhase":
+        super().to(device)
+        self.inner = self.inner.copy().to(device)
+        return self
+
+    def copy(self) -> "FixedPhase":
+        out = super().copy()
+        out.inner = self.inner.copy()
+        return out
+
+
+class SampledColumns(Operator):
+    """Multi-coil SENSE restricted to the sampled k-space columns: ``y_c = P F (S_c x)``.
+
+    The same maths as :class:`MRI` with coils, with the unsampled columns dropped from the
+    measurement instead of zeroed: the FFT along the columns runs only over the sampled ones,
+    and every solver step touches 1/acceleration of the k-space entries. The centring shifts
+    of each 1D FFT are folded into sign flips (for an even length ``n``,
+    ``fftshift(fft(ifftshift(x)))[k] = (-1)^(k + n/2) fft((-1)^j x)[k]``), the input flips
+    into the coil maps, so the full-size arrays see one multiplication, one FFT and one
+    gather. Solvers get it from :meth:`MRI.compacted`; its :meth:`spec` is the full operator's.
+    """
+
+    kind = "mri"
+    complex_measurements = True
+    complex_images = True
+
+    def __init__(self, A: MRI, columns: np.ndarray):
+        super().__init__(A.shape, ndims=(2,))
+        self.inner, self.columns = A, np.flatnonzero(columns)
+        h, w = self.shape
+        self._fold = h % 2 == 0 and w % 2 == 0
+        if self._fold:
+            sign_w = (-1.0) ** np.arange(w)
+            sign_h = (-1.0) ** np.arange(h)
+            maps = A.maps * sign_w  # the input flip along the rows' FFT
+            out_w = sign_w[self.columns] * (-1.0) ** (w // 2)
+            self._buffers["sign_h"] = torch.from_numpy(sign_h.astype(np.float32))[:, None]
+            # output flip along the columns' FFT, times the rows' output flip of each column
+            self._buffers["out"] = torch.from_numpy(
+                (np.outer(sign_h * (-1.0) ** (h // 2), out_w)).astype(np.float32))
+            self._buffers["maps"] = torch.from_numpy(maps.astype(np.complex64))
+        else:
+            self._buffers["maps"] = A._buffers["maps"]
+        self._buffers["columns"] = torch.from_numpy(self.columns)
+
+    @property
+    def measurement_shape(self) -> tuple[int, ...]:
+        return (self.inner.coils, self.shape[0], self.columns.size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_complex():
+            x = x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+        cols = self._buffer("columns", x)
+        coil = x.unsqueeze(-3) * self._buffer("maps", x)
+        if not self._fold:
+            return fftc(fftc(coil, -1).index_select(-1, cols), -2)
+        rows = torch.fft.fft(coil, dim=-1, norm="ortho").index_select(-1, cols)
+        out = torch.fft.fft(rows * self._buffer("sign_h", rows.real), dim=-2, norm="ortho")
+        return out * self._buffer("out", rows.real)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        cols = self._buffer("columns", y)
+        full = torch.zeros((*y.shape[:-1], self.shape[1]), dtype=y.dtype, device=y.device)
+        if not self._fold:
+            full.index_copy_(-1, cols, fftc(y, -2, inverse=True))
+            return (fftc(full, -1, inverse=True) * self._buffer("maps", y).conj()).sum(-3)
+        part = torch.fft.ifft(y * self._buffer("out", y.real), dim=-2, norm="ortho")
+        full.index_copy_(-1, cols, part * self._buffer("sign_h", y.real))
+        return (torch.fft.ifft(full, dim=-1, norm="ortho") * self._buffer("maps", y).conj()).sum(-3)
+
+    def holdout_candidates(self) -> np.ndarray:
+        return np.ascontiguousarray(self.inner.holdout_candidates()[..., self.columns])
+
+    def spec(self) -> dict[str, Any]:
+        return self.inner.spec()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .adaptive import solve_ia
 from .baselines import solve_adjoint
+from .cg import solve_cg
 from .classical import solve_lasso_dct, solve_lasso_wavelet, solve_tv
 from .common import Problem, Reconstruction, Solver, Update
 from .dip import solve_dip
@@ -25,6 +26,9 @@ class Method:
     description: str
     needs_linear: bool = False
     phase_only: bool = False
+    #: Estimates complex images itself (multi-coil MRI); the others get a magnitude with the
+    #: smooth phase of the data (:class:`~napari_genprior.operators.mri.FixedPhase`).
+    complex_images: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -45,15 +49,22 @@ METHODS: dict[str, Method] = {
         Method("dip", solve_dip, needs_prior=False, iterative=True,
                description="Deep Image Prior: an untrained network fitted to this one measurement"),
         Method("adjoint", solve_adjoint, needs_prior=False, iterative=False,
-               description="back-projection A^T y (zero-filled), the no-prior baseline",
-               needs_linear=True),
+               description="back-projection A^T y (zero-filled; SENSE-combined for multi-coil "
+                           "MRI), the no-prior baseline",
+               needs_linear=True, complex_images=True),
+        Method("cg", solve_cg, needs_prior=False, iterative=True, needs_linear=True,
+               complex_images=True,
+               description="least squares by conjugate gradients (SENSE for multi-coil MRI); "
+                           "iteration count by held-out measurements"),
         Method("lasso-dct", solve_lasso_dct, needs_prior=False, iterative=True, needs_linear=True,
+               complex_images=True,
                description="L1 in an orthonormal DCT (FISTA); weight by held-out measurements"),
         Method("lasso-wavelet", solve_lasso_wavelet, needs_prior=False, iterative=True,
-               needs_linear=True,
+               needs_linear=True, complex_images=True,
                description="L1 in orthonormal Daubechies wavelets (FISTA); weight by held-out "
                            "measurements"),
         Method("tv", solve_tv, needs_prior=False, iterative=True, needs_linear=True,
+               complex_images=True,
                description="total variation (primal-dual); weight by held-out measurements"),
         Method("richardson-lucy", solve_richardson_lucy, needs_prior=False, iterative=True,
                needs_linear=True,

@@ -16,8 +16,23 @@ from ..operators import _dct
 
 
 def soft_threshold(u: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-    """Soft-thresholding ``sign(u) max(|u| - threshold, 0)``, the prox of ``threshold ||.||_1``."""
-    return torch.sign(u) * torch.clamp(u.abs() - threshold, min=0)
+    """Soft-thresholding ``sgn(u) max(|u| - threshold, 0)``, the prox of ``threshold ||.||_1``
+    (for complex ``u``, ``sgn(u) = u / |u|``: the modulus shrinks, the phase stays)."""
+    return torch.sgn(u) * torch.clamp(u.abs() - threshold, min=0)
+
+
+def complex_parts(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A real linear transform extended to complex input, applied to the real and imaginary
+    parts in one batched call (real input passes straight through)."""
+
+    def apply(self: object, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_complex():
+            return transform(self, x)
+        out = transform(self, torch.cat([x.real, x.imag]))
+        return torch.complex(*out.chunk(2))
+
+    apply.__doc__, apply.__name__ = transform.__doc__, transform.__name__
+    return apply
 
 
 def _along(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, axis: int) -> torch.Tensor:
@@ -43,12 +58,14 @@ class DCT:
         self.coeff_shape = self.shape
         self.shrink = None  # every coefficient is thresholded
 
+    @complex_parts
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Analysis ``C x``: images ``(B, *shape)`` to coefficients ``(B, *shape)``."""
         for axis in range(-1, -len(self.shape) - 1, -1):
             x = _along(_dct.dct, x, axis)
         return x
 
+    @complex_parts
     def inverse(self, c: torch.Tensor) -> torch.Tensor:
         """Synthesis ``C^T c``, the inverse (and adjoint) of :meth:`forward`."""
         for axis in range(-len(self.shape), 0):
@@ -175,6 +192,7 @@ class Wavelet:
         self.shrink = torch.ones(self.coeff_shape, dtype=torch.bool, device=device)
         self.shrink[tuple(slice(0, s // step) for s in self.coeff_shape)] = False
 
+    @complex_parts
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Analysis: images ``(B, *shape)`` to coefficients ``(B, *coeff_shape)``."""
         if self.orthogonal:
@@ -193,6 +211,7 @@ class Wavelet:
             c[(..., *block)] = sub
         return c
 
+    @complex_parts
     def inverse(self, c: torch.Tensor) -> torch.Tensor:
         """Synthesis, the adjoint of :meth:`forward` (its inverse when ``orthogonal``)."""
         x = c.clone()
@@ -240,7 +259,7 @@ def divergence(q: torch.Tensor, ndim: int) -> torch.Tensor:
 
 def pixel_norm(g: torch.Tensor) -> torch.Tensor:
     """Euclidean norm over the component axis 1 of a gradient field, kept as a size-1 axis."""
-    return g.pow(2).sum(dim=1, keepdim=True).sqrt()
+    return (g.abs() if g.is_complex() else g).pow(2).sum(dim=1, keepdim=True).sqrt()
 
 
 def total_variation(g: torch.Tensor) -> torch.Tensor:
@@ -249,7 +268,8 @@ def total_variation(g: torch.Tensor) -> torch.Tensor:
 
 
 def largest_eigenvalue(apply: Callable[[torch.Tensor], torch.Tensor], shape: Sequence[int], *,
-                       seed: int, device: torch.device | str, iterations: int = 30) -> float:
+                       seed: int, device: torch.device | str, iterations: int = 30,
+                       dtype: torch.dtype = torch.float32) -> float:
     """Estimate the largest eigenvalue of a symmetric positive semi-definite map by power iteration.
 
     Parameters
@@ -264,6 +284,8 @@ def largest_eigenvalue(apply: Callable[[torch.Tensor], torch.Tensor], shape: Seq
         Device of the start vector.
     iterations : int
         Power iterations.
+    dtype : torch.dtype
+        Of the start vector (complex for maps on complex images).
 
     Returns
     -------
@@ -272,7 +294,7 @@ def largest_eigenvalue(apply: Callable[[torch.Tensor], torch.Tensor], shape: Seq
         converges to it (callers add a safety factor).
     """
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    v = torch.randn((1, *shape), generator=gen, dtype=torch.float32).to(device)
+    v = torch.randn((1, *shape), generator=gen, dtype=dtype).to(device)
     v = v / v.norm()
     estimate = 0.0
     for _ in range(iterations):

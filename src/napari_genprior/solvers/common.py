@@ -53,7 +53,8 @@ class Reconstruction:
     Attributes
     ----------
     image : ndarray
-        The reconstruction, float32, of the operator's image shape, in the units of the data.
+        The reconstruction, float32, of the operator's image shape, in the units of the data
+        (complex64 for operators with complex images: multi-coil ``mri``).
     spread : ndarray or None
         Per-pixel standard deviation over restarts (None with a single restart).
     history : list of float
@@ -99,8 +100,14 @@ class Problem:
     def shape(self) -> tuple[int, ...]:
         return self.A.shape
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The images' dtype: complex64 for operators with complex images, else float32."""
+        return torch.complex64 if self.A.complex_images else torch.float32
+
     def to_numpy(self, x: torch.Tensor) -> np.ndarray:
-        return (x.detach().to("cpu", torch.float32).numpy() * self.scale).astype(np.float32)
+        out = x.detach().to("cpu", torch.complex64 if x.is_complex() else torch.float32).numpy()
+        return (out * self.scale).astype(out.dtype)
 
 
 SolverGen = Generator[Update, "bool | None", "tuple[torch.Tensor, dict[str, Any]]"]
