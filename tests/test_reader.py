@@ -176,7 +176,7 @@ def _write_plain(path, **datasets):
 
 @pytest.mark.parametrize("kspace, mask, match", [
     (np.ones((8, 8), np.float32), None, "must be complex"),
-    (np.ones((2, 2, 8, 8), np.complex64), None, "multi-coil"),
+    (np.ones((2, 2, 2, 8, 8), np.complex64), None, "unexpected axis"),
     (np.ones(8, np.complex64), None, "expected one slice"),
     (np.zeros((8, 8), np.complex64), None, "no k-space column is sampled"),
     (np.ones((8, 8), np.complex64), np.ones(5, bool), "'mask' has shape"),

@@ -10,12 +10,18 @@ A measurement layer is an image layer whose ``metadata["genprior"]`` holds
 
 The Simulate widget, the sample data, the HDF5 reader and the batch writer make such layers with
 :func:`measurement_layer`; the Reconstruct widget reads them back with :func:`measurement_of`.
-Pure numpy: nothing here imports napari.
+
+K-space layers of the HDF5 reader also carry ``"source"`` (the file, dataset and slice count)
+and are read back one slice at a time with :func:`kspace_slice` (or :func:`kspace_slices`).
+A multi-coil layer (``"coils": {"count": C, "maps": "espirit"}``) keeps only a single-coil
+operator of the sampled columns: its coil maps are estimated per slice, from that slice's
+k-space, when the slice is read, so a multi-coil volume has no one operator for all slices.
+Pure numpy: nothing here imports napari (h5py and SigPy are imported when a slice is read).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,8 +29,8 @@ import numpy as np
 from ._io import decode_array, encode_array
 from .operators import Operator, from_spec
 
-__all__ = ["display_of", "kspace_slice", "measurement_layer", "measurement_of", "measurement_planes",
-           "stores_measurement"]
+__all__ = ["display_of", "is_multicoil", "kspace_slice", "kspace_slices", "measurement_layer",
+           "measurement_of", "measurement_planes", "read_slice", "stores_measurement"]
 
 
 def stores_measurement(y: np.ndarray, A: Operator) -> bool:
@@ -88,6 +94,8 @@ def measurement_of(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operat
     if not isinstance(info, dict) or "operator" not in info:
         raise ValueError("the layer carries no operator in metadata['genprior']; it was not made "
                          "by this plugin, so choose the operator by hand.")
+    if is_multicoil(metadata) and "measurement" not in info:
+        return _one_multicoil_slice(metadata)
     try:
         A = from_spec(info["operator"])
     except (TypeError, KeyError) as exc:
@@ -114,14 +122,62 @@ def _info(metadata: Any) -> Any:
 
 def measurement_planes(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operator]:
     """``(Y, A)`` for a measurement layer: ``Y`` is one measurement, or a stack of them for a
-    k-space volume read by the HDF5 reader (one ``A`` for every slice)."""
+    single-coil k-space volume read by the HDF5 reader (one ``A`` for every slice).
+
+    Raises
+    ------
+    ValueError
+        For a multi-coil k-space volume of more than one slice: each slice has its own coil
+        maps, so there is no one operator; use :func:`kspace_slice` per slice. (A one-slice
+        multi-coil file gives that slice's ``(y, A)``.)
+    """
     info = _info(metadata)
+    if is_multicoil(metadata) and "measurement" not in info:
+        return _one_multicoil_slice(metadata)
     source = info.get("source") if isinstance(info, dict) else None
     slices = source.get("slices") if isinstance(source, dict) else None
     if slices and "measurement" not in info:
         planes = [kspace_slice(metadata, k) for k in range(_count(slices, "source slices"))]
         return np.stack([y for y, _ in planes]), planes[0][1]
     return measurement_of(data, metadata)
+
+
+def is_multicoil(metadata: Any) -> bool:
+    """Whether ``metadata`` is that of a multi-coil k-space layer made by the HDF5 reader."""
+    info = _info(metadata)
+    return (isinstance(info, dict) and isinstance(info.get("coils"), dict)
+            and isinstance(info.get("source"), dict))
+
+
+def _one_multicoil_slice(metadata: dict) -> tuple[np.ndarray, Operator]:
+    """``(y, A)`` of a one-slice multi-coil layer, or the ValueError for a volume."""
+    source = _info(metadata)["source"]
+    slices = _count(source.get("slices"), "source slices")
+    if slices == 1:
+        return kspace_slice(metadata, 0)
+    raise ValueError(f"the layer is multi-coil k-space of {slices} slices; each slice has its own "
+                     "coil maps (estimated from that slice), so there is no one operator for the "
+                     "whole volume. Reconstruct one slice at a time: kspace_slice(metadata, i) "
+                     "gives (y, A) of slice i (the Reconstruct widget takes the displayed slice).")
+
+
+def read_slice(path: Any, dataset: str, index: int) -> np.ndarray:
+    """Slice ``index`` of the HDF5 ``dataset`` in ``path``: the file is opened, that one slice is
+    read (``ds[index]``) and the file is closed again.
+
+    Raises
+    ------
+    ValueError
+        When the file or the dataset cannot be read.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return np.asarray(f[dataset][int(index)])
+    except (OSError, KeyError, IndexError) as exc:
+        raise ValueError(f"slice {index} of {str(path)!r} cannot be read ({exc}); the k-space is "
+                         "not stored in the layer, so the file is needed.") from exc
 
 
 def _count(value: Any, what: str) -> int:
@@ -144,15 +200,19 @@ def kspace_slice(metadata: dict[str, Any], index: int | None = None) -> tuple[np
     Returns
     -------
     y : ndarray
-        Complex k-space of shape ``(H, W)``, 0 outside the sampled columns.
+        Complex k-space of shape ``(H, W)``, or ``(coils, H, W)`` for a multi-coil layer,
+        0 outside the sampled columns.
     A : Operator
-        The layer's ``mri`` operator.
+        The layer's ``mri`` operator; for a multi-coil layer the SENSE operator of this slice,
+        with coil maps estimated by ESPIRiT from its fully sampled centre
+        (:func:`~napari_genprior.operators.coils.espirit_maps`).
 
     Raises
     ------
     ValueError
-        When the metadata is not a k-space layer's, the index is out of range, or the source
-        file (for a volume that was too large to embed) can no longer be read.
+        When the metadata is not a k-space layer's, the index is out of range, the source
+        file (for a volume that was too large to embed, or multi-coil) can no longer be read,
+        or (multi-coil) the slice holds NaN or has too narrow a fully sampled centre for ESPIRiT.
     """
     info = _info(metadata)
     if not isinstance(info, dict) or "operator" not in info or not isinstance(info.get("source"),
@@ -164,21 +224,57 @@ def kspace_slice(metadata: dict[str, Any], index: int | None = None) -> tuple[np
     A = from_spec(info["operator"])
     source = info["source"]
     slices = _count(source.get("slices"), "source slices")
+    multicoil = is_multicoil(metadata)
+    if index is None and multicoil and slices == 1:
+        index = 0
     if index is None or not 0 <= int(index) < slices:
         raise ValueError(f"index must be a slice number from 0 to {slices - 1}, got {index!r}.")
     index = int(index)
+    if multicoil:
+        return _multicoil_slice(info, A, index)
     if "volume" in info:
         y = decode_array(info["volume"])[index]
     else:
-        try:
-            import h5py
-
-            with h5py.File(source["path"], "r") as f:
-                y = np.asarray(f[source["dataset"]][index])
-        except (OSError, KeyError) as exc:
-            raise ValueError(f"slice {index} of {source['path']!r} cannot be read ({exc}); the "
-                             "k-space was not stored in the layer, so the file is needed.") from exc
+        y = read_slice(source["path"], source["dataset"], index)
     if y.shape != A.shape:
         raise ValueError(f"slice {index} has shape {y.shape}, but the layer's operator expects "
                          f"{A.shape}; the file or the metadata changed.")
     return y * A.mask, A
+
+
+def _multicoil_slice(info: dict, A: Operator, index: int) -> tuple[np.ndarray, Operator]:
+    """``(y, A)`` of slice ``index`` of a multi-coil file: its k-space and its SENSE operator."""
+    from .operators.coils import espirit_maps
+
+    source = info["source"]
+    coils = _count(source.get("coils"), "source coils")
+    y = read_slice(source["path"], source["dataset"], index)
+    where = f"slice {index} of {source['path']!r}"
+    if y.shape != (coils, *A.shape):
+        raise ValueError(f"{where} has shape {y.shape}, but the layer expects ({coils}, "
+                         f"{A.shape[0]}, {A.shape[1]}) (coils, H, W); the file or the metadata "
+                         "changed.")
+    if not np.iscomplexobj(y):
+        raise ValueError(f"{where} has dtype {y.dtype}, but k-space must be complex.")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"{where} contains NaN or infinite values.")
+    y = y * A.mask  # unsampled columns are 0, as the operator measures them
+    try:
+        maps = espirit_maps(y)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+    spec = {**A.spec(), "coils": encode_array(maps, single=True)}
+    return y, from_spec(spec)
+
+
+def kspace_slices(metadata: dict[str, Any]) -> Iterator[tuple[np.ndarray, Operator]]:
+    """``(y, A)`` of each slice of a k-space layer made by the HDF5 reader, one at a time
+    (:func:`kspace_slice`; a multi-coil file is read, and its maps estimated, slice by slice)."""
+    info = _info(metadata)
+    source = info.get("source") if isinstance(info, dict) else None
+    slices = source.get("slices") if isinstance(source, dict) else None
+    if not slices or (isinstance(info, dict) and "measurement" in info):
+        yield kspace_slice(metadata)
+        return
+    for index in range(_count(slices, "source slices")):
+        yield kspace_slice(metadata, index)

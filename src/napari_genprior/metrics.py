@@ -65,7 +65,8 @@ def _misfit(y, A, image):
     import torch
 
     y = np.asarray(y)
-    img = np.asarray(image, dtype=np.float64)
+    complex_image = np.iscomplexobj(image) and getattr(A, "complex_images", False)
+    img = np.asarray(image, dtype=np.complex128 if complex_image else np.float64)
     if img.shape != tuple(A.shape):
         raise ValueError(f"image has shape {img.shape}, but the {A.kind!r} operator acts on "
                          f"images of shape {tuple(A.shape)}.")
@@ -98,8 +99,8 @@ def residual_image(y, A, image) -> np.ndarray:
 
     ``y - A(image)`` when the measurement is a real image of the same shape (denoise, inpaint,
     blur: what the reconstruction left out, e.g. the removed noise); otherwise the
-    back-projected misfit ``A^T(y - A(image))`` (real part), which shows where in the image the
-    data are not explained.
+    back-projected misfit ``A^T(y - A(image))`` (real part; its magnitude for an operator with
+    complex images, multi-coil MRI), which shows where in the image the data are not explained.
     """
     import torch
 
@@ -111,5 +112,6 @@ def residual_image(y, A, image) -> np.ndarray:
                          "on the image grid.")
     with torch.no_grad():
         back = op.adjoint(r)
-    back = back.real if back.is_complex() else back
+    if back.is_complex():  # complex images (multi-coil MRI): the magnitude; else the real part
+        back = back.abs() if getattr(A, "complex_images", False) else back.real
     return back.numpy().astype(np.float32)

@@ -59,6 +59,7 @@ METHOD_LABELS = {
     "sparse-gen": "sparse-gen: prior + sparse deviation",
     "dip": "dip: Deep Image Prior (no training)",
     "adjoint": "back-projection only (adjoint, no prior)",
+    "cg": "cg: conjugate gradients (least squares, no prior)",
     "lasso-dct": "lasso-dct: L1 in the DCT (classical)",
     "lasso-wavelet": "lasso-wavelet: L1 in wavelets (classical)",
     "tv": "tv: total variation (classical)",
@@ -69,7 +70,8 @@ METHOD_LABELS = {
 }
 #: Roles of the layers this plugin makes from a reconstruction: selecting one in the layer
 #: list does not make it the measurement (the result of a run is selected when it is added).
-RESULT_ROLES = ("reconstruction", "spread", "residual", "adjoint", "preview")
+RESULT_ROLES = ("reconstruction", "spread", "residual", "adjoint", "preview", "phase",
+                "coil maps")
 #: Results with more than this many times the pixels of the input need a second click on Run.
 CONFIRM_RATIO = 4.0
 #: ... and more pixels than this (a 28x28 digit from 100 measurements needs no confirmation).
@@ -77,6 +79,18 @@ CONFIRM_PIXELS = 512 * 512
 #: Runs estimated (from their first second) at more than this many seconds stop and wait for a
 #: second click on Run; None: never.
 CONFIRM_SECONDS = 60.0
+
+
+def shown(image: np.ndarray) -> np.ndarray:
+    """What a layer shows of a result: the image itself, or the magnitude of a complex one
+    (multi-coil MRI reconstructs complex images; their phase is a separate layer)."""
+    return np.abs(image).astype(np.float32) if np.iscomplexobj(image) else image
+
+
+def _multicoil(layer: Image | None) -> bool:
+    """Whether ``layer``'s metadata describes a multi-coil MRI measurement."""
+    spec = _genprior(layer).get("operator")
+    return isinstance(spec, dict) and spec.get("kind") == "mri" and bool(spec.get("coils"))
 
 
 def _genprior(layer: Image | None) -> dict:
@@ -154,6 +168,14 @@ class ReconstructWidget(Container):
         self.add_residual = CheckBox(text="add residual", value=False,
                                      tooltip="Also add what the result does not explain of the "
                                              "measurement, as an image.")
+        self.show_phase = CheckBox(text="show phase", value=False, visible=False,
+                                   tooltip="Multi-coil MRI reconstructs a complex image: the "
+                                           "result layer shows its magnitude; this also adds "
+                                           "its phase (radians) as a layer.")
+        self.show_coil_maps = CheckBox(text="show coil maps", value=False, visible=False,
+                                       tooltip="Also add the magnitudes of the coil sensitivity "
+                                               "maps of this multi-coil measurement as a layer "
+                                               "(one plane a coil).")
         self.run_button = PushButton(text="Run", tooltip="Start the reconstruction.")
         self.cancel_button = PushButton(text="Cancel", enabled=False,
                                         tooltip="Stop now and keep the best result so far.")
@@ -162,7 +184,8 @@ class ReconstructWidget(Container):
         super().__init__(widgets=[
             self.layer, self.operator, *self.psf.widgets, self.factor, self.prior, self.method,
             self.advice, self.restarts, self.init, self.steps, self.seed, self.device,
-            self.check_fit, self.add_spread, self.add_residual, self.run_button,
+            self.check_fit, self.add_spread, self.add_residual, self.show_phase,
+            self.show_coil_maps, self.run_button,
             self.cancel_button, self.progress, self.status])
         mark(self)  # tabbed with the plugin's other docked widgets
         self.worker: Any = None
@@ -274,6 +297,9 @@ class ReconstructWidget(Container):
     def _on_operator_changed(self, value: str) -> None:
         self.psf.update_visibility(value == DEBLUR)
         self.factor.visible = value == SUPERRES
+        multicoil = value == FROM_LAYER and _multicoil(self.layer.value)
+        for box in (self.show_phase, self.show_coil_maps):  # only complex (multi-coil) results
+            box.visible = box.enabled = multicoil
         self._set_default_method()
 
     def _on_method_changed(self, method: str) -> None:
@@ -523,13 +549,14 @@ class ReconstructWidget(Container):
 
     def _show_update(self, u) -> None:
         if u.image is not None:
-            if in_viewer(self._viewer, self._preview) and self._preview.data.shape == u.image.shape:
-                self._preview.data = u.image
+            image = shown(u.image)
+            if in_viewer(self._viewer, self._preview) and self._preview.data.shape == image.shape:
+                self._preview.data = image
             else:
                 if in_viewer(self._viewer, self._preview):
                     self._viewer.layers.remove(self._preview.name)
-                layer = self._viewer.add_image(u.image, name=f"{self._source.name} [preview]",
-                                               **self._result_kwargs(u.image.ndim))
+                layer = self._viewer.add_image(image, name=f"{self._source.name} [preview]",
+                                               **self._result_kwargs(image.ndim))
                 if self.worker is None:  # the run ended while the layer was being added
                     self._viewer.layers.remove(layer.name)
                     return
@@ -575,25 +602,28 @@ class ReconstructWidget(Container):
         meta = {"genprior": {**rec.params, "role": "reconstruction", "source_layer": src.name,
                              "seconds": rec.seconds, "cancelled": rec.cancelled,
                              "history": [float(v) for v in rec.history]}}
-        kw = self._result_kwargs(rec.image.ndim)
+        image = shown(rec.image)  # a complex result: its magnitude (its phase: show_phase)
+        if image is not rec.image:
+            meta["genprior"]["shown"] = "magnitude"
+        kw = self._result_kwargs(image.ndim)
         prior = rec.params.get("prior")
         prior_name = prior.get("source") if isinstance(prior, dict) else None
         tags = [rec.method] + ([str(prior_name)] if prior_name else []) \
             + (["cancelled"] if rec.cancelled else [])
         name = f"{src.name} [{', '.join(tags)}]"
         preview = self._preview
-        if in_viewer(self._viewer, preview) and preview.data.shape == rec.image.shape:
+        if in_viewer(self._viewer, preview) and preview.data.shape == image.shape:
             # The preview becomes the result: a new layer's first draw (and removing the
             # preview) can hold the event loop for a few hundred ms under software OpenGL.
             self._preview = None
-            preview.data = rec.image
+            preview.data = image
             preview.metadata = meta
             preview.name = name  # napari keeps names unique
             if "contrast_limits" not in kw:
                 preview.reset_contrast_limits()
             result = preview
         else:
-            result = self._viewer.add_image(rec.image, name=name, metadata=meta, **kw)
+            result = self._viewer.add_image(image, name=name, metadata=meta, **kw)
         if self.add_spread.value:
             if rec.spread is None:
                 show_warning("No uncertainty layer: it needs restarts > 1 with a trained prior.")
@@ -607,8 +637,8 @@ class ReconstructWidget(Container):
             k = len(self._A.measurement_shape)
             lead = self._y.shape[:self._y.ndim - k]
             try:
-                res = np.stack([residual_image(self._y[ix], self._A, rec.image[ix])
-                                for ix in np.ndindex(*lead)]).reshape(rec.image.shape)
+                res = shown(np.stack([residual_image(self._y[ix], self._A, rec.image[ix])
+                                      for ix in np.ndindex(*lead)]).reshape(rec.image.shape))
             except ValueError as exc:
                 show_warning(f"No residual layer: {exc}")
             else:
@@ -616,6 +646,7 @@ class ReconstructWidget(Container):
                                        colormap="twilight_shifted",
                                        **placement(src, rec.image.ndim),
                                        metadata={"genprior": {"role": "residual"}})
+        self._add_complex_layers(rec)
         for note in rec.params.get("notes", []):
             show_warning(f"{rec.method}: {note}")
         word = "cancelled, kept the best so far" if rec.cancelled else "done"
@@ -625,6 +656,23 @@ class ReconstructWidget(Container):
         self.status.value = msg
         show_info(msg)
         self.result_added.emit(result)
+
+    def _add_complex_layers(self, rec) -> None:
+        """The phase of a complex result and the coil maps of its operator, when asked for."""
+        src = self._source
+        complex_result = np.iscomplexobj(rec.image)
+        if self.show_phase.value and self.show_phase.enabled and complex_result:
+            self._viewer.add_image(np.angle(rec.image).astype(np.float32),
+                                   name=f"{src.name} [{rec.method} phase]", colormap="twilight",
+                                   contrast_limits=(-np.pi, np.pi),
+                                   **placement(src, rec.image.ndim),
+                                   metadata={"genprior": {"role": "phase"}})
+        maps = getattr(self._A, "maps", None)
+        if self.show_coil_maps.value and self.show_coil_maps.enabled and maps is not None:
+            maps = np.abs(np.asarray(maps)).astype(np.float32)
+            self._viewer.add_image(maps, name=f"{src.name} [coil maps]", colormap="viridis",
+                                   **placement(src, maps.ndim),
+                                   metadata={"genprior": {"role": "coil maps"}})
 
     def _on_error(self, exc: Exception) -> None:
         show_error(f"Reconstruction failed: {exc}")

@@ -101,6 +101,11 @@ class SimulateWidget(Container):
                                                                "columns always sampled.")
         self.mri_mask = ComboBox(label="k-space mask", choices=list(MASKS), value="random",
                                  tooltip="How the other columns are chosen (fastMRI conventions).")
+        self.coils = SpinBox(label="coils", value=1, min=1, max=32,
+                             tooltip="Receive coils: 1 is a single-coil scan (real image). More "
+                                     "simulates a multi-coil (SENSE) scan with birdcage "
+                                     "sensitivity maps; the image is then complex and "
+                                     "reconstructions show its magnitude.")
         # noise and randomness
         self.noise_std = FloatSpinBox(label="noise std", value=0.0, min=0.0, max=1e12, step=0.001,
                                       tooltip="Standard deviation of additive Gaussian noise, in "
@@ -122,12 +127,13 @@ class SimulateWidget(Container):
             "blur": [*self.psf.widgets, self.boundary],
             "downsample": [self.factor],
             "cs": [self.m],
-            "mri": [self.acceleration, self.center_fraction, self.mri_mask],
+            "mri": [self.acceleration, self.center_fraction, self.mri_mask, self.coils],
             "phase": [self.m],
         }
         self._parameters: list[Widget] = [
             self.mask_source, self.fraction, *self.psf.widgets, self.boundary,
-            self.factor, self.m, self.acceleration, self.center_fraction, self.mri_mask]
+            self.factor, self.m, self.acceleration, self.center_fraction, self.mri_mask,
+            self.coils]
         super().__init__(widgets=[self.layer, self.kind, *self._parameters, self.noise_std,
                                   self.photons, self.seed, self.simulate_button, self.status])
         mark(self)  # tabbed with the plugin's other docked widgets
@@ -185,9 +191,12 @@ class SimulateWidget(Container):
         if kind in ("cs", "phase"):
             return {"m": self.m.value, "seed": seed}
         if kind == "mri":
-            return {"acceleration": self.acceleration.value,
-                    "center_fraction": self.center_fraction.value,
-                    "mask": self.mri_mask.value, "seed": seed}
+            params = {"acceleration": self.acceleration.value,
+                      "center_fraction": self.center_fraction.value,
+                      "mask": self.mri_mask.value, "seed": seed}
+            if int(self.coils.value) > 1:  # 1: the single-coil operator, real images
+                params["coils"] = int(self.coils.value)
+            return params
         return {}
 
     # -- running -----------------------------------------------------------------------------
@@ -215,6 +224,8 @@ class SimulateWidget(Container):
             A = make_operator(self.kind.value, shape=x.shape, **params)
             y = A.measure(x, noise_std=noise_std, photons=photons, seed=self.seed.value)
             back = reconstruct(y, A, method="adjoint", device="cpu").image if A.linear else None
+            if back is not None and np.iscomplexobj(back):  # multi-coil: show the magnitude
+                back = np.abs(back).astype(np.float32)
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot simulate from {clean.name!r}: {exc}")
             return []
@@ -331,7 +342,9 @@ def describe(A: Operator) -> str:
     if kind == "downsample":
         return "downsample " + "x".join(f"{f}" for f in dict.fromkeys(spec["factor"])) + "x"
     if kind == "mri":
-        return f"mri {spec['acceleration']:g}x"
+        coils = int(getattr(A, "coils", 0) or 0)
+        plural = "s" if coils > 1 else ""
+        return f"mri {spec['acceleration']:g}x" + (f", {coils} coil{plural}" if coils else "")
     if kind == "cs":
         return f"cs m={spec['m']}"
     if kind == "phase":
