@@ -1,4 +1,4 @@
-"""napari reader for fastMRI-style HDF5 files: undersampled k-space, single- or multi-coil, as layers.
+"""napari reader for fastMRI-style HDF5 files: single- or multi-coil k-space as layers.
 
 A file holds a complex dataset ``kspace``, with the phase-encoding direction on the last axis
 (columns), in one of three layouts:

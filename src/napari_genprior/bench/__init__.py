@@ -36,6 +36,7 @@ EXPERIMENTS: dict[str, str] = {
     "real-mri": "real_mri",
     "real-nuclei": "real_nuclei",
     "real-digits": "real_digits",
+    "mri-multicoil": "mri_multicoil",
     "deconv-3d": "deconv3d",
     "deconv-3d-scale": "deconv3d_scale",
 }
