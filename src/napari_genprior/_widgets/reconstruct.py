@@ -88,9 +88,13 @@ def shown(image: np.ndarray) -> np.ndarray:
 
 
 def _multicoil(layer: Image | None) -> bool:
-    """Whether ``layer``'s metadata describes a multi-coil MRI measurement."""
+    """Whether ``layer``'s metadata describes a multi-coil MRI measurement (made by Simulate,
+    or a multi-coil k-space file opened by the HDF5 reader)."""
+    from .._layerdata import is_multicoil
+
     spec = _genprior(layer).get("operator")
-    return isinstance(spec, dict) and spec.get("kind") == "mri" and bool(spec.get("coils"))
+    return (isinstance(spec, dict) and spec.get("kind") == "mri" and bool(spec.get("coils"))) \
+        or (layer is not None and is_multicoil(layer.metadata))
 
 
 def _genprior(layer: Image | None) -> dict:
@@ -384,6 +388,17 @@ class ReconstructWidget(Container):
             raise ValueError(f"layer {layer.name!r} is {'multiscale' if layer.multiscale else 'RGB'};"
                              " reconstruct needs a single-scale grey image.")
         if self.operator.value == FROM_LAYER:
+            from .._layerdata import is_multicoil, kspace_slice
+
+            info = _genprior(layer)
+            slices = (info.get("source") or {}).get("slices") if isinstance(info.get("source"),
+                                                                            dict) else None
+            if is_multicoil(layer.metadata) and isinstance(slices, int) and slices > 1:
+                # a multi-coil volume: each slice has its own coil maps, so the slice shown
+                # is read from the file (its maps estimated by ESPIRiT) and reconstructed
+                step = self._viewer.dims.current_step
+                index = int(step[-3]) if len(step) >= 3 else 0
+                return kspace_slice(layer.metadata, min(max(index, 0), slices - 1))
             return measurement_planes(layer.data, layer.metadata)
         data = layer.data  # a dask-backed layer stays lazy: planes are read one at a time
         if not hasattr(data, "shape"):
