@@ -292,3 +292,28 @@ def test_an_unreadable_file_raises_a_sentence(tmp_path):
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)  # an HDF5 signature, then nothing
     with pytest.raises(ValueError, match="cannot be read"):
         read_kspace_file(path)
+
+
+def test_a_slice_operator_refers_to_its_file_instead_of_holding_the_maps(scan):
+    """The spec of a file slice's SENSE operator is small (a reference to the slice) and
+    rebuilds the same operator by reading that slice again."""
+    import json
+
+    import torch
+
+    from napari_genprior._layerdata import kspace_slice
+
+    meta = _kspace_layer(_layers(scan))[1]["metadata"]
+    y, A = kspace_slice(meta, 1)
+    spec = json.loads(json.dumps(A.spec()))
+    assert spec["coils"]["source"]["slice"] == 1 and len(json.dumps(spec)) < 2000
+    B = from_spec(spec)
+    np.testing.assert_allclose(B.maps, A.maps, atol=1e-6)
+    x = torch.randn(*A.shape, dtype=torch.complex64)
+    torch.testing.assert_close(B(x), A(x))
+    rec = ngp.reconstruct(y, A, "cg")
+    assert len(json.dumps(rec.params)) < 20_000
+    missing = {**spec, "coils": {**spec["coils"], "source": {**spec["coils"]["source"],
+                                                             "path": str(scan) + ".gone"}}}
+    with pytest.raises(ValueError, match="cannot be read"):
+        from_spec(missing)

@@ -244,7 +244,7 @@ def kspace_slice(metadata: dict[str, Any], index: int | None = None) -> tuple[np
 
 def _multicoil_slice(info: dict, A: Operator, index: int) -> tuple[np.ndarray, Operator]:
     """``(y, A)`` of slice ``index`` of a multi-coil file: its k-space and its SENSE operator."""
-    from .operators.coils import espirit_maps
+    from .operators.coils import espirit_maps, espirit_reference
 
     source = info["source"]
     coils = _count(source.get("coils"), "source coils")
@@ -264,7 +264,9 @@ def _multicoil_slice(info: dict, A: Operator, index: int) -> tuple[np.ndarray, O
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from exc
     spec = {**A.spec(), "coils": encode_array(maps, single=True)}
-    return y, from_spec(spec)
+    # the spec (in every result's params) refers to the file's slice instead of holding the maps
+    return y, from_spec(spec).refer_maps(espirit_reference(source["path"], source["dataset"],
+                                                           index))
 
 
 def kspace_slices(metadata: dict[str, Any]) -> Iterator[tuple[np.ndarray, Operator]]:

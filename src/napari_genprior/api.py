@@ -395,7 +395,8 @@ def reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
         untrained network stopped on held-out measurements), the classical ``"tv"``,
         ``"lasso-dct"``, ``"lasso-wavelet"`` (weights chosen on held-out measurements),
         ``"richardson-lucy"`` (deconvolution; iteration count by held-out measurements),
-        ``"adjoint"`` (the back-projection), and for ``phase`` the ``"twf"``, ``"sparta"``,
+        ``"cg"`` (least squares by conjugate gradients, SENSE for multi-coil MRI; iteration
+        count by held-out measurements), ``"adjoint"`` (the back-projection), and for ``phase`` the ``"twf"``, ``"sparta"``,
         ``"copram"`` baselines. README "Which method when" says which to use.
     prior : optional
         The trained generator for ``csgm``, ``twist``, ``sparse-gen`` and ``ia``: a name of

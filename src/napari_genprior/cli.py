@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "<name>.md, <name>.json and <name>-*.png under --out.")
     bench.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
                        help="cs-digits, phase, random-prior, mri, microscopy, speed, "
-                            "real-mri, real-nuclei, real-digits (default: all)")
+                            "real-mri, real-nuclei, real-digits, mri-multicoil, deconv-3d, "
+                            "deconv-3d-scale (default: all)")
     bench.add_argument("--quick", action="store_true",
                        help="small sizes (minutes on 2 CPU cores); outputs named *-quick")
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results"))

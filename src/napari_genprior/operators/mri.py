@@ -9,7 +9,7 @@ import torch
 
 from .._io import decode_array, decode_mask, encode_array, encode_mask
 from .base import Operator, check_float, check_int, draw_seed
-from .coils import birdcage_maps, check_maps
+from .coils import birdcage_maps, check_maps, maps_from_reference
 
 MASKS = ("random", "equispaced", "variable-density")
 
@@ -125,8 +125,6 @@ class MRI(Operator):
                  mask: Any = "random", seed: Any = None, coils: Any = None):
         super().__init__(shape, ndims=(2,))
         self.coils, self.maps, self._coil_spec = 0, None, None
-        if coils is not None:
-            self._set_coils(coils)
         self.acceleration = check_float("acceleration", acceleration, low=1)
         self.center_fraction = check_float("center_fraction", center_fraction, low=0, high=1)
         self.seed = None
@@ -151,10 +149,27 @@ class MRI(Operator):
             raise ValueError("the k-space mask samples nothing.")
         self.mask = full
         self._buffers["mask"] = torch.from_numpy(full)
+        if coils is not None:
+            self._set_coils(coils)
+
+    def refer_maps(self, reference: dict) -> "MRI":
+        """Record that the coil maps are ESPIRiT's estimate from a file's slice
+        (:func:`~napari_genprior.operators.coils.espirit_reference`): the spec then stores that
+        reference instead of the maps, and :func:`from_spec` re-estimates them from the file."""
+        if not self.coils or "espirit" not in reference or "source" not in reference:
+            raise ValueError("only the ESPIRiT maps of a multi-coil operator can be referred to "
+                             "a file; use espirit_reference(path, dataset, slice).")
+        self._coil_spec = {"espirit": dict(reference["espirit"] or {}),
+                           "source": dict(reference["source"])}
+        return self
 
     def _set_coils(self, coils: Any) -> None:
-        """Coil maps from a number (birdcage), an array, or a spec's ``coils`` dict."""
-        if isinstance(coils, dict) and "birdcage" in coils:
+        """Coil maps from a number (birdcage), an array, or a spec's ``coils`` dict (the maps
+        encoded, a birdcage recipe, or an ESPIRiT reference to a file's slice)."""
+        if isinstance(coils, dict) and "espirit" in coils:  # by reference to a file's slice
+            maps = check_maps(maps_from_reference(coils, self.mask), self.shape)
+            spec = {"espirit": dict(coils["espirit"] or {}), "source": dict(coils["source"])}
+        elif isinstance(coils, dict) and "birdcage" in coils:
             n = check_int("coils['birdcage']", coils["birdcage"], 1, 64)
             radius = check_float("coils['radius']", coils.get("radius", 1.5), low=0, low_open=True)
             maps, spec = birdcage_maps(self.shape, n, radius), {"birdcage": n, "radius": radius}
@@ -230,7 +245,8 @@ class MRI(Operator):
         else:
             out.update(mask=self.mask_kind, seed=self.seed)
         if self.coils:
-            # simulated maps by their recipe (a few bytes), others exactly in single precision
+            # simulated maps by their recipe and a file's ESPIRiT maps by reference (a few bytes),
+        # others exactly in single precision
             out["coils"] = dict(self._coil_spec) if self._coil_spec else encode_array(self.maps,
                                                                                     single=True)
         return out
