@@ -84,7 +84,14 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
         from .operators.mri import FixedPhase, low_resolution_phase
 
         phase = low_resolution_phase(y, A)
-        A = FixedPhase(A, phase)
+        if getattr(A, "maps", None) is not None:
+            # no coil sees outside the maps' support (ESPIRiT zeroes them where there is no
+            # signal): the data leave the image free there, and SENSE sets it to 0
+            support = (np.abs(A.maps) ** 2).sum(0) > 0
+        else:
+            support = np.ones(A.shape, dtype=bool)
+        phase = (phase, support)
+        A = FixedPhase(A, phase[0])
     prior_info = None
     tiling = {k: options.pop(k) for k in ("overlap", "max_batch") if k in options}
     if m.needs_prior:
@@ -122,18 +129,24 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
 
 
 def _with_phase(run: Generator[Update, "bool | None", Reconstruction],
-                phase: np.ndarray) -> Generator[Update, "bool | None", Reconstruction]:
+                phase: tuple[np.ndarray, np.ndarray]) -> Generator[Update, "bool | None",
+                                                                   Reconstruction]:
     """A magnitude reconstruction made complex with the data's smooth phase (see
-    :class:`~napari_genprior.operators.mri.FixedPhase`)."""
-    rotation = np.exp(1j * phase).astype(np.complex64)
+    :class:`~napari_genprior.operators.mri.FixedPhase`), and 0 outside the coils' support."""
+    rotation = (np.exp(1j * phase[0]) * phase[1]).astype(np.complex64)
     reply = None
     try:
         while True:
             u = run.send(reply)
+            if u.image is not None:
+                u = Update(u.step, u.total, u.loss, (u.image * rotation).astype(np.complex64),
+                           plane=u.plane, planes=u.planes)
             reply = yield u
     except StopIteration as stop:
         rec: Reconstruction = stop.value
     rec.image = (rec.image * rotation).astype(np.complex64)
+    if rec.spread is not None:
+        rec.spread = (rec.spread * phase[1]).astype(np.float32)
     rec.params["phase"] = ("magnitude from the method, phase from the Hann-windowed fully "
                            "sampled centre of k-space")
     return rec
