@@ -61,6 +61,17 @@ class CurvePlot(FigureCanvasQTAgg):
             A logarithmic y axis, used only when every value is positive and finite.
         """
         self.curves = {name: [float(v) for v in values] for name, values in curves.items()}
+        if getattr(self, "_drawing", False):
+            # re-entered from an event loop that a draw in progress spun (napari's progress
+            # bar and add_image process events): the outer call draws the latest curves
+            return
+        self._drawing = True
+        try:
+            self._draw_curves(x_start, logy)
+        finally:
+            self._drawing = False
+
+    def _draw_curves(self, x_start: int, logy: bool) -> None:
         ax = self.axes
         ax.clear()
         title, xlabel, ylabel = self._labels
