@@ -73,6 +73,8 @@ class Sizes:
         The slice of the scale probe.
     center_fraction : float
         Fully sampled centre columns (ESPIRiT needs about 20 of them).
+    classical_steps : int or None
+        Iterations of ``tv``, ``lasso-wavelet`` (None: their defaults).
     """
 
     images: int
@@ -85,12 +87,14 @@ class Sizes:
     scale_side: int
     scale_coils: int
     center_fraction: float = 0.08
+    classical_steps: int | None = None
 
 
 FULL = Sizes(images=3, dipy=True, crop=None, accelerations=(4, 8), coils=8, csgm_steps=300,
              ia_steps=600, scale_side=320, scale_coils=16)
 QUICK = Sizes(images=1, dipy=False, crop=128, accelerations=(4,), coils=4, csgm_steps=20,
-              ia_steps=30, scale_side=64, scale_coils=4, center_fraction=0.16)
+              ia_steps=30, scale_side=64, scale_coils=4, center_fraction=0.16,
+              classical_steps=40)
 
 
 def smooth_phase(shape: tuple[int, int], seed: int) -> np.ndarray:
@@ -171,6 +175,8 @@ def method_options(method: str, sizes: Sizes) -> dict[str, Any]:
         return {"prior": PRIOR, "steps": sizes.csgm_steps, "init": "encoder"}
     if method == "ia":
         return {"prior": PRIOR, "steps": sizes.ia_steps, "init": "encoder", "back_project": True}
+    if method in ("tv", "lasso-wavelet") and sizes.classical_steps:
+        return {"steps": sizes.classical_steps}
     return {}
 
 
