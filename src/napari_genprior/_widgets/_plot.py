@@ -72,21 +72,42 @@ class CurvePlot(FigureCanvasQTAgg):
             self._drawing = False
 
     def _draw_curves(self, x_start: int, logy: bool) -> None:
+        # The axes are cleared only once, when the canvas is made: matplotlib's clear() resets
+        # the spines, whose re-placement recurses a few hundred frames deep, and an update
+        # arriving deep in nested event loops then hit the recursion limit. Curves are lines
+        # whose data are replaced; new names get a line, names gone lose theirs.
         ax = self.axes
-        ax.clear()
-        title, xlabel, ylabel = self._labels
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.set_ylabel(ylabel, fontsize=8)
-        ax.tick_params(labelsize=7)
+        lines: dict[str, Any] = getattr(self, "_lines", None) or {}
+        if not hasattr(self, "_lines"):
+            ax.clear()
+            title, xlabel, ylabel = self._labels
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel(xlabel, fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.tick_params(labelsize=7)
+        for name in [n for n in lines if n not in self.curves]:
+            lines.pop(name).remove()
         for name, vs in self.curves.items():
-            ax.plot(range(x_start, x_start + len(vs)), vs, label=name,
-                    marker="." if len(vs) < 30 else None)
+            xs = range(x_start, x_start + len(vs))
+            marker = "." if len(vs) < 30 else "None"
+            if name in lines:
+                lines[name].set_data(list(xs), vs)
+                lines[name].set_marker(marker)
+            else:
+                lines[name], = ax.plot(list(xs), vs, label=name, marker=marker)
+        self._lines = lines
         values = [v for vs in self.curves.values() for v in vs]
-        if logy and values and all(0 < v < float("inf") for v in values):
-            ax.set_yscale("log")
+        scale = "log" if logy and values and all(0 < v < float("inf") for v in values) \
+            else "linear"
+        if ax.get_yscale() != scale:
+            ax.set_yscale(scale)
+        ax.relim()
+        ax.autoscale_view()
+        legend = ax.get_legend()
         if self.curves:
             ax.legend(fontsize=7, loc="best")
+        elif legend is not None:
+            legend.remove()
         self.draw_idle()
 
 

@@ -211,6 +211,25 @@ class TrainWidget(Container):
             return
         for key, value in u.losses.items():
             self.losses.setdefault(key, []).append(value)
+        self._latest = u
+        if getattr(self, "_in_update", False):
+            # re-entered from the events that add_image or the progress bar process: the
+            # outer call shows the state; nesting a call per queued update (after the viewer
+            # was closed, every one of them adds a layer) exhausted the recursion limit
+            return
+        self._in_update = True
+        try:
+            self._show(u)
+            latest = self._latest
+            if latest is not u:  # updates arrived while u was being shown
+                self.loss_plot.plot(self.losses)
+                if self.worker is not None:
+                    self._progress(latest)
+        finally:
+            self._in_update = False
+
+    def _show(self, u) -> None:
+        """The plot, the samples preview, the status and the progress bar of update ``u``."""
         self.loss_plot.plot(self.losses)
         if u.samples is not None:
             tiles = _mosaic(u.samples)
@@ -224,6 +243,10 @@ class TrainWidget(Container):
                     metadata={"genprior": {"role": "prior samples", "prior": self._name}})
                 if self.worker is None:
                     return
+        self._progress(u)
+
+    def _progress(self, u) -> None:
+        """The status line and the progress bar at update ``u``."""
         loss = u.losses.get("loss", next(iter(u.losses.values()), float("nan")))
         self.status.value = f"epoch {u.epoch}/{u.total}  loss {loss:.4g}  ({u.seconds:.0f} s)"
         if self._pbar is not None:
