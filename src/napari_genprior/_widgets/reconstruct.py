@@ -390,9 +390,8 @@ class ReconstructWidget(Container):
         if self.operator.value == FROM_LAYER:
             from .._layerdata import is_multicoil, kspace_slice
 
-            info = _genprior(layer)
-            slices = (info.get("source") or {}).get("slices") if isinstance(info.get("source"),
-                                                                            dict) else None
+            source = _genprior(layer).get("source")
+            slices = source.get("slices") if isinstance(source, dict) else None
             if is_multicoil(layer.metadata) and isinstance(slices, int) and slices > 1:
                 # a multi-coil volume: each slice has its own coil maps, so the slice shown
                 # is read from the file (its maps estimated by ESPIRiT) and reconstructed

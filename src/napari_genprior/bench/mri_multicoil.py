@@ -33,6 +33,7 @@ import numpy as np
 
 from . import Result, markdown_table
 from ._common import image_grid, label, median, scores
+from . import real_mri
 from .real_mri import Sizes as _SingleSizes
 from .real_mri import held_out_slices
 
@@ -108,15 +109,20 @@ def smooth_phase(shape: tuple[int, int], seed: int) -> np.ndarray:
     return phase
 
 
+def _largest_back_projection(A: Any, y: np.ndarray) -> float:
+    """``max |A^H y|``: the unit of the weight grid :data:`SIGPY_LAMDAS`."""
+    import torch
+
+    with torch.no_grad():
+        return float(A.adjoint(torch.from_numpy(y)).abs().max())
+
+
 def _sigpy_l1wavelet(x: np.ndarray, y: np.ndarray, A: Any) -> dict[str, Any]:
     """SigPy's L1-wavelet SENSE reconstruction at its best weight of :data:`SIGPY_LAMDAS`."""
     import sigpy as sp
     from sigpy.mri.app import L1WaveletRecon
 
-    import torch
-
-    with torch.no_grad():
-        top = float(A.adjoint(torch.from_numpy(y)).abs().max())
+    top = _largest_back_projection(A, y)
     best, total = None, 0.0
     for rel in SIGPY_LAMDAS:
         t0 = time.perf_counter()
@@ -171,10 +177,8 @@ def scale_probe(side: int, coils: int, seed: int) -> dict[str, Any]:
 
 def method_options(method: str, sizes: Sizes) -> dict[str, Any]:
     """Keyword arguments of :func:`napari_genprior.reconstruct` for ``method``."""
-    if method == "csgm":
-        return {"prior": PRIOR, "steps": sizes.csgm_steps, "init": "encoder"}
-    if method == "ia":
-        return {"prior": PRIOR, "steps": sizes.ia_steps, "init": "encoder", "back_project": True}
+    if method in GENERATIVE:  # as the single-coil benchmark runs them (same prior, same steps)
+        return real_mri.method_options(method, sizes)
     if method in ("tv", "lasso-wavelet") and sizes.classical_steps:
         return {"steps": sizes.classical_steps}
     return {}
@@ -187,10 +191,9 @@ def _grid_lasso(x: np.ndarray, y: np.ndarray, A: Any, seed: int, device: str) ->
 
     from .. import api
 
-    with torch.no_grad():
-        yt = torch.from_numpy(y)
-        top = float(A.adjoint(yt).abs().max())
-        scale = A.compacted(y)[0].estimate_scale(torch.from_numpy(A.compacted(y)[1]))
+    top = _largest_back_projection(A, y)
+    solver_op, solver_y = A.compacted(y)
+    scale = solver_op.estimate_scale(torch.from_numpy(solver_y))
     best = None
     for rel in SIGPY_LAMDAS:
         t0 = time.perf_counter()
