@@ -374,3 +374,11 @@ def test_poisson_noise_on_complex_measurements_is_refused():
 
 def test_every_kind_is_registered():
     assert set(KINDS) == set(OPERATORS)
+
+
+def test_an_absurd_image_side_is_refused_with_a_sentence():
+    """Found by the metadata fuzz: a shape of 9.2e18 pixels reached next_fast_len and raised a
+    bare OverflowError."""
+    for kind, params in (("blur", {"sigma": 1.0}), ("denoise", {})):
+        with pytest.raises(ValueError, match="no image is that large"):
+            ngp.make_operator(kind, shape=(2**63, 12), **params)

@@ -12,6 +12,9 @@ import torch
 # Dense random matrices up to this many entries (16 MB in float32); structured operators beyond.
 DENSE_MAX_ENTRIES = 2**22
 DENSE_LIMIT = 2**27  # entries of an explicitly requested dense matrix (512 MB of float32)
+#: The longest image side accepted (larger sizes overflowed FFT size helpers with a bare
+#: OverflowError instead of a sentence).
+MAX_SIDE = 2**31 - 1
 
 
 def check_dense(m: int, n: int, other: str) -> None:
@@ -30,6 +33,9 @@ def as_image_shape(shape: Any, ndims: tuple[int, ...] = (2, 3)) -> tuple[int, ..
     if len(out) not in ndims or any(s < 1 for s in out):
         dims = " or ".join(f"{d}D" for d in ndims)
         raise ValueError(f"shape must be {dims} with positive sizes, got {shape!r}.")
+    if any(s > MAX_SIDE for s in out):
+        raise ValueError(f"shape {shape!r} has a side over {MAX_SIDE} pixels; no image is that "
+                         "large.")
     return out
 
 
