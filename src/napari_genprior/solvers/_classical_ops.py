@@ -133,8 +133,10 @@ class Wavelet:
     Coefficients are stored in one tensor per image in the layout of
     ``pywt.coeffs_to_array`` (the coarsest approximation in the leading corner, each level's
     detail sub-bands around it) and agree with ``pywt.wavedecn(x, wavelet,
-    mode="periodization", level=levels)``. The image is zero-padded at the far end of each
-    axis to a multiple of ``2**levels``:
+    mode="periodization", level=levels, axes=axes)``. Axes of length 1 are not transformed
+    (``axes`` are the others), so that a signal of shape ``(1, n)`` gets the 1D transform of
+    its ``n`` values. The image is zero-padded at the far end of each transformed axis to a
+    multiple of ``2**levels``:
 
     - when no padding is needed (``orthogonal`` True), :meth:`forward` is orthonormal and
       :meth:`inverse` is its inverse and adjoint;
@@ -175,22 +177,31 @@ class Wavelet:
         if not wav.orthogonal:
             raise ValueError(f"wavelet {wavelet!r} is not orthogonal; use e.g. 'db4' or 'sym4'.")
         self.name = wavelet
-        self.levels = wavelet_levels(self.shape, wav.dec_len, int(levels))
+        ndim = len(self.shape)
+        # the transformed axes (negative indices): all but those of length 1
+        self.axes = tuple(a - ndim for a, s in enumerate(self.shape) if s > 1)
+        sizes = [self.shape[a] for a in self.axes]
+        self.levels = wavelet_levels(sizes, wav.dec_len, int(levels)) if sizes else 0
         if self.levels < 1:
             raise ValueError(f"images of shape {self.shape} are shorter than the {wavelet!r} "
                              f"filter ({wav.dec_len} taps) along some axis; use a shorter "
                              "wavelet (e.g. 'haar') or 'lasso-dct'.")
         step = 2**self.levels
-        self.coeff_shape = tuple(-(-s // step) * step for s in self.shape)
+        self.coeff_shape = tuple(-(-s // step) * step if s > 1 else 1 for s in self.shape)
         self.orthogonal = self.coeff_shape == self.shape
         self._banks: dict[int, _PeriodicFilterBank] = {}
-        for size in set(self.coeff_shape):
+        for size in {self.coeff_shape[a] for a in self.axes}:
             for level in range(self.levels):
                 n = size // 2**level
                 if n not in self._banks:
                     self._banks[n] = _PeriodicFilterBank(n, wav.dec_lo, wav.dec_hi, device, dtype)
         self.shrink = torch.ones(self.coeff_shape, dtype=torch.bool, device=device)
-        self.shrink[tuple(slice(0, s // step) for s in self.coeff_shape)] = False
+        self.shrink[self._block(self.levels)] = False
+
+    def _block(self, level: int) -> tuple[slice, ...]:
+        """The leading corner of the coefficients that level ``level`` transforms."""
+        return tuple(slice(0, s // 2**level) if s > 1 else slice(None)
+                     for s in self.coeff_shape)
 
     @complex_parts
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -200,11 +211,10 @@ class Wavelet:
         else:  # zero-pad at the far end of each axis (F.pad lists the last axis first)
             pad = [(0, p - s) for s, p in zip(self.shape, self.coeff_shape)]
             c = torch.nn.functional.pad(x, [n for pair in reversed(pad) for n in pair])
-        ndim = len(self.shape)
         for level in range(self.levels):
-            block = tuple(slice(0, s // 2**level) for s in self.coeff_shape)
+            block = self._block(level)
             sub = c[(..., *block)]
-            for axis in range(-ndim, 0):
+            for axis in self.axes:
                 bank = self._banks[sub.shape[axis]]
                 lo, hi = bank.forward(sub.transpose(axis, -1))
                 sub = torch.cat([lo, hi], dim=-1).transpose(axis, -1)
@@ -215,11 +225,10 @@ class Wavelet:
     def inverse(self, c: torch.Tensor) -> torch.Tensor:
         """Synthesis, the adjoint of :meth:`forward` (its inverse when ``orthogonal``)."""
         x = c.clone()
-        ndim = len(self.shape)
         for level in reversed(range(self.levels)):
-            block = tuple(slice(0, s // 2**level) for s in self.coeff_shape)
+            block = self._block(level)
             sub = x[(..., *block)]
-            for axis in reversed(range(-ndim, 0)):
+            for axis in reversed(self.axes):
                 moved = sub.transpose(axis, -1)
                 half = moved.shape[-1] // 2
                 bank = self._banks[2 * half]

@@ -8,7 +8,8 @@ Each solves a convex problem in the normalised units of :class:`~.common.Problem
   ``C`` is orthonormal, the proximal step is soft-thresholding of the DCT coefficients.
 - ``lasso-wavelet``: the same with an orthonormal wavelet transform ``T`` (Daubechies "db4" by
   default, 3 levels or fewer for small images; periodised, with PyWavelets' filters, equal to
-  ``pywt.wavedecn(mode="periodization")``); the coarsest approximation coefficients are not
+  ``pywt.wavedecn(mode="periodization")``; axes of length 1 are not transformed, so that a
+  ``(1, n)`` signal gets the 1D transform); the coarsest approximation coefficients are not
   penalised. FISTA runs on the coefficients ``c`` with ``x = T^T c`` (synthesis form). When
   every image side is a multiple of ``2**levels``, ``T`` is orthonormal and this is exactly
   the analysis problem ``lam ||T_detail x||_1``. Other sizes are zero-padded at the far end
