@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,15 +86,22 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, An
     """Write ``data`` to a TIFF atomically, with ``metadata`` as JSON in the image description.
 
     The file appears under its final name only once it is complete, so an interrupted run never
-    leaves a half-written output behind.
+    leaves a half-written output behind; a failed write leaves no temporary file either.
+
+    Raises
+    ------
+    OSError
+        The file cannot be written, in one sentence naming it (a full disk says so); an existing
+        file of that name is left as it was.
     """
     import tifffile
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         # tifffile's "shaped" JSON description; our dict travels as one JSON string in it.
         arr = np.asarray(data)
         # minisblack: a stack of 3 or 4 planes is planes, not RGB(A)
@@ -100,10 +109,48 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, An
                          metadata={"genprior": json.dumps(metadata or {})})
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        error = write_error(path, exc)
+        if error is None:
+            raise
+        raise error from exc
     return path
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says that the disk (or the user's quota) is full.
+
+    Besides ``ENOSPC`` / ``EDQUOT``, numpy's short writes (``"65536 requested and 16312
+    written"``, as tifffile writes) and safetensors' errors (Rust's "os error 28") count."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return ("No space left" in text or "os error 28" in text or "quota exceeded" in text.lower()
+            or re.fullmatch(r"\d+ requested and \d+ written", text) is not None)
+
+
+def write_error(path: str | os.PathLike, exc: BaseException) -> OSError | None:
+    """The error to raise when writing ``path`` failed with ``exc``: the same kind of OSError
+    with one sentence naming ``path`` (not a temporary file); None when ``exc`` is not about
+    the file (a KeyboardInterrupt, a bad argument), to be raised as it is."""
+    if disk_full(exc):
+        reason = "the disk is full (No space left on device); free some space or write " \
+                 "elsewhere"
+        error = OSError(f"cannot write {str(path)!r}: {reason}.")
+        error.errno = errno.ENOSPC  # the message stays the sentence above
+        return error
+    if not isinstance(exc, OSError):
+        return None
+    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    message = f"cannot write {str(path)!r}: {reason.rstrip('.')}."
+    try:
+        error = type(exc)(message)  # PermissionError stays one
+    except Exception:  # noqa: BLE001 - a subclass with other arguments
+        error = OSError(message)
+    error.errno = exc.errno
+    return error
 
 
 def remove_stale_temporaries(paths: Iterable[str | os.PathLike], before: float) -> int:
