@@ -39,6 +39,7 @@ EXPERIMENTS: dict[str, str] = {
     "mri-multicoil": "mri_multicoil",
     "deconv-3d": "deconv3d",
     "deconv-3d-scale": "deconv3d_scale",
+    "peers": "peers",
 }
 
 
