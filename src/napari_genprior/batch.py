@@ -48,6 +48,7 @@ __all__ = ["TIFF_SUFFIXES", "BatchReport", "FileResult", "Job", "default_workers
 #: File name endings :func:`plan_batch` takes from folders and glob patterns (any case).
 TIFF_SUFFIXES = (".tif", ".tiff")
 _LOCAL = ("sync", "threads")
+_RESUBMITS = 3  # a cluster's worker died: times a plane or a scatter is tried again
 
 
 @dataclass(frozen=True)
@@ -324,7 +325,8 @@ def run_batch(jobs: Iterable[Job], operator: Any, method: str, prior: Any = None
     reconstruction fails is reported and skipped; the others are still done. An output is
     written (atomically) only once all of its planes are reconstructed, so a crash or Ctrl-C
     never leaves a half-written file, and running the same batch again redoes only the files
-    not finished. With ``"threads"``, ``method="dip"`` is not reproducible bit for bit (it
+    not finished. On a distributed cluster a worker that dies costs only time: its planes
+    run again on the others. With ``"threads"``, ``method="dip"`` is not reproducible bit for bit (it
     seeds torch's global random generator, which the threads share); use ``"local"``.
 
     Raises
@@ -676,14 +678,43 @@ def _run_local(files: Iterable[_File | FileResult], scheduler: str, n: int,
 def _run_distributed(client: Any, files: Iterable[_File | FileResult], settings: _Settings,
                      bar: Any) -> list[FileResult]:
     """A distributed cluster: planes are submitted as futures, a few files ahead of the workers,
-    and every file is written here as soon as its last plane is back."""
+    and every file is written here as soon as its last plane is back. A worker that dies takes
+    its running planes, which dask runs again elsewhere, and the data scattered to it: a plane
+    cancelled for want of them is scattered and submitted again, and a scatter that met the
+    dying worker is tried again (``_RESUBMITS`` times at most, each)."""
+    from concurrent.futures import CancelledError
+
     from distributed import as_completed
 
-    shared = client.scatter(settings, broadcast=True, hash=False)
-    pending: dict[Any, tuple[_File, int]] = {}
+    def scatter(data: Any, broadcast: bool = False) -> Any:
+        for attempt in range(_RESUBMITS + 1):
+            try:
+                return client.scatter(data, broadcast=broadcast, hash=False)
+            except OSError:  # CommClosedError: a worker died while receiving it
+                if attempt == _RESUBMITS:
+                    raise
+                time.sleep(0.1 * 2**attempt)
+
+    shared = [scatter(settings, broadcast=True)]
+    pending: dict[Any, tuple[_File, int, int]] = {}
     queue = iter(files)
     results: list[FileResult] = []
     running = as_completed()
+
+    def submit(f: _File, j: int, tries: int) -> None:
+        fut = client.submit(_solve_plane, f.handles[1 + j], f.handles[0], shared[0],
+                            settings.threads, pure=False)
+        pending[fut] = (f, j, tries)
+        running.add(fut)
+
+    def resubmit(f: _File, j: int, tries: int) -> None:
+        # scatter again what the client knows is gone (if it learns later, the next try does)
+        if shared[0].status != "finished":
+            shared[0] = scatter(settings, broadcast=True)
+        for i, data in ((0, f.A), (1 + j, f.planes[j])):
+            if f.handles[i].status != "finished":
+                f.handles[i] = scatter(data)
+        submit(f, j, tries + 1)
 
     def feed() -> None:
         # two planes per worker thread in flight (asked each time: a cluster may grow)
@@ -695,22 +726,31 @@ def _run_distributed(client: Any, files: Iterable[_File | FileResult], settings:
             if isinstance(item, FileResult):
                 results.append(item)
                 continue
-            A = client.scatter(item.A, hash=False)
-            ys = client.scatter(item.planes, hash=False)
-            item.handles = [A, *ys]
-            for j, y in enumerate(ys):
-                fut = client.submit(_solve_plane, y, A, shared, settings.threads, pure=False)
-                pending[fut] = (item, j)
-                running.add(fut)
+            try:
+                item.handles = [scatter(item.A), *scatter(item.planes)]
+            except OSError as exc:
+                results.append(FileResult(item.job.input, item.job.output, "failed",
+                                          f"cannot be sent to the cluster: {_sentence(exc)}"))
+                continue
+            for j in range(len(item.planes)):
+                submit(item, j, 0)
             bar.total += len(item.planes)
             bar.refresh()
 
     feed()
     for fut in running:
-        f, j = pending.pop(fut)
+        f, j, tries = pending.pop(fut)
         try:
             f.results[j] = fut.result()
-        except Exception as exc:  # noqa: BLE001 - a worker died or cannot run the task
+        except CancelledError as exc:  # its inputs were lost with a worker
+            try:
+                if tries >= _RESUBMITS:
+                    raise
+                resubmit(f, j, tries)
+                continue
+            except Exception:  # noqa: BLE001 - no cluster left to run it on
+                f.results[j] = _Plane(error=_sentence(exc))
+        except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the plane kills workers
             f.results[j] = _Plane(error=_sentence(exc))
         bar.update(1)
         if f.complete:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from ._version import __version__
@@ -81,6 +85,29 @@ def _as_dict(pairs: list[tuple[str, object]] | None, flag: str,
     return out
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler's time limit), raised where Ctrl-C would be."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the work as Ctrl-C does: files being written are removed, a cluster
+    started for the batch is closed, and the user is told what is kept. (Python's default
+    for SIGTERM is to die at once, leaving temporary files and worker processes behind.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def _batch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     params = _as_dict(args.param, "--param", parser)
     options = _as_dict(args.option, "--option", parser)
@@ -102,20 +129,23 @@ def _batch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     kwargs = {k: getattr(args, k) for k in ("steps", "restarts", "seed", "device")
               if getattr(args, k) is not None}
     try:
-        jobs = plan_batch(args.inputs, args.out, overwrite=args.overwrite)
-        todo = sum(not j.done for j in jobs)
-        print(f"batch       : {len(jobs)} file(s), {len(jobs) - todo} already done, "
-              f"output in {args.out}")
-        report = run_batch(jobs, operator, args.method, args.prior, scheduler=args.scheduler,
-                           workers=args.workers, threads=args.threads or 1,
-                           progress=not args.quiet, **kwargs, **options)
+        with _sigterm_interrupts():
+            jobs = plan_batch(args.inputs, args.out, overwrite=args.overwrite)
+            todo = sum(not j.done for j in jobs)
+            print(f"batch       : {len(jobs)} file(s), {len(jobs) - todo} already done, "
+                  f"output in {args.out}")
+            report = run_batch(jobs, operator, args.method, args.prior,
+                               scheduler=args.scheduler, workers=args.workers,
+                               threads=args.threads or 1, progress=not args.quiet, **kwargs,
+                               **options)
     except (ValueError, TypeError, OSError) as exc:
         print(f"napari-genprior: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("napari-genprior: interrupted; finished files are kept, run the same command "
+    except KeyboardInterrupt as exc:
+        how = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        print(f"napari-genprior: {how}; finished files are kept, run the same command "
               "again to do the rest", file=sys.stderr)
-        return 130
+        return 143 if how == "terminated" else 130
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -147,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "input to --out, with all that reproduces it in its metadata. Files already "
                     "done are skipped (an interrupted batch resumes); a file that cannot be read "
                     "or does not fit the operator is reported and skipped. Exit status: 0 when "
-                    "every file was done or skipped, 1 when some failed, 2 for bad arguments.",
+                    "every file was done or skipped, 1 when some failed, 2 for bad arguments, "
+                    "130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).",
         epilog='example: napari-genprior batch "in/*.tif" --out out/ --operator blur '
                "--param sigma=2 --method tv")
     batch.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -239,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--steps must be at least 1")
         try:
             return _demo_headless(args) if args.headless else _demo_gui(args)
-        except (ValueError, TypeError, FileNotFoundError) as exc:
+        except (ValueError, TypeError, OSError) as exc:  # OSError: e.g. a full disk
             print(f"napari-genprior: error: {exc}", file=sys.stderr)
             return 2
     if args.command == "batch":
