@@ -186,9 +186,17 @@ def test_sigterm_while_writing_removes_the_file_being_written(inputs, tmp_path, 
 
     monkeypatch.setattr(tifffile, "imwrite", write_then_terminated)
     out = tmp_path / "out"
-    before = signal.getsignal(signal.SIGTERM)
-    rc = cli.main(["batch", str(inputs), "--out", str(out), "--operator", "blur", "--param",
-                   "sigma=2", "--method", "adjoint", "--scheduler", "sync", "--quiet"])
-    assert rc == 143 and signal.getsignal(signal.SIGTERM) == before  # handler restored
+
+    def not_handled(signum, frame):  # were the command's handler missing, the test would fail
+        raise AssertionError("the command did not handle SIGTERM")  # (not kill pytest)
+
+    before = signal.signal(signal.SIGTERM, not_handled)
+    try:
+        rc = cli.main(["batch", str(inputs), "--out", str(out), "--operator", "blur",
+                       "--param", "sigma=2", "--method", "adjoint", "--scheduler", "sync",
+                       "--quiet"])
+        assert rc == 143 and signal.getsignal(signal.SIGTERM) is not_handled  # restored
+    finally:
+        signal.signal(signal.SIGTERM, before)
     assert "napari-genprior: terminated; finished files are kept" in capsys.readouterr().err
     assert sorted(os.listdir(out)) == NAMES[:2]  # the third's temporary file is gone
