@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import napari_genprior as ngp
 from napari_genprior import cli
 from napari_genprior._io import read_tiff, write_tiff
 from napari_genprior._layerdata import measurement_layer
-from napari_genprior.batch import Job, default_workers, plan_batch, run_batch
+from napari_genprior.batch import DiskFull, Job, default_workers, plan_batch, run_batch
 from napari_genprior.metrics import psnr
 
 SIGMA, NOISE = 2.0, 40.0  # the nuclei sample is uint16 with a range of about 2000
@@ -234,17 +235,24 @@ def test_a_failed_write_leaves_no_partial_output(tmp_path, cleans, monkeypatch):
     def flaky(path, data, *args, **kwargs):
         if ".b.tif." in os.fspath(path):  # write_tiff's temporary file for b.tif
             Path(path).write_bytes(b"II*\x00 half a file")
-            raise OSError(28, "No space left on device")
+            raise error[0]
         return real(path, data, *args, **kwargs)
 
     monkeypatch.setattr(tifffile, "imwrite", flaky)
     op = {"kind": "blur", "sigma": SIGMA}
+    error = [OSError(errno.EIO, "Input/output error")]  # one file's write fails: the rest go on
     report = run_batch(plan_batch(tmp_path / "in", tmp_path / "out"), op, "tv",
                        scheduler="sync", progress=False, **FAST)
     assert [f.status for f in report.files] == ["done", "failed", "done"]
     assert "could not be written" in report.failed[0].reason
-    assert "No space left" in report.failed[0].reason
+    assert "Input/output error" in report.failed[0].reason
     assert sorted(os.listdir(tmp_path / "out")) == ["a.tif", "stack.tif"]  # no temp file
+
+    error[0] = OSError(errno.ENOSPC, "No space left on device")  # a full disk stops the batch
+    with pytest.raises(DiskFull, match="the disk is full.*run the same command again"):
+        run_batch(plan_batch(tmp_path / "in", tmp_path / "full"), op, "tv", scheduler="sync",
+                  progress=False, **FAST)
+    assert os.listdir(tmp_path / "full") == ["a.tif"]  # stack.tif was not attempted
 
     def interrupted(path, data, *args, **kwargs):
         Path(path).write_bytes(b"II*\x00 half a file")

@@ -134,15 +134,21 @@ def test_a_batch_on_a_full_disk(tmp_path, monkeypatch, capsys):
 
     _inputs(tmp_path / "in", {"a": 16, "b": 16})
     out = tmp_path / "out"
-    monkeypatch.setattr(tifffile, "imwrite", _half_then(OSError(errno.ENOSPC, "No space left "
-                                                                               "on device")))
+    full = _half_then(OSError(errno.ENOSPC, "No space left on device"))
+    imwrites = []
+
+    def imwrite(*args, **kwargs):
+        imwrites.append(args[0])
+        return full(*args, **kwargs)
+
+    monkeypatch.setattr(tifffile, "imwrite", imwrite)
     rc = cli.main(_batch(tmp_path / "in", out))
     text = capsys.readouterr()
-    assert rc == 1 and "Traceback" not in text.out + text.err
-    assert "done 0 (0 planes), skipped 0, failed 2" in text.out
-    for name in ("a", "b"):
-        assert (f"failed: {tmp_path / 'in' / name}.tif: the output could not be written: "
-                f"cannot write {str(out / name) + '.tif'!r}: the disk is full") in text.out
+    # the first full-disk write stops the batch: the other file is not reconstructed in vain
+    assert rc == 2 and "Traceback" not in text.out + text.err
+    assert f"cannot write {str(out / 'a.tif')!r}: the disk is full" in text.err
+    assert "The batch stopped there" in text.err and "run the same command again" in text.err
+    assert len(imwrites) == 1, "nothing more is attempted"
     assert os.listdir(out) == []
     monkeypatch.undo()  # space freed: the same command does both
     assert cli.main(_batch(tmp_path / "in", out)) == 0
@@ -185,8 +191,7 @@ def test_a_real_full_disk(tmp_path, tiny_disk, capsys):
     _inputs(tmp_path / "in", {"a": 32, "b": 160})
     rc = cli.main(_batch(tmp_path / "in", tiny_disk))
     text = capsys.readouterr()
-    assert rc == 1 and "Traceback" not in text.out + text.err
-    assert "done 1 (1 planes), skipped 0, failed 1" in text.out
-    assert f"cannot write {str(tiny_disk / 'b.tif')!r}: the disk is full" in text.out
+    assert rc == 2 and "Traceback" not in text.out + text.err
+    assert f"cannot write {str(tiny_disk / 'b.tif')!r}: the disk is full" in text.err
     assert os.listdir(tiny_disk) == ["a.tif"]
     assert read_tiff(tiny_disk / "a.tif")[0].shape == (32, 32)

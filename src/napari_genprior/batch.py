@@ -26,6 +26,7 @@ Nothing here imports napari or Qt: it runs on a headless dask worker.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import logging
 import time
@@ -42,7 +43,8 @@ from ._io import read_tiff, remove_stale_temporaries, write_tiff
 from ._layerdata import measurement_of
 from .operators import OPERATORS, Operator
 
-__all__ = ["TIFF_SUFFIXES", "BatchReport", "FileResult", "Job", "default_workers", "plan_batch",
+__all__ = ["TIFF_SUFFIXES", "BatchReport", "DiskFull", "FileResult", "Job", "default_workers",
+           "plan_batch",
            "run_batch"]
 
 #: File name endings :func:`plan_batch` takes from folders and glob patterns (any case).
@@ -50,6 +52,15 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 _LOCAL = ("sync", "threads")
 _RESUBMITS = 3  # a cluster's worker died: times a plane or a scatter is tried again
 
+
+class DiskFull(OSError):
+    """An output could not be written because its disk is full: the batch stopped."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ENOSPC, message)
+
+    def __str__(self) -> str:
+        return str(self.args[1])
 
 @dataclass(frozen=True)
 class Job:
@@ -335,7 +346,9 @@ def run_batch(jobs: Iterable[Job], operator: Any, method: str, prior: Any = None
         Bad arguments: unknown method or operator kind, unknown scheduler, bad worker or
         thread counts, a prior that cannot be loaded.
     OSError
-        A cluster address that cannot be reached.
+        A cluster address that cannot be reached. :class:`DiskFull` when an output cannot be
+        written for want of space: the batch stops at once (the files written before are
+        kept, and a rerun does the rest) rather than reconstruct files it cannot write.
     """
     t0 = time.perf_counter()
     jobs = list(jobs)
@@ -629,7 +642,14 @@ def _finish(f: _File, settings: _Settings) -> FileResult:
             "input_path": str(job.input.resolve()), "prior_source": settings.prior_source}
     try:
         write_tiff(job.output, image, meta)
-    except Exception as exc:  # noqa: BLE001 - e.g. a full disk; write_tiff left nothing behind
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:  # every later file would fail too: stop now
+            raise DiskFull(f"{_sentence(exc)} The batch stopped there; the files finished "
+                           "before are kept: free some space and run the same command again "
+                           "to do the rest.") from exc
+        return FileResult(job.input, job.output, "failed",
+                          f"the output could not be written: {_sentence(exc)}")
+    except Exception as exc:  # noqa: BLE001 - write_tiff left nothing behind
         return FileResult(job.input, job.output, "failed",
                           f"the output could not be written: {_sentence(exc)}")
     return FileResult(job.input, job.output, "done", planes=len(f.planes), seconds=seconds)
