@@ -52,6 +52,7 @@ def test_ours_and_scikit_image_richardson_lucy_run_the_same_iterations():
     for r in (ours, theirs):
         assert r["threads"] == 1 and r["seconds"] > 0 and np.isfinite(r["psnr"])
     assert ours["version"] and theirs["version"]
+    assert [r["steps"] for r in ours["ladder"]] == list(peers.RL_LADDER)  # for equal error
 
 
 @pytest.mark.skipif(_importable("deepinv"), reason="DeepInverse is importable here")
