@@ -80,6 +80,7 @@ def test_speed_quick_ratios_are_finite_and_positive(quick_run):
     cpu = data["measured"]["cpu"]
     for key in ("restarts", "overhead"):
         assert math.isfinite(cpu[key]["ratio"]) and cpu[key]["ratio"] > 0, key
+    assert math.isfinite(cpu["overhead"]["per_step"]["ratio"])  # set-up apart (issue 18)
     assert cpu["throughput"]["runs"]["1"]["patch_steps_per_s"] > 0
     for task, methods in cpu["per_method"].items():
         for method, r in methods.items():
