@@ -81,6 +81,8 @@ def test_the_quick_table_compares_each_tool_in_its_own_process(monkeypatch):
     ladder = runs["denoise-nuclei/ours-tv/1"]["ladder"]
     assert [r["steps"] for r in ladder] == list(peers.QUICK.ladder)
     assert all(r["psnr"] > 20 for r in ladder), "tv denoises"
+    prof = runs["denoise-nuclei/ours-tv/1"]["profile"]  # where a slower run's time goes
+    assert prof["ops_per_step"] > 1 and prof["top"] and prof["setup_s"] > 0
     assert "skimage-tv" in result.markdown
     assert any("skimage-tv" in claim for claim in result.checks)
     if "error" in runs["denoise-nuclei/deepinv-tv/1"]:  # a missing peer: a row that says so

@@ -179,9 +179,36 @@ def _ours(tool: str, case: str, x: np.ndarray, y: np.ndarray, A: Any, sizes: Siz
             ladder.append({"steps": n, "seconds": sec, **scores(x, image)})
         best["ladder"] = ladder
         best["default"] = {"lam": lam0}
+        best["profile"] = step_profile(lambda n: rec(method, lam=best["weight"], steps=n,
+                                                     tol=0.0), sizes)
         return best
     seconds, image = _timed(fn, sizes.repeats)
     return {**scores(x, image), "seconds": seconds, "mse": float(np.mean((image - x) ** 2))}
+
+
+def step_profile(solve: Callable[[int], Any], sizes: Sizes, top: int = 5) -> dict[str, Any]:
+    """Where a classical solve's time goes: its set-up (a 1-step solve) and, under
+    ``torch.profiler``, its torch ops per step between a 1-step and an ``n``-step solve."""
+    from torch.profiler import ProfilerActivity, profile
+
+    n = sizes.ladder[len(sizes.ladder) // 2]
+    setup, _ = _timed(lambda: solve(1), sizes.repeats)
+    per_n, _ = _timed(lambda: solve(n), sizes.repeats)
+
+    def ops(k: int) -> dict[str, tuple[int, float]]:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            solve(k)
+        return {e.key: (int(e.count), e.self_cpu_time_total) for e in prof.key_averages()}
+
+    one, many = ops(1), ops(n)
+    diff = {k: (many[k][0] - one.get(k, (0, 0))[0], many[k][1] - one.get(k, (0, 0))[1])
+            for k in many}
+    calls = sum(c for c, _ in diff.values() if c > 0) / (n - 1)
+    rows = sorted(((k, c / (n - 1), t / max(c, 1)) for k, (c, t) in diff.items() if c > 0),
+                  key=lambda r: -r[1] * r[2])
+    return {"steps": n, "setup_s": setup, "ms_per_step": 1e3 * (per_n - setup) / (n - 1),
+            "ops_per_step": calls,
+            "top": [{"op": k, "per_step": c, "us_per_call": us} for k, c, us in rows[:top]]}
 
 
 # -- the peers ------------------------------------------------------------------------------------
@@ -382,11 +409,24 @@ def run(quick: bool, device: str, seed: int) -> Result:
                            "equal error"] = secs is not None and secs <= p["seconds"]
     header = ["method", "case", "threads", "peer", "peer PSNR", "peer s", "ours PSNR", "ours s",
               "ours s at peer's PSNR", "note"]
+    why = []
+    for (what, case, ours, _), t in ((c, 1) for c in COMPARISONS):
+        prof = runs[f"{case}/{ours}/{t}"].get("profile")
+        missed = [k for k, ok in checks.items() if not ok and k.startswith(f"{what} on {case}")]
+        if prof and missed:
+            tops = ", ".join(f"`{r['op']}` {r['per_step']:.0f}x{r['us_per_call']:.0f} us"
+                             for r in prof["top"])
+            why.append(f"- {what} on {case} (1 thread): set-up {1e3 * prof['setup_s']:.1f} ms, "
+                       f"then {prof['ms_per_step']:.3f} ms a step for {prof['ops_per_step']:.0f} "
+                       f"torch ops a step; the most costly: {tops}.")
     md_text = (markdown_table(header, rows, fmt="{:.3g}") + "\n\n" +
                "One process per tool and thread count; times are medians of "
                f"{sizes.repeats} calls. Classical weights: the truth-best of each tool's grid; "
                "'ours s at peer's PSNR' is the fewest steps of our ladder that reach the peer's "
-               f"PSNR (within {EQUAL_DB} dB) at our best weight.\n")
+               f"PSNR (within {EQUAL_DB} dB) at our best weight.\n"
+               + ("\nWhere ours is slower, where its time goes (`torch.profiler`, per step "
+                  "between a 1-step and a longer solve):\n\n" + "\n".join(why) + "\n"
+                  if why else ""))
     data = {"sizes": asdict(sizes), "runs": runs, "seed": seed}
     return Result("peers", "Ours against DeepInverse, SigPy and scikit-image", md_text, data,
                   checks=checks)
