@@ -191,3 +191,34 @@ def test_fifty_reconstructions_in_a_row_leave_nothing_behind(make_napari_viewer,
     assert late["napari_task_workers"] - early["napari_task_workers"] <= RUNS - EARLY
     # the event loop kept turning while the reconstructions ran
     assert gaps.max() < latency_limit(1.0), f"the event loop stalled {gaps.max() * 1000:.0f} ms"
+
+
+def test_the_worker_waits_for_its_first_preview_to_be_shown_then_runs_freely():
+    """napari builds the preview layer on the first preview; the solver's thread must not take
+    the GIL meanwhile (that was the longest stall of a run), so the worker waits until the
+    GUI says it has shown it, and never again."""
+    from dataclasses import dataclass
+
+    from napari_genprior._widgets import _worker
+
+    @dataclass
+    class U:
+        step: int
+        total: int
+        image: object
+
+    def run():
+        for k in range(1, 4):
+            yield U(k, 3, np.zeros((2, 2)))
+        return "done"
+
+    shown = threading.Event()
+    drive = _worker._drive.__wrapped__(run(), threading.Event(), 0.0, shown)
+    assert next(drive).image is not None
+    threading.Timer(0.3, shown.set).start()
+    t0 = time.perf_counter()
+    next(drive)  # held until the GUI has shown the first preview
+    assert time.perf_counter() - t0 >= 0.25
+    t0 = time.perf_counter()
+    next(drive)  # later previews: no wait
+    assert time.perf_counter() - t0 < latency_limit(0.2)

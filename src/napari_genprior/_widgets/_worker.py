@@ -46,13 +46,20 @@ class WorkerError(Exception):
 #: (benchmarks/results/gui-overhead.md). The other updates are dropped in the worker, unseen.
 UPDATES_PER_SECOND = 2.0
 PREVIEWS_PER_SECOND = 1.0
+#: After the first preview the worker waits (at most this long) until the GUI has shown it:
+#: napari builds the preview layer then (about 0.2 s under Xvfb), and a solver thread taking
+#: the GIL meanwhile made that the longest stall of a run (benchmarks/results/gui-steady.md).
+FIRST_PREVIEW_WAIT = 1.0
 
 
 @thread_worker(start_thread=False, ignore_errors=True)  # errors go to owner._on_error
-def _drive(run: Generator, stop: threading.Event, interval: float):
+def _drive(run: Generator, stop: threading.Event, interval: float,
+           first_shown: threading.Event | None = None):
     """Run the generator in a worker thread, passing on its updates (at most one per
     ``interval`` seconds; the first always); once ``stop`` is set, send it False (the API's
-    "stop and return the best so far") after each update.
+    "stop and return the best so far") after each update. After the first update with a
+    preview, wait until ``first_shown`` is set (by the GUI, once it has shown it) or for
+    :data:`FIRST_PREVIEW_WAIT` seconds.
 
     Cancel is a flag rather than ``worker.send(False)``: a value sent before the worker thread
     has taken its first step would hit a just-started generator (a TypeError)."""
@@ -80,6 +87,9 @@ def _drive(run: Generator, stop: threading.Event, interval: float):
                 else:
                     shown = None
                 yield update if update.image is shown else replace(update, image=shown)
+                if shown is not None and first_shown is not None:
+                    first_shown.wait(FIRST_PREVIEW_WAIT)
+                    first_shown = None
         reply = False if stop.is_set() else None
 
 
@@ -110,9 +120,15 @@ def make_worker(owner: Any, run: Generator, pbar: Any = None,
     and the signals still queued for ``owner`` are ignored: nothing touches deleted widgets or
     a closed viewer.
     """
-    stop = threading.Event()
-    worker = _drive(run, stop, 1 / UPDATES_PER_SECOND if interval is None else interval)
-    worker.cancel = stop.set
+    stop, first_shown = threading.Event(), threading.Event()
+    worker = _drive(run, stop, 1 / UPDATES_PER_SECOND if interval is None else interval,
+                    first_shown)
+
+    def cancel() -> None:
+        stop.set()
+        first_shown.set()  # (no need to wait for a preview any more)
+
+    worker.cancel = cancel
     bars = [pbar] if pbar is not None else []
 
     def close_bar() -> None:
@@ -129,7 +145,7 @@ def make_worker(owner: Any, run: Generator, pbar: Any = None,
         return call
 
     def closed(*_: Any) -> None:
-        stop.set()
+        cancel()
         worker.quit()
         close_bar()
 
@@ -140,7 +156,15 @@ def make_worker(owner: Any, run: Generator, pbar: Any = None,
         if qt_alive(owner):
             owner.native.destroyed.disconnect(closed)
 
-    worker.yielded.connect(guard(owner._on_update))
+    def on_update(update: Any) -> None:
+        try:
+            if qt_alive(owner):
+                owner._on_update(update)
+        finally:
+            if getattr(update, "image", None) is not None:
+                first_shown.set()
+
+    worker.yielded.connect(on_update)
     worker.returned.connect(guard(owner._on_done))
     worker.errored.connect(guard(owner._on_error))
     worker.finished.connect(guard(owner._on_finished))
