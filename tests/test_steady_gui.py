@@ -22,9 +22,12 @@ open, for its close-confirmation dialog; never pruned).
 """
 from __future__ import annotations
 
+import functools
 import gc
+import importlib.util
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,56 +42,21 @@ RSS_SLACK_MB = 50.0
 QT_SLACK = 16  # napari's own QPropertyAnimations come and go (7 at a time were seen)
 
 
-def _napari_task_workers(viewer) -> int:
-    """Workers napari's window keeps in its task list (napari >= 0.6.5; else 0)."""
-    tasks = getattr(getattr(viewer.window, "_task_status_manager", None), "_tasks", None) or {}
-    return sum(getattr(getattr(t, "_cancel_callback", None), "__self__", None) is not None
-               for t in tasks.values())
+@functools.cache
+def _benchmark():
+    """``benchmarks/gui_steady.py``, whose census this test shares."""
+    spec = importlib.util.spec_from_file_location(
+        "gui_steady", Path(__file__).parents[1] / "benchmarks" / "gui_steady.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
 
 
 def _census(viewer, compare, objects: bool = False) -> dict:
-    """What could pile up over runs, counted after a garbage collection; napari's notification
-    pop-ups are left out of the Qt counts and counted apart. ``objects``: also the layers,
-    workers and figures alive (a walk of the heap)."""
-    import psutil
-    from napari._qt.dialogs.qt_notification import NapariQtNotification
-    from qtpy.QtCore import QObject
-    from qtpy.QtWidgets import QApplication, QWidget
-    from superqt.utils._qthreading import WorkerBase
-
-    gc.collect()
-    app = QApplication.instance()
-    widgets = QApplication.allWidgets()
-    toasts = [w for w in widgets if isinstance(w, NapariQtNotification)]
-    qobjects = len(app.findChildren(QObject)) + sum(
-        1 + len(w.findChildren(QObject)) for w in app.topLevelWidgets())
-    out = {
-        "rss_mb": psutil.Process().memory_info().rss / 2**20,
-        "layers": [lyr.name for lyr in viewer.layers],
-        "python_threads": threading.active_count(),
-        "workers_running": len(WorkerBase._worker_set),
-        "qt_widgets": len(widgets) - sum(1 + len(t.findChildren(QWidget)) for t in toasts),
-        "qt_objects": qobjects - sum(1 + len(t.findChildren(QObject)) for t in toasts),
-        "layer_list_callbacks": sum(len(e.callbacks)
-                                    for e in viewer.layers.events.emitters.values()),
-        "plot_lines": len(compare.history_plot.axes.lines),
-        "toasts": len(toasts),
-        "napari_task_workers": _napari_task_workers(viewer),
-    }
-    if objects:
-        from matplotlib.figure import Figure
-        from napari.layers import Layer
-        from napari.qt.threading import GeneratorWorker
-
-        kinds = {"live_layers": Layer, "live_workers": GeneratorWorker, "live_figures": Figure}
-        out.update(dict.fromkeys(kinds, 0))
-        for obj in gc.get_objects():
-            module = type(obj).__module__  # only these packages' (isinstance on torch's warns)
-            if isinstance(module, str) and module.startswith(("napari", "matplotlib")):
-                for name, kind in kinds.items():
-                    out[name] += isinstance(obj, kind)
-        out["our_workers"] = out.pop("live_workers") - out["napari_task_workers"]
-    return out
+    """The benchmark's count of what could pile up over runs (one definition for both), with
+    the layers' names and Compare's plotted lines."""
+    return {**_benchmark().census(viewer, objects), "layer_names": [lyr.name for lyr in viewer.layers],
+            "plot_lines": len(compare.history_plot.axes.lines)}
 
 
 def test_fifty_reconstructions_in_a_row_leave_nothing_behind(make_napari_viewer, qtbot,
@@ -173,10 +141,10 @@ def test_fifty_reconstructions_in_a_row_leave_nothing_behind(make_napari_viewer,
           f"{np.percentile(gaps, 99) * 1000:.0f} ms over {len(gaps)} gaps of a 10 ms timer")
     print(f"after run {EARLY}: {early}\nafter run {RUNS}: {late}")  # pytest -s shows them
     # nothing of this plugin's piles up
-    assert late["layers"] == early["layers"] == ["cells", measurement.name,
+    assert late["layer_names"] == early["layer_names"] == ["cells", measurement.name,
                                                  "cells [blur back-projection]"]
     for key in ("python_threads", "workers_running", "layer_list_callbacks", "plot_lines",
-                "live_layers", "our_workers", "live_figures"):
+                "live_layers", "live_workers_not_napari_tasks", "live_figures"):
         assert late[key] == early[key], f"{key}: {early[key]} after run {EARLY}, {late[key]} " \
                                         f"after run {RUNS}"
     assert late["workers_running"] == 0 and late["plot_lines"] == 1
@@ -187,7 +155,7 @@ def test_fifty_reconstructions_in_a_row_leave_nothing_behind(make_napari_viewer,
     infos = [m for level, m in notes if level == "info"]
     assert [n for n in notes if n[0] != "info"] == [], notes
     assert len(infos) == 2 * RUNS  # a run's "done"/"cancelled", Compare's "scored"
-    assert late["toasts"] - early["toasts"] <= len(infos) * (RUNS - EARLY) // RUNS
+    assert late["notification_toasts"] - early["notification_toasts"] <= len(infos) * (RUNS - EARLY) // RUNS
     assert late["napari_task_workers"] - early["napari_task_workers"] <= RUNS - EARLY
     # the event loop kept turning while the reconstructions ran
     assert gaps.max() < latency_limit(1.0), f"the event loop stalled {gaps.max() * 1000:.0f} ms"

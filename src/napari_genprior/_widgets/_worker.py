@@ -156,10 +156,11 @@ def make_worker(owner: Any, run: Generator, pbar: Any = None,
         if qt_alive(owner):
             owner.native.destroyed.disconnect(closed)
 
+    show = guard(owner._on_update)
+
     def on_update(update: Any) -> None:
         try:
-            if qt_alive(owner):
-                owner._on_update(update)
+            show(update)
         finally:
             if getattr(update, "image", None) is not None:
                 first_shown.set()
