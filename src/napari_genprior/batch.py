@@ -39,13 +39,12 @@ from typing import Any, Literal
 import numpy as np
 
 from . import api
-from ._io import read_tiff, remove_stale_temporaries, write_tiff
+from ._io import disk_full, read_tiff, remove_stale_temporaries, write_tiff
 from ._layerdata import measurement_of
 from .operators import OPERATORS, Operator
 
 __all__ = ["TIFF_SUFFIXES", "BatchReport", "DiskFull", "FileResult", "Job", "default_workers",
-           "plan_batch",
-           "run_batch"]
+           "plan_batch", "run_batch"]
 
 #: File name endings :func:`plan_batch` takes from folders and glob patterns (any case).
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -61,6 +60,7 @@ class DiskFull(OSError):
 
     def __str__(self) -> str:
         return str(self.args[1])
+
 
 @dataclass(frozen=True)
 class Job:
@@ -642,14 +642,11 @@ def _finish(f: _File, settings: _Settings) -> FileResult:
             "input_path": str(job.input.resolve()), "prior_source": settings.prior_source}
     try:
         write_tiff(job.output, image, meta)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:  # every later file would fail too: stop now
+    except Exception as exc:  # noqa: BLE001 - write_tiff left nothing behind
+        if disk_full(exc):  # every later file would fail too: stop now
             raise DiskFull(f"{_sentence(exc)} The batch stopped there; the files finished "
                            "before are kept: free some space and run the same command again "
                            "to do the rest.") from exc
-        return FileResult(job.input, job.output, "failed",
-                          f"the output could not be written: {_sentence(exc)}")
-    except Exception as exc:  # noqa: BLE001 - write_tiff left nothing behind
         return FileResult(job.input, job.output, "failed",
                           f"the output could not be written: {_sentence(exc)}")
     return FileResult(job.input, job.output, "done", planes=len(f.planes), seconds=seconds)

@@ -35,7 +35,7 @@ def save_prior(G: Generator, path: str | os.PathLike) -> Path:
     """
     from safetensors.torch import save_file
 
-    from .._io import write_error
+    from .._io import _umask, write_error
     from .._version import __version__
 
     path = Path(path)
@@ -49,8 +49,7 @@ def save_prior(G: Generator, path: str | os.PathLike) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(tmp), metadata={CARD_KEY: json.dumps(card)})
         card_tmp.write_text(json.dumps(card, indent=1) + "\n")
-        mask = os.umask(0)
-        os.umask(mask)
+        mask = _umask()
         for p in (tmp, card_tmp):
             os.chmod(p, 0o666 & ~mask)
         os.replace(tmp, path)
