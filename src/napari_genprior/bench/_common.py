@@ -209,6 +209,32 @@ def timed_together(fns: Sequence[Callable[[], Any]], repeats: int,
     return [(statistics.median(ts), ts) for ts in times]
 
 
+def op_times(fn: Any) -> dict[str, tuple[int, float]]:
+    """``{torch op: (calls, self CPU seconds)}`` of one call of ``fn`` (``torch.profiler``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.key: (int(e.count), e.self_cpu_time_total / 1e6) for e in prof.key_averages()}
+
+
+def json_from_process(args: Sequence[str], timeout: float) -> dict[str, Any]:
+    """Run ``python args...`` in a fresh process and parse the JSON object of its last line of
+    output; ``{"error": why}`` when it fails or outlasts ``timeout`` seconds."""
+    import json
+    import subprocess
+    import sys
+
+    try:
+        out = subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                             timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"not done in {timeout:.0f} s"}
+    if out.returncode != 0:
+        return {"error": out.stderr.strip()[-400:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def median(values: Sequence[float]) -> float | None:
     """The median of ``values`` as a float (None when empty)."""
     return float(statistics.median(values)) if len(values) else None

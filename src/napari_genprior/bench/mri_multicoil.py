@@ -23,8 +23,6 @@ seconds and peak resident memory.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import Result, markdown_table
-from ._common import image_grid, label, median, scores
+from ._common import image_grid, json_from_process, label, median, scores
 from . import real_mri
 from .real_mri import Sizes as _SingleSizes
 from .real_mri import held_out_slices
@@ -165,14 +163,8 @@ print(json.dumps({"side": side, "coils": coils, "seconds": sec,
 
 def scale_probe(side: int, coils: int, seed: int) -> dict[str, Any]:
     """``tv`` on one ``coils``-coil ``side`` x ``side`` slice in a fresh process (1 thread)."""
-    try:
-        out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([side, coils, seed])],
-                             capture_output=True, text=True, timeout=SCALE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return {"side": side, "coils": coils, "error": f"not done in {SCALE_TIMEOUT} s"}
-    if out.returncode != 0:
-        return {"side": side, "coils": coils, "error": out.stderr.strip()[-400:]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    out = json_from_process(["-c", _PROBE, json.dumps([side, coils, seed])], SCALE_TIMEOUT)
+    return {"side": side, "coils": coils, **out}
 
 
 def method_options(method: str, sizes: Sizes) -> dict[str, Any]:

@@ -22,7 +22,6 @@ equal error" is the fewest steps whose PSNR reaches the peer's (within 0.05 dB),
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -31,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import Result, markdown_table
-from ._common import scores
+from ._common import json_from_process, op_times, scores, timed
 
 #: Goals of issue 18: 10 CSGM restarts at least this many times faster than DeepInverse's.
 CSGM_SPEEDUP = 3.0
@@ -116,12 +115,10 @@ def case_data(case: str, sizes: Sizes, seed: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _timed(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), np.asarray(out)
+    """:func:`._common.timed`, and the last call's output."""
+    out: list[Any] = []
+    seconds, _ = timed(lambda: out.append(fn()), repeats)
+    return seconds, np.asarray(out[-1])
 
 
 def _grid_best(x: np.ndarray, solve: Callable[[float], np.ndarray], centre: float,
@@ -189,22 +186,16 @@ def _ours(tool: str, case: str, x: np.ndarray, y: np.ndarray, A: Any, sizes: Siz
 def step_profile(solve: Callable[[int], Any], sizes: Sizes, top: int = 5) -> dict[str, Any]:
     """Where a classical solve's time goes: its set-up (a 1-step solve) and, under
     ``torch.profiler``, its torch ops per step between a 1-step and an ``n``-step solve."""
-    from torch.profiler import ProfilerActivity, profile
-
     n = sizes.ladder[len(sizes.ladder) // 2]
     setup, _ = _timed(lambda: solve(1), sizes.repeats)
     per_n, _ = _timed(lambda: solve(n), sizes.repeats)
 
-    def ops(k: int) -> dict[str, tuple[int, float]]:
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            solve(k)
-        return {e.key: (int(e.count), e.self_cpu_time_total) for e in prof.key_averages()}
-
-    one, many = ops(1), ops(n)
+    one, many = op_times(lambda: solve(1)), op_times(lambda: solve(n))
     diff = {k: (many[k][0] - one.get(k, (0, 0))[0], many[k][1] - one.get(k, (0, 0))[1])
             for k in many}
     calls = sum(c for c, _ in diff.values() if c > 0) / (n - 1)
-    rows = sorted(((k, c / (n - 1), t / max(c, 1)) for k, (c, t) in diff.items() if c > 0),
+    rows = sorted(((k, c / (n - 1), 1e6 * t / max(c, 1)) for k, (c, t) in diff.items()
+                   if c > 0),
                   key=lambda r: -r[1] * r[2])
     return {"steps": n, "setup_s": setup, "ms_per_step": 1e3 * (per_n - setup) / (n - 1),
             "ops_per_step": calls,
@@ -342,15 +333,8 @@ def run_tool(case: str, tool: str, threads: int, quick: bool, seed: int) -> dict
 
 def _in_process(case: str, tool: str, threads: int, quick: bool, seed: int,
                 timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "napari_genprior.bench.peers", case, tool, str(threads),
-           str(int(quick)), str(seed)]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"not done in {timeout:.0f} s"}
-    if out.returncode != 0:
-        return {"error": out.stderr.strip()[-400:]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json_from_process(["-m", "napari_genprior.bench.peers", case, tool, str(threads),
+                              str(int(quick)), str(seed)], timeout)
 
 
 # -- the table ------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from . import Result, markdown_table
-from ._common import TASKS, held_out_brain, held_out_nuclei, label, timed, timed_together
+from ._common import (TASKS, held_out_brain, held_out_nuclei, label, op_times, timed,
+                      timed_together)
 
 LINEAR_METHODS = ("csgm", "twist", "sparse-gen", "dip", "adjoint", "lasso-dct", "lasso-wavelet",
                   "tv")
@@ -204,15 +205,6 @@ def bare_loop(prior: Any, A: Any, y: np.ndarray, steps: int, seed: int, device: 
     return loop
 
 
-def _op_times(fn: Any) -> dict[str, tuple[int, float]]:
-    """``{torch op: (calls, self CPU seconds)}`` of one call of ``fn`` (``torch.profiler``)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fn()
-    return {e.key: (int(e.count), e.self_cpu_time_total / 1e6) for e in prof.key_averages()}
-
-
 def op_breakdown(solver: Any, loop: Any, top: int = 12) -> dict[str, Any]:
     """Where the solver's extra time goes: its torch ops against the bare loop's.
 
@@ -227,7 +219,7 @@ def op_breakdown(solver: Any, loop: Any, top: int = 12) -> dict[str, Any]:
         the solver calls more often, largest extra time first (``op``, ``extra_calls``,
         ``extra_ms``).
     """
-    s, b = _op_times(solver), _op_times(loop)
+    s, b = op_times(solver), op_times(loop)
     diff = [(k, s.get(k, (0, 0.0))[0] - b.get(k, (0, 0.0))[0],
              s.get(k, (0, 0.0))[1] - b.get(k, (0, 0.0))[1]) for k in set(s) | set(b)]
     diff = sorted((d for d in diff if d[1] > 0.1 * b.get(d[0], (0, 0.0))[0]),
@@ -243,11 +235,11 @@ def _overhead(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any
 
     _, A, y = _cs_problem(seed)
 
-    def solver() -> None:
-        api.reconstruct(y, A, method="csgm", prior=prior, steps=sizes.steps, seed=seed,
-                        device=device)
+    def solving(steps: int):
+        return lambda: api.reconstruct(y, A, method="csgm", prior=prior, steps=steps, seed=seed,
+                                       device=device)
 
-    loop = bare_loop(prior, A, y, sizes.steps, seed, device)
+    solver, loop = solving(sizes.steps), bare_loop(prior, A, y, sizes.steps, seed, device)
     out: dict[str, Any] = {}
     (out["solver"], out["solver_times"]), (out["bare"], out["bare_times"]) = \
         timed_together([solver, loop], sizes.pair_repeats, warmup=True)
@@ -256,12 +248,8 @@ def _overhead(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any
                           "bare": 1e3 * out["bare"] / sizes.steps}
     # per step, set-up apart: the slope between runs of n and 3n steps
     n3 = 3 * sizes.steps
-
-    def solver3() -> None:
-        api.reconstruct(y, A, method="csgm", prior=prior, steps=n3, seed=seed, device=device)
-
-    loop3 = bare_loop(prior, A, y, n3, seed, device)
-    (s3, _), (b3, _) = timed_together([solver3, loop3], sizes.pair_repeats, warmup=True)
+    (s3, _), (b3, _) = timed_together([solving(n3), bare_loop(prior, A, y, n3, seed, device)],
+                                      sizes.pair_repeats, warmup=True)
     slope_s, slope_b = (s3 - out["solver"]) / (n3 - sizes.steps), \
         (b3 - out["bare"]) / (n3 - sizes.steps)
     out["per_step"] = {"solver_ms": 1e3 * slope_s, "bare_ms": 1e3 * slope_b,
