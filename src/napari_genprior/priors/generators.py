@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ._write import save_prior
+
 #: How data relate to a prior's outputs. ``minmax`` with low/high: prior output p stands for data
 #: ``low + p * (high - low)``; ``per_image`` True: each training image was rescaled on its own
 #: (percentiles), so the gain and offset of a measured image are unknown and get fitted.
@@ -53,8 +55,6 @@ class Generator(nn.Module):
 
     def save(self, path) -> None:
         """Write safetensors weights with the card embedded, plus a ``.json`` card beside them."""
-        from .io import save_prior
-
         save_prior(self, path)
 
 
