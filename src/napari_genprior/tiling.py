@@ -151,6 +151,7 @@ class Mosaic(nn.Module):
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None,
                       device: torch.device | str = "cpu") -> torch.Tensor:
+        """``n`` latent vectors from the prior N(0, I), each holding every tile's code."""
         return torch.randn((n, self.latent_dim), generator=generator).to(device)
 
 
