@@ -1,4 +1,4 @@
-"""The classical phase-retrieval baselines: twf, sparta, copram (solvers/phase_baselines.py)."""
+"""The classical phase-retrieval baselines: twf, sparta, copram (solvers/phase_baselines/)."""
 
 from __future__ import annotations
 
