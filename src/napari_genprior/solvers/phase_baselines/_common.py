@@ -225,7 +225,6 @@ class _Safeguard:
         return {"final_step_size": self.step_size, "step_halvings": self.halvings}
 
 
-
 def _zero_start(problem: Problem, steps: int, extra: dict[str, Any], **record: Any):
     """The whole run when the magnitudes are all zero: one update with the zero image.
 
