@@ -236,8 +236,9 @@ def test_running_out_of_gpu_memory_falls_back_to_smaller_chunks_then_cpu_with_a_
     """A fake GPU whose every allocation fails: the run restarts with the mosaic's patches in
     chunks of 256 -> 64 -> 16, then on the CPU, where it succeeds; each step is a warning."""
     from napari_genprior import api
+    from napari_genprior.solvers import run
 
-    real_problem = api._problem
+    real_problem = run.make_problem
     attempts = []
 
     def fake_gpu(y, A, dev, *args):
@@ -254,7 +255,7 @@ def test_running_out_of_gpu_memory_falls_back_to_smaller_chunks_then_cpu_with_a_
     widget.check_fit.value = False  # its short run would meet the fake GPU too
     widget.restarts.value = 1
     widget.steps.value = 3
-    monkeypatch.setattr(api, "_problem", fake_gpu)
+    monkeypatch.setattr(run, "make_problem", fake_gpu)
     monkeypatch.setattr(api, "resolve_device", lambda device: torch.device("cuda"))
     widget.start()
     _wait(qtbot, widget)
@@ -270,12 +271,12 @@ def test_running_out_of_gpu_memory_falls_back_to_smaller_chunks_then_cpu_with_a_
 
 def test_out_of_memory_even_on_the_cpu_is_an_error_not_a_crash(make_napari_viewer, qtbot, notes,
                                                               monkeypatch):
-    from napari_genprior import api
+    from napari_genprior.solvers import run
 
     def no_memory(*args):
         raise torch.OutOfMemoryError("out of memory")
 
-    monkeypatch.setattr(api, "_problem", no_memory)
+    monkeypatch.setattr(run, "make_problem", no_memory)
     _failed_tv_run(make_napari_viewer(), qtbot, notes, np.ones((16, 16), np.float32), "img",
                    "does not fit in memory")
 
