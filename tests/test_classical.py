@@ -1,4 +1,4 @@
-"""The classical baselines lasso-dct, lasso-wavelet and tv (solvers/classical.py)."""
+"""The classical baselines lasso-dct, lasso-wavelet (solvers/classical.py) and tv (solvers/tv.py)."""
 
 import collections
 import json
@@ -10,7 +10,7 @@ import pywt
 import scipy.fft
 
 import napari_genprior as ngp
-from napari_genprior.solvers import classical
+from napari_genprior.solvers import _weight_search, classical, tv
 from napari_genprior.solvers._classical_ops import (DCT, Wavelet, divergence, gradient,
                                                     largest_eigenvalue)
 from napari_genprior.solvers.common import Problem
@@ -277,7 +277,7 @@ def test_the_batched_search_equals_separate_solves(method):
         norm = np.sqrt(1.05 * largest_eigenvalue(
             lambda v: A.adjoint(A(v)) - divergence(gradient(v, 2), 2), x.shape, seed=0,
             device="cpu"))
-        core = classical._chambolle_pock(problem, float(norm), tol=0.0)
+        core = tv._chambolle_pock(problem, float(norm), tol=0.0)
     else:
         transform = DCT(x.shape) if method == "lasso-dct" else Wavelet(x.shape, "db4", 3)
         core = classical._fista(problem, transform, classical._lipschitz(problem), tol=0.0)
@@ -301,11 +301,11 @@ def test_the_held_out_entries_are_observed_ones_and_depend_on_the_seed():
     x = smooth_image(16)
     A = ngp.make_operator("inpaint", shape=x.shape, fraction=0.5, seed=0)
     y = A.measure(x, seed=0)
-    observed, train, held = classical._holdout_masks(make_problem(y, A, seed=0), 0.1)
+    observed, train, held = _weight_search._holdout_masks(make_problem(y, A, seed=0), 0.1)
     assert torch.equal(observed.bool(), torch.as_tensor(A.mask))
     assert not (held.bool() & ~observed.bool()).any() and torch.equal(train + held, observed)
     assert int(held.sum()) == round(0.1 * A.mask.sum())
-    _, _, held1 = classical._holdout_masks(make_problem(y, A, seed=1), 0.1)
+    _, _, held1 = _weight_search._holdout_masks(make_problem(y, A, seed=1), 0.1)
     assert not torch.equal(held, held1)
 
 

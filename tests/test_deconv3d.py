@@ -298,11 +298,11 @@ def test_the_deconv_3d_benchmark_runs_at_quick_size(tmp_path):
 
 
 def test_a_large_volume_searches_its_tv_weight_one_weight_at_a_time(monkeypatch, small_volume):
-    from napari_genprior.solvers import classical
+    from napari_genprior.solvers import _weight_search
 
     x, A, y = small_volume
     batched = ngp.reconstruct(y, A, method="tv", steps=30, search_steps=30, n_lams=4)
-    monkeypatch.setattr(classical, "SEARCH_BATCH_VOXELS", 0)  # as if it were too large
+    monkeypatch.setattr(_weight_search, "SEARCH_BATCH_VOXELS", 0)  # as if it were too large
     updates = []
     chunked = ngp.reconstruct(y, A, method="tv", steps=30, search_steps=30, n_lams=4,
                               callback=lambda s, loss, im: updates.append(s))

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from .adaptive import solve_ia
 from .baselines import solve_adjoint
 from .cg import solve_cg
-from .classical import solve_lasso_dct, solve_lasso_wavelet, solve_tv
+from .classical import solve_lasso_dct, solve_lasso_wavelet
 from .common import Problem, Reconstruction, Solver, Update
 from .dip import solve_dip
 from .latent import solve_csgm, solve_sparse_gen, solve_twist
 from .phase_baselines import solve_copram, solve_sparta, solve_twf
 from .richardson_lucy import solve_richardson_lucy
+from .tv import solve_tv
 
 
 @dataclass(frozen=True)
