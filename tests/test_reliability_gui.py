@@ -1,4 +1,4 @@
-"""What the Reconstruct widget does when things go wrong (README "What happens when...").
+"""What the Reconstruct widget does when things go wrong (docs/when-things-go-wrong.md).
 
 Each bad input gets one notification that names the layer and the problem, and changes nothing:
 no layer is added, the input's data and metadata are as they were. Faults (an exception in the
