@@ -115,9 +115,24 @@ class Operator:
         return self.shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """``A(x)`` for a tensor batch ``(..., *shape)`` on the operator's device.
+
+        Differentiable (solvers take gradients through it); returns ``(...,
+        *measurement_shape)``, complex for complex measurements. Calling the operator,
+        ``A(x)``, calls this.
+        """
         raise NotImplementedError
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``A^T y`` for a linear operator: the exact adjoint of :meth:`forward` under the real
+        inner product ``Re <a, b>`` (the dot-product test holds), from ``(...,
+        *measurement_shape)`` to ``(..., *shape)``.
+
+        Raises
+        ------
+        ValueError
+            The operator is not linear (``phase``).
+        """
         raise ValueError(f"operator {self.kind!r} is not linear and has no adjoint.")
 
     def _params(self) -> dict[str, Any]:
@@ -215,7 +230,7 @@ class Operator:
         ----------
         x : ndarray
             Clean image of shape :attr:`shape` (or a batch ``(..., *shape)``), any real dtype
-        (complex too for operators with complex images: multi-coil ``mri``).
+            (complex too for operators with complex images: multi-coil ``mri``).
         noise_std : float
             Standard deviation of additive white Gaussian noise, in the units of the
             measurement. For complex measurements the noise is circular complex Gaussian with
