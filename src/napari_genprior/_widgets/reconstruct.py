@@ -7,6 +7,10 @@ keeps ONE preview layer updated in place, and on Cancel sends False into the run
 that the solver stops and returns its best result so far. The input layer is never written to:
 results go to new layers that carry the input's placement and, in ``metadata["genprior"]``,
 everything that reproduces them. No maths lives here: operators, solvers and metrics are the API's.
+
+Its controls and what they mean are :mod:`._reconstruct_form`'s; where its layers go,
+:mod:`._reconstruct_results`'; starting, cancelling and finishing a run, :mod:`._runs`' (shared
+with Train). Notifications are this module's ``show_*`` functions (tests patch them here).
 """
 
 from __future__ import annotations
@@ -14,64 +18,35 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FloatSpinBox,
-    ProgressBar,
-    PushButton,
-    SpinBox,
-    create_widget,
-)
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 
-from ..advice import ENCODER_METHODS, LATENT_METHODS, NO_PRIOR_METHOD
-from ._dock import mark, wrapping_label
-from ._layers import in_viewer, placement
-from ._psf import PSFControls
-from ._session import SESSION_PRIORS
-from ._worker import make_worker, qt_alive, warm_up
+from ..advice import ENCODER_METHODS, LATENT_METHODS
+from ._layers import in_viewer
+from ._reconstruct_form import (  # noqa: F401 - the widget's constants, importable from here
+    DEBLUR,
+    DEFAULT_METHOD,
+    DENOISE,
+    FROM_LAYER,
+    INPAINT,
+    LOAD_FILE,
+    METHOD_LABELS,
+    NO_PRIOR,
+    PLAIN_OPERATORS,
+    RESULT_ROLES,
+    SUPERRES,
+    ReconstructForm,
+    _genprior,
+    _multicoil,
+)
+from ._reconstruct_results import add_extra_layers, describe, result_kwargs, shown
+from ._runs import RunControls
+from ._worker import warm_up
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-FROM_LAYER = "from the layer's metadata"
-DENOISE = "denoise"
-INPAINT = "inpaint (NaN pixels are missing)"
-DEBLUR = "deblur / deconvolve (PSF)"
-SUPERRES = "super-resolve"
-PLAIN_OPERATORS = [DENOISE, INPAINT, DEBLUR, SUPERRES]
-NO_PRIOR = "(none: Deep Image Prior or a baseline)"
-LOAD_FILE = "load from file..."
-
-# What runs when nothing else is chosen: with a trained prior, what advice.recommend says;
-# without one, the method that does best on that kind of measurement in benchmarks/ (README
-# "Which method when").
-DEFAULT_METHOD = NO_PRIOR_METHOD
-#: The method dropdown in words a microscopist reads (the value is the API's method name).
-METHOD_LABELS = {
-    "csgm": "csgm: search the prior's latent space",
-    "ia": "ia: prior adapted to this image",
-    "twist": "twist: latent search with sign flips",
-    "sparse-gen": "sparse-gen: prior + sparse deviation",
-    "dip": "dip: Deep Image Prior (no training)",
-    "adjoint": "back-projection only (adjoint, no prior)",
-    "cg": "cg: conjugate gradients (least squares, no prior)",
-    "lasso-dct": "lasso-dct: L1 in the DCT (classical)",
-    "lasso-wavelet": "lasso-wavelet: L1 in wavelets (classical)",
-    "tv": "tv: total variation (classical)",
-    "richardson-lucy": "richardson-lucy: deconvolution (classical)",
-    "twf": "twf: Wirtinger flow (phase only)",
-    "sparta": "sparta: sparse phase retrieval (phase only)",
-    "copram": "copram: sparse phase retrieval (phase only)",
-}
-#: Roles of the layers this plugin makes from a reconstruction: selecting one in the layer
-#: list does not make it the measurement (the result of a run is selected when it is added).
-RESULT_ROLES = ("reconstruction", "spread", "residual", "adjoint", "preview", "phase",
-                "coil maps")
 #: Results with more than this many times the pixels of the input need a second click on Run.
 CONFIRM_RATIO = 4.0
 #: ... and more pixels than this (a 28x28 digit from 100 measurements needs no confirmation).
@@ -81,299 +56,31 @@ CONFIRM_PIXELS = 512 * 512
 CONFIRM_SECONDS = 60.0
 
 
-def shown(image: np.ndarray) -> np.ndarray:
-    """What a layer shows of a result: the image itself, or the magnitude of a complex one
-    (multi-coil MRI reconstructs complex images; their phase is a separate layer)."""
-    return np.abs(image).astype(np.float32) if np.iscomplexobj(image) else image
-
-
-def _multicoil(layer: Image | None) -> bool:
-    """Whether ``layer``'s metadata describes a multi-coil MRI measurement (made by Simulate,
-    or a multi-coil k-space file opened by the HDF5 reader)."""
-    from .._layerdata import is_multicoil
-
-    spec = _genprior(layer).get("operator")
-    return (isinstance(spec, dict) and spec.get("kind") == "mri" and bool(spec.get("coils"))) \
-        or (layer is not None and is_multicoil(layer.metadata))
-
-
-def _genprior(layer: Image | None) -> dict:
-    """``layer.metadata["genprior"]``, or ``{}`` when there is none or it is not a dict (the
-    metadata may have been edited by hand)."""
-    info = layer.metadata.get("genprior") if layer is not None else None
-    return info if isinstance(info, dict) else {}
-
-
-class ReconstructWidget(Container):
+class ReconstructWidget(RunControls, ReconstructForm):
     """Reconstruct an image layer (a measurement) with a generative-prior method."""
 
     result_added = Signal(object)
     """Emitted with the result layer when a reconstruction has been added to the viewer."""
+    _already_running = "A reconstruction is already running; cancel it first."
+    _cancelling = "cancelling..."
+    _failure = "Reconstruction failed"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        from ..api import list_methods
-        from ..devices import available_devices
-
-        self._viewer = viewer
-        self.layer = create_widget(annotation=Image, label="measurement",
-                                   options={"tooltip": "The image layer to reconstruct from. "
-                                            "It is never modified."})
-        self.operator = ComboBox(
-            label="operator", choices=[FROM_LAYER, *PLAIN_OPERATORS], value=DENOISE,
-            tooltip="How the measurement was made. Layers made by this plugin (Simulate, sample "
-                    "data, the HDF5 reader) carry their operator in their metadata. For a plain "
-                    "image: denoise it, fill its NaN pixels, deblur it or super-resolve it.")
-        # the PSF to undo (Gaussian, optics, PSF or bead layer), shared with Simulate; a 3D
-        # layer is deconvolved as one volume with a 3D PSF
-        self.psf = PSFControls(viewer, lambda: self.layer.value)
-        self.sigma = self.psf.sigma
-        self.factor = SpinBox(label="factor", value=2, min=2, max=16,
-                              tooltip="Super-resolution factor: the result has this many times "
-                                      "more pixels along each axis.")
-        self.method = ComboBox(label="method",
-                               choices=[(METHOD_LABELS.get(m, m), m) for m in list_methods()],
-                               value="dip",
-                               tooltip="csgm / twist / sparse-gen / ia: search the latent space "
-                                       "of the trained prior (ia then adapts the prior to this "
-                                       "image). dip: Deep Image Prior, an untrained network "
-                                       "stopped early by held-out measurements. tv, lasso-dct, "
-                                       "lasso-wavelet: classical compressed sensing. "
-                                       "Back-projection: the measurement mapped back to an "
-                                       "image, no prior.")
-        self.prior = ComboBox(label="prior", choices=self._prior_choices, value=NO_PRIOR,
-                              tooltip="The trained generator for csgm, twist and sparse-gen: a "
-                                      "bundled prior, one trained in this session (Train prior), "
-                                      "or a .safetensors file. Its patch size must match the "
-                                      "image.")
-        self.restarts = SpinBox(label="restarts", value=1, min=1, max=64,
-                                tooltip="Random starts of the latent search, run together in one "
-                                        "batch; the best fit wins. With more than one, the "
-                                        "spread over starts is an uncertainty map. Only for "
-                                        "methods with a trained prior.")
-        self.init = ComboBox(label="start", choices=[("random codes", "random"),
-                                                     ("encoder of the measurement", "encoder")],
-                             value="random",
-                             tooltip="Where the latent search starts: random codes, or (first "
-                                     "restart) the prior's encoder applied to the back-projected "
-                                     "measurement: a warm start for denoise, inpaint, deblur.")
-        self.advice = wrapping_label(value="")
-        self.check_fit = CheckBox(text="check the prior suits the image first", value=True,
-                                  tooltip="Before the run, a few steps test whether the prior "
-                                          "can represent this image, and warn if not.")
-        self.steps = SpinBox(label="max steps", value=2000, min=1, max=100_000, step=100,
-                             tooltip="Upper bound on iterations; dip usually stops earlier.")
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
-                            tooltip="Same seed, same result.")
-        self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto",
-                               tooltip="auto: CUDA if present, else Apple MPS, else CPU.")
-        self.add_spread = CheckBox(text="add uncertainty (spread over restarts)", value=False,
-                                   tooltip="Also add the per-pixel standard deviation over the "
-                                           "restarts as a layer (needs restarts > 1).")
-        self.add_residual = CheckBox(text="add residual", value=False,
-                                     tooltip="Also add what the result does not explain of the "
-                                             "measurement, as an image.")
-        self.show_phase = CheckBox(text="show phase", value=False, visible=False,
-                                   tooltip="Multi-coil MRI reconstructs a complex image: the "
-                                           "result layer shows its magnitude; this also adds "
-                                           "its phase (radians) as a layer.")
-        self.show_coil_maps = CheckBox(text="show coil maps", value=False, visible=False,
-                                       tooltip="Also add the magnitudes of the coil sensitivity "
-                                               "maps of this multi-coil measurement as a layer "
-                                               "(one plane a coil).")
-        self.run_button = PushButton(text="Run", tooltip="Start the reconstruction.")
-        self.cancel_button = PushButton(text="Cancel", enabled=False,
-                                        tooltip="Stop now and keep the best result so far.")
-        self.status = wrapping_label(value="")
-        self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
-        super().__init__(widgets=[
-            self.layer, self.operator, *self.psf.widgets, self.factor, self.prior, self.method,
-            self.advice, self.restarts, self.init, self.steps, self.seed, self.device,
-            self.check_fit, self.add_spread, self.add_residual, self.show_phase,
-            self.show_coil_maps, self.run_button,
-            self.cancel_button, self.progress, self.status])
-        mark(self)  # tabbed with the plugin's other docked widgets
-        self.worker: Any = None
+        super().__init__(viewer)  # the form: its controls, on the layer selected
+        self._start_button = self.run_button
         self._preview: Image | None = None
-        self._last_prior = NO_PRIOR
         self._busy = False
         self._pending: Any = None
         self.confirm_seconds: float | None = CONFIRM_SECONDS
         self._confirmed: Any = None  # the settings a second click on Run goes ahead with
         self._paused: Any = None  # a run stopped before its long part, waiting for Run again
-        self._priors: dict[str, Any] = {}
-        self.layer.changed.connect(self._on_layer_changed)
-        self.operator.changed.connect(self._on_operator_changed)
-        self.prior.changed.connect(self._on_prior_changed)
-        self.method.changed.connect(self._on_method_changed)
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
-        SESSION_PRIORS.changed.connect(self._on_session_prior)
-        viewer.layers.selection.events.active.connect(self._on_active_layer)
-        self._pick_initial_layer()
-        self._on_layer_changed(self.layer.value)
-        self._on_method_changed(self.method.value)
         warm_up()
 
-    # -- choices -----------------------------------------------------------------------------
-    def _prior_choices(self, _widget=None) -> list[str]:
-        from ..api import list_priors
-
-        return [NO_PRIOR, *list_priors(), *SESSION_PRIORS.names(), LOAD_FILE]
-
-    def _on_session_prior(self, name: str) -> None:
-        try:
-            self.prior.reset_choices()
-        except RuntimeError:  # this widget's Qt side was closed: stop listening
-            SESSION_PRIORS.changed.disconnect(self._on_session_prior)
-
-    def load_prior_file(self, path: str) -> str | None:
-        """Load a prior file, list it (under its file name) and select it; None on failure."""
-        from pathlib import Path
-
-        from ..api import load_prior
-
-        try:
-            G = load_prior(path)
-        except (OSError, ValueError, TypeError) as exc:
-            show_error(f"Cannot load the prior {path}: {exc}")
-            return None
-        name = SESSION_PRIORS.add(Path(path).name, G)  # reset_choices via the signal
-        self.prior.value = name
-        return name
-
-    def _ask_prior_file(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self.native, "Load a prior", "",
-                                              "Prior files (*.safetensors)")
-        if not path or self.load_prior_file(path) is None:
-            self.prior.value = self._last_prior
-
-    def _on_prior_changed(self, value: str) -> None:
-        if value == LOAD_FILE:
-            self._ask_prior_file()
-            return
-        self._last_prior = value
-        self._set_default_method()
-
-    # -- which layer -------------------------------------------------------------------------
-    @staticmethod
-    def _role(layer: Any) -> str:
-        return str(_genprior(layer).get("role", ""))
-
-    def _follows(self, layer: Any) -> bool:
-        """Whether selecting ``layer`` in the layer list makes it the measurement here: image
-        layers, except those this plugin made from a reconstruction (a run's result is selected
-        when it is added) and this widget's own preview."""
-        return (isinstance(layer, Image) and self._role(layer) not in RESULT_ROLES
-                and not layer.name.endswith("[preview]"))
-
-    def _pick_initial_layer(self) -> None:
-        """The selected layer if it is an image; else the newest measurement layer."""
-        active = self._viewer.layers.selection.active
-        if self._follows(active):
-            self.layer.value = active
-            return
-        for lyr in reversed(list(self._viewer.layers)):
-            if self._follows(lyr) and "operator" in _genprior(lyr):
-                self.layer.value = lyr
-                return
-
-    def _on_active_layer(self, event: Any) -> None:
-        if not qt_alive(self):  # this widget was closed: stop listening
-            self._viewer.layers.selection.events.active.disconnect(self._on_active_layer)
-            return
-        layer = event.value
-        if self.worker is not None or not self._follows(layer) or layer is self.layer.value:
-            return
-        try:
-            self.layer.reset_choices()  # a layer just added may not be listed yet
-            self.layer.value = layer
-        except (ValueError, RuntimeError):
-            pass
-
-    def _on_layer_changed(self, layer: Image | None) -> None:
-        has_spec = "operator" in _genprior(layer)  # even if it is nonsense
-        self.psf.read_voxel_size()
-        self.operator.value = FROM_LAYER if has_spec else DENOISE
-        self._on_operator_changed(self.operator.value)
-
-    def _on_operator_changed(self, value: str) -> None:
-        self.psf.update_visibility(value == DEBLUR)
-        self.factor.visible = value == SUPERRES
-        multicoil = value == FROM_LAYER and _multicoil(self.layer.value)
-        for box in (self.show_phase, self.show_coil_maps):  # only complex (multi-coil) results
-            box.visible = box.enabled = multicoil
-        self._set_default_method()
-
-    def _on_method_changed(self, method: str) -> None:
-        """Controls that do not apply to ``method`` are disabled (and say why)."""
-        latent = method in LATENT_METHODS
-        self.restarts.enabled = latent
-        self.add_spread.enabled = latent
-        self.init.enabled = method in ENCODER_METHODS
-        self.check_fit.enabled = latent
-        if not latent:
-            self.restarts.tooltip = f"{method} runs a single start (only methods with a " \
-                                    "trained prior take restarts)."
-
-    def _kind(self) -> str:
-        """The operator kind the current choices lead to (for defaults)."""
-        value = self.operator.value
-        if value == FROM_LAYER:
-            spec = _genprior(self.layer.value).get("operator")
-            return str(spec.get("kind", "")) if isinstance(spec, dict) else ""
-        return {DENOISE: "denoise", INPAINT: "inpaint", DEBLUR: "blur",
-                SUPERRES: "downsample"}.get(value, "denoise")
-
-    def _volume(self) -> bool:
-        """Whether the current choices make one 3D problem of the layer (3D deconvolution)."""
-        layer = self.layer.value
-        if layer is None:
-            return False
-        if self.operator.value == FROM_LAYER:
-            spec = _genprior(layer).get("operator")
-            return isinstance(spec, dict) and len(spec.get("shape", ())) == 3
-        return self.operator.value == DEBLUR and layer.ndim >= 3
-
-    def _prior_object(self) -> Any:
-        """The chosen prior, loaded (bundled ones once per widget), or None."""
-        from ..api import load_prior
-
-        value = self._selected_prior()
-        if value is None or not isinstance(value, str):
-            return value
-        if value not in self._priors:
-            try:
-                self._priors[value] = load_prior(value)
-            except (OSError, ValueError, TypeError):
-                return None
-        return self._priors[value]
-
-    def _set_default_method(self) -> None:
-        """Set the method, restarts and start that README "Which method when" recommends for
-        this measurement and prior, and say so in the widget (never silently)."""
-        from ..advice import recommend
-
-        prior = self._prior_object()
-        kind = self._kind() or "denoise"
-        advice = recommend(kind, prior, volume=self._volume())
-        self.method.value = advice.method
-        self.restarts.value = advice.restarts
-        self.init.value = advice.init
-        shown = f"{advice.method}"
-        if advice.method in LATENT_METHODS:
-            shown += f", {advice.restarts} restart{'s' if advice.restarts > 1 else ''}, " \
-                     f"{'encoder' if advice.init == 'encoder' else 'random'} start"
-        self.advice.value = f"recommended: {shown}"
-        self.advice.tooltip = f"README 'Which method when': {advice.why}."
-        self._on_method_changed(self.method.value)
-
-    def _selected_prior(self) -> Any:
-        value = self.prior.value
-        if value in (NO_PRIOR, LOAD_FILE):
-            return None
-        return SESSION_PRIORS.get(value) if value in SESSION_PRIORS.names() else value
+    def _notify(self, level: str, message: str) -> None:
+        # this module's functions, looked up when called (tests patch them here)
+        {"warning": show_warning, "error": show_error}[level](message)
 
     # -- inputs ------------------------------------------------------------------------------
     def measurement(self, layer: Image) -> tuple[np.ndarray, Any]:
@@ -451,8 +158,7 @@ class ReconstructWidget(Container):
         from ..advice import output_ratio
         from ..api import iter_reconstruct_stack
 
-        if self.worker is not None:
-            show_warning("A reconstruction is already running; cancel it first.")
+        if self._refuse_while_running():
             return
         layer = self.layer.value
         if layer is None:
@@ -489,6 +195,7 @@ class ReconstructWidget(Container):
         self._launch(layer, y, A, run, checks=not confirmed)
         self._confirmed = key
 
+
     def _launch(self, layer: Image, y: Any, A: Any, run: Any, checks: bool) -> None:
         from ._checks import checked_run
 
@@ -506,44 +213,10 @@ class ReconstructWidget(Container):
         self.progress.visible = True
         self._t0 = None
         limit = self.confirm_seconds if checks else None
-        self.worker = make_worker(self, checked_run(run, fit, confirm_after=limit))
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        self.status.value = "checking the prior..." if fit else "starting..."
-        self.worker.start()
-
-    def cancel(self) -> None:
-        """Ask the running solver to stop; it returns its best result so far."""
-        if self.worker is not None:
-            self.worker.cancel()
-            self.status.value = "cancelling..."
+        self._start_worker(checked_run(run, fit, confirm_after=limit),
+                           "checking the prior..." if fit else "starting...")
 
     # -- worker callbacks (main thread) ------------------------------------------------------
-    def _result_kwargs(self, ndim: int) -> dict[str, Any]:
-        """Placement and look of a result layer of ``ndim`` axes, over the input's image."""
-        from .._layerdata import stores_measurement
-
-        src = self._source
-        kw = placement(src, ndim)
-        if not stores_measurement(self._y[(0,) * (self._y.ndim - len(self._A.measurement_shape))],
-                                  self._A):
-            # the layer is the measurement itself: a result on a finer grid (super-resolution)
-            # has proportionally smaller pixels, and its pixel j (centre j + 1/2 in units of
-            # its pixels) lies at (j + 1/2) r - 1/2 in the measurement's pixel coordinates, so
-            # that the result covers exactly the area the measurement covers
-            ratio = [m / s for m, s in zip(self._A.measurement_shape, self._A.shape)]
-            scale = np.array(kw["scale"], dtype=float)  # a copy: never the layer's own
-            translate = np.array(kw["translate"], dtype=float)
-            for ax, r in zip(range(ndim - 2, ndim), ratio):
-                translate[ax] += scale[ax] * (r - 1) / 2
-                scale[ax] *= r
-            kw.update(scale=tuple(scale), translate=tuple(translate))
-            kw.pop("rotate", None)
-            kw.pop("shear", None)
-            kw["contrast_limits"] = src.contrast_limits
-        kw["colormap"] = src.colormap.name
-        return kw
-
     def _on_update(self, u) -> None:
         # napari's progress bar and layer controls call processEvents(), so later updates and
         # even the end of the run can be handled re-entrantly inside this method. A nested call
@@ -569,8 +242,9 @@ class ReconstructWidget(Container):
             else:
                 if in_viewer(self._viewer, self._preview):
                     self._viewer.layers.remove(self._preview.name)
-                layer = self._viewer.add_image(image, name=f"{self._source.name} [preview]",
-                                               **self._result_kwargs(image.ndim))
+                layer = self._viewer.add_image(
+                    image, name=f"{self._source.name} [preview]",
+                    **result_kwargs(self._source, self._y, self._A, image.ndim))
                 if self.worker is None:  # the run ended while the layer was being added
                     self._viewer.layers.remove(layer.name)
                     return
@@ -613,18 +287,8 @@ class ReconstructWidget(Container):
             return
         self.progress.value = self.progress.max
         src = self._source
-        meta = {"genprior": {**rec.params, "role": "reconstruction", "source_layer": src.name,
-                             "seconds": rec.seconds, "cancelled": rec.cancelled,
-                             "history": [float(v) for v in rec.history]}}
-        image = shown(rec.image)  # a complex result: its magnitude (its phase: show_phase)
-        if image is not rec.image:
-            meta["genprior"]["shown"] = "magnitude"
-        kw = self._result_kwargs(image.ndim)
-        prior = rec.params.get("prior")
-        prior_name = prior.get("source") if isinstance(prior, dict) else None
-        tags = [rec.method] + ([str(prior_name)] if prior_name else []) \
-            + (["cancelled"] if rec.cancelled else [])
-        name = f"{src.name} [{', '.join(tags)}]"
+        image, meta, name = describe(rec, src)
+        kw = result_kwargs(src, self._y, self._A, image.ndim)
         preview = self._preview
         if in_viewer(self._viewer, preview) and preview.data.shape == image.shape:
             # The preview becomes the result: a new layer's first draw (and removing the
@@ -638,29 +302,11 @@ class ReconstructWidget(Container):
             result = preview
         else:
             result = self._viewer.add_image(image, name=name, metadata=meta, **kw)
-        if self.add_spread.value:
-            if rec.spread is None:
-                show_warning("No uncertainty layer: it needs restarts > 1 with a trained prior.")
-            else:
-                self._viewer.add_image(rec.spread, name=f"{src.name} [{rec.method} spread]",
-                                       colormap="magma", **placement(src, rec.image.ndim),
-                                       metadata={"genprior": {"role": "spread"}})
-        if self.add_residual.value:
-            from ..metrics import residual_image  # here: its scikit-image import takes 0.3 s
-
-            k = len(self._A.measurement_shape)
-            lead = self._y.shape[:self._y.ndim - k]
-            try:
-                res = shown(np.stack([residual_image(self._y[ix], self._A, rec.image[ix])
-                                      for ix in np.ndindex(*lead)]).reshape(rec.image.shape))
-            except ValueError as exc:
-                show_warning(f"No residual layer: {exc}")
-            else:
-                self._viewer.add_image(res, name=f"{src.name} [{rec.method} residual]",
-                                       colormap="twilight_shifted",
-                                       **placement(src, rec.image.ndim),
-                                       metadata={"genprior": {"role": "residual"}})
-        self._add_complex_layers(rec)
+        add_extra_layers(self._viewer, rec, src, self._y, self._A, spread=self.add_spread.value,
+                         residual=self.add_residual.value,
+                         phase=self.show_phase.value and self.show_phase.enabled,
+                         coil_maps=self.show_coil_maps.value and self.show_coil_maps.enabled,
+                         warn=show_warning)
         for note in rec.params.get("notes", []):
             show_warning(f"{rec.method}: {note}")
         word = "cancelled, kept the best so far" if rec.cancelled else "done"
@@ -671,33 +317,10 @@ class ReconstructWidget(Container):
         show_info(msg)
         self.result_added.emit(result)
 
-    def _add_complex_layers(self, rec) -> None:
-        """The phase of a complex result and the coil maps of its operator, when asked for."""
-        src = self._source
-        complex_result = np.iscomplexobj(rec.image)
-        if self.show_phase.value and self.show_phase.enabled and complex_result:
-            self._viewer.add_image(np.angle(rec.image).astype(np.float32),
-                                   name=f"{src.name} [{rec.method} phase]", colormap="twilight",
-                                   contrast_limits=(-np.pi, np.pi),
-                                   **placement(src, rec.image.ndim),
-                                   metadata={"genprior": {"role": "phase"}})
-        maps = getattr(self._A, "maps", None)
-        if self.show_coil_maps.value and self.show_coil_maps.enabled and maps is not None:
-            maps = np.abs(np.asarray(maps)).astype(np.float32)
-            self._viewer.add_image(maps, name=f"{src.name} [coil maps]", colormap="viridis",
-                                   **placement(src, maps.ndim),
-                                   metadata={"genprior": {"role": "coil maps"}})
-
-    def _on_error(self, exc: Exception) -> None:
-        show_error(f"Reconstruction failed: {exc}")
-        self.status.value = f"failed: {exc}"
-
     def _on_finished(self) -> None:
         if in_viewer(self._viewer, self._preview):
             self._viewer.layers.remove(self._preview.name)
         self._preview = None
-        self.worker = None
-        self.run_button.enabled = True
+        super()._on_finished()
         if self._paused is None:
             self.run_button.text = "Run"
-        self.cancel_button.enabled = False

@@ -24,8 +24,9 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from ._dock import mark, wrapping_label
 from ._layers import in_viewer
 from ._plot import CurvePlot, image_layer_select
+from ._runs import RunControls
 from ._session import SESSION_PRIORS
-from ._worker import make_worker, warm_up
+from ._worker import warm_up
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -35,8 +36,12 @@ PATCH_SIZES = (8, 16, 32, 64, 128, 256)
 MOSAIC_COLUMNS = 4
 
 
-class TrainWidget(Container):
+class TrainWidget(RunControls, Container):
     """Train a generative prior on image layers and add it to this session's priors."""
+
+    _already_running = "Training is already running; cancel it first."
+    _cancelling = "cancelling after this epoch..."
+    _failure = "Training failed"
 
     def __init__(self, viewer: napari.viewer.Viewer):
         from ..devices import available_devices
@@ -87,7 +92,7 @@ class TrainWidget(Container):
         self.loss_plot = CurvePlot(title="training loss", xlabel="epoch", ylabel="loss")
         self.loss_plot.setToolTip("Mean loss per epoch (log scale).")
         self.native.layout().addWidget(self.loss_plot)
-        self.worker: Any = None
+        self._start_button = self.train_button
         self.trained: Any = None
         """The last trained prior (a :class:`~napari_genprior.priors.Generator`), or None."""
         self.trained_name: str | None = None
@@ -134,8 +139,7 @@ class TrainWidget(Container):
         """Check the inputs and start training in a worker thread."""
         from ..api import iter_train
 
-        if self.worker is not None:
-            show_warning("Training is already running; cancel it first.")
+        if self._refuse_while_running():
             return
         layers = list(self.images.value)
         if not layers:
@@ -158,17 +162,11 @@ class TrainWidget(Container):
         self.loss_plot.plot({})
         self.preview = None
         self._pbar = progress(total=self.epochs.value, desc=f"genprior train {self._name}")
-        self.worker = make_worker(self, run, self._pbar)
-        self.train_button.enabled = False
-        self.cancel_button.enabled = True
-        self.status.value = "starting..."
-        self.worker.start()
+        self._start_worker(run, "starting...", self._pbar)
 
-    def cancel(self) -> None:
-        """Ask training to stop after the current epoch; the prior trained so far is kept."""
-        if self.worker is not None:
-            self.worker.cancel()
-            self.status.value = "cancelling after this epoch..."
+    def _notify(self, level: str, message: str) -> None:
+        # this module's functions, looked up when called (tests patch them here)
+        {"warning": show_warning, "error": show_error}[level](message)
 
     def save(self, path: str | Path) -> Path | None:
         """Write the last trained prior to ``path`` (``.safetensors`` added if missing).
@@ -269,15 +267,9 @@ class TrainWidget(Container):
         self.status.value = msg
         show_info(f"{msg}; it is now in the Reconstruct widget's prior list.")
 
-    def _on_error(self, exc: Exception) -> None:
-        show_error(f"Training failed: {exc}")
-        self.status.value = f"failed: {exc}"
-
     def _on_finished(self) -> None:
         self._pbar = None  # closed by the worker (make_worker)
-        self.worker = None
-        self.train_button.enabled = True
-        self.cancel_button.enabled = False
+        super()._on_finished()
 
 
 def _mosaic(samples: np.ndarray, columns: int = MOSAIC_COLUMNS) -> np.ndarray:
