@@ -62,10 +62,10 @@ def digits(args, ngp, device):
 
 
 def nuclei(args, ngp, device):
+    from skimage.restoration import denoise_nl_means, estimate_sigma
+
     from napari_genprior._io import read_tiff
     from napari_genprior.synthetic import nuclei_images
-
-    from skimage.restoration import denoise_nl_means, estimate_sigma
 
     real = read_tiff(ROOT / "sample_data" / "nuclei.tif")[0].astype(np.float64)
     lo, hi = np.percentile(real, [1, 99.8])

@@ -14,7 +14,7 @@ from napari_genprior.bench import EXPERIMENTS, peers
 def _importable(name: str) -> bool:
     try:
         importlib.import_module(name)
-    except Exception:  # (DeepInverse raises RuntimeError beside a mismatched torchvision)
+    except Exception:  # noqa: BLE001 (DeepInverse raises RuntimeError beside a mismatched torchvision)
         return False
     return True
 

@@ -3,16 +3,21 @@
 import collections
 import json
 
-import torch  # first, before anything that may import Qt (conftest sets one thread)
 import numpy as np
 import pytest
 import pywt
 import scipy.fft
+import torch  # first, before anything that may import Qt (conftest sets one thread)
 
 import napari_genprior as ngp
 from napari_genprior.solvers import _weight_search, classical, tv
-from napari_genprior.solvers._classical_ops import (DCT, Wavelet, divergence, gradient,
-                                                    largest_eigenvalue)
+from napari_genprior.solvers._classical_ops import (
+    DCT,
+    Wavelet,
+    divergence,
+    gradient,
+    largest_eigenvalue,
+)
 from napari_genprior.solvers.common import Problem
 
 METHODS = ["lasso-dct", "lasso-wavelet", "tv"]

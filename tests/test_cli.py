@@ -1,6 +1,6 @@
 import subprocess
-import sysconfig
 import sys
+import sysconfig
 
 import numpy as np
 

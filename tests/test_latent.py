@@ -121,7 +121,7 @@ def test_csgm_cancel_returns_the_best_so_far(G):
     z0, x0 = _truth(G, 3)
     A = ngp.make_operator("cs", shape=x0.shape, m=10 * K, seed=3)
     rec = ngp.reconstruct(A.measure(x0, seed=0), A, method="csgm", prior=G, restarts=3,
-                          steps=1000, device="cpu", callback=lambda s, l, i: s < 20)
+                          steps=1000, device="cpu", callback=lambda s, loss, i: s < 20)
     assert rec.cancelled and rec.params["iterations"] == 20 and np.all(np.isfinite(rec.image))
 
 

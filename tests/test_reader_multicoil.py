@@ -15,8 +15,12 @@ from scipy.ndimage import gaussian_filter
 
 import napari_genprior as ngp
 from napari_genprior import _layerdata
-from napari_genprior._layerdata import (kspace_slice, kspace_slices, measurement_of,
-                                        measurement_planes)
+from napari_genprior._layerdata import (
+    kspace_slice,
+    kspace_slices,
+    measurement_of,
+    measurement_planes,
+)
 from napari_genprior._reader import get_reader, read_kspace_file
 from napari_genprior.operators import from_spec
 from napari_genprior.operators.coils import birdcage_maps

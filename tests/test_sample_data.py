@@ -12,7 +12,6 @@ import napari_genprior as ngp
 from napari_genprior import _sample_data
 from napari_genprior._layerdata import measurement_of
 
-
 # key in napari.yaml -> (function, layer names, (operator kind, measurement shape and dtype,
 #                        a method that should beat the adjoint, its options))
 SAMPLES = {

@@ -124,14 +124,15 @@ def test_out_of_memory_retries_with_smaller_chunks_and_says_so(monkeypatch, nucl
     from napari_genprior.priors.generators import Generator
 
     calls = []
+    G = ngp.load_prior("nuclei-vae")
+    original = type(G).forward
 
-    def guarded(self, z, _orig=type(ngp.load_prior("nuclei-vae")).forward):
+    def guarded(self, z):
         calls.append(z.shape[0])
         if z.shape[0] > 20:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return _orig(self, z)
+        return original(self, z)
 
-    G = ngp.load_prior("nuclei-vae")
     monkeypatch.setattr(type(G), "forward", guarded)
     big = np.tile(nuclei64, (2, 2))  # 128x128: a 3x3 mosaic, 9 patches per restart
     A = ngp.make_operator("denoise", shape=big.shape)

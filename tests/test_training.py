@@ -78,7 +78,7 @@ def test_conv_vae_and_gan_train_on_square_patches():
 def test_cancel_returns_the_prior_trained_so_far():
     data = _blobs(64)
     G = ngp.train_prior(data, latent_dim=2, epochs=50, normalise="none", hidden=(16,),
-                        batch_size=32, device="cpu", callback=lambda e, l, s: e < 2)
+                        batch_size=32, device="cpu", callback=lambda e, loss, s: e < 2)
     assert G.card["training"]["cancelled"] and G.card["training"]["epochs"] == 2
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generator
+from collections.abc import Callable, Generator
+from typing import Any
 
 
-def drive(run: Generator[Any, "bool | None", Any], on_update: Callable[[Any], "bool | None"]) -> Any:
+def drive(run: Generator[Any, bool | None, Any], on_update: Callable[[Any], bool | None]) -> Any:
     """Send ``run`` to completion and return its value; ``on_update(update) is False`` sends
     False into it, which makes it stop early and return its best result so far."""
     reply = None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Generator
+from collections.abc import Callable, Generator
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def _check_measurement(y: Any, A: Operator) -> np.ndarray:
 def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
                      restarts: int = 1, steps: int | None = None, device: Any = "auto",
                      seed: int = 0, preview_every: int = 10,
-                     **options: Any) -> Generator[Update, "bool | None", Reconstruction]:
+                     **options: Any) -> Generator[Update, bool | None, Reconstruction]:
     """Reconstruct step by step: a generator of :class:`Update` that returns the result.
 
     Same arguments as :func:`reconstruct`. Send ``False`` into the generator to stop early; it
@@ -126,8 +127,8 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
     return run if phase is None else _with_phase(run, phase)
 
 
-def _with_phase(run: Generator[Update, "bool | None", Reconstruction],
-                phase: tuple[np.ndarray, np.ndarray]) -> Generator[Update, "bool | None",
+def _with_phase(run: Generator[Update, bool | None, Reconstruction],
+                phase: tuple[np.ndarray, np.ndarray]) -> Generator[Update, bool | None,
                                                                    Reconstruction]:
     """A magnitude reconstruction made complex with the data's smooth phase (see
     :class:`~napari_genprior.operators.mri.FixedPhase`), and 0 outside the coils' support."""
@@ -151,7 +152,7 @@ def _with_phase(run: Generator[Update, "bool | None", Reconstruction],
 
 
 def iter_reconstruct_stack(Y: Any, A: Operator, method: str = "dip", prior: Any = None,
-                           **kwargs: Any) -> Generator[Update, "bool | None", Reconstruction]:
+                           **kwargs: Any) -> Generator[Update, bool | None, Reconstruction]:
     """Reconstruct a stack plane by plane: ``Y`` has shape ``(*planes, *A.measurement_shape)``.
 
     ``Y`` may be a lazy array (dask, zarr): each plane is read only when its turn comes. Each
@@ -448,7 +449,7 @@ def reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
 
 
 def reconstruct_stack(Y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
-                      callback: Callable[[Update], "bool | None"] | None = None,
+                      callback: Callable[[Update], bool | None] | None = None,
                       **kwargs: Any) -> Reconstruction:
     """Reconstruct a stack ``(*planes, *A.measurement_shape)`` plane by plane.
 

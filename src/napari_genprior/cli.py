@@ -16,7 +16,6 @@ from ._version import __version__
 
 def _demo_headless(args: argparse.Namespace) -> int:
     import torch  # before anything that could bring in Qt
-
     from tqdm import tqdm
 
     from . import api, metrics
@@ -52,9 +51,8 @@ def _demo_headless(args: argparse.Namespace) -> int:
 
 
 def _demo_gui(args: argparse.Namespace) -> int:
-    import torch  # noqa: F401  (import torch before Qt: a known torch/PyQt clash)
-
     import napari
+    import torch  # noqa: F401  (import torch before Qt: a known torch/PyQt clash)
 
     from ._widgets.demo import open_demo
 

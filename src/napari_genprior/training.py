@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from collections.abc import Generator as Gen
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator as Gen
+from typing import Any
 
 import numpy as np
 import torch
@@ -149,7 +151,7 @@ def iter_train(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int
                hidden: tuple[int, ...] = (500, 500), beta: float = 1.0, augment: bool | None = None,
                normalise: str = "percentile", device: Any = "auto", seed: int = 0,
                checkpoint: Any = None, data: str | None = None,
-               samples_every: int = 1) -> Gen[TrainUpdate, "bool | None", Generator]:
+               samples_every: int = 1) -> Gen[TrainUpdate, bool | None, Generator]:
     """Train a prior step by step; same arguments as :func:`train_prior`. Checks run eagerly."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
@@ -279,7 +281,7 @@ def _card(G, kind, norm, data, n_images, per_epoch, epoch, losses, seed, seconds
 
 def train_prior(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int = 50, *,
                 device: Any = "auto", seed: int = 0,
-                callback: Callable[[int, dict, "np.ndarray | None"], "bool | None"] | None = None,
+                callback: Callable[[int, dict, np.ndarray | None], bool | None] | None = None,
                 **options: Any) -> Generator:
     """Train a generative prior on images.
 

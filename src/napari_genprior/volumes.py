@@ -11,6 +11,7 @@ size gives the same sample more or less finely sampled.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 from scipy import ndimage
 

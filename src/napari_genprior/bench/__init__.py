@@ -19,9 +19,10 @@ import importlib
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["EXPERIMENTS", "Result", "run_experiments", "markdown_table"]
 

@@ -29,9 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from . import Result, markdown_table
+from . import Result, markdown_table, real_mri
 from ._common import image_grid, json_from_process, label, median, scores
-from . import real_mri
 from .real_mri import Sizes as _SingleSizes
 from .real_mri import held_out_slices
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -104,7 +105,8 @@ def case_data(case: str, sizes: Sizes, seed: int) -> tuple[np.ndarray, np.ndarra
     if case == "mri-brain":
         from skimage.transform import resize
 
-        from .real_mri import FULL as MRI_FULL, held_out_slices
+        from .real_mri import FULL as MRI_FULL
+        from .real_mri import held_out_slices
 
         x = resize(held_out_slices(MRI_FULL)[0][1], (sizes.mri_side,) * 2,
                    anti_aliasing=True).astype(np.float32)
@@ -160,7 +162,7 @@ def _ours(tool: str, case: str, x: np.ndarray, y: np.ndarray, A: Any, sizes: Siz
         seconds, image = _timed(lambda: rl(sizes.peer_iters), sizes.repeats)
         ladder = []
         for n in RL_LADDER:
-            sec, im = _timed(lambda: rl(n), sizes.repeats)
+            sec, im = _timed(lambda n=n: rl(n), sizes.repeats)
             ladder.append({"steps": n, "seconds": sec, **scores(x, im)})
         return {**scores(x, image), "seconds": seconds, "ladder": ladder}
     else:  # tv / lasso-wavelet: the truth-best weight, then the ladder of step counts
@@ -171,7 +173,7 @@ def _ours(tool: str, case: str, x: np.ndarray, y: np.ndarray, A: Any, sizes: Siz
                           sizes.grid)
         ladder = []
         for n in sizes.ladder:
-            sec, image = _timed(lambda: rec(method, lam=best["weight"], steps=n, tol=0.0),
+            sec, image = _timed(lambda n=n: rec(method, lam=best["weight"], steps=n, tol=0.0),
                                 sizes.repeats)
             ladder.append({"steps": n, "seconds": sec, **scores(x, image)})
         best["ladder"] = ladder
@@ -323,7 +325,7 @@ def run_tool(case: str, tool: str, threads: int, quick: bool, seed: int) -> dict
 
     try:  # (DeepInverse fails with a RuntimeError where torchvision does not match torch)
         importlib.import_module({"ours": "napari_genprior"}.get(family, family))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to import means "not here"
         return {"error": f"{family} is not importable here: {type(exc).__name__}: {exc}"}
     out = fn(tool, case, x, y, A, sizes, seed)
 

@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import Result, markdown_table
-from ._common import (TASKS, held_out_brain, held_out_nuclei, label, op_times, timed,
-                      timed_together)
+from ._common import TASKS, held_out_brain, held_out_nuclei, label, op_times, timed, timed_together
 
 LINEAR_METHODS = ("csgm", "twist", "sparse-gen", "dip", "adjoint", "lasso-dct", "lasso-wavelet",
                   "tv")

@@ -157,7 +157,7 @@ class Operator:
         those out, so that the held-out misfit measures what the choice is for.
         """
         return self.observed()
-    def compacted(self, y: np.ndarray) -> "tuple[Operator, np.ndarray]":
+    def compacted(self, y: np.ndarray) -> tuple[Operator, np.ndarray]:
         """An equivalent operator for solvers that stores only the entries that carry data,
         and ``y`` in its form (the operator itself and ``y`` unless a subclass can do better;
         multi-coil ``mri`` drops the unsampled k-space columns)."""
@@ -175,7 +175,7 @@ class Operator:
         """A JSON-serialisable dict from which :func:`operators.from_spec` rebuilds this operator."""
         return {"kind": self.kind, "shape": list(self.shape), **self._params()}
 
-    def to(self, device: str | torch.device) -> "Operator":
+    def to(self, device: str | torch.device) -> Operator:
         """Move the operator's tensors to ``device`` (in place) and return it."""
         self.device = torch.device(device)
         for name, buf in self._buffers.items():
@@ -183,7 +183,7 @@ class Operator:
         self._cache = {}
         return self
 
-    def copy(self) -> "Operator":
+    def copy(self) -> Operator:
         """A shallow copy whose :meth:`to` leaves this operator where it is."""
         out = _copy.copy(self)
         out._buffers = dict(self._buffers)

@@ -152,7 +152,7 @@ class MRI(Operator):
         if coils is not None:
             self._set_coils(coils)
 
-    def refer_maps(self, reference: dict) -> "MRI":
+    def refer_maps(self, reference: dict) -> MRI:
         """Record that the coil maps are ESPIRiT's estimate from a file's slice
         (:func:`~napari_genprior.operators.coils.espirit_reference`): the spec then stores that
         reference instead of the maps, and :func:`from_spec` re-estimates them from the file."""
@@ -319,12 +319,12 @@ class FixedPhase(Operator):
     def spec(self) -> dict[str, Any]:
         return self.inner.spec()
 
-    def to(self, device: str | torch.device) -> "FixedPhase":
+    def to(self, device: str | torch.device) -> FixedPhase:
         super().to(device)
         self.inner = self.inner.copy().to(device)
         return self
 
-    def copy(self) -> "FixedPhase":
+    def copy(self) -> FixedPhase:
         out = super().copy()
         out.inner = self.inner.copy()
         return out

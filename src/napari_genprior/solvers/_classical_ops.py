@@ -8,7 +8,7 @@ device and in the dtype of its input.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

@@ -10,8 +10,9 @@ the held-out entries, and solves again with it on everything (see
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Callable, Generator
+from typing import Any
 
 import torch
 

@@ -15,7 +15,8 @@ and the solve is repeated on all observed entries for the best count.
 
 from __future__ import annotations
 
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 import torch
 

@@ -54,14 +54,22 @@ every weight of the grid).
 
 from __future__ import annotations
 
-from typing import Generator
+from collections.abc import Generator
 
 import torch
 
 from ..operators.base import check_int
 from ._classical_ops import DCT, Wavelet, largest_eigenvalue, soft_threshold
-from ._weight_search import (POWER_ITERATIONS, SAFETY, Core, _check_options, _drive, _Iterate,
-                             _relative_change, _weighted_misfit)
+from ._weight_search import (
+    POWER_ITERATIONS,
+    SAFETY,
+    Core,
+    _check_options,
+    _drive,
+    _Iterate,
+    _relative_change,
+    _weighted_misfit,
+)
 from .common import Problem, SolverGen
 from .tv import solve_tv
 

@@ -12,8 +12,9 @@ a napari ``thread_worker`` (``worker.send(False)``) and a terminal progress bar 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,7 +115,7 @@ SolverGen = Generator[Update, "bool | None", "tuple[torch.Tensor, dict[str, Any]
 Solver = Callable[..., SolverGen]
 
 
-def draw_holdout(problem: "Problem", fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_holdout(problem: Problem, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(observed, held)``: bool masks over the measurement entries; ``held`` is a random
     ``fraction`` of the observed entries (of :attr:`Problem.holdout` where the operator names
     candidates), drawn with a generator seeded by ``problem.seed``."""
@@ -134,7 +135,7 @@ def draw_holdout(problem: "Problem", fraction: float) -> tuple[torch.Tensor, tor
     return observed, held
 
 
-def split_holdout(problem: "Problem", fraction: float,
+def split_holdout(problem: Problem, fraction: float,
                   min_observed: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
     """``(train, held)``: 0/1 masks (the measurement's real dtype) of the observed entries to
     fit and of a random ``fraction`` of them held out (:func:`draw_holdout`); nothing is held

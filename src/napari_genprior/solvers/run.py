@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Generator
+from collections.abc import Generator
 
 import torch
 
@@ -44,7 +44,7 @@ def make_problem(y, A, dev, seed, prior, restarts) -> Problem:
 
 
 def run_method(y, A, m, dev, seed, options, prior=None, restarts=1,
-         prior_info=None) -> Generator[Update, "bool | None", Reconstruction]:
+         prior_info=None) -> Generator[Update, bool | None, Reconstruction]:
     """Run method ``m`` on ``y``, ``A`` (checked by the caller) as a generator of updates
     that returns the :class:`Reconstruction`.
 

@@ -5,14 +5,21 @@ in :mod:`napari_genprior.solvers.classical`'s docstring."""
 from __future__ import annotations
 
 import math
-from typing import Generator
+from collections.abc import Generator
 
 import torch
 
-from ._classical_ops import (divergence, gradient, largest_eigenvalue, pixel_norm,
-                              total_variation)
-from ._weight_search import (POWER_ITERATIONS, SAFETY, Core, _check_options, _drive, _Iterate,
-                             _relative_change, _weighted_misfit)
+from ._classical_ops import divergence, gradient, largest_eigenvalue, pixel_norm, total_variation
+from ._weight_search import (
+    POWER_ITERATIONS,
+    SAFETY,
+    Core,
+    _check_options,
+    _drive,
+    _Iterate,
+    _relative_change,
+    _weighted_misfit,
+)
 from .common import Problem, SolverGen
 
 # residual balancing of the primal-dual steps (Goldstein, Li, Yuan, Esser, Baraniuk 2015):

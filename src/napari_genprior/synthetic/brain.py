@@ -75,7 +75,7 @@ def _brain_chunk(rng: np.random.Generator, B: int, shape: tuple[int, int],
     kind = rng.choice(len(_CONTRASTS), B, p=_CONTRAST_P)
     table = np.array(list(_CONTRASTS.values()), np.float64)[kind]
     table = table * rng.uniform(0.9, 1.1, table.shape)
-    I = {name: table[:, k].astype(f32)[col] for k, name in enumerate(_TISSUES)}
+    tissue = {name: table[:, k].astype(f32)[col] for k, name in enumerate(_TISSUES)}
 
     # ---- cortex: sulci as curves, grey matter within a cortical thickness of CSF ---------------
     level = rng.choice(3, B, p=(0.25, 0.4, 0.35))         # high, ventricle bodies, basal ganglia
@@ -168,20 +168,20 @@ def _brain_chunk(rng: np.random.Generator, B: int, shape: tuple[int, int],
     csf_deep, deep, lesion = maps["csf"], maps["deep"], maps["lesion"]
 
     # ---- compose ----------------------------------------------------------------------------
-    brain = I["wm"] * (1 + 0.04 * _smooth_noise(rng, (B, h, w), 0.08 * min(h, w)))
-    brain += (I["gm"] - brain) * gm
-    brain += (I["deep"] - brain) * deep * (1 - gm)
-    brain += (I["lesion"] - brain) * lesion * (1 - gm)
-    brain += (I["csf"] - brain) * np.maximum(csf_sulci, csf_deep)
+    brain = tissue["wm"] * (1 + 0.04 * _smooth_noise(rng, (B, h, w), 0.08 * min(h, w)))
+    brain += (tissue["gm"] - brain) * gm
+    brain += (tissue["deep"] - brain) * deep * (1 - gm)
+    brain += (tissue["lesion"] - brain) * lesion * (1 - gm)
+    brain += (tissue["csf"] - brain) * np.maximum(csf_sulci, csf_deep)
     tex = _crops(rng, tex_bank, B, h, w)
     brain *= 1 + rng.uniform(0.008, 0.025, B).astype(f32)[col] * tex
     # head layers from the outside in: scalp, skull (patchy diploe), outer CSF, brain
-    img = I["scalp"] * _soft(depth, e)
-    img += (I["skull"] - I["scalp"]) * _soft(depth - t_scalp, e)
+    img = tissue["scalp"] * _soft(depth, e)
+    img += (tissue["skull"] - tissue["scalp"]) * _soft(depth - t_scalp, e)
     dip = _soft(t_skull * 0.22 - np.abs(depth - t_scalp - 0.5 * t_skull), e)
     dip *= np.clip(0.6 + 0.6 * _smooth_noise(rng, (B, h, w), 0.03 * min(h, w)), 0, 1)
-    img += (I["diploe"] - I["skull"]) * dip
-    img += (I["csf"] - img) * _soft(depth - t_scalp - t_skull, e)
+    img += (tissue["diploe"] - tissue["skull"]) * dip
+    img += (tissue["csf"] - img) * _soft(depth - t_scalp - t_skull, e)
     img += (brain - img) * _soft(d, e)
     # smooth multiplicative bias field (receive-coil sensitivity)
     cbias = rng.normal(0, 0.12, (5, B)).astype(f32)
