@@ -30,20 +30,37 @@ def cases(quick: bool) -> list[dict]:
     """(name, sample, method, prior, steps, restarts, init)."""
     s = 0.1 if quick else 1.0
     return [
-        {"name": "deblur nuclei, tv", "sample": "nuclei-blur", "method": "tv",
-         "steps": int(2000 * s)},
-        {"name": "deblur nuclei, csgm + nuclei-vae, 4 restarts", "sample": "nuclei-blur",
-         "method": "csgm", "prior": "nuclei-vae", "restarts": 4, "init": "encoder",
-         "steps": int(300 * s)},
-        {"name": "MRI phantom 4x, tv", "sample": "mri-phantom", "method": "tv",
-         "steps": int(1000 * s)},
+        {
+            "name": "deblur nuclei, tv",
+            "sample": "nuclei-blur",
+            "method": "tv",
+            "steps": int(2000 * s),
+        },
+        {
+            "name": "deblur nuclei, csgm + nuclei-vae, 4 restarts",
+            "sample": "nuclei-blur",
+            "method": "csgm",
+            "prior": "nuclei-vae",
+            "restarts": 4,
+            "init": "encoder",
+            "steps": int(300 * s),
+        },
+        {
+            "name": "MRI phantom 4x, tv",
+            "sample": "mri-phantom",
+            "method": "tv",
+            "steps": int(1000 * s),
+        },
     ]
 
 
 def measurement_layer(viewer):
     """The sample's measurement (results carry an operator spec too, but another role)."""
-    return [lyr for lyr in viewer.layers
-            if lyr.metadata.get("genprior", {}).get("role") == "measurement"][-1]
+    return [
+        lyr
+        for lyr in viewer.layers
+        if lyr.metadata.get("genprior", {}).get("role") == "measurement"
+    ][-1]
 
 
 def run_widget(viewer, widget, case: dict, stalls: bool = False) -> tuple[float, float]:
@@ -90,8 +107,9 @@ def run_library(viewer, case: dict) -> float:
     extra = {"restarts": case["restarts"]} if case.get("restarts", 1) > 1 else {}
     if case.get("init") == "encoder":
         extra["init"] = "encoder"
-    ngp.reconstruct_stack(y, A, case["method"], case.get("prior"), steps=case["steps"],
-                          device="cpu", seed=0, **extra)
+    ngp.reconstruct_stack(
+        y, A, case["method"], case.get("prior"), steps=case["steps"], device="cpu", seed=0, **extra
+    )
     return time.perf_counter() - t0
 
 
@@ -134,22 +152,31 @@ def main() -> None:
             gui.append(run_widget(viewer, widget, case)[0])
             lib.append(run_library(viewer, case))
         stalls = [run_widget(viewer, widget, case, stalls=True)[1]]
-        row = {"case": case["name"], "steps": case["steps"],
-               "widget_s": statistics.median(gui), "library_s": statistics.median(lib),
-               "longest_stall_ms": 1000 * max(stalls),
-               "fit_check_s": fit_check_seconds(viewer, case),
-               "widget_runs": gui, "library_runs": lib}
+        row = {
+            "case": case["name"],
+            "steps": case["steps"],
+            "widget_s": statistics.median(gui),
+            "library_s": statistics.median(lib),
+            "longest_stall_ms": 1000 * max(stalls),
+            "fit_check_s": fit_check_seconds(viewer, case),
+            "widget_runs": gui,
+            "library_runs": lib,
+        }
         row["ratio"] = row["widget_s"] / row["library_s"]
         rows.append(row)
-        print(f"{row['case']}: widget {row['widget_s']:.2f} s, library {row['library_s']:.2f} s,"
-              f" ratio {row['ratio']:.2f}, longest stall {row['longest_stall_ms']:.0f} ms",
-              flush=True)
+        print(
+            f"{row['case']}: widget {row['widget_s']:.2f} s, library {row['library_s']:.2f} s,"
+            f" ratio {row['ratio']:.2f}, longest stall {row['longest_stall_ms']:.0f} ms",
+            flush=True,
+        )
         viewer.close()
     total = time.perf_counter() - t_all
     worst = max(r["ratio"] for r in rows)
-    env = (f"{platform.machine()} CPU, {args.threads} torch thread(s), torch "
-           f"{torch.__version__}, napari {napari.__version__}, napari-genprior "
-           f"{napari_genprior.__version__}, Xvfb")
+    env = (
+        f"{platform.machine()} CPU, {args.threads} torch thread(s), torch "
+        f"{torch.__version__}, napari {napari.__version__}, napari-genprior "
+        f"{napari_genprior.__version__}, Xvfb"
+    )
     lines = [
         "# The Reconstruct widget against the same library call",
         "",
@@ -165,20 +192,37 @@ def main() -> None:
     ]
     for r in rows:
         fit = "-" if r["fit_check_s"] is None else f"{r['fit_check_s']:.1f}"
-        lines.append(f"| {r['case']} | {r['steps']} | {r['widget_s']:.2f} | {r['library_s']:.2f}"
-                     f" | {r['ratio']:.2f} | {r['longest_stall_ms']:.0f} | {fit} |")
-    lines += ["", "## Target", "",
-              f"- {'PASS' if worst <= BAR else 'MISS'}: the widget within {BAR}x of the "
-              f"library in every case (worst {worst:.2f}x)", "",
-              f"Command: `xvfb-run -a python benchmarks/gui_overhead.py --repeats "
-              f"{args.repeats} --threads {args.threads}{' --quick' if args.quick else ''}` "
-              f"({total:.0f} s; {env})."]
+        lines.append(
+            f"| {r['case']} | {r['steps']} | {r['widget_s']:.2f} | {r['library_s']:.2f}"
+            f" | {r['ratio']:.2f} | {r['longest_stall_ms']:.0f} | {fit} |"
+        )
+    lines += [
+        "",
+        "## Target",
+        "",
+        f"- {'PASS' if worst <= BAR else 'MISS'}: the widget within {BAR}x of the "
+        f"library in every case (worst {worst:.2f}x)",
+        "",
+        f"Command: `xvfb-run -a python benchmarks/gui_overhead.py --repeats "
+        f"{args.repeats} --threads {args.threads}{' --quick' if args.quick else ''}` "
+        f"({total:.0f} s; {env}).",
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
     name = "gui-overhead-quick" if args.quick else "gui-overhead"
     (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    (args.out / f"{name}.json").write_text(json.dumps(
-        {"rows": rows, "threads": args.threads, "repeats": args.repeats, "bar": BAR,
-         "seconds": total, "environment": env}, indent=1))
+    (args.out / f"{name}.json").write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "threads": args.threads,
+                "repeats": args.repeats,
+                "bar": BAR,
+                "seconds": total,
+                "environment": env,
+            },
+            indent=1,
+        )
+    )
     print("\n".join(lines))
 
 

@@ -37,9 +37,18 @@ RSS_SLACK_MB = 50.0
 CHECKPOINTS = (1, 5, 10, 25, 50)
 #: What must not grow from run 10 to the last, besides the memory (RSS_SLACK_MB): exactly, or
 #: by at most QT_SLACK for the Qt counts (7 QPropertyAnimations of napari's come and go).
-COUNTS = ("layers", "python_threads", "workers_running", "qt_widgets", "qt_objects",
-          "layer_list_callbacks", "plot_lines", "live_layers", "live_workers_not_napari_tasks",
-          "live_figures")
+COUNTS = (
+    "layers",
+    "python_threads",
+    "workers_running",
+    "qt_widgets",
+    "qt_objects",
+    "layer_list_callbacks",
+    "plot_lines",
+    "live_layers",
+    "live_workers_not_napari_tasks",
+    "live_figures",
+)
 QT_SLACK = 16
 #: Where the longest stalls during a reconstruction were found (the widget's callbacks and
 #: napari's layer creation timed in an instrumented copy of these runs).
@@ -49,7 +58,8 @@ STALL_CAUSES = (
     "update: the layer, its controls and its vispy node; the worker now waits until that "
     "preview is shown, so that the solver's thread no longer competes for the GIL meanwhile: "
     "209 ms before, on the same idle machine), in a tv run the result's (the run ends before "
-    "its first preview). The widget makes one layer a run: the preview becomes the result.")
+    "its first preview). The widget makes one layer a run: the preview becomes the result."
+)
 
 
 def napari_task_workers(viewer) -> int:
@@ -58,8 +68,10 @@ def napari_task_workers(viewer) -> int:
     close-confirmation dialog), with ``worker.quit`` as its cancel callback, and the task list
     is never pruned. 0 where napari has no such list."""
     tasks = getattr(getattr(viewer.window, "_task_status_manager", None), "_tasks", None) or {}
-    return sum(getattr(getattr(t, "_cancel_callback", None), "__self__", None) is not None
-               for t in tasks.values())
+    return sum(
+        getattr(getattr(t, "_cancel_callback", None), "__self__", None) is not None
+        for t in tasks.values()
+    )
 
 
 def census(viewer, objects: bool = False) -> dict:
@@ -82,7 +94,8 @@ def census(viewer, objects: bool = False) -> dict:
     widgets = QApplication.allWidgets()
     toasts = [w for w in widgets if isinstance(w, NapariQtNotification)]
     qobjects = len(app.findChildren(QObject)) + sum(
-        1 + len(w.findChildren(QObject)) for w in app.topLevelWidgets())
+        1 + len(w.findChildren(QObject)) for w in app.topLevelWidgets()
+    )
     process = psutil.Process()
     out = {
         "rss_mb": process.memory_info().rss / 2**20,
@@ -92,8 +105,9 @@ def census(viewer, objects: bool = False) -> dict:
         "workers_running": len(WorkerBase._worker_set),
         "qt_widgets": len(widgets) - sum(1 + len(t.findChildren(QWidget)) for t in toasts),
         "qt_objects": qobjects - sum(1 + len(t.findChildren(QObject)) for t in toasts),
-        "layer_list_callbacks": sum(len(e.callbacks)
-                                    for e in viewer.layers.events.emitters.values()),
+        "layer_list_callbacks": sum(
+            len(e.callbacks) for e in viewer.layers.events.emitters.values()
+        ),
         "notification_toasts": len(toasts),
         "napari_task_workers": napari_task_workers(viewer),
     }
@@ -173,8 +187,9 @@ class Session:
         if widget.worker is None:
             raise RuntimeError(f"run {i + 1} did not start: {widget.status.value}")
         if cancel:
-            self.wait_until(lambda: any(lyr.name.endswith("[preview]") for lyr in viewer.layers),
-                            60)
+            self.wait_until(
+                lambda: any(lyr.name.endswith("[preview]") for lyr in viewer.layers), 60
+            )
             widget.cancel()
         self.wait_until(lambda: widget.worker is None, 60)
         ticks.append(clock())
@@ -203,20 +218,29 @@ class Session:
             self.pause(0.05)
         ticks.append(clock())
         self.timer.stop()
-        return {"result": name, "cancelled": cancel, "simulate_s": t1 - t0,
-                "reconstruct_s": t2 - t_run, "compare_s": t3 - t2,
-                "delete_layers_s": deleting,
-                "run_gaps": [b - a for a, b in zip(ticks[first:last], ticks[first + 1:last])],
-                "all_gaps": [b - a for a, b in zip(ticks, ticks[1:])]}
+        return {
+            "result": name,
+            "cancelled": cancel,
+            "simulate_s": t1 - t0,
+            "reconstruct_s": t2 - t_run,
+            "compare_s": t3 - t2,
+            "delete_layers_s": deleting,
+            "run_gaps": [b - a for a, b in zip(ticks[first:last], ticks[first + 1 : last])],
+            "all_gaps": [b - a for a, b in zip(ticks, ticks[1:])],
+        }
 
 
 def stall_figures(gaps: list[float]) -> dict:
     """The longest, median and 99th-percentile gap between ticks of the 10 ms timer (ms)."""
     gaps = sorted(gaps)
     pct = gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))]
-    return {"longest_ms": 1000 * gaps[-1], "median_ms": 1000 * statistics.median(gaps),
-            "p99_ms": 1000 * pct, "gaps": len(gaps),
-            "over_target": sum(g > TARGET_MS / 1000 for g in gaps)}
+    return {
+        "longest_ms": 1000 * gaps[-1],
+        "median_ms": 1000 * statistics.median(gaps),
+        "p99_ms": 1000 * pct,
+        "gaps": len(gaps),
+        "over_target": sum(g > TARGET_MS / 1000 for g in gaps),
+    }
 
 
 def event_loop_waiter():
@@ -244,9 +268,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--no-popups", action="store_true",
-                        help="napari's notification pop-ups off (the notifications still reach "
-                             "napari's notification manager): the memory without them")
+    parser.add_argument(
+        "--no-popups",
+        action="store_true",
+        help="napari's notification pop-ups off (the notifications still reach "
+        "napari's notification manager): the memory without them",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -272,8 +299,10 @@ def main() -> None:
     session.pause(0.5)  # the window drawn, the docks tabbed
 
     def count(objects: bool) -> dict:
-        return {**census(viewer, objects),
-                "plot_lines": len(session.compare.history_plot.axes.lines)}
+        return {
+            **census(viewer, objects),
+            "plot_lines": len(session.compare.history_plot.axes.lines),
+        }
 
     records: dict[int, dict] = {0: count(True)}
     runs, run_gaps, all_gaps = [], [], []
@@ -289,38 +318,60 @@ def main() -> None:
         records[k] = count(k in CHECKPOINTS)  # between runs: not timed
         runs.append({"run": k, **run, **records[k]})
         r = records[k]
-        print(f"run {k:2d} {run['result']:32s} {run['reconstruct_s']:5.2f} s, stall "
-              f"{run['longest_stall_ms']:3.0f} ms, RSS {r['rss_mb']:.0f} MB, layers "
-              f"{r['layers']}, threads {r['python_threads']}/{r['os_threads']}, workers "
-              f"{r['workers_running']}, widgets {r['qt_widgets']}, Qt objects "
-              f"{r['qt_objects']}, toasts {r['notification_toasts']}", flush=True)
+        print(
+            f"run {k:2d} {run['result']:32s} {run['reconstruct_s']:5.2f} s, stall "
+            f"{run['longest_stall_ms']:3.0f} ms, RSS {r['rss_mb']:.0f} MB, layers "
+            f"{r['layers']}, threads {r['python_threads']}/{r['os_threads']}, workers "
+            f"{r['workers_running']}, widgets {r['qt_widgets']}, Qt objects "
+            f"{r['qt_objects']}, toasts {r['notification_toasts']}",
+            flush=True,
+        )
     total = time.perf_counter() - t_all
     load_after = os.getloadavg()[0]
     viewer.close()
     last = args.runs
     during, whole = stall_figures(run_gaps), stall_figures(all_gaps)
     early = 10 if last > 10 else 1
-    grow = {k: records[last][k] - records[early][k] for k in records[early]
-            if k in records[last]}
-    steady = {k: grow[k] <= (QT_SLACK if k.startswith("qt_") else 0)
-              for k in COUNTS if k in grow}
+    grow = {k: records[last][k] - records[early][k] for k in records[early] if k in records[last]}
+    steady = {k: grow[k] <= (QT_SLACK if k.startswith("qt_") else 0) for k in COUNTS if k in grow}
     steady["rss_mb"] = grow["rss_mb"] < RSS_SLACK_MB
-    env = (f"{platform.machine()} CPU ({os.cpu_count()} cores), torch.set_num_threads("
-           f"{args.threads}), torch {torch.__version__}, napari {napari.__version__}, "
-           f"napari-genprior {napari_genprior.__version__}, Python "
-           f"{platform.python_version()}, Xvfb; load average {load_before:.1f} before the "
-           f"runs, {load_after:.1f} after)")
-    parts = {p: statistics.median(r[p] for r in runs)
-             for p in ("simulate_s", "reconstruct_s", "compare_s", "delete_layers_s")}
-    per_kind = {kind: max(r["longest_stall_ms"] for r in runs if r["cancelled"] == cancelled)
-                for kind, cancelled in (("tv", False), ("dip, cancelled", True))}
+    env = (
+        f"{platform.machine()} CPU ({os.cpu_count()} cores), torch.set_num_threads("
+        f"{args.threads}), torch {torch.__version__}, napari {napari.__version__}, "
+        f"napari-genprior {napari_genprior.__version__}, Python "
+        f"{platform.python_version()}, Xvfb; load average {load_before:.1f} before the "
+        f"runs, {load_after:.1f} after)"
+    )
+    parts = {
+        p: statistics.median(r[p] for r in runs)
+        for p in ("simulate_s", "reconstruct_s", "compare_s", "delete_layers_s")
+    }
+    per_kind = {
+        kind: max(r["longest_stall_ms"] for r in runs if r["cancelled"] == cancelled)
+        for kind, cancelled in (("tv", False), ("dip, cancelled", True))
+    }
     ok = during["longest_ms"] <= TARGET_MS
     shown = [k for k in sorted(records) if k in CHECKPOINTS or k == 0]
-    keys = ["rss_mb", "layers", "python_threads", "os_threads", "workers_running",
-            "qt_widgets", "qt_objects", "layer_list_callbacks", "plot_lines", "live_layers",
-            "live_figures", "live_workers", "napari_task_workers", "notification_toasts"]
-    command = (f"xvfb-run -a python benchmarks/gui_steady.py --runs {last} --threads "
-               f"{args.threads}{' --no-popups' if args.no_popups else ''}")
+    keys = [
+        "rss_mb",
+        "layers",
+        "python_threads",
+        "os_threads",
+        "workers_running",
+        "qt_widgets",
+        "qt_objects",
+        "layer_list_callbacks",
+        "plot_lines",
+        "live_layers",
+        "live_figures",
+        "live_workers",
+        "napari_task_workers",
+        "notification_toasts",
+    ]
+    command = (
+        f"xvfb-run -a python benchmarks/gui_steady.py --runs {last} --threads "
+        f"{args.threads}{' --no-popups' if args.no_popups else ''}"
+    )
     lines = [
         "# Steady over long use: 50 reconstructions in one viewer"
         + (" (napari's pop-ups off)" if args.no_popups else ""),
@@ -331,8 +382,11 @@ def main() -> None:
         "100,000 steps, cancelled at its first preview); Compare the result with the clean "
         "image; delete the result, the back-projection and the measurement, one by one. A "
         "10 ms timer records the event loop's ticks; a gap between two ticks is a stall."
-        + (" napari's notification pop-ups are off in this run (`--no-popups`)."
-           if args.no_popups else ""),
+        + (
+            " napari's notification pop-ups are off in this run (`--no-popups`)."
+            if args.no_popups
+            else ""
+        ),
         "",
         "## Event-loop stalls",
         "",
@@ -347,7 +401,8 @@ def main() -> None:
         "",
         f"Longest stall while a reconstruction runs, by kind: tv {per_kind['tv']:.0f} ms, "
         f"dip cancelled {per_kind['dip, cancelled']:.0f} ms. Median seconds of a run's parts: "
-        + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.2f}" for k, v in parts.items()) + ".",
+        + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.2f}" for k, v in parts.items())
+        + ".",
         "",
         STALL_CAUSES,
         "",
@@ -358,10 +413,16 @@ def main() -> None:
     ]
     for k in shown:
         r = records[k]
-        lines.append(f"| {k} | " + " | ".join(
-            "-" if key not in r else f"{r[key]:.0f}" for key in keys) + " |")
-    lines.append(f"| growth {early} -> {last} | " + " | ".join(
-        "-" if key not in grow else f"{grow[key]:+.0f}" for key in keys) + " |")
+        lines.append(
+            f"| {k} | "
+            + " | ".join("-" if key not in r else f"{r[key]:.0f}" for key in keys)
+            + " |"
+        )
+    lines.append(
+        f"| growth {early} -> {last} | "
+        + " | ".join("-" if key not in grow else f"{grow[key]:+.0f}" for key in keys)
+        + " |"
+    )
     lines += [
         "",
         "`qt_widgets` and `qt_objects` leave out napari's notification pop-ups, counted in "
@@ -372,14 +433,17 @@ def main() -> None:
         "## What grows, and whose it is",
         "",
         "- `notification_toasts`: each run shows two info notifications (Reconstruct's "
-        "\"done\" or \"cancelled\", Compare's \"scored\"). napari starts a pop-up's 4 s "
+        '"done" or "cancelled", Compare\'s "scored"). napari starts a pop-up\'s 4 s '
         "dismiss timer only while its window is the active one, and only the newest pop-up's, "
         "so under Xvfb (no window manager: never active) every pop-up stays; with a focused "
         "window they go one per about 4 s. "
-        + ("They are off in this run." if args.no_popups else
-           f"Here the resident memory grew {grow['rss_mb']:+.1f} MB with "
-           f"{grow['notification_toasts']:+.0f} pop-ups from run {early} to run {last}; "
-           "`--no-popups` runs the same without them."),
+        + (
+            "They are off in this run."
+            if args.no_popups
+            else f"Here the resident memory grew {grow['rss_mb']:+.1f} MB with "
+            f"{grow['notification_toasts']:+.0f} pop-ups from run {early} to run {last}; "
+            "`--no-popups` runs the same without them."
+        ),
         "- `napari_task_workers`: since napari 0.6.5 its window registers every "
         "`thread_worker` made while a viewer is open as a task, with `worker.quit` as its "
         "cancel callback (for the close-confirmation dialog), and never prunes the list: one "
@@ -408,17 +472,33 @@ def main() -> None:
         f"Command: `{command}` ({total:.0f} s for the runs; {env}.",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "gui-steady" + ("" if last == 50 else f"-{last}") \
-        + ("-no-popups" if args.no_popups else "")
+    name = (
+        "gui-steady" + ("" if last == 50 else f"-{last}") + ("-no-popups" if args.no_popups else "")
+    )
     (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    (args.out / f"{name}.json").write_text(json.dumps(
-        {"stalls_during_reconstruction": during, "stalls_whole_run": whole,
-         "longest_stall_ms_by_kind": per_kind, "median_part_seconds": parts,
-         "records": {str(k): v for k, v in records.items()}, "runs": runs,
-         "growth": {"from": early, "to": last, **grow}, "steady": steady,
-         "target_ms": TARGET_MS, "rss_slack_mb": RSS_SLACK_MB, "qt_slack": QT_SLACK,
-         "threads": args.threads, "no_popups": args.no_popups, "seconds": total,
-         "command": command, "environment": env}, indent=1))
+    (args.out / f"{name}.json").write_text(
+        json.dumps(
+            {
+                "stalls_during_reconstruction": during,
+                "stalls_whole_run": whole,
+                "longest_stall_ms_by_kind": per_kind,
+                "median_part_seconds": parts,
+                "records": {str(k): v for k, v in records.items()},
+                "runs": runs,
+                "growth": {"from": early, "to": last, **grow},
+                "steady": steady,
+                "target_ms": TARGET_MS,
+                "rss_slack_mb": RSS_SLACK_MB,
+                "qt_slack": QT_SLACK,
+                "threads": args.threads,
+                "no_popups": args.no_popups,
+                "seconds": total,
+                "command": command,
+                "environment": env,
+            },
+            indent=1,
+        )
+    )
     print("\n".join(lines))
 
 

@@ -40,17 +40,34 @@ def one(size: int, steps: int, threads: int, device: str, max_batch: int) -> dic
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    rec = ngp.reconstruct(y, A, method="csgm", prior="nuclei-vae", steps=steps, seed=0,
-                          device=device, max_batch=max_batch, init="encoder")
+    rec = ngp.reconstruct(
+        y,
+        A,
+        method="csgm",
+        prior="nuclei-vae",
+        steps=steps,
+        seed=0,
+        device=device,
+        max_batch=max_batch,
+        init="encoder",
+    )
     seconds = time.perf_counter() - t0
     grid = rec.params["prior"]["mosaic"]["grid"]
-    out = {"size": size, "pixels": size * size, "tiles": grid[0] * grid[1], "steps": steps,
-           "seconds": seconds, "seconds_per_step": seconds / steps,
-           "patch_steps_per_second": grid[0] * grid[1] * steps / seconds,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "device": str(dev), "threads": threads, "max_batch": max_batch,
-           "psnr_measurement": ngp.metrics.psnr(x, y, 1.0),
-           "psnr_csgm": ngp.metrics.psnr(x, rec.image, 1.0)}
+    out = {
+        "size": size,
+        "pixels": size * size,
+        "tiles": grid[0] * grid[1],
+        "steps": steps,
+        "seconds": seconds,
+        "seconds_per_step": seconds / steps,
+        "patch_steps_per_second": grid[0] * grid[1] * steps / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": str(dev),
+        "threads": threads,
+        "max_batch": max_batch,
+        "psnr_measurement": ngp.metrics.psnr(x, y, 1.0),
+        "psnr_csgm": ngp.metrics.psnr(x, rec.image, 1.0),
+    }
     if dev.type == "cuda":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -70,14 +87,28 @@ def main() -> None:
         return
     rows = []
     for size in args.sizes:
-        cmd = [sys.executable, __file__, "--one", str(size), "--steps", str(args.steps),
-               "--threads", str(args.threads), "--device", args.device,
-               "--max-batch", str(args.max_batch)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(size),
+            "--steps",
+            str(args.steps),
+            "--threads",
+            str(args.threads),
+            "--device",
+            args.device,
+            "--max-batch",
+            str(args.max_batch),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = rows[-1]
-        print(f"{size}x{size}: {r['tiles']} tiles, {r['seconds_per_step']:.3f} s/step, "
-              f"peak {r['peak_rss_mb']:.0f} MB", flush=True)
+        print(
+            f"{size}x{size}: {r['tiles']} tiles, {r['seconds_per_step']:.3f} s/step, "
+            f"peak {r['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
     slope = None
     if len(rows) > 1:
         xs = [math.log(r["pixels"]) for r in rows]
@@ -87,20 +118,29 @@ def main() -> None:
     dev = rows[0]["device"]
     name = "mosaic" if dev == "cpu" else f"mosaic-{dev.split(':')[0]}"
     cuda = "peak_cuda_mb" in rows[0]
-    lines = [f"# Mosaic csgm (nuclei-vae 64x64, overlap 16) vs image size: {dev}, "
-             f"{args.threads} thread(s), {args.steps} steps, max_batch {args.max_batch}", "",
-             "| image | tiles | s/step | patch-steps/s | peak RSS (MB) |"
-             + (" peak CUDA (MB) |" if cuda else "") + " PSNR meas. -> csgm |",
-             "|---|---|---|---|---|" + ("---|" if cuda else "") + "---|"]
+    lines = [
+        f"# Mosaic csgm (nuclei-vae 64x64, overlap 16) vs image size: {dev}, "
+        f"{args.threads} thread(s), {args.steps} steps, max_batch {args.max_batch}",
+        "",
+        "| image | tiles | s/step | patch-steps/s | peak RSS (MB) |"
+        + (" peak CUDA (MB) |" if cuda else "")
+        + " PSNR meas. -> csgm |",
+        "|---|---|---|---|---|" + ("---|" if cuda else "") + "---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['size']}x{r['size']} | {r['tiles']} | {r['seconds_per_step']:.3f} | "
-                     f"{r['patch_steps_per_second']:.0f} | {r['peak_rss_mb']:.0f} |"
-                     + (f" {r['peak_cuda_mb']:.0f} |" if cuda else "")
-                     + f" {r['psnr_measurement']:.1f} -> {r['psnr_csgm']:.1f} |")
+        lines.append(
+            f"| {r['size']}x{r['size']} | {r['tiles']} | {r['seconds_per_step']:.3f} | "
+            f"{r['patch_steps_per_second']:.0f} | {r['peak_rss_mb']:.0f} |"
+            + (f" {r['peak_cuda_mb']:.0f} |" if cuda else "")
+            + f" {r['psnr_measurement']:.1f} -> {r['psnr_csgm']:.1f} |"
+        )
     if slope is not None:
         lines += ["", f"log-log slope of time per step against pixels: {slope:.2f} (1 = linear)"]
-    lines += ["", f"Command: `python benchmarks/mosaic.py --sizes {' '.join(map(str, args.sizes))} "
-              f"--steps {args.steps} --threads {args.threads} --max-batch {args.max_batch}`"]
+    lines += [
+        "",
+        f"Command: `python benchmarks/mosaic.py --sizes {' '.join(map(str, args.sizes))} "
+        f"--steps {args.steps} --threads {args.threads} --max-batch {args.max_batch}`",
+    ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     (RESULTS / f"{name}.json").write_text(json.dumps({"rows": rows, "slope": slope}, indent=1))

@@ -71,7 +71,9 @@ def main() -> None:
             if "fraction" in p and kind == "cs":
                 p["m"] = int(p.pop("fraction") * side * side)
             A = ngp.make_operator(kind, shape=(side, side), **p)
-            rows.append({"operator": label, "side": side, "ms": 1e3 * time_op(A, device, args.repeats)})
+            rows.append(
+                {"operator": label, "side": side, "ms": 1e3 * time_op(A, device, args.repeats)}
+            )
             print(rows[-1])
     scaling = []
     for side in args.scaling_sizes:
@@ -82,26 +84,48 @@ def main() -> None:
     # fit ms = c * n log n: report c per size (flat means n log n) and the log-log slope vs n
     for s in scaling:
         s["ms_per_nlogn_x1e6"] = s["ms"] / (s["n"] * math.log2(s["n"])) * 1e6
-    slope = float(np.polyfit(np.log([s["n"] for s in scaling]), np.log([s["ms"] for s in scaling]), 1)[0])
-    env = {"device": str(device), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-           "cpu": platform.processor() or platform.machine(), "repeats": args.repeats}
+    slope = float(
+        np.polyfit(np.log([s["n"] for s in scaling]), np.log([s["ms"] for s in scaling]), 1)[0]
+    )
+    env = {
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "repeats": args.repeats,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "operators.json").write_text(json.dumps(
-        {"env": env, "rows": rows, "cs_scaling": scaling, "cs_loglog_slope": slope}, indent=1))
+    (args.out / "operators.json").write_text(
+        json.dumps(
+            {"env": env, "rows": rows, "cs_scaling": scaling, "cs_loglog_slope": slope}, indent=1
+        )
+    )
     sides = args.sizes
-    lines = [f"# Operators: adjoint(forward(x)) on one float32 image, device {device}, torch "
-             f"{torch.__version__} on {env['torch_threads']} thread(s), median of {args.repeats}", "",
-             "| operator | " + " | ".join(f"{s}x{s} (ms)" for s in sides) + " |",
-             "|---|" + "---|" * len(sides)]
+    lines = [
+        f"# Operators: adjoint(forward(x)) on one float32 image, device {device}, torch "
+        f"{torch.__version__} on {env['torch_threads']} thread(s), median of {args.repeats}",
+        "",
+        "| operator | " + " | ".join(f"{s}x{s} (ms)" for s in sides) + " |",
+        "|---|" + "---|" * len(sides),
+    ]
     for label in dict.fromkeys(r["operator"] for r in rows):
         ms = {r["side"]: r["ms"] for r in rows if r["operator"] == label}
         lines.append(f"| {label} | " + " | ".join(f"{ms[s]:.2f}" for s in sides) + " |")
-    lines += ["", "Structured `cs` (m = n/4): time vs n", "",
-              "| side | n | ms | ms / (n log2 n) x 1e6 |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "Structured `cs` (m = n/4): time vs n",
+        "",
+        "| side | n | ms | ms / (n log2 n) x 1e6 |",
+        "|---|---|---|---|",
+    ]
     for s in scaling:
         lines.append(f"| {s['side']} | {s['n']} | {s['ms']:.2f} | {s['ms_per_nlogn_x1e6']:.2f} |")
-    lines += ["", f"log-log slope of time vs n: {slope:.2f} (n log n over this range: about 1.05-1.1)",
-              "", f"Command: `python benchmarks/operators.py --threads {args.threads} --device {args.device}`"]
+    lines += [
+        "",
+        f"log-log slope of time vs n: {slope:.2f} (n log n over this range: about 1.05-1.1)",
+        "",
+        f"Command: `python benchmarks/operators.py --threads {args.threads} --device {args.device}`",
+    ]
     (args.out / "operators.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

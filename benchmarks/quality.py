@@ -48,17 +48,25 @@ def digits(args, ngp, device):
     for i, x in enumerate(X):
         A = ngp.make_operator("cs", shape=x.shape, m=100, seed=i)
         y = A.measure(x, noise_std=0.01, seed=i)
-        recs = {"csgm": ngp.reconstruct(y, A, method="csgm", prior=G, restarts=10,
-                                        steps=args.steps, seed=i, device=device)}
+        recs = {
+            "csgm": ngp.reconstruct(
+                y, A, method="csgm", prior=G, restarts=10, steps=args.steps, seed=i, device=device
+            )
+        }
         for m in ("lasso-dct", "lasso-wavelet"):
             recs[m] = ngp.reconstruct(y, A, method=m, seed=i, device=device)
         for k, r in recs.items():
             mse[k].append(float(np.mean((r.image - x) ** 2)))
     out = {k: float(np.mean(v)) for k, v in mse.items()}
     best_lasso = min(out["lasso-dct"], out["lasso-wavelet"])
-    return {"task": "digits cs m=100, noise 0.01 (per-pixel MSE, mean)", "values": out,
-            "bar": "csgm <= best lasso / 3", "ratio": best_lasso / out["csgm"],
-            "pass": out["csgm"] <= best_lasso / 3, "n": len(X)}
+    return {
+        "task": "digits cs m=100, noise 0.01 (per-pixel MSE, mean)",
+        "values": out,
+        "bar": "csgm <= best lasso / 3",
+        "ratio": best_lasso / out["csgm"],
+        "pass": out["csgm"] <= best_lasso / 3,
+        "n": len(X),
+    }
 
 
 def nuclei(args, ngp, device):
@@ -75,8 +83,9 @@ def nuclei(args, ngp, device):
     # near 20 log10(1 / sigma) = 25.5 dB. The second real row uses the crop denoised by
     # non-local means (not a method under test) as the clean image the measurement is made from.
     sigma = float(estimate_sigma(real))
-    clean = denoise_nl_means(real, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6,
-                             fast_mode=True).astype(np.float32)
+    clean = denoise_nl_means(
+        real, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True
+    ).astype(np.float32)
 
     def quadrants(im):
         return [im[:64, :64], im[:64, 64:], im[64:, :64], im[64:, 64:]]
@@ -84,12 +93,15 @@ def nuclei(args, ngp, device):
     synth = list(nuclei_images(max(4, args.n // 2), shape=(64, 64), seed=999))
     G = ngp.load_prior(args.nuclei_prior)
     rows = {}
-    for name, images in ((f"real, raw crop as reference (camera noise {sigma:.3f}: PSNR cap "
-                          f"{20 * np.log10(1 / sigma):.1f} dB) (4 quadrants of nuclei.tif)",
-                          quadrants(real.astype(np.float32))),
-                         ("real, non-local-means-denoised crop as reference (4 quadrants)",
-                          quadrants(clean)),
-                         ("procedural (held-out seed)", synth)):
+    for name, images in (
+        (
+            f"real, raw crop as reference (camera noise {sigma:.3f}: PSNR cap "
+            f"{20 * np.log10(1 / sigma):.1f} dB) (4 quadrants of nuclei.tif)",
+            quadrants(real.astype(np.float32)),
+        ),
+        ("real, non-local-means-denoised crop as reference (4 quadrants)", quadrants(clean)),
+        ("procedural (held-out seed)", synth),
+    ):
         ps = {"csgm": [], "sparse-gen": [], "richardson_lucy": [], "tv": [], "measurement": []}
         for i, x in enumerate(images):
             A = ngp.make_operator("blur", shape=x.shape, sigma=2.0)
@@ -98,18 +110,36 @@ def nuclei(args, ngp, device):
             _, rl = richardson_lucy_thinned(y, A.psf, 100, peak)
             ps["richardson_lucy"].append(_psnr(x, rl))
             ps["measurement"].append(_psnr(x, y))
-            ps["tv"].append(_psnr(x, ngp.reconstruct(y, A, method="tv", seed=i, device=device).image))
+            ps["tv"].append(
+                _psnr(x, ngp.reconstruct(y, A, method="tv", seed=i, device=device).image)
+            )
             for m in ("csgm", "sparse-gen"):
                 warm = {"init": "encoder"} if m == "csgm" else {}  # VAE encoder warm start
-                r = ngp.reconstruct(y, A, method=m, prior=G, restarts=10, steps=args.steps,
-                                    seed=i, device=device, **warm)
+                r = ngp.reconstruct(
+                    y,
+                    A,
+                    method=m,
+                    prior=G,
+                    restarts=10,
+                    steps=args.steps,
+                    seed=i,
+                    device=device,
+                    **warm,
+                )
                 ps[m].append(_psnr(x, r.image))
         med = {k: float(statistics.median(v)) for k, v in ps.items()}
         gen = max(med["csgm"], med["sparse-gen"])
-        rows[name] = {"values": med, "margin_db": gen - max(med["richardson_lucy"], med["tv"]),
-                      "pass": gen >= max(med["richardson_lucy"], med["tv"]) + 1, "n": len(images)}
-    return {"task": "nuclei blur sigma 2 + Poisson 100 photons (PSNR dB, median)", "rows": rows,
-            "bar": "max(csgm, sparse-gen) >= max(RL, tv) + 1 dB"}
+        rows[name] = {
+            "values": med,
+            "margin_db": gen - max(med["richardson_lucy"], med["tv"]),
+            "pass": gen >= max(med["richardson_lucy"], med["tv"]) + 1,
+            "n": len(images),
+        }
+    return {
+        "task": "nuclei blur sigma 2 + Poisson 100 photons (PSNR dB, median)",
+        "rows": rows,
+        "bar": "max(csgm, sparse-gen) >= max(RL, tv) + 1 dB",
+    }
 
 
 def mri(args, ngp, device):
@@ -117,49 +147,102 @@ def mri(args, ngp, device):
 
     patches = list(brain_patches(max(4, args.n // 2), patch=64, seed=999))
     sl = shepp_logan((256, 256))
-    sl_tiles = [sl[r:r + 64, c:c + 64] for r, c in ((64, 64), (64, 128), (128, 64), (128, 128))]
+    sl_tiles = [sl[r : r + 64, c : c + 64] for r, c in ((64, 64), (64, 128), (128, 64), (128, 128))]
     G = ngp.load_prior(args.mri_prior)
     rows = {}
-    for name, images in (("brain phantom patches (held-out seed)", patches),
-                         ("Shepp-Logan patches", sl_tiles)):
+    for name, images in (
+        ("brain phantom patches (held-out seed)", patches),
+        ("Shepp-Logan patches", sl_tiles),
+    ):
         ps = {"csgm": [], "lasso-wavelet": [], "tv": [], "zero-filled": []}
         for i, x in enumerate(images):
-            A = ngp.make_operator("mri", shape=x.shape, acceleration=4, center_fraction=0.08,
-                                  mask="variable-density", seed=i)
+            A = ngp.make_operator(
+                "mri",
+                shape=x.shape,
+                acceleration=4,
+                center_fraction=0.08,
+                mask="variable-density",
+                seed=i,
+            )
             y = A.measure(x, noise_std=0.005, seed=i)
             ps["zero-filled"].append(_psnr(x, ngp.reconstruct(y, A, method="adjoint").image))
-            ps["lasso-wavelet"].append(_psnr(x, ngp.reconstruct(y, A, method="lasso-wavelet",
-                                                                seed=i, device=device).image))
-            r = ngp.reconstruct(y, A, method="csgm", prior=G, restarts=10, steps=args.steps,
-                                seed=i, device=device, init="encoder")  # VAE warm start
+            ps["lasso-wavelet"].append(
+                _psnr(x, ngp.reconstruct(y, A, method="lasso-wavelet", seed=i, device=device).image)
+            )
+            r = ngp.reconstruct(
+                y,
+                A,
+                method="csgm",
+                prior=G,
+                restarts=10,
+                steps=args.steps,
+                seed=i,
+                device=device,
+                init="encoder",
+            )  # VAE warm start
             ps["csgm"].append(_psnr(x, r.image))
-            ps["tv"].append(_psnr(x, ngp.reconstruct(y, A, method="tv", seed=i,
-                                                     device=device).image))
+            ps["tv"].append(
+                _psnr(x, ngp.reconstruct(y, A, method="tv", seed=i, device=device).image)
+            )
         med = {k: float(statistics.median(v)) for k, v in ps.items()}
-        rows[name] = {"values": med, "margin_db": med["csgm"] - med["lasso-wavelet"],
-                      "pass": med["csgm"] >= med["lasso-wavelet"], "n": len(images)}
+        rows[name] = {
+            "values": med,
+            "margin_db": med["csgm"] - med["lasso-wavelet"],
+            "pass": med["csgm"] >= med["lasso-wavelet"],
+            "n": len(images),
+        }
     # whole 256x256 slices: the 64x64 prior as a mosaic (5x5 tiles, overlap 16)
     slices = list(brain_phantoms(max(4, args.n // 2), (256, 256), seed=998))
     ps = {"csgm": [], "sparse-gen": [], "lasso-wavelet": [], "tv": [], "zero-filled": []}
     for i, x in enumerate(slices):
-        A = ngp.make_operator("mri", shape=x.shape, acceleration=4, center_fraction=0.08,
-                              mask="variable-density", seed=i)
+        A = ngp.make_operator(
+            "mri",
+            shape=x.shape,
+            acceleration=4,
+            center_fraction=0.08,
+            mask="variable-density",
+            seed=i,
+        )
         y = A.measure(x, noise_std=0.005, seed=i)
         ps["zero-filled"].append(_psnr(x, ngp.reconstruct(y, A, method="adjoint").image))
         for m in ("lasso-wavelet", "tv"):
             ps[m].append(_psnr(x, ngp.reconstruct(y, A, method=m, seed=i, device=device).image))
-        ps["csgm"].append(_psnr(x, ngp.reconstruct(y, A, method="csgm", prior=G, steps=args.steps,
-                                                   seed=i, device=device, init="encoder").image))
-        ps["sparse-gen"].append(_psnr(x, ngp.reconstruct(y, A, method="sparse-gen", prior=G,
-                                                         steps=args.steps, seed=i,
-                                                         device=device).image))
+        ps["csgm"].append(
+            _psnr(
+                x,
+                ngp.reconstruct(
+                    y,
+                    A,
+                    method="csgm",
+                    prior=G,
+                    steps=args.steps,
+                    seed=i,
+                    device=device,
+                    init="encoder",
+                ).image,
+            )
+        )
+        ps["sparse-gen"].append(
+            _psnr(
+                x,
+                ngp.reconstruct(
+                    y, A, method="sparse-gen", prior=G, steps=args.steps, seed=i, device=device
+                ).image,
+            )
+        )
     med = {k: float(statistics.median(v)) for k, v in ps.items()}
     gen = max(med["csgm"], med["sparse-gen"])
     rows["256x256 brain phantom slices (held-out seed), mri-vae as a 5x5 mosaic, 1 restart"] = {
-        "values": med, "margin_db": gen - med["lasso-wavelet"],
-        "pass": gen >= med["lasso-wavelet"], "n": len(slices)}
-    return {"task": "MRI 4x variable-density, noise 0.005 (PSNR dB, median)", "rows": rows,
-            "bar": "csgm (mosaic: csgm or sparse-gen) >= lasso-wavelet"}
+        "values": med,
+        "margin_db": gen - med["lasso-wavelet"],
+        "pass": gen >= med["lasso-wavelet"],
+        "n": len(slices),
+    }
+    return {
+        "task": "MRI 4x variable-density, noise 0.005 (PSNR dB, median)",
+        "rows": rows,
+        "bar": "csgm (mosaic: csgm or sparse-gen) >= lasso-wavelet",
+    }
 
 
 def main() -> None:
@@ -169,18 +252,28 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--tasks", nargs="+", default=["digits", "nuclei", "mri"])
-    parser.add_argument("--nuclei-prior", default="nuclei-vae",
-                        help="prior for the nuclei task (a bundled name or a file)")
-    parser.add_argument("--mri-prior", default="mri-vae",
-                        help="prior for the MRI task (a bundled name or a file)")
+    parser.add_argument(
+        "--nuclei-prior",
+        default="nuclei-vae",
+        help="prior for the nuclei task (a bundled name or a file)",
+    )
+    parser.add_argument(
+        "--mri-prior", default="mri-vae", help="prior for the MRI task (a bundled name or a file)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import napari_genprior as ngp
 
     device = str(ngp.api.resolve_device(args.device))
-    results, lines = {}, [f"# Quality bars (device {device}, {args.threads} thread(s), "
-                          f"csgm/sparse-gen 10 restarts x {args.steps} steps)", ""]
+    results, lines = (
+        {},
+        [
+            f"# Quality bars (device {device}, {args.threads} thread(s), "
+            f"csgm/sparse-gen 10 restarts x {args.steps} steps)",
+            "",
+        ],
+    )
     for task in args.tasks:
         t0 = time.perf_counter()
         res = {"digits": digits, "nuclei": nuclei, "mri": mri}[task](args, ngp, device)
@@ -191,18 +284,23 @@ def main() -> None:
         if "rows" in res:
             for name, row in res["rows"].items():
                 vals = ", ".join(f"{k} {v:.2f}" for k, v in row["values"].items())
-                lines.append(f"- {name} (n={row['n']}): {vals}; margin {row['margin_db']:+.2f} dB: "
-                             f"**{'pass' if row['pass'] else 'MISS'}**")
+                lines.append(
+                    f"- {name} (n={row['n']}): {vals}; margin {row['margin_db']:+.2f} dB: "
+                    f"**{'pass' if row['pass'] else 'MISS'}**"
+                )
         else:
             vals = ", ".join(f"{k} {v:.4f}" for k, v in res["values"].items())
-            lines.append(f"- n={res['n']}: {vals}; best lasso / csgm = {res['ratio']:.1f}: "
-                         f"**{'pass' if res['pass'] else 'MISS'}**")
+            lines.append(
+                f"- n={res['n']}: {vals}; best lasso / csgm = {res['ratio']:.1f}: "
+                f"**{'pass' if res['pass'] else 'MISS'}**"
+            )
         lines.append("")
         print("\n".join(lines[-4:]), flush=True)
     lines.append(f"Command: `python benchmarks/quality.py --threads {args.threads} --n {args.n}`")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality.json").write_text(json.dumps({"device": device, "results": results},
-                                                      indent=1, default=float))
+    (args.out / "quality.json").write_text(
+        json.dumps({"device": device, "results": results}, indent=1, default=float)
+    )
     (args.out / "quality.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -33,14 +33,27 @@ def main() -> None:
     if args.prior in ngp.list_priors() or Path(args.prior).is_file():
         G, prior_name = ngp.load_prior(args.prior), args.prior
     else:
-        G, prior_name = ngp.random_prior(20, (500, 784), image_shape=(28, 28)), "random-relu 20-500-784"
+        G, prior_name = (
+            ngp.random_prior(20, (500, 784), image_shape=(28, 28)),
+            "random-relu 20-500-784",
+        )
     with torch.no_grad():
         x = G(torch.randn(1, G.latent_dim, generator=torch.Generator().manual_seed(0)))[0].numpy()
     A = ngp.make_operator("cs", shape=x.shape, m=100, seed=0)
     y = A.measure(x, noise_std=0.01, seed=0)
     device = str(ngp.api.resolve_device(args.device))
-    run = lambda r, s=0: ngp.reconstruct(y, A, method="csgm", prior=G, restarts=r,  # noqa: E731
-                                         steps=args.steps, seed=s, device=device).seconds
+    run = lambda r, s=0: (
+        ngp.reconstruct(
+            y,
+            A,
+            method="csgm",
+            prior=G,
+            restarts=r,  # noqa: E731
+            steps=args.steps,
+            seed=s,
+            device=device,
+        ).seconds
+    )
 
     def timed(fn) -> float:
         times = []
@@ -51,19 +64,33 @@ def main() -> None:
         return statistics.median(times)
 
     run(1)  # warm-up
-    rows = {"1 restart": timed(lambda: run(1)),
-            "10 restarts, one batch": timed(lambda: run(10)),
-            "10 separate runs": timed(lambda: [run(1, s) for s in range(10)])}
-    env = {"device": device, "torch_threads": torch.get_num_threads(), "prior": prior_name,
-           "steps": args.steps, "repeats": args.repeats}
+    rows = {
+        "1 restart": timed(lambda: run(1)),
+        "10 restarts, one batch": timed(lambda: run(10)),
+        "10 separate runs": timed(lambda: [run(1, s) for s in range(10)]),
+    }
+    env = {
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "prior": prior_name,
+        "steps": args.steps,
+        "repeats": args.repeats,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "restarts.json").write_text(json.dumps({"env": env, "seconds": rows}, indent=1))
-    lines = [f"# csgm restarts ({prior_name}, cs m=100 on 28x28, {args.steps} steps, {device}, "
-             f"{env['torch_threads']} thread(s), median of {args.repeats})", "",
-             "| run | seconds | vs 1 restart |", "|---|---|---|"]
+    lines = [
+        f"# csgm restarts ({prior_name}, cs m=100 on 28x28, {args.steps} steps, {device}, "
+        f"{env['torch_threads']} thread(s), median of {args.repeats})",
+        "",
+        "| run | seconds | vs 1 restart |",
+        "|---|---|---|",
+    ]
     for k, v in rows.items():
         lines.append(f"| {k} | {v:.2f} | {v / rows['1 restart']:.1f}x |")
-    lines += ["", f"Command: `python benchmarks/restarts.py --threads {args.threads} --device {args.device}`"]
+    lines += [
+        "",
+        f"Command: `python benchmarks/restarts.py --threads {args.threads} --device {args.device}`",
+    ]
     (args.out / "restarts.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -29,8 +29,9 @@ def _baseline(kind: str, y: np.ndarray, A, noise_std: float) -> np.ndarray:
 
     if kind == "inpaint":
         return inpaint_biharmonic(y.astype(np.float64), ~A.mask)
-    return denoise_wavelet(y.astype(np.float64), sigma=noise_std, method="BayesShrink",
-                           mode="soft", rescale_sigma=True)
+    return denoise_wavelet(
+        y.astype(np.float64), sigma=noise_std, method="BayesShrink", mode="soft", rescale_sigma=True
+    )
 
 
 def main() -> None:
@@ -62,7 +63,9 @@ def main() -> None:
             t0 = time.perf_counter()
             runs[baseline_name[kind]] = (_baseline(kind, y, A, noise_std), time.perf_counter() - t0)
             for method in ("adjoint", "dip"):
-                rec = ngp.reconstruct(y, A, method=method, steps=args.steps, seed=seed, device=device)
+                rec = ngp.reconstruct(
+                    y, A, method=method, steps=args.steps, seed=seed, device=device
+                )
                 runs[method] = (rec.image, rec.seconds)
             for name, (image, seconds) in runs.items():
                 r = results.setdefault(name, {"psnr": [], "ssim": [], "seconds": []})
@@ -70,23 +73,43 @@ def main() -> None:
                 r["ssim"].append(ngp.metrics.ssim(x, image))
                 r["seconds"].append(seconds)
         for name, r in results.items():
-            rows.append({"task": kind, "method": name,
-                         "psnr_median": statistics.median(r["psnr"]),
-                         "ssim_median": statistics.median(r["ssim"]),
-                         "seconds_median": statistics.median(r["seconds"]), **r})
-    env = {"device": device, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-           "cpu": platform.processor() or platform.machine(), "seeds": args.seeds,
-           "max_steps": args.steps}
+            rows.append(
+                {
+                    "task": kind,
+                    "method": name,
+                    "psnr_median": statistics.median(r["psnr"]),
+                    "ssim_median": statistics.median(r["ssim"]),
+                    "seconds_median": statistics.median(r["seconds"]),
+                    **r,
+                }
+            )
+    env = {
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "seeds": args.seeds,
+        "max_steps": args.steps,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "nuclei.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1))
-    lines = [f"# nuclei sample (128x128): {args.seeds} seeds, device {device}, "
-             f"torch {torch.__version__} on {env['torch_threads']} thread(s)", "",
-             "| task | method | PSNR (dB) | SSIM | seconds |", "|---|---|---|---|---|"]
+    lines = [
+        f"# nuclei sample (128x128): {args.seeds} seeds, device {device}, "
+        f"torch {torch.__version__} on {env['torch_threads']} thread(s)",
+        "",
+        "| task | method | PSNR (dB) | SSIM | seconds |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['method']} | {r['psnr_median']:.2f} | "
-                     f"{r['ssim_median']:.3f} | {r['seconds_median']:.2f} |")
-    lines += ["", "Medians over seeds. Command: `python benchmarks/run.py "
-              f"--seeds {args.seeds} --threads {args.threads} --device {args.device}`"]
+        lines.append(
+            f"| {r['task']} | {r['method']} | {r['psnr_median']:.2f} | "
+            f"{r['ssim_median']:.3f} | {r['seconds_median']:.2f} |"
+        )
+    lines += [
+        "",
+        "Medians over seeds. Command: `python benchmarks/run.py "
+        f"--seeds {args.seeds} --threads {args.threads} --device {args.device}`",
+    ]
     (args.out / "nuclei.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -31,15 +31,25 @@ def main(wheel: str) -> None:
     with zipfile.ZipFile(wheel) as zf:
         img = tifffile.imread(io.BytesIO(zf.read("stardist/data/images/img2d.tif")))
     clean = np.ascontiguousarray(img[CROP]).astype(np.uint16)
-    write_tiff(OUT / "nuclei.tif", clean, {"source": "stardist 0.9.2 data/images/img2d.tif",
-                                           "crop": [[256, 384], [128, 256]]})
-    A = make_operator(INPAINT["kind"], shape=clean.shape, fraction=INPAINT["fraction"],
-                      seed=INPAINT["seed"])
+    write_tiff(
+        OUT / "nuclei.tif",
+        clean,
+        {"source": "stardist 0.9.2 data/images/img2d.tif", "crop": [[256, 384], [128, 256]]},
+    )
+    A = make_operator(
+        INPAINT["kind"], shape=clean.shape, fraction=INPAINT["fraction"], seed=INPAINT["seed"]
+    )
     y = A.measure(clean, noise_std=NOISE_STD, seed=NOISE_SEED)
-    write_tiff(OUT / "nuclei_inpaint50.tif", y, {
-        "operator": A.spec(), "noise_std": NOISE_STD, "noise_seed": NOISE_SEED,
-        "clean": "nuclei.tif",
-    })
+    write_tiff(
+        OUT / "nuclei_inpaint50.tif",
+        y,
+        {
+            "operator": A.spec(),
+            "noise_std": NOISE_STD,
+            "noise_seed": NOISE_SEED,
+            "clean": "nuclei.tif",
+        },
+    )
     print(f"wrote {OUT / 'nuclei.tif'} and {OUT / 'nuclei_inpaint50.tif'}")
 
 

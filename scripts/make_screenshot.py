@@ -146,9 +146,14 @@ def deconv_3d(app, steps: int) -> None:
     _shoot(viewer, app, "deconv-3d.png")
 
 
-SCENES = {"demo": demo, "simulate": simulate, "reconstruct-mri": reconstruct_mri,
-          "reconstruct-check": reconstruct_check, "train": train,
-          "deconv-3d": deconv_3d}
+SCENES = {
+    "demo": demo,
+    "simulate": simulate,
+    "reconstruct-mri": reconstruct_mri,
+    "reconstruct-check": reconstruct_check,
+    "train": train,
+    "deconv-3d": deconv_3d,
+}
 
 
 def main() -> None:

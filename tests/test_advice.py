@@ -46,23 +46,26 @@ def test_a_prior_tiled_many_times_is_flagged():
     assert fit.tiles == 25 and fit.warnings and "mosaic of 25" in fit.warnings[0]
 
 
-@pytest.mark.parametrize("kind, params, noise, photons, words", [
-    ("denoise", {}, 1e12, None, "noise only"),
-    ("denoise", {}, 0.0, 0.001, "under one photon"),
-    ("blur", {"sigma": 100.0}, 0.0, None, "spans most of the image"),
-    ("mri", {"acceleration": 64.0, "center_fraction": 0.0}, 0.0, None, "centre"),
-    ("downsample", {"factor": 32}, 0.0, None, "too few"),
-])
-def test_implausible_simulation_settings_get_a_warning(nuclei, kind, params, noise, photons,
-                                                       words):
+@pytest.mark.parametrize(
+    "kind, params, noise, photons, words",
+    [
+        ("denoise", {}, 1e12, None, "noise only"),
+        ("denoise", {}, 0.0, 0.001, "under one photon"),
+        ("blur", {"sigma": 100.0}, 0.0, None, "spans most of the image"),
+        ("mri", {"acceleration": 64.0, "center_fraction": 0.0}, 0.0, None, "centre"),
+        ("downsample", {"factor": 32}, 0.0, None, "too few"),
+    ],
+)
+def test_implausible_simulation_settings_get_a_warning(nuclei, kind, params, noise, photons, words):
     warnings = advice.check_simulation(nuclei, kind, params, noise_std=noise, photons=photons)
     assert any(words in w for w in warnings), warnings
 
 
 def test_plausible_simulation_settings_get_none(nuclei):
     assert advice.check_simulation(nuclei, "blur", {"sigma": 2.0}, noise_std=8.0) == []
-    assert advice.check_simulation(nuclei, "mri", {"acceleration": 4.0,
-                                                   "center_fraction": 0.08}) == []
+    assert (
+        advice.check_simulation(nuclei, "mri", {"acceleration": 4.0, "center_fraction": 0.08}) == []
+    )
     assert advice.check_simulation(nuclei, "denoise", {}, photons=100.0) == []
 
 

@@ -26,8 +26,11 @@ FAST = {"steps": 40}
 def cleans(nuclei) -> dict[str, np.ndarray]:
     """Clean 32x32 images (and a 3-plane stack) cut from the nuclei sample."""
     x = nuclei.astype(np.float32)
-    return {"a": x[40:72, 40:72], "b": x[70:102, 20:52],
-            "stack": np.stack([x[10:42, 60:92], x[60:92, 60:92], x[90:122, 30:62]])}
+    return {
+        "a": x[40:72, 40:72],
+        "b": x[70:102, 20:52],
+        "stack": np.stack([x[10:42, 60:92], x[60:92, 60:92], x[90:122, 30:62]]),
+    }
 
 
 def _blurred(cleans: dict[str, np.ndarray], folder: Path) -> dict[str, np.ndarray]:
@@ -46,9 +49,28 @@ def _images(folder: Path) -> dict[str, np.ndarray]:
 
 def test_cli_batch_of_blurred_files_and_a_stack(tmp_path, cleans, capsys):
     measured = _blurred(cleans, tmp_path / "in")
-    rc = cli.main(["batch", str(tmp_path / "in" / "*.tif"), "--out", str(tmp_path / "out"),
-                   "--operator", "blur", "--param", "sigma=2", "--param", "boundary=zero",
-                   "--method", "tv", "--steps", "40", "--seed", "3", "--scheduler", "sync"])
+    rc = cli.main(
+        [
+            "batch",
+            str(tmp_path / "in" / "*.tif"),
+            "--out",
+            str(tmp_path / "out"),
+            "--operator",
+            "blur",
+            "--param",
+            "sigma=2",
+            "--param",
+            "boundary=zero",
+            "--method",
+            "tv",
+            "--steps",
+            "40",
+            "--seed",
+            "3",
+            "--scheduler",
+            "sync",
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0, out.out + out.err
     assert "done 3 (5 planes), skipped 0, failed 0" in out.out
@@ -72,20 +94,44 @@ def test_cli_batch_of_blurred_files_and_a_stack(tmp_path, cleans, capsys):
 def cluster():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      scheduler_kwargs={"dashboard_address": ":0"}) as c:
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": ":0"},
+    ) as c:
         yield c
 
 
 def test_a_cluster_gives_the_same_bytes_as_a_serial_run(tmp_path, cleans, cluster):
     _blurred(cleans, tmp_path / "in")
     op = {"kind": "blur", "sigma": SIGMA}
-    serial = run_batch(plan_batch(tmp_path / "in", tmp_path / "sync"), op, "tv",
-                       scheduler="sync", progress=False, **FAST)
-    dist = run_batch(plan_batch(tmp_path / "in", tmp_path / "dist"), op, "tv",
-                     scheduler=cluster.scheduler_address, progress=False, **FAST)
-    threads = run_batch(plan_batch(tmp_path / "in", tmp_path / "threads"), op, "tv",
-                        scheduler="threads", workers=2, progress=False, **FAST)
+    serial = run_batch(
+        plan_batch(tmp_path / "in", tmp_path / "sync"),
+        op,
+        "tv",
+        scheduler="sync",
+        progress=False,
+        **FAST,
+    )
+    dist = run_batch(
+        plan_batch(tmp_path / "in", tmp_path / "dist"),
+        op,
+        "tv",
+        scheduler=cluster.scheduler_address,
+        progress=False,
+        **FAST,
+    )
+    threads = run_batch(
+        plan_batch(tmp_path / "in", tmp_path / "threads"),
+        op,
+        "tv",
+        scheduler="threads",
+        workers=2,
+        progress=False,
+        **FAST,
+    )
     assert serial.ok and dist.ok and threads.ok, (dist.summary(), threads.summary())
     assert dist.scheduler == cluster.scheduler_address and threads.scheduler == "threads (2)"
     ref = _images(tmp_path / "sync")
@@ -98,8 +144,14 @@ def test_a_cluster_gives_the_same_bytes_as_a_serial_run(tmp_path, cleans, cluste
     from distributed import Client
 
     with Client(cluster.scheduler_address) as client:
-        report = run_batch(plan_batch(tmp_path / "in", tmp_path / "t2"), op, "adjoint",
-                           threads=2, scheduler=client, progress=False)
+        report = run_batch(
+            plan_batch(tmp_path / "in", tmp_path / "t2"),
+            op,
+            "adjoint",
+            threads=2,
+            scheduler=client,
+            progress=False,
+        )
         assert report.ok and report.scheduler == f"cluster {cluster.scheduler_address}"
         assert 2 in client.run(torch.get_num_threads).values()
         assert client.status == "running"  # not closed: it is the caller's
@@ -113,8 +165,9 @@ def test_a_cluster_gives_the_same_bytes_as_a_serial_run(tmp_path, cleans, cluste
 
 def test_default_scheduler(tmp_path, cleans):
     _blurred({"a": cleans["a"]}, tmp_path / "in")
-    report = run_batch(plan_batch(tmp_path / "in", tmp_path / "out"), "denoise", "adjoint",
-                       progress=False)
+    report = run_batch(
+        plan_batch(tmp_path / "in", tmp_path / "out"), "denoise", "adjoint", progress=False
+    )
     assert report.scheduler == "sync" and report.ok  # one plane: no cluster to start
     with pytest.raises(ValueError, match="scheduler"):
         run_batch([], "blur", "tv", scheduler="spark")
@@ -128,8 +181,14 @@ def test_default_scheduler(tmp_path, cleans):
 
 def test_workers_start_a_local_cluster_for_the_batch(tmp_path, cleans):
     _blurred({"a": cleans["a"], "b": cleans["b"]}, tmp_path / "in")
-    report = run_batch(plan_batch(tmp_path / "in", tmp_path / "out"), {"kind": "blur", "sigma": 2},
-                       "tv", workers=2, progress=False, **FAST)
+    report = run_batch(
+        plan_batch(tmp_path / "in", tmp_path / "out"),
+        {"kind": "blur", "sigma": 2},
+        "tv",
+        workers=2,
+        progress=False,
+        **FAST,
+    )
     assert report.ok and report.scheduler == "LocalCluster (2 workers)"
     assert len(report.done) == 2
 
@@ -151,23 +210,57 @@ def test_an_interrupted_batch_resumes_with_the_files_not_done(tmp_path, cleans, 
     assert after.pop("b.tif") and after == before
     # overwrite=True redoes everything; the CLI says what it skipped
     assert not any(j.done for j in plan_batch(*args, overwrite=True))
-    assert cli.main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-                     "--operator", "blur", "--param", "sigma=2", "--method", "tv",
-                     "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "batch",
+                str(tmp_path / "in"),
+                "--out",
+                str(tmp_path / "out"),
+                "--operator",
+                "blur",
+                "--param",
+                "sigma=2",
+                "--method",
+                "tv",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     assert "3 already done" in out.out and "skipped 3" in out.out and out.err == ""
 
 
-def test_unreadable_and_misfit_files_fail_with_reasons_and_the_rest_is_done(tmp_path, cleans,
-                                                                           capsys):
+def test_unreadable_and_misfit_files_fail_with_reasons_and_the_rest_is_done(
+    tmp_path, cleans, capsys
+):
     _blurred({"a": cleans["a"], "stack": cleans["stack"]}, tmp_path / "in")
     (tmp_path / "in" / "garbage.tif").write_bytes(b"this is not a TIFF file" * 10)
     write_tiff(tmp_path / "in" / "wide.tif", np.zeros((32, 48), np.float32))
     write_tiff(tmp_path / "in" / "line.tif", np.zeros(32, np.float32))
     (tmp_path / "in" / "notes.txt").write_text("not an image")
-    rc = cli.main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-                   "--operator", "blur", "--param", "sigma=2", "--param", "shape=[32,32]",
-                   "--method", "tv", "--steps", "20", "--scheduler", "sync", "--quiet"])
+    rc = cli.main(
+        [
+            "batch",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--operator",
+            "blur",
+            "--param",
+            "sigma=2",
+            "--param",
+            "shape=[32,32]",
+            "--method",
+            "tv",
+            "--steps",
+            "20",
+            "--scheduler",
+            "sync",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 1, out
     assert "done 2 (4 planes), skipped 0, failed 3" in out
@@ -177,8 +270,13 @@ def test_unreadable_and_misfit_files_fail_with_reasons_and_the_rest_is_done(tmp_
     assert "(32, 32)" in reasons[str(tmp_path / "in" / "line.tif")]
     assert sorted(os.listdir(tmp_path / "out")) == ["a.tif", "stack.tif"]
     # the same from Python: each reason is one sentence
-    report = run_batch(plan_batch(tmp_path / "in", tmp_path / "out"), {"kind": "blur", "sigma": 2},
-                       "tv", scheduler="sync", progress=False)
+    report = run_batch(
+        plan_batch(tmp_path / "in", tmp_path / "out"),
+        {"kind": "blur", "sigma": 2},
+        "tv",
+        scheduler="sync",
+        progress=False,
+    )
     assert [f.input.name for f in report.failed] == ["garbage.tif", "line.tif"]
     assert all(f.reason.endswith(".") and f.reason.count(". ") == 0 for f in report.failed)
     assert {f.input.name for f in report.done} == {"wide.tif"}  # fits an operator of its own shape
@@ -190,16 +288,28 @@ def test_operators_from_the_files_metadata(tmp_path, cleans, capsys):
     inpaint = ngp.make_operator("inpaint", shape=(32, 32), fraction=0.5, seed=1)
     cs = ngp.make_operator("cs", shape=(32, 32), m=300, seed=2)
     folder = tmp_path / "in"
-    write_tiff(folder / "blurred.tif", blur.measure(x, noise_std=NOISE, seed=0),
-               {"operator": blur.spec()})
+    write_tiff(
+        folder / "blurred.tif", blur.measure(x, noise_std=NOISE, seed=0), {"operator": blur.spec()}
+    )
     Y = inpaint.measure(cleans["stack"], noise_std=NOISE, seed=0)
     write_tiff(folder / "holes.tif", Y, {"operator": inpaint.spec()})
     # a measurement TIFF as the plugin writes it: a picture, the exact vector in the metadata
     shown, kwargs, _ = measurement_layer(cs.measure(x, seed=0), cs, "cs")
     write_tiff(folder / "vector.tif", shown, kwargs["metadata"]["genprior"])
     write_tiff(folder / "plain.tif", x)
-    rc = cli.main(["batch", str(folder / "*.tif"), "--out", str(tmp_path / "out"),
-                   "--method", "adjoint", "--quiet", "--scheduler", "sync"])
+    rc = cli.main(
+        [
+            "batch",
+            str(folder / "*.tif"),
+            "--out",
+            str(tmp_path / "out"),
+            "--method",
+            "adjoint",
+            "--quiet",
+            "--scheduler",
+            "sync",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 1
     assert f"failed: {folder / 'plain.tif'}: the file carries no operator in its metadata" in out
@@ -207,19 +317,34 @@ def test_operators_from_the_files_metadata(tmp_path, cleans, capsys):
         assert read_tiff(tmp_path / "out" / f"{name}.tif")[1]["operator"] == A.spec(), name
     assert read_tiff(tmp_path / "out" / "holes.tif")[0].shape == (3, 32, 32)
     vector = read_tiff(tmp_path / "out" / "vector.tif")[0]
-    assert vector.shape == (32, 32) and np.allclose(vector, ngp.reconstruct(
-        cs.measure(x, seed=0), cs, "adjoint").image)
+    assert vector.shape == (32, 32) and np.allclose(
+        vector, ngp.reconstruct(cs.measure(x, seed=0), cs, "adjoint").image
+    )
     with pytest.raises(SystemExit) as exc:
-        cli.main(["batch", str(folder), "--out", str(tmp_path / "out"), "--param", "sigma=1",
-                  "--method", "tv"])
+        cli.main(
+            [
+                "batch",
+                str(folder),
+                "--out",
+                str(tmp_path / "out"),
+                "--param",
+                "sigma=1",
+                "--method",
+                "tv",
+            ]
+        )
     assert exc.value.code == 2 and "--param needs --operator" in capsys.readouterr().err
 
 
 def test_a_downsampled_stack_is_reconstructed_at_the_full_size(tmp_path, cleans):
     A = ngp.make_operator("downsample", shape=(32, 32), factor=2)
     write_tiff(tmp_path / "in" / "small.tif", A.measure(cleans["stack"][:2], seed=0))
-    report = run_batch(plan_batch(tmp_path / "in", tmp_path / "out"),
-                       {"kind": "downsample", "factor": 2}, "adjoint", progress=False)
+    report = run_batch(
+        plan_batch(tmp_path / "in", tmp_path / "out"),
+        {"kind": "downsample", "factor": 2},
+        "adjoint",
+        progress=False,
+    )
     image, meta = read_tiff(tmp_path / "out" / "small.tif")
     assert report.ok and image.shape == (2, 32, 32) and meta["operator"] == A.spec()
     n = default_workers()  # two planes: by default a LocalCluster (on more than one CPU)
@@ -241,8 +366,14 @@ def test_a_failed_write_leaves_no_partial_output(tmp_path, cleans, monkeypatch):
     monkeypatch.setattr(tifffile, "imwrite", flaky)
     op = {"kind": "blur", "sigma": SIGMA}
     error = [OSError(errno.EIO, "Input/output error")]  # one file's write fails: the rest go on
-    report = run_batch(plan_batch(tmp_path / "in", tmp_path / "out"), op, "tv",
-                       scheduler="sync", progress=False, **FAST)
+    report = run_batch(
+        plan_batch(tmp_path / "in", tmp_path / "out"),
+        op,
+        "tv",
+        scheduler="sync",
+        progress=False,
+        **FAST,
+    )
     assert [f.status for f in report.files] == ["done", "failed", "done"]
     assert "could not be written" in report.failed[0].reason
     assert "Input/output error" in report.failed[0].reason
@@ -250,8 +381,14 @@ def test_a_failed_write_leaves_no_partial_output(tmp_path, cleans, monkeypatch):
 
     error[0] = OSError(errno.ENOSPC, "No space left on device")  # a full disk stops the batch
     with pytest.raises(DiskFull, match="the disk is full.*run the same command again"):
-        run_batch(plan_batch(tmp_path / "in", tmp_path / "full"), op, "tv", scheduler="sync",
-                  progress=False, **FAST)
+        run_batch(
+            plan_batch(tmp_path / "in", tmp_path / "full"),
+            op,
+            "tv",
+            scheduler="sync",
+            progress=False,
+            **FAST,
+        )
     assert os.listdir(tmp_path / "full") == ["a.tif"]  # stack.tif was not attempted
 
     def interrupted(path, data, *args, **kwargs):
@@ -260,12 +397,24 @@ def test_a_failed_write_leaves_no_partial_output(tmp_path, cleans, monkeypatch):
 
     monkeypatch.setattr(tifffile, "imwrite", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_batch(plan_batch(tmp_path / "in", tmp_path / "out"), op, "tv", scheduler="sync",
-                  progress=False, **FAST)
+        run_batch(
+            plan_batch(tmp_path / "in", tmp_path / "out"),
+            op,
+            "tv",
+            scheduler="sync",
+            progress=False,
+            **FAST,
+        )
     assert sorted(os.listdir(tmp_path / "out")) == ["a.tif", "stack.tif"]
     monkeypatch.setattr(tifffile, "imwrite", real)
-    again = run_batch(plan_batch(tmp_path / "in", tmp_path / "out"), op, "tv", scheduler="sync",
-                      progress=False, **FAST)
+    again = run_batch(
+        plan_batch(tmp_path / "in", tmp_path / "out"),
+        op,
+        "tv",
+        scheduler="sync",
+        progress=False,
+        **FAST,
+    )
     assert [f.status for f in again.files] == ["skipped", "done", "skipped"]
 
 
@@ -297,10 +446,12 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     folder = tmp_path / "in"
     write_tiff(folder / "a.tif", np.zeros((8, 8), np.float32))
     base = ["batch", str(folder), "--out", str(tmp_path / "out")]
-    for extra in (["--method", "tv", "--param", "sigma"], ["--operator", "blur"],
-                  ["--method", "tv", "--steps", "0"],
-                  ["--method", "tv", "--operator", "blur", "--param", "sigma=1",
-                   "--param", "sigma=2"]):
+    for extra in (
+        ["--method", "tv", "--param", "sigma"],
+        ["--operator", "blur"],
+        ["--method", "tv", "--steps", "0"],
+        ["--method", "tv", "--operator", "blur", "--param", "sigma=1", "--param", "sigma=2"],
+    ):
         with pytest.raises(SystemExit) as exc:
             cli.main(base + extra)
         assert exc.value.code == 2, extra
@@ -315,14 +466,17 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
 
 
 def test_batch_help_is_light():
-    code = ("import sys, contextlib, io; from napari_genprior.cli import main\n"
-            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-            "    try:\n        main(['batch', '--help'])\n"
-            "    except SystemExit:\n        pass\n"
-            "assert '--scheduler' in out.getvalue()\n"
-            "bad = [m for m in ('torch', 'dask', 'distributed', 'napari', 'qtpy') "
-            "if m in sys.modules]\n"
-            "assert not bad, bad")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         check=False)
+    code = (
+        "import sys, contextlib, io; from napari_genprior.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n        main(['batch', '--help'])\n"
+        "    except SystemExit:\n        pass\n"
+        "assert '--scheduler' in out.getvalue()\n"
+        "bad = [m for m in ('torch', 'dask', 'distributed', 'napari', 'qtpy') "
+        "if m in sys.modules]\n"
+        "assert not bad, bad"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 0, out.stderr

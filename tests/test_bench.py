@@ -12,12 +12,22 @@ from napari_genprior import bench, cli
 from napari_genprior.bench.cs_digits import best_lasso_ratio, measurements_needed
 
 EXPECTED = {
-    "cs-digits": {"figures": ("curves", "gallery"),
-                  "data": ("ms", "mse", "mean", "sem", "measurements_needed",
-                           "ratio_best_lasso_over_csgm", "floor")},
-    "random-prior": {"figures": ("success",),
-                     "data": ("ratios", "success", "caught", "latent_error",
-                              "cosine_with_minus_z0")},
+    "cs-digits": {
+        "figures": ("curves", "gallery"),
+        "data": (
+            "ms",
+            "mse",
+            "mean",
+            "sem",
+            "measurements_needed",
+            "ratio_best_lasso_over_csgm",
+            "floor",
+        ),
+    },
+    "random-prior": {
+        "figures": ("success",),
+        "data": ("ratios", "success", "caught", "latent_error", "cosine_with_minus_z0"),
+    },
 }
 
 
@@ -25,8 +35,9 @@ EXPECTED = {
 def quick_run(tmp_path_factory):
     """Both experiments once at quick sizes: (results, output folder)."""
     out = tmp_path_factory.mktemp("bench")
-    results = bench.run_experiments(list(EXPECTED), quick=True, out=out, device="cpu",
-                                    log=lambda line: None)
+    results = bench.run_experiments(
+        list(EXPECTED), quick=True, out=out, device="cpu", log=lambda line: None
+    )
     return results, out
 
 
@@ -34,7 +45,8 @@ def _written(out: Path, name: str, figures: tuple[str, ...]) -> dict:
     """Check the files of one quick experiment and return its parsed JSON."""
     stem = f"{name}-quick"
     for path in [out / f"{stem}.md", out / f"{stem}.json"] + [
-            out / f"{stem}-{fig}.png" for fig in figures]:
+        out / f"{stem}-{fig}.png" for fig in figures
+    ]:
         assert path.is_file() and path.stat().st_size > 0, path
     record = json.loads((out / f"{stem}.json").read_text())
     assert {"name", "title", "quick", "seconds", "environment", "checks", "data"} <= set(record)
@@ -83,12 +95,15 @@ def test_unknown_experiment_is_refused(tmp_path, capsys):
     assert exc.value.code == 2 and "unknown experiment" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("mse, expected", [
-    ([0.1, 0.01, 0.001], 100.0),  # exactly at a measured point
-    ([1.0, 0.1, 0.001], 10 ** 2.5),  # half-way between 100 and 1000 in log-log
-    ([0.005, 0.002, 0.001], 10.0),  # the first point is already below
-    ([0.1, 0.05, 0.02], None),  # never reached
-])
+@pytest.mark.parametrize(
+    "mse, expected",
+    [
+        ([0.1, 0.01, 0.001], 100.0),  # exactly at a measured point
+        ([1.0, 0.1, 0.001], 10**2.5),  # half-way between 100 and 1000 in log-log
+        ([0.005, 0.002, 0.001], 10.0),  # the first point is already below
+        ([0.1, 0.05, 0.02], None),  # never reached
+    ],
+)
 def test_measurements_needed_interpolates_in_log_log(mse, expected):
     got = measurements_needed([10, 100, 1000], mse, 0.01)
     if expected is None:
@@ -100,6 +115,8 @@ def test_measurements_needed_interpolates_in_log_log(mse, expected):
 def test_best_lasso_ratio_takes_the_better_lasso_and_flags_lower_bounds():
     needed = {"csgm": 50.0, "sparse-gen": None, "lasso-dct": 400.0, "lasso-wavelet": 300.0}
     assert best_lasso_ratio(needed, 750) == (6.0, False)
-    assert best_lasso_ratio({**needed, "lasso-dct": None, "lasso-wavelet": None}, 750) \
-        == (15.0, True)
+    assert best_lasso_ratio({**needed, "lasso-dct": None, "lasso-wavelet": None}, 750) == (
+        15.0,
+        True,
+    )
     assert best_lasso_ratio({**needed, "csgm": None}, 750) == (None, False)

@@ -10,8 +10,9 @@ from napari_genprior.bench import mri_multicoil
 
 
 def test_quick_multicoil_run_scores_every_method_and_states_the_bars(tmp_path):
-    bench.run_experiments(["mri-multicoil"], quick=True, out=tmp_path, device="cpu",
-                          log=lambda line: None)
+    bench.run_experiments(
+        ["mri-multicoil"], quick=True, out=tmp_path, device="cpu", log=lambda line: None
+    )
     record = json.loads((tmp_path / "mri-multicoil-quick.json").read_text())
     data = record["data"]
     by_m = data["medians"]["4x equispaced"]

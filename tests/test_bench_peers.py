@@ -1,5 +1,6 @@
 """``bench peers``: the side-by-side comparison runs, gives the peers the same data, and says
 plainly when a peer is not installed (DeepInverse is not a dependency)."""
+
 from __future__ import annotations
 
 import importlib
@@ -39,9 +40,13 @@ def test_the_same_case_is_the_same_data_in_every_process():
 
 
 def test_equal_error_takes_the_first_rung_that_reaches_the_peer():
-    ours = {"ladder": [{"steps": 10, "psnr": 20.0, "seconds": 0.1},
-                       {"steps": 20, "psnr": 24.97, "seconds": 0.2},
-                       {"steps": 40, "psnr": 26.0, "seconds": 0.4}]}
+    ours = {
+        "ladder": [
+            {"steps": 10, "psnr": 20.0, "seconds": 0.1},
+            {"steps": 20, "psnr": 24.97, "seconds": 0.2},
+            {"steps": 40, "psnr": 26.0, "seconds": 0.4},
+        ]
+    }
     assert peers.equal_error(ours, {"psnr": 25.0})["steps"] == 20  # within 0.05 dB
     assert peers.equal_error(ours, {"psnr": 27.0}) is None
 
@@ -72,12 +77,16 @@ def test_deepinv_gets_our_operator_with_its_adjoint():
 
 def test_the_quick_table_compares_each_tool_in_its_own_process(monkeypatch):
     monkeypatch.setattr(peers, "THREADS", (1,))
-    monkeypatch.setattr(peers, "COMPARISONS", (
-        ("tv", "denoise-nuclei", "ours-tv", ("skimage-tv", "deepinv-tv")),))
+    monkeypatch.setattr(
+        peers, "COMPARISONS", (("tv", "denoise-nuclei", "ours-tv", ("skimage-tv", "deepinv-tv")),)
+    )
     result = peers.run(quick=True, device="cpu", seed=0)
     runs = result.data["runs"]
-    assert set(runs) == {"denoise-nuclei/ours-tv/1", "denoise-nuclei/skimage-tv/1",
-                         "denoise-nuclei/deepinv-tv/1"}
+    assert set(runs) == {
+        "denoise-nuclei/ours-tv/1",
+        "denoise-nuclei/skimage-tv/1",
+        "denoise-nuclei/deepinv-tv/1",
+    }
     ladder = runs["denoise-nuclei/ours-tv/1"]["ladder"]
     assert [r["steps"] for r in ladder] == list(peers.QUICK.ladder)
     assert all(r["psnr"] > 20 for r in ladder), "tv denoises"

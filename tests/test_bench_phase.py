@@ -23,25 +23,43 @@ from napari_genprior.bench.phase import (
 )
 
 FIGURES = ("grid", "success", "representation")
-DATA_KEYS = ("ms", "methods", "evaluation_digits", "tuning_digits", "representation", "tuning",
-             "errors", "errors_range", "success", "success_range", "success_representable",
-             "mean_error", "mean_error_range", "failures_range", "failures_fitting_better",
-             "mean_excess_error", "in_range", "seconds_per_reconstruction")
+DATA_KEYS = (
+    "ms",
+    "methods",
+    "evaluation_digits",
+    "tuning_digits",
+    "representation",
+    "tuning",
+    "errors",
+    "errors_range",
+    "success",
+    "success_range",
+    "success_representable",
+    "mean_error",
+    "mean_error_range",
+    "failures_range",
+    "failures_fitting_better",
+    "mean_excess_error",
+    "in_range",
+    "seconds_per_reconstruction",
+)
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """The experiment once at quick sizes: (result, output folder)."""
     out = tmp_path_factory.mktemp("bench-phase")
-    (result,) = bench.run_experiments(["phase"], quick=True, out=out, device="cpu",
-                                      log=lambda line: None)
+    (result,) = bench.run_experiments(
+        ["phase"], quick=True, out=out, device="cpu", log=lambda line: None
+    )
     return result, out
 
 
 def test_quick_run_writes_markdown_json_and_figures(quick_run):
     _, out = quick_run
     for path in [out / "phase-quick.md", out / "phase-quick.json"] + [
-            out / f"phase-quick-{fig}.png" for fig in FIGURES]:
+        out / f"phase-quick-{fig}.png" for fig in FIGURES
+    ]:
         assert path.is_file() and path.stat().st_size > 0, path
     record = json.loads((out / "phase-quick.json").read_text())
     assert {"name", "title", "quick", "seconds", "environment", "checks", "data"} <= set(record)

@@ -20,8 +20,7 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def quick_real(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-real")
-    bench.run_experiments(list(EXPECTED), quick=True, out=out, device="cpu",
-                          log=lambda line: None)
+    bench.run_experiments(list(EXPECTED), quick=True, out=out, device="cpu", log=lambda line: None)
     return out
 
 

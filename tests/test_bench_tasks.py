@@ -20,8 +20,14 @@ NAMES = ("mri", "microscopy", "speed")
 FIGURES = {"mri": ("psnr", "example"), "microscopy": ("examples",), "speed": ("seconds",)}
 DATA_KEYS = {
     "mri": ("sizes", "methods", "per_slice", "median", "floor_psnr"),
-    "microscopy": ("sizes", "tasks", "baselines", "per_image", "median_psnr",
-                   "deconvolution_margin_db"),
+    "microscopy": (
+        "sizes",
+        "tasks",
+        "baselines",
+        "per_image",
+        "median_psnr",
+        "deconvolution_margin_db",
+    ),
     "speed": ("sizes", "device", "torch_threads", "measured"),
 }
 
@@ -30,8 +36,9 @@ DATA_KEYS = {
 def quick_run(tmp_path_factory):
     """The three experiments once at quick sizes: {name: parsed JSON}, and the folder."""
     out = tmp_path_factory.mktemp("bench-tasks")
-    results = bench.run_experiments(list(NAMES), quick=True, out=out, device="cpu",
-                                    log=lambda line: None)
+    results = bench.run_experiments(
+        list(NAMES), quick=True, out=out, device="cpu", log=lambda line: None
+    )
     assert [r.name for r in results] == list(NAMES)
     return {n: json.loads((out / f"{n}-quick.json").read_text()) for n in NAMES}, out
 
@@ -98,8 +105,9 @@ def test_thinned_choice_prefers_the_estimate_that_predicts_the_other_half():
     truth = np.full((32, 32), 50.0)
     y = rng.poisson(truth).astype(float)  # gain 1: y is counts
     # candidate "estimates": the right level, and levels 30% off either way
-    idx = thinned_choice(y, 1.0, [0.7, 1.0, 1.3], lambda y1, f: np.full_like(y1, 50.0 * f),
-                         lambda x: x)
+    idx = thinned_choice(
+        y, 1.0, [0.7, 1.0, 1.3], lambda y1, f: np.full_like(y1, 50.0 * f), lambda x: x
+    )
     assert idx == 1
 
 
@@ -112,6 +120,7 @@ def test_normalised_richardson_lucy_is_exact_at_the_zero_boundary():
     y = A.measure(x)  # noise-free
     # without noise, the iterations approach x from the blurred image
     assert np.mean((richardson_lucy_normalised(y, A.psf, 100) - x) ** 2) < np.mean((y - x) ** 2)
-    k, im = richardson_lucy_thinned(A.measure(x, photons=100, seed=0), A.psf, 100,
-                                    float(y.max()), normalised=True)
+    k, im = richardson_lucy_thinned(
+        A.measure(x, photons=100, seed=0), A.psf, 100, float(y.max()), normalised=True
+    )
     assert k >= 1 and im.shape == x.shape and np.all(np.isfinite(im))

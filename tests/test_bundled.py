@@ -19,8 +19,10 @@ def test_bundled_priors_are_listed_and_load():
         assert hasattr(G, "encoder")
     assert ngp.load_prior("digits-vae").image_shape == (28, 28)
     assert ngp.load_prior("nuclei-vae").image_shape == (64, 64)
-    total = sum(p.stat().st_size for p in
-                (Path(ngp.priors.__file__).parent / "bundled").glob("*.safetensors"))
+    total = sum(
+        p.stat().st_size
+        for p in (Path(ngp.priors.__file__).parent / "bundled").glob("*.safetensors")
+    )
     assert total < 30e6
 
 
@@ -31,10 +33,20 @@ def test_digits_vae_beats_lasso_on_held_out_digits():
     for i, x in enumerate(digits):
         A = ngp.make_operator("cs", shape=x.shape, m=100, seed=i)
         y = A.measure(x, noise_std=0.01, seed=i)
-        mse["csgm"].append(np.mean((ngp.reconstruct(y, A, method="csgm", prior=G, restarts=5,
-                                                     steps=300, seed=i).image - x) ** 2))
-        mse["lasso-wavelet"].append(np.mean((ngp.reconstruct(y, A, method="lasso-wavelet",
-                                                              seed=i).image - x) ** 2))
+        mse["csgm"].append(
+            np.mean(
+                (
+                    ngp.reconstruct(
+                        y, A, method="csgm", prior=G, restarts=5, steps=300, seed=i
+                    ).image
+                    - x
+                )
+                ** 2
+            )
+        )
+        mse["lasso-wavelet"].append(
+            np.mean((ngp.reconstruct(y, A, method="lasso-wavelet", seed=i).image - x) ** 2)
+        )
     assert np.mean(mse["csgm"]) < np.mean(mse["lasso-wavelet"]) / 2, mse
 
 
@@ -42,8 +54,9 @@ def test_digits_vae_beats_lasso_on_held_out_digits():
 def test_patch_priors_denoise_their_own_kind_of_image(name):
     from napari_genprior.synthetic import brain_patches, nuclei_images
 
-    x = (nuclei_images(1, seed=12345)[0] if name == "nuclei-vae"
-         else brain_patches(1, seed=12345)[0]) * 500 + 100  # any intensity scale: gain is fitted
+    x = (
+        nuclei_images(1, seed=12345)[0] if name == "nuclei-vae" else brain_patches(1, seed=12345)[0]
+    ) * 500 + 100  # any intensity scale: gain is fitted
     A = ngp.make_operator("denoise", shape=x.shape)
     y = A.measure(x, noise_std=100, seed=0)
     rec = ngp.reconstruct(y, A, method="csgm", prior=name, restarts=5, steps=300, seed=0)

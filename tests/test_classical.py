@@ -27,8 +27,9 @@ psnr = ngp.metrics.psnr
 def smooth_image(n: int = 32) -> np.ndarray:
     """Two Gaussian blobs, values in [0, 1]."""
     yy, xx = np.mgrid[:n, :n] / n
-    img = (np.exp(-((yy - 0.35) ** 2 + (xx - 0.4) ** 2) / 0.03)
-           + 0.6 * np.exp(-((yy - 0.7) ** 2 + (xx - 0.65) ** 2) / 0.05))
+    img = np.exp(-((yy - 0.35) ** 2 + (xx - 0.4) ** 2) / 0.03) + 0.6 * np.exp(
+        -((yy - 0.7) ** 2 + (xx - 0.65) ** 2) / 0.05
+    )
     return img.astype(np.float32)
 
 
@@ -56,8 +57,14 @@ def make_problem(y: np.ndarray, A, seed: int = 0) -> Problem:
     y_t = torch.as_tensor(y)
     scale = A.estimate_scale(y_t)
     observed = A.observed()
-    return Problem(y=y_t / scale, A=A, scale=scale, device=torch.device("cpu"), seed=seed,
-                   observed=None if observed is None else torch.as_tensor(observed))
+    return Problem(
+        y=y_t / scale,
+        A=A,
+        scale=scale,
+        device=torch.device("cpu"),
+        seed=seed,
+        observed=None if observed is None else torch.as_tensor(observed),
+    )
 
 
 # -- the linear building blocks ------------------------------------------------------------------
@@ -77,8 +84,9 @@ def test_divergence_is_minus_the_adjoint_of_the_gradient(shape):
 
 def test_power_iteration_finds_the_norm_of_the_gradient():
     # ||grad||^2 on an n x n grid with Neumann boundaries is 8 sin^2(pi (n-1) / 2n)
-    lam = largest_eigenvalue(lambda v: -divergence(gradient(v, 2), 2), (16, 16), seed=0,
-                             device="cpu", iterations=500)
+    lam = largest_eigenvalue(
+        lambda v: -divergence(gradient(v, 2), 2), (16, 16), seed=0, device="cpu", iterations=500
+    )
     assert lam == pytest.approx(8 * np.sin(np.pi * 15 / 32) ** 2, rel=1e-3)
 
 
@@ -91,15 +99,18 @@ def test_dct_is_scipys_orthonormal_dctn():
 
 
 @pytest.mark.filterwarnings("ignore:Level value:UserWarning")  # pywt on small sizes
-@pytest.mark.parametrize("shape, wavelet", [((64, 64), "db4"), ((32, 16), "sym4"),
-                                            ((16, 32, 8), "db2"), ((16, 16), "haar")])
+@pytest.mark.parametrize(
+    "shape, wavelet",
+    [((64, 64), "db4"), ((32, 16), "sym4"), ((16, 32, 8), "db2"), ((16, 16), "haar")],
+)
 def test_wavelet_is_pywavelets_periodised_orthonormal_transform(shape, wavelet):
     T = Wavelet(shape, wavelet, levels=3, dtype=torch.float64)
     assert T.orthogonal and T.coeff_shape == shape
     x = torch.randn((2, *shape), dtype=torch.float64)
     c = T.forward(x)
-    ref, _ = pywt.coeffs_to_array(pywt.wavedecn(x[1].numpy(), wavelet, mode="periodization",
-                                                level=T.levels))
+    ref, _ = pywt.coeffs_to_array(
+        pywt.wavedecn(x[1].numpy(), wavelet, mode="periodization", level=T.levels)
+    )
     np.testing.assert_allclose(c[1].numpy(), ref, atol=1e-10)
     np.testing.assert_allclose(T.inverse(c).numpy(), x.numpy(), atol=1e-10)
     assert float(c.norm() / x.norm()) == pytest.approx(1, abs=1e-10)
@@ -129,10 +140,10 @@ def test_wavelet_levels_shrink_for_small_images_and_bad_wavelets_are_refused():
         Wavelet((16, 16), "bior2.2")
 
 
-
 @pytest.mark.filterwarnings("ignore:Level value:UserWarning")  # pywt on small sizes
-@pytest.mark.parametrize("shape, axes", [((1, 400), (-1,)), ((1, 16, 32), (-2, -1)),
-                                         ((24, 1), (-2,))])
+@pytest.mark.parametrize(
+    "shape, axes", [((1, 400), (-1,)), ((1, 16, 32), (-2, -1)), ((24, 1), (-2,))]
+)
 def test_axes_of_length_one_are_not_transformed(shape, axes):
     # a (1, n) signal (a random prior's image) gets pywt's 1D transform of its n values,
     # a single-plane volume the 2D transform of its plane
@@ -140,8 +151,10 @@ def test_axes_of_length_one_are_not_transformed(shape, axes):
     assert T.axes == axes and T.orthogonal and T.coeff_shape == shape
     x = torch.randn((2, *shape), dtype=torch.float64)
     c = T.forward(x)
-    ref, _ = pywt.coeffs_to_array(pywt.wavedecn(x[1].numpy(), "db4", mode="periodization",
-                                                level=T.levels, axes=axes), axes=axes)
+    ref, _ = pywt.coeffs_to_array(
+        pywt.wavedecn(x[1].numpy(), "db4", mode="periodization", level=T.levels, axes=axes),
+        axes=axes,
+    )
     np.testing.assert_allclose(c[1].numpy(), ref, atol=1e-10)
     np.testing.assert_allclose(T.inverse(c).numpy(), x.numpy(), atol=1e-10)
     kept = [shape[a] for a in axes]
@@ -170,9 +183,13 @@ def test_lasso_wavelet_reconstructs_a_1d_signal_measured_by_cs():
 # -- recovery --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, transform", [("lasso-dct", DCT((16, 16))),
-                                               ("lasso-wavelet", Wavelet((16, 16), "db4", 3,
-                                                                         dtype=torch.float64))])
+@pytest.mark.parametrize(
+    "method, transform",
+    [
+        ("lasso-dct", DCT((16, 16))),
+        ("lasso-wavelet", Wavelet((16, 16), "db4", 3, dtype=torch.float64)),
+    ],
+)
 def test_lasso_recovers_a_sparse_image_from_few_measurements(method, transform):
     x = sparse_image(transform, k=10, seed=1)  # 10 nonzeros among 256 coefficients
     A = ngp.make_operator("cs", shape=(16, 16), m=80, seed=0)
@@ -193,8 +210,9 @@ def test_tv_denoises_piecewise_constant_images_better_than_lasso_dct():
     A = ngp.make_operator("denoise", shape=x.shape)
     y = A.measure(x, noise_std=0.1, seed=1)
     p_tv = psnr(x, ngp.reconstruct(y, A, method="tv", steps=200, seed=0, device="cpu").image)
-    p_dct = psnr(x, ngp.reconstruct(y, A, method="lasso-dct", steps=200, seed=0,
-                                    device="cpu").image)
+    p_dct = psnr(
+        x, ngp.reconstruct(y, A, method="lasso-dct", steps=200, seed=0, device="cpu").image
+    )
     p_y = psnr(x, y)  # 21.6 dB; measured: tv 28.5 dB, lasso-dct 22.1 dB
     assert p_tv > p_y + 5, (p_tv, p_y)
     assert p_tv > p_dct + 3, (p_tv, p_dct)
@@ -209,12 +227,15 @@ def test_tv_deblurs():
     assert p_tv > p_adj + 4, (p_tv, p_adj)
 
 
-@pytest.mark.parametrize("kind, params", [
-    ("inpaint", {"fraction": 0.3}),
-    # a variable-density column mask: compressed sensing needs incoherent sampling (with
-    # uniformly random columns, lasso-wavelet is measured no better than zero-filling here)
-    ("mri", {"acceleration": 4, "mask": "variable-density"}),
-])
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        ("inpaint", {"fraction": 0.3}),
+        # a variable-density column mask: compressed sensing needs incoherent sampling (with
+        # uniformly random columns, lasso-wavelet is measured no better than zero-filling here)
+        ("mri", {"acceleration": 4, "mask": "variable-density"}),
+    ],
+)
 @pytest.mark.parametrize("method", METHODS)
 def test_all_methods_beat_the_adjoint_on_a_smooth_image(kind, params, method):
     x = smooth_image()
@@ -228,8 +249,9 @@ def test_all_methods_beat_the_adjoint_on_a_smooth_image(kind, params, method):
     assert rec.image.shape == x.shape and rec.image.dtype == np.float32
 
 
-@pytest.mark.parametrize("method, options", [("lasso-dct", {}), ("tv", {}),
-                                             ("lasso-wavelet", {"wavelet": "db2"})])
+@pytest.mark.parametrize(
+    "method, options", [("lasso-dct", {}), ("tv", {}), ("lasso-wavelet", {"wavelet": "db2"})]
+)
 def test_3d_volumes(method, options):
     # measured (dB): noisy 19.9, lasso-dct 26.4, tv 23.7, lasso-wavelet (db2) 28.1
     zz, yy, xx = np.mgrid[:8, :16, :16] / 16
@@ -257,8 +279,12 @@ def test_wavelet_on_an_odd_sized_image():
 def test_chosen_weight_grows_with_the_noise(method):
     x = smooth_image()
     A = ngp.make_operator("denoise", shape=x.shape)
-    lams = [ngp.reconstruct(A.measure(x, noise_std=s, seed=3), A, method=method, steps=100,
-                            seed=0, device="cpu").params["lam"] for s in (0.01, 0.1)]
+    lams = [
+        ngp.reconstruct(
+            A.measure(x, noise_std=s, seed=3), A, method=method, steps=100, seed=0, device="cpu"
+        ).params["lam"]
+        for s in (0.01, 0.1)
+    ]
     assert lams[1] > 2 * lams[0], lams
 
 
@@ -279,24 +305,32 @@ def test_the_batched_search_equals_separate_solves(method):
     y = A.measure(x, noise_std=0.01, seed=0)
     problem = make_problem(y, A)
     if method == "tv":
-        norm = np.sqrt(1.05 * largest_eigenvalue(
-            lambda v: A.adjoint(A(v)) - divergence(gradient(v, 2), 2), x.shape, seed=0,
-            device="cpu"))
+        norm = np.sqrt(
+            1.05
+            * largest_eigenvalue(
+                lambda v: A.adjoint(A(v)) - divergence(gradient(v, 2), 2),
+                x.shape,
+                seed=0,
+                device="cpu",
+            )
+        )
         core = tv._chambolle_pock(problem, float(norm), tol=0.0)
     else:
         transform = DCT(x.shape) if method == "lasso-dct" else Wavelet(x.shape, "db4", 3)
         core = classical._fista(problem, transform, classical._lipschitz(problem), tol=0.0)
-    observed = (torch.ones(y.shape) if problem.observed is None
-                else problem.observed.to(torch.float32))
+    observed = (
+        torch.ones(y.shape) if problem.observed is None else problem.observed.to(torch.float32)
+    )
     lams = torch.tensor([0.003, 0.03])
     both = _last(core(observed, lams, 40, None))
     for i in range(2):
-        one = _last(core(observed, lams[i:i + 1], 40, None))
+        one = _last(core(observed, lams[i : i + 1], 40, None))
         torch.testing.assert_close(both.x[i], one.x[0], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(both.objective[i], one.objective[0], rtol=1e-5, atol=1e-6)
         # ... and the public API with that fixed weight runs the same iterations
-        rec = ngp.reconstruct(y, A, method=method, lam=float(lams[i]), steps=40, tol=0.0,
-                              seed=0, device="cpu")
+        rec = ngp.reconstruct(
+            y, A, method=method, lam=float(lams[i]), steps=40, tol=0.0, seed=0, device="cpu"
+        )
         np.testing.assert_allclose(rec.image, problem.to_numpy(one.x[0]), atol=1e-5)
         assert rec.params["lam_grid"] is None and rec.params["iterations"] == 40
     assert float((both.x[0] - both.x[1]).abs().max()) > 1e-3  # the two weights differ
@@ -329,8 +363,18 @@ def test_cancel_during_the_search_and_during_the_final_solve(method):
             seen.append((step, loss, image))
             return step < stop
 
-        rec = ngp.reconstruct(y, A, method=method, steps=20, search_steps=20, tol=0.0, seed=0,
-                              device="cpu", callback=callback, preview_every=10)
+        rec = ngp.reconstruct(
+            y,
+            A,
+            method=method,
+            steps=20,
+            search_steps=20,
+            tol=0.0,
+            seed=0,
+            device="cpu",
+            callback=callback,
+            preview_every=10,
+        )
         assert rec.cancelled and rec.params["cancelled_at"] == stop
         assert [s for s, _, _ in seen] == list(range(1, stop + 1))
         assert len(rec.history) == stop
@@ -347,9 +391,18 @@ def test_a_full_run_is_reproducible_and_counts_its_steps(method):
     A = ngp.make_operator("blur", shape=x.shape, sigma=1.0)
     y = A.measure(x, noise_std=0.02, seed=0)
     seen = []
-    runs = [ngp.reconstruct(y, A, method=method, steps=30, seed=4, device="cpu",
-                            callback=lambda step, loss, image: seen.append((step, image)))
-            for _ in range(2)]
+    runs = [
+        ngp.reconstruct(
+            y,
+            A,
+            method=method,
+            steps=30,
+            seed=4,
+            device="cpu",
+            callback=lambda step, loss, image: seen.append((step, image)),
+        )
+        for _ in range(2)
+    ]
     assert np.array_equal(runs[0].image, runs[1].image)
     assert runs[0].history == runs[1].history and not runs[0].cancelled
     p = runs[0].params

@@ -9,8 +9,12 @@ from napari_genprior._io import read_tiff
 
 
 def _cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "napari_genprior.cli", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "napari_genprior.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_version_and_help():
@@ -32,11 +36,13 @@ def test_console_script_is_installed():
 
 
 def test_help_does_not_import_torch_or_qt():
-    code = ("import sys; from napari_genprior.cli import main; "
-            "import contextlib, io\n"
-            "with contextlib.redirect_stdout(io.StringIO()): main([])\n"
-            "bad = [m for m in ('torch', 'napari', 'qtpy', 'PyQt6') if m in sys.modules]\n"
-            "assert not bad, bad")
+    code = (
+        "import sys; from napari_genprior.cli import main; "
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main([])\n"
+        "bad = [m for m in ('torch', 'napari', 'qtpy', 'PyQt6') if m in sys.modules]\n"
+        "assert not bad, bad"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
 
@@ -60,5 +66,7 @@ def test_headless_demo_writes_a_tiff_that_beats_the_input(tmp_path, nuclei):
 def test_demo_rejects_bad_arguments(tmp_path):
     out = _cli("demo", "--headless", "--steps", "0")
     assert out.returncode == 2 and "--steps" in out.stderr
-    out = _cli("demo", "--headless", "--steps", "2", "--device", "tpu", "--out", str(tmp_path / "x.tif"))
+    out = _cli(
+        "demo", "--headless", "--steps", "2", "--device", "tpu", "--out", str(tmp_path / "x.tif")
+    )
     assert out.returncode == 2 and "device" in out.stderr and not (tmp_path / "x.tif").exists()

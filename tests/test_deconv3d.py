@@ -30,13 +30,15 @@ def _fwhm(profile: np.ndarray, step: float) -> float:
 
 # -- PSFs ----------------------------------------------------------------------------------------
 
+
 def test_the_optics_psf_is_psfmodels_own_output_normalised():
     shape = (9, 64, 64)
     psf = optics_psf(shape, OPTICS)
     nz, nxy, _ = psf.shape
     assert (nz, nxy) == psf_size(shape, OPTICS)[:2] and nz == 9 and nxy % 2 == 1
-    ref = psfmodels.make_psf(nz, nxy, dxy=0.1, dz=0.25, NA=1.2, wvl=0.52, ns=1.33, ni=1.33,
-                             ni0=1.33, model="vectorial")
+    ref = psfmodels.make_psf(
+        nz, nxy, dxy=0.1, dz=0.25, NA=1.2, wvl=0.52, ns=1.33, ni=1.33, ni0=1.33, model="vectorial"
+    )
     np.testing.assert_allclose(psf, ref / ref.sum(), rtol=1e-12, atol=1e-15)
     assert psf.sum() == pytest.approx(1.0)
     # centred: the brightest voxel is the middle one
@@ -46,8 +48,15 @@ def test_the_optics_psf_is_psfmodels_own_output_normalised():
 @pytest.mark.parametrize("na,wavelength", [(1.2, 0.52), (0.8, 0.6)])
 def test_the_lateral_fwhm_is_the_textbook_one(na, wavelength):
     dxy = 0.01
-    psf = optics_psf((201, 201), microscope="widefield", na=na, wavelength=wavelength,
-                     dxy=dxy, immersion_index=1.515, sample_index=1.515)
+    psf = optics_psf(
+        (201, 201),
+        microscope="widefield",
+        na=na,
+        wavelength=wavelength,
+        dxy=dxy,
+        immersion_index=1.515,
+        sample_index=1.515,
+    )
     c = psf.shape[0] // 2
     fwhm = _fwhm(psf[c], dxy)
     assert fwhm == pytest.approx(0.51 * wavelength / na, rel=0.10)
@@ -60,14 +69,17 @@ def test_a_confocal_psf_is_narrower_than_the_widefield_one():
     assert conf.sum((1, 2))[0] < 0.3 * wide.sum((1, 2))[0]
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"na": 1.4, "immersion_index": 1.33}, "below the immersion index"),
-    ({"dxy": 0}, "dxy"),
-    ({"dz": -1}, "dz"),
-    ({"wavelength": 520}, "wavelength"),
-    ({"microscope": "lightsheet"}, "microscope"),
-    ({"pixel": 0.1}, "does not take"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"na": 1.4, "immersion_index": 1.33}, "below the immersion index"),
+        ({"dxy": 0}, "dxy"),
+        ({"dz": -1}, "dz"),
+        ({"wavelength": 520}, "wavelength"),
+        ({"microscope": "lightsheet"}, "microscope"),
+        ({"pixel": 0.1}, "does not take"),
+    ],
+)
 def test_unphysical_optics_are_refused_by_name(bad, match):
     with pytest.raises(ValueError, match=match):
         check_optics({**OPTICS, **bad})
@@ -112,6 +124,7 @@ def test_bead_psf_refuses_what_it_cannot_use():
 
 # -- the 3D blur operator ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("boundary", ["zero", "periodic"])
 def test_the_3d_optics_blur_has_an_exact_adjoint(boundary):
     A = ngp.make_operator("blur", shape=(7, 24, 20), optics=OPTICS, boundary=boundary)
@@ -142,13 +155,16 @@ def test_the_blur_is_fft_fast_and_equal_to_direct_convolution():
     np.testing.assert_allclose(got, fftconvolve(x, psf / psf.sum(), mode="same"), atol=1e-12)
 
 
-@pytest.mark.parametrize("psf,match", [
-    (np.ones((3, 3)), "2D PSF does not describe"),
-    (-np.ones((3, 3, 3)), "negative"),
-    (np.full((3, 3, 3), np.nan), "NaN"),
-    (np.ones((9, 3, 3)), "larger than the image"),
-    (np.zeros((3, 3, 3)), "positive sum"),
-])
+@pytest.mark.parametrize(
+    "psf,match",
+    [
+        (np.ones((3, 3)), "2D PSF does not describe"),
+        (-np.ones((3, 3, 3)), "negative"),
+        (np.full((3, 3, 3), np.nan), "NaN"),
+        (np.ones((9, 3, 3)), "larger than the image"),
+        (np.zeros((3, 3, 3)), "positive sum"),
+    ],
+)
 def test_bad_psfs_are_refused_by_name(psf, match):
     with pytest.raises(ValueError, match=match):
         ngp.make_operator("blur", shape=(8, 16, 16), psf=psf)
@@ -161,6 +177,7 @@ def test_blur_needs_exactly_one_psf():
 
 # -- volumes -------------------------------------------------------------------------------------
 
+
 def test_a_stack_mosaic_gives_every_plane_its_own_codes():
     class Const(torch.nn.Module):
         latent_dim, image_shape, card = 2, (16, 16), {}
@@ -171,7 +188,7 @@ def test_a_stack_mosaic_gives_every_plane_its_own_codes():
     M = Mosaic(Const(), (3, 28, 20), overlap=4)
     assert M.tiles == 3 * M.plane_tiles and M.latent_dim == M.tiles * 2
     z = torch.zeros(1, M.latent_dim)
-    z.view(1, M.tiles, 2)[0, M.plane_tiles:2 * M.plane_tiles, 0] = 1.0  # the second plane only
+    z.view(1, M.tiles, 2)[0, M.plane_tiles : 2 * M.plane_tiles, 0] = 1.0  # the second plane only
     out = M(z)
     assert out.shape == (1, 3, 28, 20)
     np.testing.assert_allclose(out[0, 1].numpy(), 1.0, atol=1e-6)
@@ -197,13 +214,18 @@ def test_richardson_lucy_stops_near_its_best_iteration_without_the_truth(small_v
     assert rec.image.shape == x.shape and rec.params["iterations"] > 0
     assert ours > ngp.metrics.psnr(x, y) + 2.0
     # the same iteration with the truth in hand (our boundary-normalised RL, every count)
-    oracle = max(ngp.metrics.psnr(x, ngp.reconstruct(y, A, method="richardson-lucy",
-                                                      steps=k, holdout=0.0).image)
-                 for k in (5, 10, 20, 40, 80))
+    oracle = max(
+        ngp.metrics.psnr(
+            x, ngp.reconstruct(y, A, method="richardson-lucy", steps=k, holdout=0.0).image
+        )
+        for k in (5, 10, 20, 40, 80)
+    )
     assert ours > oracle - 1.0
     # scikit-image's, at its best count, ignores the stack's top and bottom: ours beats it
-    sk = max(ngp.metrics.psnr(x, richardson_lucy(y.astype(np.float64), A.psf, num_iter=k,
-                                                  clip=False)) for k in (5, 10, 20, 40, 80))
+    sk = max(
+        ngp.metrics.psnr(x, richardson_lucy(y.astype(np.float64), A.psf, num_iter=k, clip=False))
+        for k in (5, 10, 20, 40, 80)
+    )
     assert ours > sk
 
 
@@ -216,12 +238,12 @@ def test_richardson_lucy_refuses_operators_that_are_not_non_negative():
 
 def test_3d_tv_beats_plane_by_plane_deconvolution(small_volume):
     x, A, y = small_volume
-    vol = ngp.reconstruct(y, A, method="tv", steps=100, search_steps=100, n_lams=4,
-                          device="cpu")
+    vol = ngp.reconstruct(y, A, method="tv", steps=100, search_steps=100, n_lams=4, device="cpu")
     # plane by plane with the in-focus plane of the PSF: cannot remove the other planes' light
     A2 = ngp.make_operator("blur", shape=x.shape[1:], psf=A.psf[A.psf.shape[0] // 2])
-    planes = ngp.reconstruct_stack(y, A2, method="tv", steps=100, search_steps=100, n_lams=4,
-                                   device="cpu")
+    planes = ngp.reconstruct_stack(
+        y, A2, method="tv", steps=100, search_steps=100, n_lams=4, device="cpu"
+    )
     assert ngp.metrics.psnr(x, vol.image) > ngp.metrics.psnr(x, planes.image) + 2.0
 
 
@@ -230,8 +252,15 @@ def test_a_2d_prior_reconstructs_a_stack_against_the_3d_operator():
     A = ngp.make_operator("blur", shape=x.shape, sigma=(1.0, 1.5, 1.5))
     y = A.measure(x, noise_std=0.01, seed=0)
     seen = []
-    rec = ngp.reconstruct(y, A, method="csgm", prior="nuclei-vae", steps=30, device="cpu",
-                          callback=lambda s, loss, im: seen.append(im is None or im.shape))
+    rec = ngp.reconstruct(
+        y,
+        A,
+        method="csgm",
+        prior="nuclei-vae",
+        steps=30,
+        device="cpu",
+        callback=lambda s, loss, im: seen.append(im is None or im.shape),
+    )
     assert rec.image.shape == x.shape and np.isfinite(rec.image).all()
     assert rec.params["prior"]["mosaic"]["planes"] == 3
     assert (3, 64, 64) in seen  # 3D previews
@@ -266,9 +295,24 @@ def test_the_batch_command_deconvolves_stacks_as_volumes(tmp_path, capsys):
     y = A.measure(x, photons=500, seed=0)
     (tmp_path / "in").mkdir()
     write_tiff(tmp_path / "in" / "stack.tif", y)
-    rc = cli.main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--quiet",
-                   "--operator", "blur", "--volume", "--param", f"optics={json.dumps(optics)}",
-                   "--method", "richardson-lucy", "--steps", "100"])
+    rc = cli.main(
+        [
+            "batch",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+            "--operator",
+            "blur",
+            "--volume",
+            "--param",
+            f"optics={json.dumps(optics)}",
+            "--method",
+            "richardson-lucy",
+            "--steps",
+            "100",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     out, meta = read_tiff(tmp_path / "out" / "stack.tif")
     assert out.shape == x.shape and meta["operator"]["shape"] == [8, 32, 32]
@@ -277,21 +321,46 @@ def test_the_batch_command_deconvolves_stacks_as_volumes(tmp_path, capsys):
     np.testing.assert_allclose(out, ref.image, rtol=1e-5, atol=1e-6)
     # --volume on a 2D file says why it cannot
     write_tiff(tmp_path / "in" / "flat.tif", y[0])
-    rc = cli.main(["batch", str(tmp_path / "in" / "flat.tif"), "--out", str(tmp_path / "o2"),
-                   "--quiet", "--operator", "blur", "--volume", "--param", "sigma=1",
-                   "--method", "richardson-lucy"])
+    rc = cli.main(
+        [
+            "batch",
+            str(tmp_path / "in" / "flat.tif"),
+            "--out",
+            str(tmp_path / "o2"),
+            "--quiet",
+            "--operator",
+            "blur",
+            "--volume",
+            "--param",
+            "sigma=1",
+            "--method",
+            "richardson-lucy",
+        ]
+    )
     assert rc == 1 and "a volume needs three axes" in capsys.readouterr().out
 
 
 def test_the_deconv_3d_benchmark_runs_at_quick_size(tmp_path):
     from napari_genprior import bench
 
-    bench.run_experiments(["deconv-3d", "deconv-3d-scale"], quick=True, out=tmp_path,
-                          device="cpu", log=lambda line: None)
+    bench.run_experiments(
+        ["deconv-3d", "deconv-3d-scale"],
+        quick=True,
+        out=tmp_path,
+        device="cpu",
+        log=lambda line: None,
+    )
     record = json.loads((tmp_path / "deconv-3d-quick.json").read_text())
     rows = record["data"]["quality"][0]["rows"]
-    assert {"scikit-image RL (best count)", "richardson-lucy", "richardson-lucy (best count)",
-            "tv", "dip", "csgm (nuclei-vae)", "plane by plane (richardson-lucy)"} <= set(rows)
+    assert {
+        "scikit-image RL (best count)",
+        "richardson-lucy",
+        "richardson-lucy (best count)",
+        "tv",
+        "dip",
+        "csgm (nuclei-vae)",
+        "plane by plane (richardson-lucy)",
+    } <= set(rows)
     assert any("scikit-image RL" in claim for claim in record["checks"])
     scale = json.loads((tmp_path / "deconv-3d-scale-quick.json").read_text())["data"]["scale"]
     assert all("error" not in r and r["peak_gib"] > 0 for r in scale)
@@ -304,11 +373,19 @@ def test_a_large_volume_searches_its_tv_weight_one_weight_at_a_time(monkeypatch,
     batched = ngp.reconstruct(y, A, method="tv", steps=30, search_steps=30, n_lams=4)
     monkeypatch.setattr(_weight_search, "SEARCH_BATCH_VOXELS", 0)  # as if it were too large
     updates = []
-    chunked = ngp.reconstruct(y, A, method="tv", steps=30, search_steps=30, n_lams=4,
-                              callback=lambda s, loss, im: updates.append(s))
+    chunked = ngp.reconstruct(
+        y,
+        A,
+        method="tv",
+        steps=30,
+        search_steps=30,
+        n_lams=4,
+        callback=lambda s, loss, im: updates.append(s),
+    )
     # the same weight is chosen, from the same held-out misfits, with the same result
     assert chunked.params["lam"] == batched.params["lam"]
-    np.testing.assert_allclose(chunked.params["heldout_misfit"],
-                               batched.params["heldout_misfit"], rtol=1e-4)
+    np.testing.assert_allclose(
+        chunked.params["heldout_misfit"], batched.params["heldout_misfit"], rtol=1e-4
+    )
     np.testing.assert_allclose(chunked.image, batched.image, rtol=1e-4, atol=1e-5)
     assert len(updates) > len(batched.history)  # four searches, one after another

@@ -20,9 +20,23 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 def test_mkdocs_build_strict(tmp_path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     res = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
-         str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert (tmp_path / "site" / "python" / "index.html").is_file()
 
@@ -60,12 +74,20 @@ def test_every_object_on_the_api_pages_has_a_docstring():
     """mkdocstrings leaves out what has no docstring without a word; this makes it fail."""
     import griffe
 
-    idents = sorted({i for page in (ROOT / "docs").glob("*.md")
-                     for i in re.findall(r"^:::\s*([\w.]+)", page.read_text(encoding="utf-8"),
-                                         re.M)})
+    idents = sorted(
+        {
+            i
+            for page in (ROOT / "docs").glob("*.md")
+            for i in re.findall(r"^:::\s*([\w.]+)", page.read_text(encoding="utf-8"), re.M)
+        }
+    )
     assert "napari_genprior.reconstruct" in idents
-    package = griffe.load("napari_genprior", search_paths=[str(ROOT / "src")],
-                          resolve_aliases=True, resolve_external=False)
+    package = griffe.load(
+        "napari_genprior",
+        search_paths=[str(ROOT / "src")],
+        resolve_aliases=True,
+        resolve_external=False,
+    )
 
     def undocumented(obj) -> list[str]:
         obj = obj.final_target if obj.is_alias else obj
@@ -79,6 +101,9 @@ def test_every_object_on_the_api_pages_has_a_docstring():
                 out += undocumented(member)
         return out
 
-    missing = [path for ident in idents
-               for path in undocumented(package[ident.removeprefix("napari_genprior.")])]
+    missing = [
+        path
+        for ident in idents
+        for path in undocumented(package[ident.removeprefix("napari_genprior.")])
+    ]
     assert not missing, f"no docstring (the docs would leave these out): {missing}"

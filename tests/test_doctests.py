@@ -30,9 +30,11 @@ def test_core_examples_run(module, name):
     mod = importlib.import_module(module)
     obj = mod if name is None else getattr(mod, name)
     assert "\n    Examples\n    --------\n" in obj.__doc__ or (
-        name is None and "\nExamples\n--------\n" in obj.__doc__), f"{module}.{name}: no Examples"
-    tests = doctest.DocTestFinder(recurse=False).find(obj, name or module, module=mod,
-                                                      globs=dict(vars(mod)))
+        name is None and "\nExamples\n--------\n" in obj.__doc__
+    ), f"{module}.{name}: no Examples"
+    tests = doctest.DocTestFinder(recurse=False).find(
+        obj, name or module, module=mod, globs=dict(vars(mod))
+    )
     assert tests and tests[0].examples, f"{module}.{name}: its Examples section has no examples"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     threads = torch.get_num_threads()

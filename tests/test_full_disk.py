@@ -3,6 +3,7 @@ names the file and says the disk is full, and leave no partial or temporary file
 
 Each case runs with a patched write that fails as a full disk does, and then (where this machine
 lets the tests mount one: root, Linux) on a real 64 KiB tmpfs."""
+
 from __future__ import annotations
 
 import errno
@@ -31,8 +32,10 @@ def _half_then(error: BaseException, where: int = 0):
     return write
 
 
-FULL = [OSError(errno.ENOSPC, "No space left on device"),
-        OSError("65536 requested and 16312 written")]  # numpy's short write, as on a real disk
+FULL = [
+    OSError(errno.ENOSPC, "No space left on device"),
+    OSError("65536 requested and 16312 written"),
+]  # numpy's short write, as on a real disk
 
 
 def _says_full(exc: BaseException, path: Path) -> None:
@@ -71,8 +74,11 @@ def test_other_write_errors_name_the_file_and_interrupts_pass_through(tmp_path, 
     import tifffile
 
     y, meta = _measurement()
-    monkeypatch.setattr(tifffile, "imwrite", _half_then(PermissionError(13, "Permission denied",
-                                                                        "/x/.a.tif.k3.tmp")))
+    monkeypatch.setattr(
+        tifffile,
+        "imwrite",
+        _half_then(PermissionError(13, "Permission denied", "/x/.a.tif.k3.tmp")),
+    )
     with pytest.raises(PermissionError, match="cannot write .*a.tif': Permission denied") as info:
         write_tiff(tmp_path / "a.tif", y, meta)
     assert info.value.errno == errno.EACCES and ".tmp" not in str(info.value)
@@ -93,8 +99,14 @@ def test_a_prior_file_on_a_full_disk(tmp_path, monkeypatch):
     real = safetensors.torch.save_file
 
     # safetensors (Rust) says so in its own words, as on the tmpfs below
-    monkeypatch.setattr(safetensors.torch, "save_file", _half_then(Exception(
-        "Error while serializing: I/O error: No space left on device (os error 28)"), 1))
+    monkeypatch.setattr(
+        safetensors.torch,
+        "save_file",
+        _half_then(
+            Exception("Error while serializing: I/O error: No space left on device (os error 28)"),
+            1,
+        ),
+    )
     with pytest.raises(OSError) as info:
         save_prior(G, tmp_path / "prior")
     _says_full(info.value, path)
@@ -125,8 +137,19 @@ def _inputs(folder: Path, sizes: dict[str, int]) -> None:
 
 
 def _batch(inp: Path, out: Path) -> list[str]:
-    return ["batch", str(inp), "--out", str(out), "--operator", "denoise", "--method",
-            "adjoint", "--scheduler", "sync", "--quiet"]
+    return [
+        "batch",
+        str(inp),
+        "--out",
+        str(out),
+        "--operator",
+        "denoise",
+        "--method",
+        "adjoint",
+        "--scheduler",
+        "sync",
+        "--quiet",
+    ]
 
 
 def test_a_batch_on_a_full_disk(tmp_path, monkeypatch, capsys):
@@ -165,8 +188,11 @@ def tiny_disk(tmp_path):
     mnt.mkdir()
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root on Linux")
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
     try:

@@ -5,6 +5,7 @@ ValueError/TypeError with a sentence; never another exception, a hang or a crash
 Hangs are caught by hypothesis's per-example deadline; every reconstruction here is capped at a
 few steps, so a slow example means a solver ignored ``steps`` or looped.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,11 +20,40 @@ from hypothesis import strategies as st
 import napari_genprior as ngp
 
 KINDS = ["denoise", "inpaint", "blur", "downsample", "cs", "mri", "phase"]
-DTYPES = [np.float64, np.float32, np.float16, np.uint8, np.uint16, np.int16, np.int64, bool,
-          np.complex64, object, "U3"]
+DTYPES = [
+    np.float64,
+    np.float32,
+    np.float16,
+    np.uint8,
+    np.uint16,
+    np.int16,
+    np.int64,
+    bool,
+    np.complex64,
+    object,
+    "U3",
+]
 # Values that are wrong in type or range for some parameter of some operator.
-JUNK = st.sampled_from([None, -1, 0, 0.0, -0.5, 1e9, float("nan"), float("inf"), "x", [], [1, 2],
-                        {"a": 1}, True, (3, 3), np.zeros((2, 2)), np.ones(3, bool)])
+JUNK = st.sampled_from(
+    [
+        None,
+        -1,
+        0,
+        0.0,
+        -0.5,
+        1e9,
+        float("nan"),
+        float("inf"),
+        "x",
+        [],
+        [1, 2],
+        {"a": 1},
+        True,
+        (3, 3),
+        np.zeros((2, 2)),
+        np.ones(3, bool),
+    ]
+)
 EXPECTED = (ValueError, TypeError)
 # CI tries 300 cases per run (a few seconds); GENPRIOR_FUZZ_EXAMPLES=3000 for a longer hunt.
 EXAMPLES = int(os.environ.get("GENPRIOR_FUZZ_EXAMPLES", "300"))
@@ -47,8 +77,9 @@ def shapes(draw):
         return (draw(st.integers(1, 4)), draw(side), draw(side))
     if kind == "degenerate":
         return draw(st.sampled_from([(0, 5), (5, 0), (1,), (7,), (1, 1), (), (2, 2, 2, 2)]))
-    return draw(st.sampled_from([(-3, 4), (4.5, 4), ("a", 3), None, 5, "8x8", (np.int64(6), 6),
-                                 (True, 4)]))
+    return draw(
+        st.sampled_from([(-3, 4), (4.5, 4), ("a", 3), None, 5, "8x8", (np.int64(6), 6), (True, 4)])
+    )
 
 
 @st.composite
@@ -58,18 +89,36 @@ def params(draw, kind):
     if kind == "inpaint":
         p = draw(st.sampled_from([{"fraction": 0.3}, {"boxes": 2}, {"fraction": 0.9}, {}]))
     elif kind == "blur":
-        p = draw(st.sampled_from([{"sigma": 1.0}, {"sigma": 0.3, "boundary": "periodic"},
-                                  {"psf": np.ones((3, 3))}, {"sigma": (1.0, 2.0)}]))
+        p = draw(
+            st.sampled_from(
+                [
+                    {"sigma": 1.0},
+                    {"sigma": 0.3, "boundary": "periodic"},
+                    {"psf": np.ones((3, 3))},
+                    {"sigma": (1.0, 2.0)},
+                ]
+            )
+        )
     elif kind == "downsample":
-        p = draw(st.sampled_from([{"factor": 2}, {"factor": 3, "antialias": True},
-                                  {"factor": (2, 1)}]))
+        p = draw(
+            st.sampled_from([{"factor": 2}, {"factor": 3, "antialias": True}, {"factor": (2, 1)}])
+        )
     elif kind == "cs":
-        p = {"m": draw(st.sampled_from([1, 10, 30, 60, 0, 500])), "matrix": draw(st.sampled_from(["auto", "dense",
-                                                                               "structured"]))}
+        p = {
+            "m": draw(st.sampled_from([1, 10, 30, 60, 0, 500])),
+            "matrix": draw(st.sampled_from(["auto", "dense", "structured"])),
+        }
     elif kind == "mri":
-        p = draw(st.sampled_from([{"acceleration": 4}, {"acceleration": 1},
-                                  {"mask": "equispaced"}, {"acceleration": 2.5,
-                                                           "center_fraction": 0.2}]))
+        p = draw(
+            st.sampled_from(
+                [
+                    {"acceleration": 4},
+                    {"acceleration": 1},
+                    {"mask": "equispaced"},
+                    {"acceleration": 2.5, "center_fraction": 0.2},
+                ]
+            )
+        )
     elif kind == "phase":
         p = draw(st.sampled_from([{"m": 40}, {"masks": 2}, {}]))
     if kind in ("inpaint", "cs", "mri", "phase"):
@@ -111,8 +160,10 @@ def test_make_operator_measure_reconstruct_only_raise_value_or_type_errors(data)
     assert all(s >= 1 for s in A.measurement_shape)
 
     dtype = data.draw(st.sampled_from(DTYPES + [np.float32] * 6), label="dtype")
-    x_shape = data.draw(st.sampled_from([A.shape] * 8 + [A.shape[::-1], (*A.shape, 1), (3,),
-                                         (2, *A.shape)]), label="x_shape")
+    x_shape = data.draw(
+        st.sampled_from([A.shape] * 8 + [A.shape[::-1], (*A.shape, 1), (3,), (2, *A.shape)]),
+        label="x_shape",
+    )
     x = _image(data.draw, x_shape, dtype)
     noise = data.draw(st.sampled_from([0.0, 0.05] * 4 + [-1.0, float("nan")]), label="noise")
     photons = data.draw(st.sampled_from([None] * 6 + [100.0, 0.0, -5.0]), label="photons")
@@ -125,45 +176,81 @@ def test_make_operator_measure_reconstruct_only_raise_value_or_type_errors(data)
             event(f"measure refused {str(exc)[:60]}")
             y = None
     if y is not None:  # measure takes batches (..., *shape)
-        lead = x.shape[:x.ndim - len(A.shape)]
+        lead = x.shape[: x.ndim - len(A.shape)]
         assert y.shape == (*lead, *A.measurement_shape)
         assert np.all(np.isfinite(y)), "measure() returned NaN/inf from an input it accepted"
     else:  # measure refused: reconstruct still gets something of the right shape to chew on
         y = np.zeros(A.measurement_shape, np.complex64 if A.complex_measurements else np.float32)
     if data.draw(st.integers(0, 5), label="corrupt y") == 0:
-        y = data.draw(st.sampled_from([y.astype(np.float64) if not np.iscomplexobj(y) else y,
-                                       y[..., :-1] if y.shape[-1] > 1 else y[None],
-                                       np.where(np.ones_like(y, bool), np.nan, y),
-                                       y.astype(np.int16) if not np.iscomplexobj(y) else y.real,
-                                       y.tolist(), "y"]), label="y")
+        y = data.draw(
+            st.sampled_from(
+                [
+                    y.astype(np.float64) if not np.iscomplexobj(y) else y,
+                    y[..., :-1] if y.shape[-1] > 1 else y[None],
+                    np.where(np.ones_like(y, bool), np.nan, y),
+                    y.astype(np.int16) if not np.iscomplexobj(y) else y.real,
+                    y.tolist(),
+                    "y",
+                ]
+            ),
+            label="y",
+        )
 
     from napari_genprior.solvers import METHODS
 
-    fits = [name for name, m in METHODS.items()  # mostly methods that apply to A
-            if (not m.phase_only or A.kind == "phase") and (not m.needs_linear or A.linear)]
+    fits = [
+        name
+        for name, m in METHODS.items()  # mostly methods that apply to A
+        if (not m.phase_only or A.kind == "phase") and (not m.needs_linear or A.linear)
+    ]
     method = data.draw(st.sampled_from(fits * 4 + ngp.list_methods() + ["nope"]), label="method")
     prior = None
     if method in ("csgm", "twist", "sparse-gen", "ia"):
-        prior = data.draw(st.sampled_from([
-            "rp"] * 6 + ["rp-other", None, "no-such-prior", 5]), label="prior")
+        prior = data.draw(
+            st.sampled_from(["rp"] * 6 + ["rp-other", None, "no-such-prior", 5]), label="prior"
+        )
         if prior == "rp":
             n = int(np.prod(A.shape))
             prior = ngp.random_prior(latent_dim=3, widths=(8, n), image_shape=A.shape)
         elif prior == "rp-other":
             prior = ngp.random_prior(latent_dim=3, widths=(8, 15), image_shape=(3, 5))
-    kwargs = data.draw(st.sampled_from([{}] * 12 + [{"restarts": 2}, {"restarts": 0}, {"seed": 1.5},
-                                        {"lr": 0.01}, {"nonsense": 1}, {"steps": 0},
-                                        {"lr": -1.0}, {"lr": "fast"}, {"steps": 2.5},
-                                        {"device": "cuda:7"}, {"device": "tpu"},
-                                        {"lr": 1e9}, {"channels": 0}, {"ema": 2.0},
-                                        {"step_size": -1.0}, {"lam": -1.0},
-                                        {"lam": float("nan")}, {"tol": float("inf")},
-                                        {"holdout": 1.0}, {"patience": 0},
-                                        {"lr_weights": 1e9}, {"back_project": True},
-                                        {"search_steps": 10**9}, {"warmup": 0}]),
-                       label="kwargs")
-    if method in ("csgm", "twist", "sparse-gen", "ia") and "restarts" not in kwargs \
-            and data.draw(st.booleans()):
+    kwargs = data.draw(
+        st.sampled_from(
+            [{}] * 12
+            + [
+                {"restarts": 2},
+                {"restarts": 0},
+                {"seed": 1.5},
+                {"lr": 0.01},
+                {"nonsense": 1},
+                {"steps": 0},
+                {"lr": -1.0},
+                {"lr": "fast"},
+                {"steps": 2.5},
+                {"device": "cuda:7"},
+                {"device": "tpu"},
+                {"lr": 1e9},
+                {"channels": 0},
+                {"ema": 2.0},
+                {"step_size": -1.0},
+                {"lam": -1.0},
+                {"lam": float("nan")},
+                {"tol": float("inf")},
+                {"holdout": 1.0},
+                {"patience": 0},
+                {"lr_weights": 1e9},
+                {"back_project": True},
+                {"search_steps": 10**9},
+                {"warmup": 0},
+            ]
+        ),
+        label="kwargs",
+    )
+    if (
+        method in ("csgm", "twist", "sparse-gen", "ia")
+        and "restarts" not in kwargs
+        and data.draw(st.booleans())
+    ):
         kwargs["restarts"] = 2
     kwargs.setdefault("steps", 3)
     try:
@@ -181,11 +268,17 @@ def test_make_operator_measure_reconstruct_only_raise_value_or_type_errors(data)
 @pytest.mark.parametrize("method", ngp.list_methods())
 def test_each_method_on_a_one_pixel_image_is_a_result_or_a_sentence(method):
     """The smallest image there is, through every method that accepts its operator."""
-    A = ngp.make_operator("phase", shape=(1, 1), m=4, seed=0) \
-        if method in ("twf", "sparta", "copram") else ngp.make_operator("denoise", shape=(1, 1))
+    A = (
+        ngp.make_operator("phase", shape=(1, 1), m=4, seed=0)
+        if method in ("twf", "sparta", "copram")
+        else ngp.make_operator("denoise", shape=(1, 1))
+    )
     y = A.measure(np.ones((1, 1)), seed=0)
-    prior = ngp.random_prior(latent_dim=2, widths=(4, 1), image_shape=(1, 1)) \
-        if method in ("csgm", "twist", "sparse-gen", "ia") else None
+    prior = (
+        ngp.random_prior(latent_dim=2, widths=(4, 1), image_shape=(1, 1))
+        if method in ("csgm", "twist", "sparse-gen", "ia")
+        else None
+    )
     try:
         rec = ngp.reconstruct(y, A, method, prior, steps=3, device="cpu")
     except EXPECTED as exc:

@@ -1,6 +1,7 @@
 """Prior files damaged at random (bytes flipped, cut short, the card's JSON edited into
 nonsense): ``load_prior`` loads a working generator or raises ValueError with a sentence;
 nothing else, and never by unpickling."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,10 @@ def prior_bytes(tmp_path_factory) -> bytes:
 
 def _check(path):
     """Load under a guard: any unpickling attempt fails the test."""
-    with mock.patch.object(pickle, "loads", side_effect=AssertionError("unpickled")), \
-            mock.patch.object(pickle, "load", side_effect=AssertionError("unpickled")):
+    with (
+        mock.patch.object(pickle, "loads", side_effect=AssertionError("unpickled")),
+        mock.patch.object(pickle, "load", side_effect=AssertionError("unpickled")),
+    ):
         try:
             G = ngp.load_prior(path)
         except ValueError as exc:
@@ -43,14 +46,17 @@ def _check(path):
     assert out.shape == (2, *G.image_shape)
 
 
-@settings(max_examples=EXAMPLES, deadline=5_000, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=5_000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_damaged_prior_files_are_refused_with_a_sentence(prior_bytes, tmp_path, data):
     raw = bytearray(prior_bytes)
     how = data.draw(st.sampled_from(["flip", "cut", "flip", "zero-run"]), label="damage")
     if how == "cut":
-        raw = raw[:data.draw(st.integers(0, len(raw) - 1), label="length")]
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1), label="length")]
     elif how == "flip":
         for _ in range(data.draw(st.integers(1, 8))):
             i = data.draw(st.integers(0, len(raw) - 1))
@@ -58,19 +64,28 @@ def test_damaged_prior_files_are_refused_with_a_sentence(prior_bytes, tmp_path, 
     else:
         i = data.draw(st.integers(0, len(raw) - 1))
         n = data.draw(st.integers(1, 64))
-        raw[i:i + n] = bytes(len(raw[i:i + n]))
+        raw[i : i + n] = bytes(len(raw[i : i + n]))
     path = tmp_path / "damaged.safetensors"
     path.write_bytes(bytes(raw))
     _check(path)
 
 
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(), st.text(max_size=5),
-                 st.lists(st.integers(-3, 50), max_size=4), st.dictionaries(st.text(max_size=3),
-                                                                             st.integers(), max_size=2))
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**6),
+    st.floats(),
+    st.text(max_size=5),
+    st.lists(st.integers(-3, 50), max_size=4),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
-@settings(max_examples=EXAMPLES, deadline=5_000, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=5_000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_a_card_edited_into_nonsense_is_refused_with_a_sentence(prior_bytes, tmp_path, data):
     from safetensors.torch import load, save_file
@@ -78,8 +93,9 @@ def test_a_card_edited_into_nonsense_is_refused_with_a_sentence(prior_bytes, tmp
     src = tmp_path / "src.safetensors"
     src.write_bytes(prior_bytes)
     card = read_card(src)
-    keys = [("architecture",), ("latent_dim",), ("image_shape",), ("config",)] + \
-        [("config", k) for k in card["config"]]
+    keys = [("architecture",), ("latent_dim",), ("image_shape",), ("config",)] + [
+        ("config", k) for k in card["config"]
+    ]
     key = data.draw(st.sampled_from(keys), label="key")
     target = card if len(key) == 1 else card["config"]
     if data.draw(st.booleans(), label="delete"):

@@ -39,8 +39,22 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                          "-w", str(out), str(ROOT)], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     (whl,) = out.glob("napari_genprior-*.whl")
     return whl
@@ -49,30 +63,64 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_carries_manifest_and_samples_as_files(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "napari_genprior/napari.yaml" in names
-    assert {"napari_genprior/sample_data/nuclei.tif",
-            "napari_genprior/sample_data/nuclei_inpaint50.tif"} <= set(names)
-    entry_points = zipfile.ZipFile(wheel).read(
-        next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "napari.manifest" in entry_points and "napari-genprior = napari_genprior.cli:main" in entry_points
+    assert {
+        "napari_genprior/sample_data/nuclei.tif",
+        "napari_genprior/sample_data/nuclei_inpaint50.tif",
+    } <= set(names)
+    entry_points = (
+        zipfile.ZipFile(wheel)
+        .read(next(n for n in names if n.endswith("entry_points.txt")))
+        .decode()
+    )
+    assert (
+        "napari.manifest" in entry_points
+        and "napari-genprior = napari_genprior.cli:main" in entry_points
+    )
 
 
 def test_napari_finds_the_plugin_installed_from_the_wheel(wheel, tmp_path):
     target = tmp_path / "site"
-    res = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
-                          "--target", str(target), str(wheel)], capture_output=True, text=True,
-                         timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     env = {**os.environ, "PYTHONPATH": str(target)}
-    res = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                         timeout=120, env=env, cwd=tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     info = json.loads(res.stdout.strip().splitlines()[-1])
     assert info["package"].startswith(str(target)), info  # the installed copy, not the source tree
     assert info["dist"].startswith(str(target)), info
     assert info["widgets"] == ["Simulate", "Reconstruct", "Train prior", "Compare"]
-    assert info["samples"] == ["digit-cs", "mri-phantom", "nuclei", "nuclei-blur", "nuclei-inpaint",
-                               "nuclei-stack"]
+    assert info["samples"] == [
+        "digit-cs",
+        "mri-phantom",
+        "nuclei",
+        "nuclei-blur",
+        "nuclei-inpaint",
+        "nuclei-stack",
+    ]
     assert info["manifest_is_file"]
     assert {"README.md", "nuclei.tif", "nuclei_inpaint50.tif"} <= set(info["sample_files"])
-    assert info["priors"] == sorted(p.stem for p in (ROOT / "src/napari_genprior/priors/bundled")
-                                    .glob("*.safetensors"))
+    assert info["priors"] == sorted(
+        p.stem for p in (ROOT / "src/napari_genprior/priors/bundled").glob("*.safetensors")
+    )

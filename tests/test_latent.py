@@ -30,8 +30,9 @@ def test_twist_recovers_the_latent_code_from_10k_gaussian_measurements(G):
     for trial in range(20):
         z0, x0 = _truth(G, trial)
         A = ngp.make_operator("cs", shape=x0.shape, m=10 * K, seed=trial)
-        rec = ngp.reconstruct(A.measure(x0, seed=0), A, method="twist", prior=G, steps=1000,
-                              seed=trial, device="cpu")
+        rec = ngp.reconstruct(
+            A.measure(x0, seed=0), A, method="twist", prior=G, steps=1000, seed=trial, device="cpu"
+        )
         errors.append(_latent_error(rec, z0))
     assert np.mean(np.array(errors) < 1e-3) >= 0.95, errors
 
@@ -47,10 +48,12 @@ def test_plain_descent_can_be_caught_near_minus_rho_z0_and_the_twist_escapes(G):
         A = ngp.make_operator("cs", shape=x0.shape, m=10 * K, seed=trial)
         y = A.measure(x0, seed=0)
         start = (-z0).numpy()
-        plain = ngp.reconstruct(y, A, method="twist", prior=G, steps=500, init=start, twist=False,
-                                seed=0, device="cpu")
-        twist = ngp.reconstruct(y, A, method="twist", prior=G, steps=500, init=start, seed=0,
-                                device="cpu")
+        plain = ngp.reconstruct(
+            y, A, method="twist", prior=G, steps=500, init=start, twist=False, seed=0, device="cpu"
+        )
+        twist = ngp.reconstruct(
+            y, A, method="twist", prior=G, steps=500, init=start, seed=0, device="cpu"
+        )
         assert twist.params["flips"] >= 1 and _latent_error(twist, z0) < 1e-3
         if _latent_error(plain, z0) > 0.5:
             z = torch.tensor(plain.params["latent"])
@@ -65,8 +68,9 @@ def test_phase_retrieval_with_a_random_prior_at_m_20k(G):
     for trial in range(10):
         z0, x0 = _truth(G, trial)
         A = ngp.make_operator("phase", shape=x0.shape, m=20 * K, seed=trial)
-        rec = ngp.reconstruct(A.measure(x0, seed=0), A, method="twist", prior=G, steps=1000,
-                              seed=trial, device="cpu")
+        rec = ngp.reconstruct(
+            A.measure(x0, seed=0), A, method="twist", prior=G, steps=1000, seed=trial, device="cpu"
+        )
         errors.append(np.linalg.norm(rec.image - x0) / np.linalg.norm(x0))
     assert np.mean(np.array(errors) < 1e-2) >= 0.9, errors
 
@@ -75,8 +79,9 @@ def test_csgm_with_batched_restarts_reports_a_spread_and_the_best_restart(G):
     z0, x0 = _truth(G, 0)
     A = ngp.make_operator("phase", shape=x0.shape, m=20 * K, seed=0)
     y = A.measure(x0, seed=0)
-    rec = ngp.reconstruct(y, A, method="csgm", prior=G, restarts=6, steps=400, lam=0.0, seed=0,
-                          device="cpu")
+    rec = ngp.reconstruct(
+        y, A, method="csgm", prior=G, restarts=6, steps=400, lam=0.0, seed=0, device="cpu"
+    )
     assert rec.spread is not None and rec.spread.shape == x0.shape
     misfits = rec.params["restart_misfits"]
     assert len(misfits) == 6 and rec.params["best_restart"] == int(np.argmin(misfits))
@@ -97,8 +102,9 @@ def test_restarts_are_one_batch_not_a_loop(G, monkeypatch):
         return orig(self, z)
 
     monkeypatch.setattr(type(G), "forward", spy)
-    ngp.reconstruct(A.measure(x0, seed=0), A, method="csgm", prior=G, restarts=7, steps=3,
-                    device="cpu")
+    ngp.reconstruct(
+        A.measure(x0, seed=0), A, method="csgm", prior=G, restarts=7, steps=3, device="cpu"
+    )
     assert sizes and set(sizes) == {7}
 
 
@@ -120,8 +126,16 @@ def test_sparse_gen_fits_images_just_outside_the_range(G):
 def test_csgm_cancel_returns_the_best_so_far(G):
     z0, x0 = _truth(G, 3)
     A = ngp.make_operator("cs", shape=x0.shape, m=10 * K, seed=3)
-    rec = ngp.reconstruct(A.measure(x0, seed=0), A, method="csgm", prior=G, restarts=3,
-                          steps=1000, device="cpu", callback=lambda s, loss, i: s < 20)
+    rec = ngp.reconstruct(
+        A.measure(x0, seed=0),
+        A,
+        method="csgm",
+        prior=G,
+        restarts=3,
+        steps=1000,
+        device="cpu",
+        callback=lambda s, loss, i: s < 20,
+    )
     assert rec.cancelled and rec.params["iterations"] == 20 and np.all(np.isfinite(rec.image))
 
 
@@ -129,8 +143,14 @@ def test_prior_given_by_path_is_loaded(G, tmp_path):
     G.save(tmp_path / "rp.safetensors")
     z0, x0 = _truth(G, 4)
     A = ngp.make_operator("cs", shape=x0.shape, m=10 * K, seed=4)
-    rec = ngp.reconstruct(A.measure(x0, seed=0), A, method="twist",
-                          prior=str(tmp_path / "rp.safetensors"), steps=500, device="cpu")
+    rec = ngp.reconstruct(
+        A.measure(x0, seed=0),
+        A,
+        method="twist",
+        prior=str(tmp_path / "rp.safetensors"),
+        steps=500,
+        device="cpu",
+    )
     assert np.linalg.norm(rec.image - x0) / np.linalg.norm(x0) < 1e-3
     assert rec.params["prior"]["architecture"] == "random-relu"
 
@@ -144,16 +164,19 @@ def test_the_users_prior_is_not_modified(G):
     assert all(p.requires_grad for p in G.parameters())
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    (dict(method="csgm"), ValueError, "needs a prior"),
-    (dict(method="csgm", prior="no-such"), ValueError, "no prior named"),
-    (dict(method="csgm", prior=object()), TypeError, "generator"),
-    (dict(method="csgm", prior="SHAPE"), ValueError, "images of shape"),
-    (dict(method="twf", prior=None), ValueError, "magnitude-only"),
-    (dict(method="csgm", prior="G", restarts=0), ValueError, "restarts"),
-    (dict(method="csgm", prior="G", y=np.full((100,), np.nan)), ValueError, "NaN"),
-    (dict(method="csgm", prior="G", optimizer="sgd"), ValueError, "optimizer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (dict(method="csgm"), ValueError, "needs a prior"),
+        (dict(method="csgm", prior="no-such"), ValueError, "no prior named"),
+        (dict(method="csgm", prior=object()), TypeError, "generator"),
+        (dict(method="csgm", prior="SHAPE"), ValueError, "images of shape"),
+        (dict(method="twf", prior=None), ValueError, "magnitude-only"),
+        (dict(method="csgm", prior="G", restarts=0), ValueError, "restarts"),
+        (dict(method="csgm", prior="G", y=np.full((100,), np.nan)), ValueError, "NaN"),
+        (dict(method="csgm", prior="G", optimizer="sgd"), ValueError, "optimizer"),
+    ],
+)
 def test_bad_arguments_raise_a_sentence(G, kwargs, error, words):
     A = ngp.make_operator("cs", shape=(1, 600), m=100, seed=0)
     args = dict(y=np.zeros(100, np.float32), steps=2, device="cpu")
@@ -169,8 +192,19 @@ def test_bad_arguments_raise_a_sentence(G, kwargs, error, words):
 def test_csgm_with_lbfgs(G):
     z0, x0 = _truth(G, 6)
     A = ngp.make_operator("cs", shape=x0.shape, m=10 * K, seed=6)
-    rec = ngp.reconstruct(A.measure(x0, seed=0), A, method="csgm", prior=G, restarts=4,
-                          steps=100, optimizer="lbfgs", lr=1.0, lam=0.0, seed=0, device="cpu")
+    rec = ngp.reconstruct(
+        A.measure(x0, seed=0),
+        A,
+        method="csgm",
+        prior=G,
+        restarts=4,
+        steps=100,
+        optimizer="lbfgs",
+        lr=1.0,
+        lam=0.0,
+        seed=0,
+        device="cpu",
+    )
     assert np.linalg.norm(rec.image - x0) / np.linalg.norm(x0) < 1e-3
 
 

@@ -15,15 +15,22 @@ def test_import_linter_contracts_hold():
     exe = shutil.which("lint-imports", path=sysconfig.get_path("scripts"))
     if exe is None:
         pytest.fail("import-linter is not installed (it is in the [testing] extra)")
-    out = subprocess.run([exe, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [exe, "--config", str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 broken" in out.stdout
 
 
 def _modules_after(code: str) -> set[str]:
     script = f"import sys\n{code}\nprint(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return set(out.stdout.split())
 
@@ -37,11 +44,13 @@ def test_package_import_is_light():
 
 
 def test_the_whole_library_runs_without_napari_or_qt():
-    code = ("import numpy as np, napari_genprior as ngp\n"
-            "A = ngp.make_operator('inpaint', shape=(16, 16), fraction=0.5, seed=0)\n"
-            "y = A.measure(np.ones((16, 16)), noise_std=0.1, seed=0)\n"
-            "ngp.reconstruct(y, A, method='dip', steps=2, device='cpu')\n"
-            "ngp.metrics.psnr(np.ones((16, 16)), y)")
+    code = (
+        "import numpy as np, napari_genprior as ngp\n"
+        "A = ngp.make_operator('inpaint', shape=(16, 16), fraction=0.5, seed=0)\n"
+        "y = A.measure(np.ones((16, 16)), noise_std=0.1, seed=0)\n"
+        "ngp.reconstruct(y, A, method='dip', steps=2, device='cpu')\n"
+        "ngp.metrics.psnr(np.ones((16, 16)), y)"
+    )
     loaded = _modules_after(code)
     assert "torch" in loaded
     assert not loaded & GUI, loaded & GUI
@@ -53,8 +62,11 @@ def _import_cycles(package: str = "napari_genprior") -> list[list[str]]:
     import grimp
 
     graph = grimp.build_graph(package)
-    edges = {m: {n for n in graph.find_modules_directly_imported_by(m) if n.startswith(package)}
-             for m in graph.modules if m.startswith(package)}
+    edges = {
+        m: {n for n in graph.find_modules_directly_imported_by(m) if n.startswith(package)}
+        for m in graph.modules
+        if m.startswith(package)
+    }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -99,4 +111,5 @@ def test_the_cycle_check_finds_a_cycle(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     # a imports b only inside a function, b imports a: a circle; c only imports a: none
     assert _import_cycles("napari_genprior_cycle_probe") == [
-        ["napari_genprior_cycle_probe.a", "napari_genprior_cycle_probe.b"]]
+        ["napari_genprior_cycle_probe.a", "napari_genprior_cycle_probe.b"]
+    ]

@@ -22,11 +22,14 @@ def test_ssim_and_nmse_on_identical_and_different_images():
     assert metrics.nmse(ref, 2 * ref) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("a, b, words", [
-    (np.ones((4, 4)), np.ones((4, 5)), "shape"),
-    (np.ones((4, 4)), np.full((4, 4), np.nan), "NaN"),
-    (np.zeros((0, 0)), np.zeros((0, 0)), "empty"),
-])
+@pytest.mark.parametrize(
+    "a, b, words",
+    [
+        (np.ones((4, 4)), np.ones((4, 5)), "shape"),
+        (np.ones((4, 4)), np.full((4, 4), np.nan), "NaN"),
+        (np.zeros((0, 0)), np.zeros((0, 0)), "empty"),
+    ],
+)
 def test_metrics_reject_bad_pairs(a, b, words):
     with pytest.raises(ValueError, match=words):
         metrics.psnr(a, b)

@@ -35,8 +35,15 @@ def slice8():
     """A complex slice with smooth phase, 8 birdcage coils, 4x equispaced, noise 0.005."""
     x = _brain()
     xc = x * np.exp(1j * _smooth_phase(x.shape))
-    A = ngp.make_operator("mri", shape=x.shape, acceleration=4, mask="equispaced",
-                          center_fraction=0.12, seed=0, coils=8)
+    A = ngp.make_operator(
+        "mri",
+        shape=x.shape,
+        acceleration=4,
+        mask="equispaced",
+        center_fraction=0.12,
+        seed=0,
+        coils=8,
+    )
     return x, xc, A, A.measure(xc, noise_std=0.005, seed=1)
 
 
@@ -54,26 +61,32 @@ def test_adjoints_pass_the_dot_product_test_on_complex_images(shape):
     x = torch.randn(3, *shape, dtype=torch.complex128, generator=gen)
     y = torch.randn(3, *A.measurement_shape, dtype=torch.complex128, generator=gen)
     assert A.measurement_shape == (5, *shape)
-    assert float(real_inner(A(x), y)) == pytest.approx(float(real_inner(x, A.adjoint(y))),
-                                                       rel=1e-10)
+    assert float(real_inner(A(x), y)) == pytest.approx(
+        float(real_inner(x, A.adjoint(y))), rel=1e-10
+    )
     # the compact form (sampled columns only) is the same operator, its own adjoint too
-    eq = ngp.make_operator("mri", shape=shape, acceleration=3, mask="equispaced", seed=2,
-                           center_fraction=0.2, coils=5)
+    eq = ngp.make_operator(
+        "mri", shape=shape, acceleration=3, mask="equispaced", seed=2, center_fraction=0.2, coils=5
+    )
     yy = eq.measure(np.ones(shape), seed=0)
     C, yc = eq.compacted(yy)
     assert isinstance(C, SampledColumns) and yc.shape == C.measurement_shape
     torch.testing.assert_close(C(x), eq(x)[..., C.columns])
-    torch.testing.assert_close(C.adjoint(torch.from_numpy(yc).to(torch.complex128)),
-                               eq.adjoint(torch.from_numpy(yy).to(torch.complex128)))
+    torch.testing.assert_close(
+        C.adjoint(torch.from_numpy(yc).to(torch.complex128)),
+        eq.adjoint(torch.from_numpy(yy).to(torch.complex128)),
+    )
     yr = torch.randn(3, *C.measurement_shape, dtype=torch.complex128, generator=gen)
-    assert float(real_inner(C(x), yr)) == pytest.approx(float(real_inner(x, C.adjoint(yr))),
-                                                        rel=1e-10)
+    assert float(real_inner(C(x), yr)) == pytest.approx(
+        float(real_inner(x, C.adjoint(yr))), rel=1e-10
+    )
     # a fixed-phase view maps real magnitudes, with the adjoint Re(e^-i phi A^H y)
     F = FixedPhase(A, _smooth_phase(shape))
     m = torch.randn(2, *shape, dtype=torch.float64, generator=gen)
     assert F.adjoint(y[:2]).dtype == torch.float64
-    assert float(real_inner(F(m), y[:2])) == pytest.approx(float(real_inner(m, F.adjoint(y[:2]))),
-                                                           rel=1e-10)
+    assert float(real_inner(F(m), y[:2])) == pytest.approx(
+        float(real_inner(m, F.adjoint(y[:2]))), rel=1e-10
+    )
 
 
 def test_fully_sampled_rss_is_the_magnitude_and_the_adjoint_inverts():
@@ -86,8 +99,7 @@ def test_fully_sampled_rss_is_the_magnitude_and_the_adjoint_inverts():
 
 
 def test_spec_round_trip_simulated_maps_by_recipe_and_others_exactly():
-    A = ngp.make_operator("mri", shape=(40, 32), acceleration=4, mask="equispaced", seed=3,
-                          coils=4)
+    A = ngp.make_operator("mri", shape=(40, 32), acceleration=4, mask="equispaced", seed=3, coils=4)
     spec = A.spec()
     assert spec["coils"] == {"birdcage": 4, "radius": 1.5} and len(json.dumps(spec)) < 1000
     x = torch.randn(40, 32, dtype=torch.complex64)
@@ -101,8 +113,15 @@ def test_spec_round_trip_simulated_maps_by_recipe_and_others_exactly():
 
 def test_espirit_recovers_the_coil_subspace_and_needs_a_centre():
     x = _brain(64) * np.exp(1j * _smooth_phase((64, 64)))
-    A = ngp.make_operator("mri", shape=(64, 64), acceleration=4, mask="equispaced",
-                          center_fraction=0.25, seed=0, coils=6)
+    A = ngp.make_operator(
+        "mri",
+        shape=(64, 64),
+        acceleration=4,
+        mask="equispaced",
+        center_fraction=0.25,
+        seed=0,
+        coils=6,
+    )
     y = A.measure(x, noise_std=0.001, seed=0)
     maps = espirit_maps(y)
     assert maps.shape == (6, 64, 64) and maps.dtype == np.complex64
@@ -114,20 +133,26 @@ def test_espirit_recovers_the_coil_subspace_and_needs_a_centre():
     B = ngp.make_operator("mri", shape=(64, 64), mask=A.mask[0], coils=maps)
     est = ngp.reconstruct(y, B, "cg").image
     true = ngp.reconstruct(y, A, "cg").image
-    assert _psnr(np.abs(x) * inside, np.abs(est) * inside) > _psnr(
-        np.abs(x) * inside, np.abs(true) * inside) - 1.5
-    narrow = ngp.make_operator("mri", shape=(64, 64), acceleration=4, mask="random",
-                               center_fraction=0.05, seed=0, coils=6)
+    assert (
+        _psnr(np.abs(x) * inside, np.abs(est) * inside)
+        > _psnr(np.abs(x) * inside, np.abs(true) * inside) - 1.5
+    )
+    narrow = ngp.make_operator(
+        "mri", shape=(64, 64), acceleration=4, mask="random", center_fraction=0.05, seed=0, coils=6
+    )
     with pytest.raises(ValueError, match="fully sampled centre"):
         espirit_maps(narrow.measure(x, seed=0))
 
 
-@pytest.mark.parametrize("maps, error, words", [
-    (np.ones((4, 10, 10), np.complex64), ValueError, "expected \\(coils, 32, 32\\)"),
-    (np.full((2, 32, 32), np.nan, np.complex64), ValueError, "NaN"),
-    (np.zeros((2, 32, 32), np.complex64), ValueError, "all zero"),
-    (np.array([["a"]]), TypeError, "numeric"),
-])
+@pytest.mark.parametrize(
+    "maps, error, words",
+    [
+        (np.ones((4, 10, 10), np.complex64), ValueError, "expected \\(coils, 32, 32\\)"),
+        (np.full((2, 32, 32), np.nan, np.complex64), ValueError, "NaN"),
+        (np.zeros((2, 32, 32), np.complex64), ValueError, "all zero"),
+        (np.array([["a"]]), TypeError, "numeric"),
+    ],
+)
 def test_bad_coil_maps_are_named(maps, error, words):
     with pytest.raises(error, match=words):
         ngp.make_operator("mri", shape=(32, 32), coils=maps)

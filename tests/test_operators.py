@@ -21,20 +21,33 @@ def _params(kind, shape, pick):
     """Valid parameters for ``kind`` on ``shape``; ``pick(options)`` chooses among options."""
     n = int(np.prod(shape))
     if kind == "inpaint":
-        return pick([{"fraction": 0.3, "seed": 1}, {"boxes": 3, "seed": 2},
-                     {"mask": np.indices(shape).sum(0) % 3 == 0}])
+        return pick(
+            [
+                {"fraction": 0.3, "seed": 1},
+                {"boxes": 3, "seed": 2},
+                {"mask": np.indices(shape).sum(0) % 3 == 0},
+            ]
+        )
     if kind == "blur":
         sig = pick([1.0, 2.5, tuple(0.5 + i for i in range(len(shape)))])
         psf_shape = [min(3, s) for s in shape]
-        return pick([{"sigma": sig}, {"sigma": sig, "boundary": "periodic"},
-                     {"psf": np.arange(1.0, 1 + np.prod(psf_shape)).reshape(psf_shape)}])
+        return pick(
+            [
+                {"sigma": sig},
+                {"sigma": sig, "boundary": "periodic"},
+                {"psf": np.arange(1.0, 1 + np.prod(psf_shape)).reshape(psf_shape)},
+            ]
+        )
     if kind == "downsample":
         return {"factor": 2, "antialias": pick([False, True])}
     if kind == "cs":
         return {"m": pick([n // 2, 1, n]), "seed": 3, "matrix": pick(["dense", "structured"])}
     if kind == "mri":
-        return {"acceleration": pick([4.0, 2.0, 1.0]), "seed": 4,
-                "mask": pick(["random", "equispaced", "variable-density"])}
+        return {
+            "acceleration": pick([4.0, 2.0, 1.0]),
+            "seed": 4,
+            "mask": pick(["random", "equispaced", "variable-density"]),
+        }
     if kind == "phase":
         return pick([{"m": 2 * n, "seed": 5}, {"masks": 2, "seed": 5}])
     return {}
@@ -50,16 +63,19 @@ def operators(draw):
     three_d = kind in ("denoise", "inpaint", "blur", "downsample", "cs") and draw(st.booleans())
     side = st.integers(2, 10).map(lambda k: 2 * k)  # even sides: downsample needs them
     shape = tuple(draw(st.lists(side, min_size=3 if three_d else 2, max_size=3 if three_d else 2)))
-    return ngp.make_operator(kind, shape=shape,
-                             **_params(kind, shape, lambda opts: draw(st.sampled_from(opts))))
+    return ngp.make_operator(
+        kind, shape=shape, **_params(kind, shape, lambda opts: draw(st.sampled_from(opts)))
+    )
 
 
 def _random_pair(A, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(A.shape, generator=g, dtype=torch.float64)
     if A.complex_measurements:
-        y = torch.complex(torch.randn(A.measurement_shape, generator=g, dtype=torch.float64),
-                          torch.randn(A.measurement_shape, generator=g, dtype=torch.float64))
+        y = torch.complex(
+            torch.randn(A.measurement_shape, generator=g, dtype=torch.float64),
+            torch.randn(A.measurement_shape, generator=g, dtype=torch.float64),
+        )
     else:
         y = torch.randn(A.measurement_shape, generator=g, dtype=torch.float64)
     return x, y
@@ -72,7 +88,9 @@ def test_adjoint_dot_product(A):
     x, y = _random_pair(L)
     Ax, ATy = L.forward(x), L.adjoint(y)
     assert Ax.shape == L.measurement_shape and ATy.shape == L.shape
-    err = abs(float(real_inner(Ax, y) - real_inner(x, ATy))) / max(float(Ax.norm() * y.norm()), 1e-300)
+    err = abs(float(real_inner(Ax, y) - real_inner(x, ATy))) / max(
+        float(Ax.norm() * y.norm()), 1e-300
+    )
     assert err < 1e-5, (A, err)
 
 
@@ -92,20 +110,29 @@ def test_batched_forward_and_adjoint_match_per_image(kind):
 
 
 SPEC_CASES = [
-    ("denoise", {}), ("inpaint", {"fraction": 0.25, "seed": 11}), ("inpaint", {"boxes": 4, "seed": 2}),
+    ("denoise", {}),
+    ("inpaint", {"fraction": 0.25, "seed": 11}),
+    ("inpaint", {"boxes": 4, "seed": 2}),
     ("inpaint", {"mask": np.eye(20, 24, dtype=bool) | np.eye(20, 24, k=3, dtype=bool)}),
-    ("blur", {"sigma": [2.0, 1.0]}), ("blur", {"sigma": 1.5, "boundary": "periodic"}),
+    ("blur", {"sigma": [2.0, 1.0]}),
+    ("blur", {"sigma": 1.5, "boundary": "periodic"}),
     ("blur", {"psf": np.outer([1, 2, 1], [1, 3, 3, 1])}),
-    ("downsample", {"factor": [2, 3]}), ("downsample", {"factor": 2, "antialias": True}),
-    ("cs", {"m": 100, "seed": 7}), ("cs", {"m": 100, "seed": 7, "matrix": "structured"}),
-    ("mri", {"acceleration": 4, "seed": 3}), ("mri", {"mask": "equispaced", "seed": 3}),
+    ("downsample", {"factor": [2, 3]}),
+    ("downsample", {"factor": 2, "antialias": True}),
+    ("cs", {"m": 100, "seed": 7}),
+    ("cs", {"m": 100, "seed": 7, "matrix": "structured"}),
+    ("mri", {"acceleration": 4, "seed": 3}),
+    ("mri", {"mask": "equispaced", "seed": 3}),
     ("mri", {"mask": "variable-density", "acceleration": 3, "seed": 3}),
     ("mri", {"mask": np.arange(24) % 3 == 0}),
-    ("phase", {"m": 300, "seed": 1}), ("phase", {"masks": 2, "seed": 1}),
+    ("phase", {"m": 300, "seed": 1}),
+    ("phase", {"masks": 2, "seed": 1}),
 ]
 
 
-@pytest.mark.parametrize("kind, params", SPEC_CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(SPEC_CASES)])
+@pytest.mark.parametrize(
+    "kind, params", SPEC_CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(SPEC_CASES)]
+)
 def test_spec_round_trip_reproduces_forward_exactly(kind, params):
     A = ngp.make_operator(kind, shape=(20, 24), **params)
     spec = json.loads(json.dumps(A.spec()))  # survives JSON
@@ -115,11 +142,19 @@ def test_spec_round_trip_reproduces_forward_exactly(kind, params):
     assert B.spec() == A.spec()
 
 
-@pytest.mark.parametrize("kind, params", [
-    ("inpaint", {"fraction": 0.5}), ("inpaint", {"boxes": 3}), ("cs", {"m": 50}),
-    ("cs", {"m": 50, "matrix": "structured"}), ("mri", {}), ("mri", {"mask": "equispaced"}),
-    ("phase", {"m": 50}), ("phase", {"masks": 2}),
-])
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        ("inpaint", {"fraction": 0.5}),
+        ("inpaint", {"boxes": 3}),
+        ("cs", {"m": 50}),
+        ("cs", {"m": 50, "matrix": "structured"}),
+        ("mri", {}),
+        ("mri", {"mask": "equispaced"}),
+        ("phase", {"m": 50}),
+        ("phase", {"masks": 2}),
+    ],
+)
 def test_random_operators_are_determined_by_their_seed(kind, params):
     a, b, c = (ngp.make_operator(kind, shape=(16, 16), seed=s, **params) for s in (5, 5, 6))
     x = torch.randn(16, 16, dtype=torch.float64)
@@ -141,7 +176,7 @@ def test_blur_of_a_delta_is_the_psf(boundary, psf_shape):
     delta[10, 9] = 1
     out = A(torch.from_numpy(delta)).numpy()
     cy, cx = (psf_shape[0] - 1) // 2, (psf_shape[1] - 1) // 2
-    window = out[10 - cy:10 - cy + psf_shape[0], 9 - cx:9 - cx + psf_shape[1]]
+    window = out[10 - cy : 10 - cy + psf_shape[0], 9 - cx : 9 - cx + psf_shape[1]]
     np.testing.assert_allclose(window, psf / psf.sum(), atol=1e-12)
     assert out.sum() == pytest.approx(1.0)
 
@@ -152,8 +187,12 @@ def test_blur_matches_scipy_for_both_boundaries():
     zero = ngp.make_operator("blur", shape=x.shape, psf=psf)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(zero, fftconvolve(x, psf / psf.sum(), mode="same"), atol=1e-12)
     psf3 = rng.random((5, 3))
-    wrap = ngp.make_operator("blur", shape=x.shape, psf=psf3, boundary="periodic")(torch.from_numpy(x))
-    np.testing.assert_allclose(wrap.numpy(), convolve(x, psf3 / psf3.sum(), mode="wrap"), atol=1e-12)
+    wrap = ngp.make_operator("blur", shape=x.shape, psf=psf3, boundary="periodic")(
+        torch.from_numpy(x)
+    )
+    np.testing.assert_allclose(
+        wrap.numpy(), convolve(x, psf3 / psf3.sum(), mode="wrap"), atol=1e-12
+    )
 
 
 def test_anisotropic_3d_gaussian_blur():
@@ -161,8 +200,10 @@ def test_anisotropic_3d_gaussian_blur():
     delta = torch.zeros(31, 21, 21, dtype=torch.float64)
     delta[15, 10, 10] = 1
     out = A(delta).numpy()
-    var = [float((out.sum(axis=tuple(j for j in range(3) if j != i)) *
-                  (np.arange(s) - c) ** 2).sum()) for i, (s, c) in enumerate(zip(out.shape, (15, 10, 10)))]
+    var = [
+        float((out.sum(axis=tuple(j for j in range(3) if j != i)) * (np.arange(s) - c) ** 2).sum())
+        for i, (s, c) in enumerate(zip(out.shape, (15, 10, 10)))
+    ]
     np.testing.assert_allclose(np.sqrt(var), [3.0, 1.5, 1.0], rtol=0.02)
 
 
@@ -182,13 +223,19 @@ def test_full_sampling_mri_adjoint_returns_the_image():
 def test_mri_masks_follow_fastmri_conventions(mask, acceleration, center_fraction):
     fractions = []
     for seed in range(10):
-        A = ngp.make_operator("mri", shape=(64, 320), acceleration=acceleration,
-                              center_fraction=center_fraction, mask=mask, seed=seed)
+        A = ngp.make_operator(
+            "mri",
+            shape=(64, 320),
+            acceleration=acceleration,
+            center_fraction=center_fraction,
+            mask=mask,
+            seed=seed,
+        )
         cols = A.mask[0]
         assert np.all(A.mask == cols)  # Cartesian: whole columns
         n_low = round(320 * center_fraction)
         pad = (320 - n_low + 1) // 2
-        assert cols[pad:pad + n_low].all()  # the centre of k-space is always sampled
+        assert cols[pad : pad + n_low].all()  # the centre of k-space is always sampled
         fractions.append(cols.mean())
     assert abs(np.mean(fractions) - 1 / acceleration) < 0.02
     if mask == "equispaced":
@@ -225,8 +272,10 @@ def test_structured_cs_is_o_n_and_preserves_energy_on_average():
     assert A.matrix == "structured" and "A" not in A._buffers
     assert sum(b.numel() for b in A._buffers.values()) <= 2 * 256 * 256
     g = torch.Generator().manual_seed(0)
-    ratios = [float(A(x).norm() ** 2 / x.norm() ** 2)
-              for x in torch.randn(5, 256, 256, generator=g, dtype=torch.float64)]
+    ratios = [
+        float(A(x).norm() ** 2 / x.norm() ** 2)
+        for x in torch.randn(5, 256, 256, generator=g, dtype=torch.float64)
+    ]
     assert abs(np.mean(ratios) - 1) < 0.1
     small = ngp.make_operator("cs", shape=(28, 28), m=100, seed=0)
     assert small.matrix == "dense"
@@ -293,7 +342,9 @@ def test_to_and_copy():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("kind, params", SPEC_CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(SPEC_CASES)])
+@pytest.mark.parametrize(
+    "kind, params", SPEC_CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(SPEC_CASES)]
+)
 def test_cuda_matches_cpu(kind, params):
     A = ngp.make_operator(kind, shape=(20, 24), **params)
     x = torch.randn(20, 24, dtype=torch.float64)
@@ -312,36 +363,86 @@ BAD = [
     (lambda: ngp.make_operator("inpaint", shape="big"), ValueError, "shape"),
     (lambda: ngp.make_operator("inpaint", shape=(8, 8), fraction=0), ValueError, "fraction"),
     (lambda: ngp.make_operator("inpaint", shape=(8, 8), fraction=1.5), ValueError, "fraction"),
-    (lambda: ngp.make_operator("inpaint", shape=(8, 8), fraction=0.5, boxes=2), ValueError, "one of"),
-    (lambda: ngp.make_operator("inpaint", shape=(8, 8), mask=np.ones((4, 4))), ValueError, "mask has shape"),
-    (lambda: ngp.make_operator("inpaint", shape=(8, 8), mask=np.zeros((8, 8))), ValueError, "no pixel"),
+    (
+        lambda: ngp.make_operator("inpaint", shape=(8, 8), fraction=0.5, boxes=2),
+        ValueError,
+        "one of",
+    ),
+    (
+        lambda: ngp.make_operator("inpaint", shape=(8, 8), mask=np.ones((4, 4))),
+        ValueError,
+        "mask has shape",
+    ),
+    (
+        lambda: ngp.make_operator("inpaint", shape=(8, 8), mask=np.zeros((8, 8))),
+        ValueError,
+        "no pixel",
+    ),
     (lambda: ngp.make_operator("denoise", shape=(8, 8), sigma=2), TypeError, "does not take"),
     (lambda: ngp.make_operator("blur", shape=(8, 8)), ValueError, "sigma"),
     (lambda: ngp.make_operator("blur", shape=(8, 8), sigma=-1), ValueError, "sigma"),
     (lambda: ngp.make_operator("blur", shape=(8, 8), sigma=(1, 2, 3)), ValueError, "one per axis"),
-    (lambda: ngp.make_operator("blur", shape=(8, 8), psf=np.ones((9, 3))), ValueError, "larger than the image"),
-    (lambda: ngp.make_operator("blur", shape=(8, 8), psf=np.full((3, 3), np.nan)), ValueError, "finite"),
+    (
+        lambda: ngp.make_operator("blur", shape=(8, 8), psf=np.ones((9, 3))),
+        ValueError,
+        "larger than the image",
+    ),
+    (
+        lambda: ngp.make_operator("blur", shape=(8, 8), psf=np.full((3, 3), np.nan)),
+        ValueError,
+        "finite",
+    ),
     (lambda: ngp.make_operator("blur", shape=(8, 8), psf=np.ones(3)), ValueError, "axes"),
-    (lambda: ngp.make_operator("blur", shape=(8, 8), sigma=1, boundary="reflect"), ValueError, "boundary"),
-    (lambda: ngp.make_operator("downsample", shape=(9, 8), factor=2), ValueError, "multiple of factor"),
+    (
+        lambda: ngp.make_operator("blur", shape=(8, 8), sigma=1, boundary="reflect"),
+        ValueError,
+        "boundary",
+    ),
+    (
+        lambda: ngp.make_operator("downsample", shape=(9, 8), factor=2),
+        ValueError,
+        "multiple of factor",
+    ),
     (lambda: ngp.make_operator("downsample", shape=(8, 8), factor=0), ValueError, "factor"),
     (lambda: ngp.make_operator("cs", shape=(8, 8)), ValueError, "needs m"),
     (lambda: ngp.make_operator("cs", shape=(8, 8), m=0), ValueError, "m .number of measurements"),
     (lambda: ngp.make_operator("cs", shape=(8, 8), m=65), ValueError, "between 1 and 64"),
     (lambda: ngp.make_operator("cs", shape=(8, 8), m=10, matrix="sparse"), ValueError, "matrix"),
     (lambda: ngp.make_operator("mri", shape=(8, 8), acceleration=0.5), ValueError, "acceleration"),
-    (lambda: ngp.make_operator("mri", shape=(8, 8), center_fraction=2), ValueError, "center_fraction"),
+    (
+        lambda: ngp.make_operator("mri", shape=(8, 8), center_fraction=2),
+        ValueError,
+        "center_fraction",
+    ),
     (lambda: ngp.make_operator("mri", shape=(8, 8, 8)), ValueError, "2D"),
-    (lambda: ngp.make_operator("mri", shape=(8, 8), mask="spiral"), ValueError, "mask must be one of"),
-    (lambda: ngp.make_operator("mri", shape=(8, 8), mask=np.ones(5, bool)), ValueError, "mask has shape"),
+    (
+        lambda: ngp.make_operator("mri", shape=(8, 8), mask="spiral"),
+        ValueError,
+        "mask must be one of",
+    ),
+    (
+        lambda: ngp.make_operator("mri", shape=(8, 8), mask=np.ones(5, bool)),
+        ValueError,
+        "mask has shape",
+    ),
     (lambda: ngp.make_operator("phase", shape=(8, 8)), ValueError, "needs m"),
     (lambda: ngp.make_operator("phase", shape=(8, 8, 8), masks=2), ValueError, "2D"),
     (lambda: ngp.make_operator("phase", shape=(8, 8), m=0), ValueError, "m .number"),
     (lambda: from_spec({"shape": [8, 8]}), ValueError, "'kind' and 'shape'"),
-    (lambda: from_spec({"kind": "inpaint", "shape": [8, 8], "mask": {"shape": [8, 8], "packbits": "!!"}}),
-     ValueError, "malformed"),
-    (lambda: from_spec({"kind": "blur", "shape": [8, 8], "psf": {"shape": [3, 3], "float64": "AAAA"}}),
-     ValueError, "malformed"),
+    (
+        lambda: from_spec(
+            {"kind": "inpaint", "shape": [8, 8], "mask": {"shape": [8, 8], "packbits": "!!"}}
+        ),
+        ValueError,
+        "malformed",
+    ),
+    (
+        lambda: from_spec(
+            {"kind": "blur", "shape": [8, 8], "psf": {"shape": [3, 3], "float64": "AAAA"}}
+        ),
+        ValueError,
+        "malformed",
+    ),
 ]
 
 
@@ -351,16 +452,19 @@ def test_bad_arguments_raise_a_sentence(call, error, words):
         call()
 
 
-@pytest.mark.parametrize("x, kw, words", [
-    (np.full((8, 8), np.nan), {}, "NaN"),
-    (np.ones((8, 9)), {}, "shape"),
-    (np.ones((8, 8)) * 1j, {}, "complex"),
-    (np.array([["a"] * 8] * 8), {}, "numeric"),
-    (np.ones((8, 8)), {"noise_std": -1}, "noise_std"),
-    (np.ones((8, 8)), {"noise_std": float("nan")}, "noise_std"),
-    (np.ones((8, 8)), {"photons": 0}, "photons"),
-    (-np.ones((8, 8)), {"photons": 10}, "positive signal"),
-])
+@pytest.mark.parametrize(
+    "x, kw, words",
+    [
+        (np.full((8, 8), np.nan), {}, "NaN"),
+        (np.ones((8, 9)), {}, "shape"),
+        (np.ones((8, 8)) * 1j, {}, "complex"),
+        (np.array([["a"] * 8] * 8), {}, "numeric"),
+        (np.ones((8, 8)), {"noise_std": -1}, "noise_std"),
+        (np.ones((8, 8)), {"noise_std": float("nan")}, "noise_std"),
+        (np.ones((8, 8)), {"photons": 0}, "photons"),
+        (-np.ones((8, 8)), {"photons": 10}, "positive signal"),
+    ],
+)
 def test_measure_rejects_bad_input(x, kw, words):
     A = ngp.make_operator("denoise", shape=(8, 8))
     with pytest.raises((ValueError, TypeError), match=words):

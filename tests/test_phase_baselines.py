@@ -79,8 +79,7 @@ def test_twf_recovers_an_image_from_coded_diffraction():
 def test_sparse_methods_run_on_coded_diffraction(method):
     x = sparse_image(1)
     A = ngp.make_operator("phase", shape=SHAPE, masks=4, seed=1)
-    rec = ngp.reconstruct(A.measure(x, seed=0), A, method=method, steps=300, seed=0,
-                          device="cpu")
+    rec = ngp.reconstruct(A.measure(x, seed=0), A, method=method, steps=300, seed=0, device="cpu")
     assert rec.params["support_estimate"] == "dense-spectral"
     assert sign_error(rec.image, x) < 1e-2
 
@@ -105,8 +104,9 @@ def test_callback_false_stops_the_run(method):
         seen.append((step, loss, image))
         return step < 3
 
-    rec = ngp.reconstruct(y, A, method=method, steps=500, seed=0, device="cpu",
-                          callback=stop_at_3, tol=0.0)
+    rec = ngp.reconstruct(
+        y, A, method=method, steps=500, seed=0, device="cpu", callback=stop_at_3, tol=0.0
+    )
     assert rec.cancelled
     assert [s for s, _, _ in seen] == [1, 2, 3] and len(rec.history) == 3
     assert rec.params["cancelled_at"] == 3 and rec.params["iterations"] == 3
@@ -118,8 +118,9 @@ def test_callback_false_stops_the_run(method):
 def test_previews_follow_preview_every(method):
     x = sparse_image(4)
     A, y = gaussian_problem(x, 4 * N, 4)
-    run = ngp.iter_reconstruct(y, A, method=method, steps=12, seed=0, device="cpu",
-                               preview_every=5, tol=0.0)
+    run = ngp.iter_reconstruct(
+        y, A, method=method, steps=12, seed=0, device="cpu", preview_every=5, tol=0.0
+    )
     updates = []
     try:
         while True:

@@ -50,8 +50,10 @@ def test_save_and_load_restore_the_generator_exactly(make, tmp_path):
 
 def test_encoders_match_their_decoders():
     for arch, enc_cls in ENCODERS.items():
-        kwargs = {"fc-decoder": {"image_shape": (8, 8), "hidden": (16,)},
-                  "conv-decoder": {"image_shape": (16, 16), "channels": 4}}[arch]
+        kwargs = {
+            "fc-decoder": {"image_shape": (8, 8), "hidden": (16,)},
+            "conv-decoder": {"image_shape": (16, 16), "channels": 4},
+        }[arch]
         enc = enc_cls(latent_dim=5, **kwargs)
         mu, logvar = enc(torch.rand(2, *kwargs["image_shape"]))
         assert mu.shape == logvar.shape == (2, 5)
@@ -63,7 +65,9 @@ def test_random_prior_has_the_theory_weights():
     assert W1.shape == (250, 10) and W2.shape == (600, 250)
     assert all(lin.bias is None for lin in G.layers)
     assert abs(float(W2.var()) - 1 / 600) < 0.1 / 600
-    assert torch.equal(W1, ngp.random_prior(latent_dim=10, widths=(250, 600), seed=0).layers[0].weight)
+    assert torch.equal(
+        W1, ngp.random_prior(latent_dim=10, widths=(250, 600), seed=0).layers[0].weight
+    )
     assert torch.all(G(torch.randn(2, 10)) >= 0)
 
 
@@ -87,8 +91,11 @@ def test_card_that_does_not_match_the_weights_is_refused(saved, tmp_path):
 
     card = read_card(saved)
     card["config"]["hidden"] = [32]
-    save_file(load_file(str(saved)), str(tmp_path / "bad.safetensors"),
-              metadata={"genprior_card": json.dumps(card)})
+    save_file(
+        load_file(str(saved)),
+        str(tmp_path / "bad.safetensors"),
+        metadata={"genprior_card": json.dumps(card)},
+    )
     with pytest.raises(ValueError, match="do not match"):
         load_prior(tmp_path / "bad.safetensors")
 
@@ -101,11 +108,15 @@ def test_wrong_tensor_shapes_and_foreign_files_are_refused(saved, tmp_path):
     with pytest.raises(ValueError, match="no genprior card"):
         load_prior(tmp_path / "plain.safetensors")
     card = read_card(saved)
-    save_file(tensors, str(tmp_path / "shapes.safetensors"), metadata={"genprior_card": json.dumps(card)})
+    save_file(
+        tensors, str(tmp_path / "shapes.safetensors"), metadata={"genprior_card": json.dumps(card)}
+    )
     with pytest.raises(ValueError, match="do not match"):
         load_prior(tmp_path / "shapes.safetensors")
     card["architecture"] = "evil-net"
-    save_file(tensors, str(tmp_path / "arch.safetensors"), metadata={"genprior_card": json.dumps(card)})
+    save_file(
+        tensors, str(tmp_path / "arch.safetensors"), metadata={"genprior_card": json.dumps(card)}
+    )
     with pytest.raises(ValueError, match="unknown architecture"):
         load_prior(tmp_path / "arch.safetensors")
 

@@ -25,8 +25,9 @@ def phantoms() -> np.ndarray:
 @pytest.fixture(scope="module")
 def scanner():
     """The 4x random column mask the test files are 'acquired' with."""
-    return ngp.make_operator("mri", shape=SHAPE, acceleration=4, center_fraction=0.08,
-                             mask="random", seed=3)
+    return ngp.make_operator(
+        "mri", shape=SHAPE, acceleration=4, center_fraction=0.08, mask="random", seed=3
+    )
 
 
 def _write(path, kspace, *, mask=None, rss=None, attrs=None):
@@ -44,8 +45,11 @@ def _write(path, kspace, *, mask=None, rss=None, attrs=None):
 def _layers(path):
     reader = get_reader(str(path))
     assert callable(reader)
-    return {kwargs["name"]: (data, kwargs) for data, kwargs, kind in reader(str(path))
-            if kind == "image"}
+    return {
+        kwargs["name"]: (data, kwargs)
+        for data, kwargs, kind in reader(str(path))
+        if kind == "image"
+    }
 
 
 def _zero_filled(k: np.ndarray) -> np.ndarray:
@@ -151,8 +155,9 @@ def test_fully_sampled_file_reads_as_acceleration_1(tmp_path, phantoms):
     assert name == "full [mri 1x k-space]"
     y, A = measurement_of(layers[name][0], layers[name][1]["metadata"])
     assert A.mask.all()
-    np.testing.assert_allclose(ngp.reconstruct(y, A, method="adjoint").image, phantoms[0],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        ngp.reconstruct(y, A, method="adjoint").image, phantoms[0], atol=1e-5
+    )
 
 
 def test_not_ours_gives_no_reader(tmp_path):
@@ -174,14 +179,17 @@ def _write_plain(path, **datasets):
     return path
 
 
-@pytest.mark.parametrize("kspace, mask, match", [
-    (np.ones((8, 8), np.float32), None, "must be complex"),
-    (np.ones((2, 2, 2, 8, 8), np.complex64), None, "unexpected axis"),
-    (np.ones(8, np.complex64), None, "expected one slice"),
-    (np.zeros((8, 8), np.complex64), None, "no k-space column is sampled"),
-    (np.ones((8, 8), np.complex64), np.ones(5, bool), "'mask' has shape"),
-    (np.full((8, 8), np.nan, np.complex64), None, "NaN"),
-])
+@pytest.mark.parametrize(
+    "kspace, mask, match",
+    [
+        (np.ones((8, 8), np.float32), None, "must be complex"),
+        (np.ones((2, 2, 2, 8, 8), np.complex64), None, "unexpected axis"),
+        (np.ones(8, np.complex64), None, "expected one slice"),
+        (np.zeros((8, 8), np.complex64), None, "no k-space column is sampled"),
+        (np.ones((8, 8), np.complex64), np.ones(5, bool), "'mask' has shape"),
+        (np.full((8, 8), np.nan, np.complex64), None, "NaN"),
+    ],
+)
 def test_bad_kspace_raises_a_sentence(tmp_path, kspace, mask, match):
     path = _write(tmp_path / "bad.h5", kspace, mask=mask)
     reader = get_reader(str(path))
@@ -199,8 +207,9 @@ def test_mismatched_reference_is_skipped_with_a_warning(tmp_path, phantoms, scan
 
 
 def test_several_files_at_once(tmp_path, phantoms, scanner):
-    paths = [str(_write(tmp_path / f"s{i}.h5", scanner.measure(phantoms[i], seed=i)))
-             for i in range(2)]
+    paths = [
+        str(_write(tmp_path / f"s{i}.h5", scanner.measure(phantoms[i], seed=i))) for i in range(2)
+    ]
     names = [kwargs["name"] for _, kwargs, _ in get_reader(paths)(paths)]
     assert [n for n in names if "zero-filled" in n] == ["s0 [zero-filled]", "s1 [zero-filled]"]
 

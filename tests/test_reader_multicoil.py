@@ -49,21 +49,22 @@ def truth() -> np.ndarray:
     inner = brain_phantoms(SLICES, (h * 11 // 16, w * 2 // 3), seed=4)
     x = np.zeros((SLICES, h, w))
     top, left = (h - inner.shape[1]) // 2, (w - inner.shape[2]) // 2
-    x[:, top:top + inner.shape[1], left:left + inner.shape[2]] = inner
+    x[:, top : top + inner.shape[1], left : left + inner.shape[2]] = inner
     return np.stack([gaussian_filter(im, 1.0) for im in x])
 
 
 @pytest.fixture(scope="module")
 def columns() -> np.ndarray:
-    A = ngp.make_operator("mri", shape=SHAPE, acceleration=3, center_fraction=0.25,
-                          mask="equispaced", seed=1)
+    A = ngp.make_operator(
+        "mri", shape=SHAPE, acceleration=3, center_fraction=0.25, mask="equispaced", seed=1
+    )
     return A.mask[0]
 
 
 @pytest.fixture(scope="module")
 def full_kspace(truth) -> np.ndarray:
     """Fully sampled multi-coil k-space ``(slices, coils, H, W)`` complex64, with noise."""
-    yy, xx = np.mgrid[:SHAPE[0], :SHAPE[1]] / SHAPE[0]
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]] / SHAPE[0]
     phase = np.exp(1j * (1.5 * yy - 1.0 * xx))
     k = _fft(truth[:, None] * phase * birdcage_maps(SHAPE, COILS))
     rng = np.random.default_rng(0)
@@ -97,8 +98,11 @@ def scan(tmp_path_factory, kspace, truth):
 def _layers(path):
     reader = get_reader(str(path))
     assert callable(reader)
-    return {kwargs["name"]: (data, kwargs) for data, kwargs, kind in reader(str(path))
-            if kind == "image"}
+    return {
+        kwargs["name"]: (data, kwargs)
+        for data, kwargs, kind in reader(str(path))
+        if kind == "image"
+    }
 
 
 def _kspace_layer(layers):
@@ -120,8 +124,12 @@ def test_layers_of_a_multicoil_file(scan, truth, columns):
     info = meta["genprior"]
     assert info["role"] == "measurement"
     assert info["coils"] == {"count": COILS, "maps": "espirit"}
-    assert info["source"] == {"path": str(scan.resolve()), "dataset": "kspace",
-                              "slices": SLICES, "coils": COILS}
+    assert info["source"] == {
+        "path": str(scan.resolve()),
+        "dataset": "kspace",
+        "slices": SLICES,
+        "coils": COILS,
+    }
     assert "measurement" not in info and "volume" not in info
     assert "coils" not in info["operator"]  # single-coil shaped: maps come per slice
     A = from_spec(info["operator"])
@@ -180,8 +188,7 @@ def test_the_zero_filled_layer_is_the_rss_of_the_coil_images(scan, kspace):
     kdata, _ = _kspace_layer(layers)
     rss = layers["knee [zero-filled]"][0]
     for i in (0, 2):
-        np.testing.assert_allclose(np.asarray(rss[i]), _numpy_rss(kspace[i]), rtol=1e-4,
-                                   atol=1e-5)
+        np.testing.assert_allclose(np.asarray(rss[i]), _numpy_rss(kspace[i]), rtol=1e-4, atol=1e-5)
         shown = np.log1p(np.sqrt((np.abs(kspace[i]) ** 2).sum(axis=0)))
         np.testing.assert_allclose(np.asarray(kdata[i]), shown, rtol=1e-5, atol=1e-6)
 
@@ -211,8 +218,11 @@ def test_a_slice_reconstructs_with_espirit_maps_better_than_rss(scan, kspace, tr
     with pytest.raises(ValueError, match="slice number"):
         kspace_slice(meta, SLICES)
     # a volume has no one operator: every entry point that wants one says to go slice by slice
-    for call in (lambda: measurement_planes(None, meta), lambda: measurement_of(None, meta),
-                 lambda: ngp.api.measurement_from_layer(None, meta)):
+    for call in (
+        lambda: measurement_planes(None, meta),
+        lambda: measurement_of(None, meta),
+        lambda: ngp.api.measurement_from_layer(None, meta),
+    ):
         with pytest.raises(ValueError, match=r"one slice at a time: kspace_slice\(metadata, i\)"):
             call()
 
@@ -250,8 +260,9 @@ def test_a_nan_in_a_slice_is_found_when_that_slice_is_read(tmp_path, kspace):
 
 
 def test_a_narrow_centre_names_the_slice_espirit_cannot_calibrate(tmp_path, full_kspace):
-    narrow = ngp.make_operator("mri", shape=SHAPE, acceleration=4, center_fraction=0.04,
-                               mask="equispaced", seed=0).mask[0]
+    narrow = ngp.make_operator(
+        "mri", shape=SHAPE, acceleration=4, center_fraction=0.04, mask="equispaced", seed=0
+    ).mask[0]
     _, kwargs = _kspace_layer(_layers(_write(tmp_path / "narrow.h5", full_kspace[:2] * narrow)))
     with pytest.raises(ValueError, match="slice 1 .*ESPIRiT needs a fully sampled centre"):
         kspace_slice(kwargs["metadata"], 1)
@@ -270,8 +281,11 @@ def _bad(kspace):
     nan[SLICES // 2, 0, 0, 0] = np.nan
     return {
         "coil axis last": (np.moveaxis(kspace, 1, -1), None, "coils in an unexpected axis"),
-        "coil axis too long": (np.ones((2, 80, 8, 96), np.complex64), None,
-                               "coils in an unexpected axis"),
+        "coil axis too long": (
+            np.ones((2, 80, 8, 96), np.complex64),
+            None,
+            "coils in an unexpected axis",
+        ),
         "five axes": (np.ones((2, 2, 4, 8, 8), np.complex64), None, "unexpected axis"),
         "real": (np.abs(kspace), None, "must be complex"),
         "empty": (np.ones((0, 4, 8, 8), np.complex64), None, "empty"),
@@ -317,7 +331,12 @@ def test_a_slice_operator_refers_to_its_file_instead_of_holding_the_maps(scan):
     torch.testing.assert_close(B(x), A(x))
     rec = ngp.reconstruct(y, A, "cg")
     assert len(json.dumps(rec.params)) < 20_000
-    missing = {**spec, "coils": {**spec["coils"], "source": {**spec["coils"]["source"],
-                                                             "path": str(scan) + ".gone"}}}
+    missing = {
+        **spec,
+        "coils": {
+            **spec["coils"],
+            "source": {**spec["coils"]["source"], "path": str(scan) + ".gone"},
+        },
+    }
     with pytest.raises(ValueError, match="cannot be read"):
         from_spec(missing)

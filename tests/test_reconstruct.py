@@ -35,8 +35,14 @@ def test_result_carries_what_reproduces_it(inpaint_problem, dip_inpaint):
     assert len(rec.history) == rec.params["stopped_at"] and rec.seconds > 0
     assert rec.params["operator"] == A.spec() and rec.params["seed"] == 0
     assert rec.params["options"]["steps"] == 300
-    again = ngp.reconstruct(y, ngp.operators.from_spec(rec.params["operator"]), method="dip",
-                            seed=rec.params["seed"], device="cpu", **rec.params["options"])
+    again = ngp.reconstruct(
+        y,
+        ngp.operators.from_spec(rec.params["operator"]),
+        method="dip",
+        seed=rec.params["seed"],
+        device="cpu",
+        **rec.params["options"],
+    )
     np.testing.assert_allclose(again.image, rec.image, rtol=1e-5, atol=1e-3)
 
 
@@ -69,8 +75,9 @@ def test_callback_sees_progress_and_previews_and_can_cancel(inpaint_problem):
         seen.append((step, loss, image))
         return step < 25
 
-    rec = ngp.reconstruct(y, A, method="dip", steps=1000, seed=0, device="cpu",
-                          callback=callback, preview_every=10)
+    rec = ngp.reconstruct(
+        y, A, method="dip", steps=1000, seed=0, device="cpu", callback=callback, preview_every=10
+    )
     assert rec.cancelled and rec.params["cancelled_at"] == 25
     assert [s for s, _, _ in seen] == list(range(1, 26))
     previews = [img for s, _, img in seen if img is not None]
@@ -104,11 +111,17 @@ def test_tiny_images_and_odd_sizes_work():
         assert rec.image.shape == shape and np.all(np.isfinite(rec.image))
 
 
-@pytest.mark.parametrize("kind, params", [
-    ("blur", {"sigma": 1.5}), ("downsample", {"factor": 2}), ("cs", {"m": 300, "seed": 0}),
-    ("mri", {"acceleration": 2, "seed": 0}), ("phase", {"m": 1500, "seed": 0}),
-    ("phase", {"masks": 2, "seed": 0}),
-])
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        ("blur", {"sigma": 1.5}),
+        ("downsample", {"factor": 2}),
+        ("cs", {"m": 300, "seed": 0}),
+        ("mri", {"acceleration": 2, "seed": 0}),
+        ("phase", {"m": 1500, "seed": 0}),
+        ("phase", {"masks": 2, "seed": 0}),
+    ],
+)
 def test_every_operator_goes_through_reconstruct(kind, params):
     rng = np.random.default_rng(0)
     x = rng.random((24, 24)).astype(np.float32)
@@ -142,24 +155,28 @@ def test_integer_measurements_are_accepted(nuclei64):
     assert rec.image.dtype == np.float32
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    (dict(y=np.ones((8, 9))), ValueError, r"shape \(8, 9\)"),
-    (dict(y=np.full((8, 8), np.nan)), ValueError, "NaN"),
-    (dict(y=np.ones((8, 8)) + 1j), TypeError, "complex"),
-    (dict(y=np.zeros((0, 0))), ValueError, "empty"),
-    (dict(y="not an image"), TypeError, "numpy array"),
-    (dict(A="denoise"), TypeError, "make_operator"),
-    (dict(method="magic"), ValueError, "unknown method"),
-    (dict(steps=0), ValueError, "steps"),
-    (dict(restarts=3), ValueError, "single start"),
-    (dict(seed=1.5), TypeError, "seed"),
-    (dict(prior="digits-vae"), ValueError, "no trained prior"),
-    (dict(learning_rate=0.1), TypeError, "does not take"),
-    (dict(device="tpu"), ValueError, "device"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (dict(y=np.ones((8, 9))), ValueError, r"shape \(8, 9\)"),
+        (dict(y=np.full((8, 8), np.nan)), ValueError, "NaN"),
+        (dict(y=np.ones((8, 8)) + 1j), TypeError, "complex"),
+        (dict(y=np.zeros((0, 0))), ValueError, "empty"),
+        (dict(y="not an image"), TypeError, "numpy array"),
+        (dict(A="denoise"), TypeError, "make_operator"),
+        (dict(method="magic"), ValueError, "unknown method"),
+        (dict(steps=0), ValueError, "steps"),
+        (dict(restarts=3), ValueError, "single start"),
+        (dict(seed=1.5), TypeError, "seed"),
+        (dict(prior="digits-vae"), ValueError, "no trained prior"),
+        (dict(learning_rate=0.1), TypeError, "does not take"),
+        (dict(device="tpu"), ValueError, "device"),
+    ],
+)
 def test_bad_arguments_raise_a_sentence(kwargs, error, words):
-    args = dict(y=np.ones((8, 8)), A=ngp.make_operator("denoise", shape=(8, 8)), method="dip",
-                steps=2)
+    args = dict(
+        y=np.ones((8, 8)), A=ngp.make_operator("denoise", shape=(8, 8)), method="dip", steps=2
+    )
     args.update(kwargs)
     with pytest.raises(error, match=words):
         ngp.reconstruct(args.pop("y"), args.pop("A"), **args)
@@ -184,30 +201,37 @@ def test_cuda_and_cpu_agree(inpaint_problem):
     assert abs(ngp.metrics.psnr(x, gpu.image) - ngp.metrics.psnr(x, cpu.image)) < 1.5
 
 
-@pytest.mark.parametrize("method, options, words", [
-    ("dip", {"lr": 0.0}, "lr must be > 0"),
-    ("dip", {"channels": 100_000}, "channels must be between"),
-    ("dip", {"ema": 5.0}, "ema must be"),
-    ("dip", {"holdout": 0.99}, "holdout must be"),
-    ("dip", {"lr": 1e9}, "diverged"),
-])
+@pytest.mark.parametrize(
+    "method, options, words",
+    [
+        ("dip", {"lr": 0.0}, "lr must be > 0"),
+        ("dip", {"channels": 100_000}, "channels must be between"),
+        ("dip", {"ema": 5.0}, "ema must be"),
+        ("dip", {"holdout": 0.99}, "holdout must be"),
+        ("dip", {"lr": 1e9}, "diverged"),
+    ],
+)
 def test_solver_options_out_of_range_or_divergent_are_value_errors(method, options, words):
     # Before: channels=100000 escaped as the CPU allocator's RuntimeError, lr=1e9 returned NaNs,
     # ema=5 and holdout=0.99 ran with nonsense.
     rng = np.random.default_rng(0)
     A = ngp.make_operator("denoise", shape=(24, 24))
     with pytest.raises(ValueError, match=words):
-        ngp.reconstruct(rng.random((24, 24)).astype(np.float32), A, method, steps=3,
-                        device="cpu", **options)
+        ngp.reconstruct(
+            rng.random((24, 24)).astype(np.float32), A, method, steps=3, device="cpu", **options
+        )
 
 
-@pytest.mark.parametrize("kind, params, words", [
-    ("inpaint", {"boxes": 10**9}, "boxes must be between"),
-    ("phase", {"m": 10**9}, "m \\(number of measurements\\) must be between"),
-    ("phase", {"masks": 10**6}, "masks must be between"),
-    ("phase", {"m": 3000, "matrix": "gaussian"}, "GiB"),
-    ("cs", {"m": 60_000, "matrix": "dense"}, "GiB"),
-])
+@pytest.mark.parametrize(
+    "kind, params, words",
+    [
+        ("inpaint", {"boxes": 10**9}, "boxes must be between"),
+        ("phase", {"m": 10**9}, "m \\(number of measurements\\) must be between"),
+        ("phase", {"masks": 10**6}, "masks must be between"),
+        ("phase", {"m": 3000, "matrix": "gaussian"}, "GiB"),
+        ("cs", {"m": 60_000, "matrix": "dense"}, "GiB"),
+    ],
+)
 def test_parameters_that_would_hang_or_exhaust_memory_are_refused(kind, params, words):
     # Before: boxes=1e9 looped for hours (found by tests/test_fuzz.py), the others allocated
     # gigabytes before failing.

@@ -16,16 +16,31 @@ from napari_genprior._layerdata import measurement_of
 #                        a method that should beat the adjoint, its options))
 SAMPLES = {
     "nuclei": ("nuclei", ["nuclei"], None),
-    "nuclei-inpaint": ("nuclei_inpaint", ["nuclei", "nuclei [50% pixels, noisy]"],
-                       ("inpaint", (128, 128), np.float32, "tv", {})),
-    "nuclei-blur": ("nuclei_blur", ["nuclei", "nuclei [blur 2 px, Poisson]"],
-                    ("blur", (128, 128), np.float32, "tv", {})),
-    "mri-phantom": ("mri_phantom", ["brain phantom", "brain phantom [mri 4x k-space]"],
-                    ("mri", (256, 256), np.complex64, "tv", {})),
-    "digit-cs": ("digit_cs", ["digit", "digit [cs, 200 measurements]"],
-                 ("cs", (200,), np.float32, "lasso-dct", {})),
-    "nuclei-stack": ("nuclei_stack", ["nuclei stack", "nuclei stack [widefield NA 1.2, Poisson]"],
-                     ("blur", (24, 96, 96), np.float32, "richardson-lucy", {})),
+    "nuclei-inpaint": (
+        "nuclei_inpaint",
+        ["nuclei", "nuclei [50% pixels, noisy]"],
+        ("inpaint", (128, 128), np.float32, "tv", {}),
+    ),
+    "nuclei-blur": (
+        "nuclei_blur",
+        ["nuclei", "nuclei [blur 2 px, Poisson]"],
+        ("blur", (128, 128), np.float32, "tv", {}),
+    ),
+    "mri-phantom": (
+        "mri_phantom",
+        ["brain phantom", "brain phantom [mri 4x k-space]"],
+        ("mri", (256, 256), np.complex64, "tv", {}),
+    ),
+    "digit-cs": (
+        "digit_cs",
+        ["digit", "digit [cs, 200 measurements]"],
+        ("cs", (200,), np.float32, "lasso-dct", {}),
+    ),
+    "nuclei-stack": (
+        "nuclei_stack",
+        ["nuclei stack", "nuclei stack [widefield NA 1.2, Poisson]"],
+        ("blur", (24, 96, 96), np.float32, "richardson-lucy", {}),
+    ),
 }
 DEGRADED = [key for key, (_, _, measured) in SAMPLES.items() if measured is not None]
 

@@ -14,8 +14,9 @@ def test_reconstruct_stack_does_every_plane_and_matches_single_planes(nuclei64):
     A = ngp.make_operator("blur", shape=(64, 64), sigma=1.5)
     Y = np.stack([A.measure(x, noise_std=2.0, seed=i) for i, x in enumerate(clean)])
     planes = []
-    rec = ngp.reconstruct_stack(Y, A, method="tv", seed=0,
-                                callback=lambda u: planes.append((u.plane, u.planes)))
+    rec = ngp.reconstruct_stack(
+        Y, A, method="tv", seed=0, callback=lambda u: planes.append((u.plane, u.planes))
+    )
     assert rec.image.shape == (3, 64, 64) and rec.params["planes_done"] == 3
     assert {p for p, _ in planes} == {0, 1, 2} and {n for _, n in planes} == {3}
     single = ngp.reconstruct(Y[1], A, method="tv", seed=0).image
@@ -27,8 +28,9 @@ def test_reconstruct_stack_does_every_plane_and_matches_single_planes(nuclei64):
 def test_reconstruct_stack_stops_and_keeps_finished_planes(nuclei64):
     A = ngp.make_operator("denoise", shape=(64, 64))
     Y = np.stack([nuclei64] * 3)
-    rec = ngp.reconstruct_stack(Y, A, method="dip", steps=40,
-                                callback=lambda u: False if u.plane == 1 else None)
+    rec = ngp.reconstruct_stack(
+        Y, A, method="dip", steps=40, callback=lambda u: False if u.plane == 1 else None
+    )
     assert rec.cancelled and rec.params["planes_done"] == 2
     assert np.all(rec.image[2] == 0) and np.any(rec.image[0] != 0)
 
@@ -41,12 +43,22 @@ def test_reconstruct_stack_checks_shapes_before_any_work():
         ngp.reconstruct_stack(np.zeros((2, 16, 16)), A, method="nope")
 
 
-@pytest.mark.parametrize("kind, kw", [("mri", {"acceleration": 4}), ("cs", {"m": 60}),
-                                      ("downsample", {"factor": 2}), ("inpaint", {"fraction": 0.5})])
+@pytest.mark.parametrize(
+    "kind, kw",
+    [
+        ("mri", {"acceleration": 4}),
+        ("cs", {"m": 60}),
+        ("downsample", {"factor": 2}),
+        ("inpaint", {"fraction": 0.5}),
+    ],
+)
 def test_measurement_layers_round_trip_exactly(kind, kw):
     x = np.random.default_rng(1).random((16, 16))
-    A = ngp.make_operator(kind, shape=x.shape, seed=0, **kw) if kind != "downsample" else \
-        ngp.make_operator(kind, shape=x.shape, **kw)
+    A = (
+        ngp.make_operator(kind, shape=x.shape, seed=0, **kw)
+        if kind != "downsample"
+        else ngp.make_operator(kind, shape=x.shape, **kw)
+    )
     y = A.measure(x, noise_std=0.01, seed=2)
     data, kwargs, layer_type = measurement_layer(y, A, "m", noise_std=0.01)
     assert layer_type == "image" and data.dtype == np.float32 and data.ndim == 2
@@ -62,8 +74,12 @@ def test_measurement_from_layer_refuses_edited_metadata():
     meta = kwargs["metadata"]
     with pytest.raises(ValueError, match="no operator"):
         ngp.measurement_from_layer(data, {})
-    bad = {"genprior": {**meta["genprior"], "operator": {"kind": "cs", "shape": [8, 8], "m": 21,
-                                                          "seed": 0}}}
+    bad = {
+        "genprior": {
+            **meta["genprior"],
+            "operator": {"kind": "cs", "shape": [8, 8], "m": 21, "seed": 0},
+        }
+    }
     with pytest.raises(ValueError, match="shape"):
         ngp.measurement_from_layer(data, bad)
     nonsense = {"genprior": {**meta["genprior"], "operator": {"kind": "warp", "shape": [8, 8]}}}

@@ -3,6 +3,7 @@ scattered to it are done again elsewhere), and the command stopped by SIGINT or 
 says so in a sentence, keeps the finished files, and the same command finishes the rest).
 Each ends with every file done once, with the pixels of an undisturbed run, and no partial
 file. (tests/test_batch_crash.py kills the whole batch with SIGKILL.)"""
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,14 @@ def inputs(tmp_path_factory, nuclei) -> Path:
     A = ngp.make_operator("blur", shape=(32, 32), sigma=2.0)
     x = nuclei.astype(np.float32)
     for i in range(N_FILES):
-        planes = [A.measure(x[16 * (i % 4) + 40 * k:][:32, 15 * k + 9 * i:][:, :32],
-                            noise_std=40.0, seed=10 * i + k) for k in range(PLANES)]
+        planes = [
+            A.measure(
+                x[16 * (i % 4) + 40 * k :][:32, 15 * k + 9 * i :][:, :32],
+                noise_std=40.0,
+                seed=10 * i + k,
+            )
+            for k in range(PLANES)
+        ]
         write_tiff(folder / NAMES[i], np.stack(planes))
     return folder
 
@@ -44,8 +51,9 @@ def inputs(tmp_path_factory, nuclei) -> Path:
 def reference(inputs, tmp_path_factory) -> dict[str, tuple[np.ndarray, dict]]:
     """The same batch run serially, undisturbed."""
     out = tmp_path_factory.mktemp("reference")
-    report = run_batch(plan_batch(inputs, out), OPERATOR, "tv", scheduler="sync",
-                       progress=False, steps=STEPS)
+    report = run_batch(
+        plan_batch(inputs, out), OPERATOR, "tv", scheduler="sync", progress=False, steps=STEPS
+    )
     assert report.ok and len(report.done) == N_FILES
     return {name: read_tiff(out / name) for name in NAMES}
 
@@ -61,8 +69,9 @@ def _same_as_reference(out: Path, reference) -> None:
         assert meta["input"] == name and meta["planes_done"] == PLANES
         assert len(meta["planes"]) == PLANES and meta["stack_shape"] == [PLANES]
         timing = {"seconds", "planes"}
-        assert {k: v for k, v in meta.items() if k not in timing} == \
-            {k: v for k, v in ref_meta.items() if k not in timing}, name
+        assert {k: v for k, v in meta.items() if k not in timing} == {
+            k: v for k, v in ref_meta.items() if k not in timing
+        }, name
 
 
 # -- a worker killed -----------------------------------------------------------------------------
@@ -88,13 +97,22 @@ def test_a_worker_killed_mid_batch_changes_nothing(inputs, reference, tmp_path):
                 return
             time.sleep(0.01)
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      scheduler_kwargs={"dashboard_address": ":0"},
-                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": ":0"},
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         killer = threading.Thread(target=kill_a_busy_worker, args=(client,), daemon=True)
         killer.start()
-        report = run_batch(plan_batch(inputs, out), OPERATOR, "tv", scheduler=client,
-                           progress=False, steps=STEPS)
+        report = run_batch(
+            plan_batch(inputs, out), OPERATOR, "tv", scheduler=client, progress=False, steps=STEPS
+        )
         killer.join(30)
         assert killed, "no plane was seen running"
         assert killed["outputs"] < N_FILES  # killed mid-run
@@ -103,8 +121,9 @@ def test_a_worker_killed_mid_batch_changes_nothing(inputs, reference, tmp_path):
 
     assert report.ok, report.summary()
     assert sorted(f.input.name for f in report.done) == NAMES  # each file done once
-    assert report.summary().startswith(f"done {N_FILES} ({N_FILES * PLANES} planes), "
-                                       "skipped 0, failed 0")
+    assert report.summary().startswith(
+        f"done {N_FILES} ({N_FILES * PLANES} planes), skipped 0, failed 0"
+    )
     _same_as_reference(out, reference)
 
 
@@ -117,25 +136,49 @@ def _reset_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("sig, status, word", [(signal.SIGINT, 130, "interrupted"),
-                                               (signal.SIGTERM, 143, "terminated")],
-                         ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "sig, status, word",
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ids=["SIGINT", "SIGTERM"],
+)
 def test_a_batch_stopped_by_a_signal_says_so_and_the_rerun_does_the_rest(
-        inputs, reference, tmp_path, capsys, sig, status, word):
+    inputs, reference, tmp_path, capsys, sig, status, word
+):
     import psutil
 
     out = tmp_path / "out"
-    args = ["batch", str(inputs), "--out", str(out), "--operator", "blur", "--param",
-            "sigma=2", "--method", "tv", "--steps", str(STEPS), "--quiet"]
-    proc = subprocess.Popen([sys.executable, "-m", "napari_genprior.cli", *args,
-                             "--workers", "2"],  # a LocalCluster of two worker processes
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"),
-                            preexec_fn=_reset_sigint)
+    args = [
+        "batch",
+        str(inputs),
+        "--out",
+        str(out),
+        "--operator",
+        "blur",
+        "--param",
+        "sigma=2",
+        "--method",
+        "tv",
+        "--steps",
+        str(STEPS),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "napari_genprior.cli",
+            *args,
+            "--workers",
+            "2",
+        ],  # a LocalCluster of two worker processes
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        preexec_fn=_reset_sigint,
+    )
     try:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None \
-                and not list(out.glob("*.tif")):
+        while time.monotonic() < deadline and proc.poll() is None and not list(out.glob("*.tif")):
             time.sleep(0.01)
         assert proc.poll() is None, proc.communicate()[1].decode()
         workers = psutil.Process(proc.pid).children(recursive=True)
@@ -147,8 +190,10 @@ def test_a_batch_stopped_by_a_signal_says_so_and_the_rerun_does_the_rest(
             proc.wait()
     err = stderr.decode()
     assert proc.returncode == status, err
-    assert f"napari-genprior: {word}; finished files are kept, run the same command again " \
-           "to do the rest" in err
+    assert (
+        f"napari-genprior: {word}; finished files are kept, run the same command again "
+        "to do the rest" in err
+    )
     assert "Traceback" not in err
     _, alive = psutil.wait_procs(workers, timeout=30)  # the cluster was closed, not orphaned
     assert not alive
@@ -161,13 +206,16 @@ def test_a_batch_stopped_by_a_signal_says_so_and_the_rerun_does_the_rest(
     assert cli.main([*args, "--scheduler", "sync"]) == 0
     text = capsys.readouterr().out
     assert f"batch       : {N_FILES} file(s), {len(kept)} already done" in text
-    assert (f"done {N_FILES - len(kept)} ({(N_FILES - len(kept)) * PLANES} planes), "
-            f"skipped {len(kept)}, failed 0") in text
+    assert (
+        f"done {N_FILES - len(kept)} ({(N_FILES - len(kept)) * PLANES} planes), "
+        f"skipped {len(kept)}, failed 0"
+    ) in text
     _same_as_reference(out, reference)
 
 
-def test_sigterm_while_writing_removes_the_file_being_written(inputs, tmp_path, monkeypatch,
-                                                              capsys):
+def test_sigterm_while_writing_removes_the_file_being_written(
+    inputs, tmp_path, monkeypatch, capsys
+):
     import tifffile
 
     if threading.current_thread() is not threading.main_thread():
@@ -192,9 +240,23 @@ def test_sigterm_while_writing_removes_the_file_being_written(inputs, tmp_path, 
 
     before = signal.signal(signal.SIGTERM, not_handled)
     try:
-        rc = cli.main(["batch", str(inputs), "--out", str(out), "--operator", "blur",
-                       "--param", "sigma=2", "--method", "adjoint", "--scheduler", "sync",
-                       "--quiet"])
+        rc = cli.main(
+            [
+                "batch",
+                str(inputs),
+                "--out",
+                str(out),
+                "--operator",
+                "blur",
+                "--param",
+                "sigma=2",
+                "--method",
+                "adjoint",
+                "--scheduler",
+                "sync",
+                "--quiet",
+            ]
+        )
         assert rc == 143 and signal.getsignal(signal.SIGTERM) is not_handled  # restored
     finally:
         signal.signal(signal.SIGTERM, before)

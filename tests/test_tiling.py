@@ -74,7 +74,7 @@ def test_encoder_codes_each_tile():
     assert mu.shape == logvar.shape == (1, M.latent_dim)
     first = M.tiles_of(x)[:, 0]
     mu0, _ = G.encoder(first)
-    torch.testing.assert_close(mu[:, :G.latent_dim], mu0)
+    torch.testing.assert_close(mu[:, : G.latent_dim], mu0)
 
 
 def _seam_ratio(img: np.ndarray, M: Mosaic) -> float:
@@ -83,10 +83,12 @@ def _seam_ratio(img: np.ndarray, M: Mosaic) -> float:
     ty, _ = M.crop
     sy = M.stride[0]
     # borders: where one tile's window ends (the last row of a tile); interior: tile middles
-    border_rows = [r for r in (np.arange(1, M.grid[0]) * sy + M.overlap // 2 - ty)
-                   if 0 <= r < gy.shape[0]]
-    mid_rows = [r for r in (np.arange(M.grid[0]) * sy + M.patch[0] // 2 - ty)
-                if 0 <= r < gy.shape[0]]
+    border_rows = [
+        r for r in (np.arange(1, M.grid[0]) * sy + M.overlap // 2 - ty) if 0 <= r < gy.shape[0]
+    ]
+    mid_rows = [
+        r for r in (np.arange(M.grid[0]) * sy + M.patch[0] // 2 - ty) if 0 <= r < gy.shape[0]
+    ]
     return float(gy[border_rows].mean() / gy[mid_rows].mean())
 
 
@@ -96,8 +98,9 @@ def test_a_256_image_with_a_64_prior_reconstructs_without_seams():
     x = nuclei_images(1, shape=(256, 256), seed=321)[0].astype(np.float32)
     A = ngp.make_operator("blur", shape=x.shape, sigma=2.0)
     y = A.measure(x, photons=100, seed=0)
-    rec = ngp.reconstruct(y, A, method="csgm", prior="nuclei-vae", steps=150, seed=0,
-                          init="encoder")
+    rec = ngp.reconstruct(
+        y, A, method="csgm", prior="nuclei-vae", steps=150, seed=0, init="encoder"
+    )
     assert rec.image.shape == (256, 256)
     assert rec.params["prior"]["mosaic"]["grid"] == [5, 5]
     assert ngp.metrics.psnr(x, rec.image, 1.0) > ngp.metrics.psnr(x, y, 1.0) + 2
@@ -161,6 +164,15 @@ def test_twist_previews_a_mosaic():
     A = ngp.make_operator("blur", shape=(6, 12), sigma=1.0)
     y = A.measure(np.random.default_rng(0).random((6, 12)), seed=0)
     G = ngp.random_prior(latent_dim=3, widths=(8, 15), image_shape=(3, 5))
-    rec = ngp.reconstruct(y, A, "twist", G, restarts=2, steps=3, device="cpu",
-                          preview_every=1, callback=lambda s, loss, img: None)
+    rec = ngp.reconstruct(
+        y,
+        A,
+        "twist",
+        G,
+        restarts=2,
+        steps=3,
+        device="cpu",
+        preview_every=1,
+        callback=lambda s, loss, img: None,
+    )
     assert rec.image.shape == (6, 12) and np.all(np.isfinite(rec.image))

@@ -33,9 +33,18 @@ _API = {
     "random_prior": "napari_genprior.api",
     "train_prior": "napari_genprior.api",
 }
-_SUBMODULES = {"metrics", "operators", "priors", "solvers", "api", "devices", "training", "batch",
-               "tiling",
-               "synthetic"}
+_SUBMODULES = {
+    "metrics",
+    "operators",
+    "priors",
+    "solvers",
+    "api",
+    "devices",
+    "training",
+    "batch",
+    "tiling",
+    "synthetic",
+}
 
 __all__ = ["__version__", *_API, *sorted(_SUBMODULES)]
 

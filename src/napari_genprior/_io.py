@@ -30,7 +30,9 @@ def sample_path(name: str) -> Path:
 
     path = Path(str(resources.files("napari_genprior") / "sample_data" / name))
     if not path.is_file():
-        raise FileNotFoundError(f"bundled sample {name!r} is missing from the installation ({path}).")
+        raise FileNotFoundError(
+            f"bundled sample {name!r} is missing from the installation ({path})."
+        )
     return path
 
 
@@ -49,7 +51,9 @@ def decode_mask(obj: dict) -> np.ndarray:
         shape = tuple(int(s) for s in obj["shape"])
         raw = np.frombuffer(base64.b64decode(obj["packbits"], validate=True), dtype=np.uint8)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"mask metadata is malformed ({exc}); expected {{'shape', 'packbits'}}.") from exc
+        raise ValueError(
+            f"mask metadata is malformed ({exc}); expected {{'shape', 'packbits'}}."
+        ) from exc
     n = int(np.prod(shape))
     bits = np.unpackbits(raw)
     if bits.size < n or bits.size - n >= 8:
@@ -72,17 +76,26 @@ def decode_array(obj: dict) -> np.ndarray:
     """Inverse of :func:`encode_array`; raises ValueError on a malformed dict."""
     try:
         shape = tuple(int(s) for s in obj["shape"])
-        key, dtype = next(((k, d) for k, d in (("complex128", "<c16"), ("complex64", "<c8"),
-                                                ("float32", "<f4")) if k in obj),
-                          ("float64", "<f8"))
+        key, dtype = next(
+            (
+                (k, d)
+                for k, d in (("complex128", "<c16"), ("complex64", "<c8"), ("float32", "<f4"))
+                if k in obj
+            ),
+            ("float64", "<f8"),
+        )
         raw = base64.b64decode(obj[key], validate=True)
         return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"array metadata is malformed ({exc}); expected {{'shape', 'float64'}} "
-                         "or {'shape', 'complex128'}.") from exc
+        raise ValueError(
+            f"array metadata is malformed ({exc}); expected {{'shape', 'float64'}} "
+            "or {'shape', 'complex128'}."
+        ) from exc
 
 
-def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, Any] | None = None) -> Path:
+def write_tiff(
+    path: str | os.PathLike, data: np.ndarray, metadata: dict[str, Any] | None = None
+) -> Path:
     """Write ``data`` to a TIFF atomically, with ``metadata`` as JSON in the image description.
 
     The file appears under its final name only once it is complete, so an interrupted run never
@@ -105,8 +118,12 @@ def write_tiff(path: str | os.PathLike, data: np.ndarray, metadata: dict[str, An
         # tifffile's "shaped" JSON description; our dict travels as one JSON string in it.
         arr = np.asarray(data)
         # minisblack: a stack of 3 or 4 planes is planes, not RGB(A)
-        tifffile.imwrite(tmp, arr, photometric="minisblack" if arr.ndim >= 3 else None,
-                         metadata={"genprior": json.dumps(metadata or {})})
+        tifffile.imwrite(
+            tmp,
+            arr,
+            photometric="minisblack" if arr.ndim >= 3 else None,
+            metadata={"genprior": json.dumps(metadata or {})},
+        )
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException as exc:
@@ -127,8 +144,12 @@ def disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(exc)
-    return ("No space left" in text or "os error 28" in text or "quota exceeded" in text.lower()
-            or re.fullmatch(r"\d+ requested and \d+ written", text) is not None)
+    return (
+        "No space left" in text
+        or "os error 28" in text
+        or "quota exceeded" in text.lower()
+        or re.fullmatch(r"\d+ requested and \d+ written", text) is not None
+    )
 
 
 def write_error(path: str | os.PathLike, exc: BaseException) -> OSError | None:
@@ -136,8 +157,7 @@ def write_error(path: str | os.PathLike, exc: BaseException) -> OSError | None:
     with one sentence naming ``path`` (not a temporary file); None when ``exc`` is not about
     the file (a KeyboardInterrupt, a bad argument), to be raised as it is."""
     if disk_full(exc):
-        reason = "the disk is full (No space left on device); free some space or write " \
-                 "elsewhere"
+        reason = "the disk is full (No space left on device); free some space or write elsewhere"
         error = OSError(f"cannot write {str(path)!r}: {reason}.")
         error.errno = errno.ENOSPC  # the message stays the sentence above
         return error
@@ -170,8 +190,10 @@ def remove_stale_temporaries(paths: Iterable[str | os.PathLike], before: float) 
             continue
         for entry in entries:
             name = entry.name  # mkstemp's random part has no dots
-            if not (name.startswith(".") and name.endswith(".tmp")) \
-                    or name[1:].rsplit(".", 2)[0] not in targets:
+            if (
+                not (name.startswith(".") and name.endswith(".tmp"))
+                or name[1:].rsplit(".", 2)[0] not in targets
+            ):
                 continue
             try:
                 if entry.stat().st_mtime < before:

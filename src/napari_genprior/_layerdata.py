@@ -29,8 +29,17 @@ import numpy as np
 from ._io import decode_array, encode_array
 from .operators import Operator, from_spec
 
-__all__ = ["display_of", "is_multicoil", "kspace_slice", "kspace_slices", "measurement_layer",
-           "measurement_of", "measurement_planes", "read_slice", "stores_measurement"]
+__all__ = [
+    "display_of",
+    "is_multicoil",
+    "kspace_slice",
+    "kspace_slices",
+    "measurement_layer",
+    "measurement_of",
+    "measurement_planes",
+    "read_slice",
+    "stores_measurement",
+]
 
 
 def stores_measurement(y: np.ndarray, A: Operator) -> bool:
@@ -47,8 +56,15 @@ def display_of(y: np.ndarray) -> np.ndarray:
     return np.asarray(shown, dtype=np.float32)
 
 
-def measurement_layer(y: Any, A: Operator, name: str, *, noise_std: float | None = None,
-                      photons: float | None = None, **layer_kwargs: Any) -> tuple:
+def measurement_layer(
+    y: Any,
+    A: Operator,
+    name: str,
+    *,
+    noise_std: float | None = None,
+    photons: float | None = None,
+    **layer_kwargs: Any,
+) -> tuple:
     """A napari layer-data tuple ``(data, kwargs, "image")`` for the measurement ``y`` of ``A``.
 
     ``layer_kwargs`` (scale, translate, colormap, ...) are passed on; a ``downsample``
@@ -56,8 +72,10 @@ def measurement_layer(y: Any, A: Operator, name: str, *, noise_std: float | None
     """
     y = np.asarray(y)
     if y.shape != A.measurement_shape:
-        raise ValueError(f"measurement has shape {y.shape}, but the {A.kind!r} operator makes "
-                         f"measurements of shape {A.measurement_shape}.")
+        raise ValueError(
+            f"measurement has shape {y.shape}, but the {A.kind!r} operator makes "
+            f"measurements of shape {A.measurement_shape}."
+        )
     meta: dict[str, Any] = {"role": "measurement", "operator": A.spec()}
     if noise_std is not None:
         meta["noise_std"] = float(noise_std)
@@ -92,8 +110,10 @@ def measurement_of(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operat
     """
     info = _info(metadata)
     if not isinstance(info, dict) or "operator" not in info:
-        raise ValueError("the layer carries no operator in metadata['genprior']; it was not made "
-                         "by this plugin, so choose the operator by hand.")
+        raise ValueError(
+            "the layer carries no operator in metadata['genprior']; it was not made "
+            "by this plugin, so choose the operator by hand."
+        )
     if is_multicoil(metadata) and "measurement" not in info:
         return _one_multicoil_slice(metadata)
     try:
@@ -105,8 +125,10 @@ def measurement_of(data: Any, metadata: dict | None) -> tuple[np.ndarray, Operat
     else:
         y = np.asarray(data)
     if y.shape != A.measurement_shape:
-        raise ValueError(f"the layer's measurement has shape {y.shape}, but its {A.kind!r} operator "
-                         f"expects {A.measurement_shape}; the data or the metadata was changed.")
+        raise ValueError(
+            f"the layer's measurement has shape {y.shape}, but its {A.kind!r} operator "
+            f"expects {A.measurement_shape}; the data or the metadata was changed."
+        )
     return y, A
 
 
@@ -115,8 +137,9 @@ def _info(metadata: Any) -> Any:
     if metadata is None:
         return None
     if not isinstance(metadata, Mapping):
-        raise TypeError(f"metadata must be a dict (a layer's metadata), got "
-                        f"{type(metadata).__name__}.")
+        raise TypeError(
+            f"metadata must be a dict (a layer's metadata), got {type(metadata).__name__}."
+        )
     return metadata.get("genprior")
 
 
@@ -145,8 +168,11 @@ def measurement_planes(data: Any, metadata: dict | None) -> tuple[np.ndarray, Op
 def is_multicoil(metadata: Any) -> bool:
     """Whether ``metadata`` is that of a multi-coil k-space layer made by the HDF5 reader."""
     info = _info(metadata)
-    return (isinstance(info, dict) and isinstance(info.get("coils"), dict)
-            and isinstance(info.get("source"), dict))
+    return (
+        isinstance(info, dict)
+        and isinstance(info.get("coils"), dict)
+        and isinstance(info.get("source"), dict)
+    )
 
 
 def _one_multicoil_slice(metadata: dict) -> tuple[np.ndarray, Operator]:
@@ -155,10 +181,12 @@ def _one_multicoil_slice(metadata: dict) -> tuple[np.ndarray, Operator]:
     slices = _count(source.get("slices"), "source slices")
     if slices == 1:
         return kspace_slice(metadata, 0)
-    raise ValueError(f"the layer is multi-coil k-space of {slices} slices; each slice has its own "
-                     "coil maps (estimated from that slice), so there is no one operator for the "
-                     "whole volume. Reconstruct one slice at a time: kspace_slice(metadata, i) "
-                     "gives (y, A) of slice i (the Reconstruct widget takes the displayed slice).")
+    raise ValueError(
+        f"the layer is multi-coil k-space of {slices} slices; each slice has its own "
+        "coil maps (estimated from that slice), so there is no one operator for the "
+        "whole volume. Reconstruct one slice at a time: kspace_slice(metadata, i) "
+        "gives (y, A) of slice i (the Reconstruct widget takes the displayed slice)."
+    )
 
 
 def read_slice(path: Any, dataset: str, index: int) -> np.ndarray:
@@ -176,14 +204,22 @@ def read_slice(path: Any, dataset: str, index: int) -> np.ndarray:
         with h5py.File(path, "r") as f:
             return np.asarray(f[dataset][int(index)])
     except (OSError, KeyError, IndexError) as exc:
-        raise ValueError(f"slice {index} of {str(path)!r} cannot be read ({exc}); the k-space is "
-                         "not stored in the layer, so the file is needed.") from exc
+        raise ValueError(
+            f"slice {index} of {str(path)!r} cannot be read ({exc}); the k-space is "
+            "not stored in the layer, so the file is needed."
+        ) from exc
 
 
 def _count(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < value < 100_000:
-        raise ValueError(f"the layer's metadata gives {what} = {value!r:.80}; expected a positive "
-                         "integer. The metadata was changed.")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 0 < value < 100_000
+    ):
+        raise ValueError(
+            f"the layer's metadata gives {what} = {value!r:.80}; expected a positive "
+            "integer. The metadata was changed."
+        )
     return int(value)
 
 
@@ -215,10 +251,15 @@ def kspace_slice(metadata: dict[str, Any], index: int | None = None) -> tuple[np
         or (multi-coil) the slice holds NaN or has too narrow a fully sampled centre for ESPIRiT.
     """
     info = _info(metadata)
-    if not isinstance(info, dict) or "operator" not in info or not isinstance(info.get("source"),
-                                                                                 dict):
-        raise ValueError("the layer is not a k-space layer made by the napari-genprior HDF5 "
-                         "reader (its metadata['genprior'] has no operator and source).")
+    if (
+        not isinstance(info, dict)
+        or "operator" not in info
+        or not isinstance(info.get("source"), dict)
+    ):
+        raise ValueError(
+            "the layer is not a k-space layer made by the napari-genprior HDF5 "
+            "reader (its metadata['genprior'] has no operator and source)."
+        )
     if "measurement" in info:
         return measurement_of(None, metadata)
     A = from_spec(info["operator"])
@@ -237,8 +278,10 @@ def kspace_slice(metadata: dict[str, Any], index: int | None = None) -> tuple[np
     else:
         y = read_slice(source["path"], source["dataset"], index)
     if y.shape != A.shape:
-        raise ValueError(f"slice {index} has shape {y.shape}, but the layer's operator expects "
-                         f"{A.shape}; the file or the metadata changed.")
+        raise ValueError(
+            f"slice {index} has shape {y.shape}, but the layer's operator expects "
+            f"{A.shape}; the file or the metadata changed."
+        )
     return y * A.mask, A
 
 
@@ -251,9 +294,11 @@ def _multicoil_slice(info: dict, A: Operator, index: int) -> tuple[np.ndarray, O
     y = read_slice(source["path"], source["dataset"], index)
     where = f"slice {index} of {source['path']!r}"
     if y.shape != (coils, *A.shape):
-        raise ValueError(f"{where} has shape {y.shape}, but the layer expects ({coils}, "
-                         f"{A.shape[0]}, {A.shape[1]}) (coils, H, W); the file or the metadata "
-                         "changed.")
+        raise ValueError(
+            f"{where} has shape {y.shape}, but the layer expects ({coils}, "
+            f"{A.shape[0]}, {A.shape[1]}) (coils, H, W); the file or the metadata "
+            "changed."
+        )
     if not np.iscomplexobj(y):
         raise ValueError(f"{where} has dtype {y.dtype}, but k-space must be complex.")
     if not np.all(np.isfinite(y)):
@@ -265,8 +310,9 @@ def _multicoil_slice(info: dict, A: Operator, index: int) -> tuple[np.ndarray, O
         raise ValueError(f"{where}: {exc}") from exc
     spec = {**A.spec(), "coils": encode_array(maps, single=True)}
     # the spec (in every result's params) refers to the file's slice instead of holding the maps
-    return y, from_spec(spec).refer_maps(espirit_reference(source["path"], source["dataset"],
-                                                           index))
+    return y, from_spec(spec).refer_maps(
+        espirit_reference(source["path"], source["dataset"], index)
+    )
 
 
 def kspace_slices(metadata: dict[str, Any]) -> Iterator[tuple[np.ndarray, Operator]]:

@@ -76,8 +76,15 @@ from .operators import MRI
 from .operators.coils import rss
 from .operators.mri import ifft2c
 
-__all__ = ["EMBED_MAX_BYTES", "MAX_COILS", "REFERENCES", "get_reader", "kspace_slice",
-           "kspace_slices", "read_kspace_file"]
+__all__ = [
+    "EMBED_MAX_BYTES",
+    "MAX_COILS",
+    "REFERENCES",
+    "get_reader",
+    "kspace_slice",
+    "kspace_slices",
+    "read_kspace_file",
+]
 
 PathLike = str | os.PathLike
 LayerData = tuple[Any, dict[str, Any], str]
@@ -160,8 +167,11 @@ def read_kspace_file(path: PathLike) -> list[LayerData]:
                 scan = None
                 kspace = _check_kspace(ds, path)
                 columns = _sampled_columns(f, kspace, path)
-            references = {key: np.asarray(f[key]) for key in REFERENCES
-                          if isinstance(f.get(key), h5py.Dataset)}
+            references = {
+                key: np.asarray(f[key])
+                for key in REFERENCES
+                if isinstance(f.get(key), h5py.Dataset)
+            }
     except OSError as exc:
         raise ValueError(f"{path} cannot be read as an HDF5 file: {exc}") from exc
     if scan is not None:
@@ -170,8 +180,11 @@ def read_kspace_file(path: PathLike) -> list[LayerData]:
     A = _operator(kspace.shape[-2:], columns)
     kspace = kspace * A.mask  # unsampled entries are 0, as the operator measures them
     stem = path.stem
-    source = {"path": str(path.resolve()), "dataset": KSPACE,
-              "slices": int(kspace.shape[0]) if volume else None}
+    source = {
+        "path": str(path.resolve()),
+        "dataset": KSPACE,
+        "slices": int(kspace.shape[0]) if volume else None,
+    }
     name = f"{stem} [mri {A.acceleration:.3g}x k-space]"
     first = kspace[0] if volume else kspace
     data, kwargs, kind = measurement_layer(first, A, name, metadata={"hdf5_attrs": attrs})
@@ -184,9 +197,17 @@ def read_kspace_file(path: PathLike) -> list[LayerData]:
             meta["volume"] = encode_array(kspace)
     layers: list[LayerData] = [(data, kwargs, kind)]
     zero_filled = np.abs(_ifft2c(kspace)).astype(np.float32)
-    layers.append((zero_filled, {"name": f"{stem} [zero-filled]", "colormap": "gray",
-                                 "metadata": {"genprior": {"role": "zero-filled",
-                                                           "source": dict(source)}}}, "image"))
+    layers.append(
+        (
+            zero_filled,
+            {
+                "name": f"{stem} [zero-filled]",
+                "colormap": "gray",
+                "metadata": {"genprior": {"role": "zero-filled", "source": dict(source)}},
+            },
+            "image",
+        )
+    )
     for key, ref in references.items():
         layer = _reference_layer(ref, kspace.shape, f"{stem} [{REFERENCES[key]}]", path, key)
         if layer is not None:
@@ -196,32 +217,43 @@ def read_kspace_file(path: PathLike) -> list[LayerData]:
 
 # -- helpers ---------------------------------------------------------------------------------
 
+
 def _kspace_dataset(f: Any, path: Path) -> Any:
     """The ``kspace`` dataset, unread, or a ValueError that says what is wrong with it."""
     # ValueError throughout: these are faults of the file, not of the caller's argument types
     ds = f.get(KSPACE)
     if not isinstance(ds, h5py.Dataset):
-        raise ValueError(f"{path} has no 'kspace' dataset; this reader opens "  # noqa: TRY004
-                         "fastMRI-style k-space files.")
+        raise ValueError(
+            f"{path} has no 'kspace' dataset; this reader opens "  # noqa: TRY004
+            "fastMRI-style k-space files."
+        )
     if not np.issubdtype(ds.dtype, np.complexfloating):
-        raise ValueError(f"{path}: 'kspace' has dtype {ds.dtype}, but k-space must be complex "
-                         "(e.g. complex64, as fastMRI stores it).")
+        raise ValueError(
+            f"{path}: 'kspace' has dtype {ds.dtype}, but k-space must be complex "
+            "(e.g. complex64, as fastMRI stores it)."
+        )
     if ds.ndim > 4:
-        raise ValueError(f"{path}: 'kspace' has shape {ds.shape}: coils in an unexpected axis, or "
-                         "extra axes. Expected one slice (H, W), a volume (slices, H, W), or "
-                         "multi-coil k-space (slices, coils, H, W) as fastMRI stores it.")
+        raise ValueError(
+            f"{path}: 'kspace' has shape {ds.shape}: coils in an unexpected axis, or "
+            "extra axes. Expected one slice (H, W), a volume (slices, H, W), or "
+            "multi-coil k-space (slices, coils, H, W) as fastMRI stores it."
+        )
     if ds.ndim < 2:
-        raise ValueError(f"{path}: 'kspace' has shape {ds.shape}; expected one slice (H, W), a "
-                         "volume (slices, H, W), or multi-coil k-space (slices, coils, H, W).")
+        raise ValueError(
+            f"{path}: 'kspace' has shape {ds.shape}; expected one slice (H, W), a "
+            "volume (slices, H, W), or multi-coil k-space (slices, coils, H, W)."
+        )
     if 0 in ds.shape:
         raise ValueError(f"{path}: 'kspace' is empty (shape {ds.shape}).")
     if ds.ndim == 4:
         coils, h, w = ds.shape[1:]
         if coils > MAX_COILS or coils >= min(h, w):
-            raise ValueError(f"{path}: 'kspace' has shape {ds.shape}: coils in an unexpected axis. "
-                             "Multi-coil k-space must be (slices, coils, H, W), as fastMRI stores "
-                             f"it, with at most {MAX_COILS} coils and fewer coils than pixels "
-                             f"along a side; its second axis has {coils} entries.")
+            raise ValueError(
+                f"{path}: 'kspace' has shape {ds.shape}: coils in an unexpected axis. "
+                "Multi-coil k-space must be (slices, coils, H, W), as fastMRI stores "
+                f"it, with at most {MAX_COILS} coils and fewer coils than pixels "
+                f"along a side; its second axis has {coils} entries."
+            )
     return ds
 
 
@@ -239,19 +271,25 @@ def _sampled_columns(f: Any, kspace: np.ndarray, path: Path) -> np.ndarray:
     width = kspace.shape[-1]
     if isinstance(f.get("mask"), h5py.Dataset):
         mask = np.asarray(f["mask"])
-        if mask.shape != (width,) or not (mask.dtype == bool or np.issubdtype(mask.dtype, np.number)):
-            raise ValueError(f"{path}: 'mask' has shape {mask.shape} and dtype {mask.dtype}; "
-                             f"expected one number or bool per k-space column, shape ({width},).")
+        if mask.shape != (width,) or not (
+            mask.dtype == bool or np.issubdtype(mask.dtype, np.number)
+        ):
+            raise ValueError(
+                f"{path}: 'mask' has shape {mask.shape} and dtype {mask.dtype}; "
+                f"expected one number or bool per k-space column, shape ({width},)."
+            )
         columns = mask != 0
     else:
         columns = np.any(kspace != 0, axis=tuple(range(kspace.ndim - 1)))
     if not columns.any():
-        raise ValueError(f"{path}: no k-space column is sampled (the k-space is all zeros or "
-                         "the mask is empty).")
+        raise ValueError(
+            f"{path}: no k-space column is sampled (the k-space is all zeros or the mask is empty)."
+        )
     return columns
 
 
 # -- multi-coil files: read slice by slice ------------------------------------------------------
+
 
 def _scan_multicoil(f: Any, ds: Any, path: Path) -> dict[str, Any]:
     """What the layers of a multi-coil file need, from its ``mask`` and ONE slice (the middle):
@@ -265,8 +303,11 @@ def _scan_multicoil(f: Any, ds: Any, path: Path) -> dict[str, Any]:
     k = k * columns
     shown = np.log1p(rss(np.abs(k)))
     image = _rss_image(k)
-    return {"shape": (slices, coils, h, w), "columns": columns,
-            "limits": (_top(shown, 99.5), _top(image, 99.9))}
+    return {
+        "shape": (slices, coils, h, w),
+        "columns": columns,
+        "limits": (_top(shown, 99.5), _top(image, 99.9)),
+    }
 
 
 def _top(values: np.ndarray, percentile: float) -> list[float]:
@@ -292,20 +333,30 @@ def _zero_filled_rss(path: str, index: int, columns: np.ndarray) -> np.ndarray:
     return _rss_image(_layerdata.read_slice(path, KSPACE, index) * columns)
 
 
-def _lazy(fn: Callable[[str, int, np.ndarray], np.ndarray], path: str, slices: int,
-          shape: tuple[int, int], columns: np.ndarray) -> Any:
+def _lazy(
+    fn: Callable[[str, int, np.ndarray], np.ndarray],
+    path: str,
+    slices: int,
+    shape: tuple[int, int],
+    columns: np.ndarray,
+) -> Any:
     """A dask array ``(slices, H, W)`` float32 whose slice ``i`` is ``fn(path, i, columns)``,
     computed only when asked for."""
     import dask
     import dask.array as da
 
-    planes = [da.from_delayed(dask.delayed(fn, pure=True)(path, i, columns), shape=shape,
-                              dtype=np.float32) for i in range(slices)]
+    planes = [
+        da.from_delayed(
+            dask.delayed(fn, pure=True)(path, i, columns), shape=shape, dtype=np.float32
+        )
+        for i in range(slices)
+    ]
     return da.stack(planes)
 
 
-def _multicoil_layers(path: Path, scan: dict[str, Any], references: dict[str, np.ndarray],
-                      attrs: dict[str, Any]) -> list[LayerData]:
+def _multicoil_layers(
+    path: Path, scan: dict[str, Any], references: dict[str, np.ndarray], attrs: dict[str, Any]
+) -> list[LayerData]:
     """The lazy k-space and zero-filled RSS layers of a multi-coil file, and its references."""
     slices, coils, h, w = scan["shape"]
     columns = scan["columns"]
@@ -313,18 +364,37 @@ def _multicoil_layers(path: Path, scan: dict[str, Any], references: dict[str, np
     resolved = str(path.resolve())
     source = {"path": resolved, "dataset": KSPACE, "slices": slices, "coils": coils}
     stem = path.stem
-    meta = {"role": "measurement", "operator": A.spec(),
-            "coils": {"count": coils, "maps": "espirit"}, "source": source}
+    meta = {
+        "role": "measurement",
+        "operator": A.spec(),
+        "coils": {"count": coils, "maps": "espirit"},
+        "source": source,
+    }
     shown_limits, image_limits = scan["limits"]
     layers: list[LayerData] = [
-        (_lazy(_kspace_picture, resolved, slices, (h, w), columns),
-         {"name": f"{stem} [mri {A.acceleration:.3g}x k-space, {coils} coils]", "colormap": "gray",
-          "contrast_limits": shown_limits,
-          "metadata": {"hdf5_attrs": attrs, "genprior": meta}}, "image"),
-        (_lazy(_zero_filled_rss, resolved, slices, (h, w), columns),
-         {"name": f"{stem} [zero-filled]", "colormap": "gray", "contrast_limits": image_limits,
-          "metadata": {"genprior": {"role": "zero-filled", "combine": "rss",
-                                    "source": dict(source)}}}, "image")]
+        (
+            _lazy(_kspace_picture, resolved, slices, (h, w), columns),
+            {
+                "name": f"{stem} [mri {A.acceleration:.3g}x k-space, {coils} coils]",
+                "colormap": "gray",
+                "contrast_limits": shown_limits,
+                "metadata": {"hdf5_attrs": attrs, "genprior": meta},
+            },
+            "image",
+        ),
+        (
+            _lazy(_zero_filled_rss, resolved, slices, (h, w), columns),
+            {
+                "name": f"{stem} [zero-filled]",
+                "colormap": "gray",
+                "contrast_limits": image_limits,
+                "metadata": {
+                    "genprior": {"role": "zero-filled", "combine": "rss", "source": dict(source)}
+                },
+            },
+            "image",
+        ),
+    ]
     for key, ref in references.items():
         layer = _reference_layer(ref, (slices, h, w), f"{stem} [{REFERENCES[key]}]", path, key)
         if layer is not None:
@@ -345,8 +415,9 @@ def _operator(shape: tuple[int, int], columns: np.ndarray) -> MRI:
         while hi < width - 1 and columns[hi + 1]:
             hi += 1
         run = hi - lo + 1
-    return MRI(shape, acceleration=width / int(columns.sum()), center_fraction=run / width,
-               mask=columns)
+    return MRI(
+        shape, acceleration=width / int(columns.sum()), center_fraction=run / width, mask=columns
+    )
 
 
 def _ifft2c(kspace: np.ndarray) -> np.ndarray:
@@ -354,18 +425,31 @@ def _ifft2c(kspace: np.ndarray) -> np.ndarray:
     return ifft2c(torch.from_numpy(np.ascontiguousarray(kspace))).numpy()
 
 
-def _reference_layer(ref: np.ndarray, kshape: tuple[int, ...], name: str, path: Path,
-                     key: str) -> LayerData | None:
+def _reference_layer(
+    ref: np.ndarray, kshape: tuple[int, ...], name: str, path: Path, key: str
+) -> LayerData | None:
     """A reference reconstruction as a layer centred over the k-space image, or None (with a
     warning) when it does not match the k-space's slices."""
     if ref.ndim != len(kshape) or ref.shape[:-2] != kshape[:-2] or not np.isrealobj(ref):
-        warnings.warn(f"{path}: {key!r} of shape {ref.shape} and dtype {ref.dtype} does not match "
-                      f"k-space of shape {kshape}; it is not shown.", stacklevel=3)
+        warnings.warn(
+            f"{path}: {key!r} of shape {ref.shape} and dtype {ref.dtype} does not match "
+            f"k-space of shape {kshape}; it is not shown.",
+            stacklevel=3,
+        )
         return None
-    offset = [0.0] * (ref.ndim - 2) + [float((k - r) // 2) for k, r in zip(kshape[-2:], ref.shape[-2:])]
-    return (ref.astype(np.float32, copy=False),
-            {"name": name, "colormap": "gray", "translate": tuple(offset),
-             "metadata": {"genprior": {"role": "reference", "dataset": key}}}, "image")
+    offset = [0.0] * (ref.ndim - 2) + [
+        float((k - r) // 2) for k, r in zip(kshape[-2:], ref.shape[-2:])
+    ]
+    return (
+        ref.astype(np.float32, copy=False),
+        {
+            "name": name,
+            "colormap": "gray",
+            "translate": tuple(offset),
+            "metadata": {"genprior": {"role": "reference", "dataset": key}},
+        },
+        "image",
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -28,6 +28,7 @@ def _copies(make: Callable[[], list[tuple]]) -> Callable[[], list[tuple]]:
     """Name a repeated load "<name> (copy 2)", ... (its measurement layers too) when the current
     viewer already holds the sample: napari would add " [1]", which reads like one of this
     plugin's results ("nuclei [csgm, nuclei-vae]")."""
+
     @wraps(make)
     def load() -> list[tuple]:
         layers = make()
@@ -46,9 +47,17 @@ def _copies(make: Callable[[], list[tuple]]) -> Callable[[], list[tuple]]:
         while f"{base} (copy {k})" in names:
             k += 1
         new = f"{base} (copy {k})"
-        return [(data, {**kw, "name": new + kw["name"][len(base):]}
-                 if str(kw.get("name", "")).startswith(base) else kw, kind)
-                for data, kw, kind in layers]
+        return [
+            (
+                data,
+                {**kw, "name": new + kw["name"][len(base) :]}
+                if str(kw.get("name", "")).startswith(base)
+                else kw,
+                kind,
+            )
+            for data, kw, kind in layers
+        ]
+
     return load
 
 
@@ -67,12 +76,24 @@ def nuclei_inpaint() -> list[tuple]:
     y, meta = read_tiff(sample_path(NUCLEI_INPAINT))
     clean = _nuclei()
     x = clean[0][0]
-    return clean + [(y, {
-        "name": "nuclei [50% pixels, noisy]", "colormap": "gray",
-        "contrast_limits": [float(x.min()), float(x.max())],
-        "metadata": {"genprior": {"operator": meta["operator"], "noise_std": meta["noise_std"],
-                                  "role": "measurement"}},
-    }, "image")]
+    return clean + [
+        (
+            y,
+            {
+                "name": "nuclei [50% pixels, noisy]",
+                "colormap": "gray",
+                "contrast_limits": [float(x.min()), float(x.max())],
+                "metadata": {
+                    "genprior": {
+                        "operator": meta["operator"],
+                        "noise_std": meta["noise_std"],
+                        "role": "measurement",
+                    }
+                },
+            },
+            "image",
+        )
+    ]
 
 
 @_copies
@@ -87,8 +108,15 @@ def nuclei_blur() -> list[tuple]:
     A = make_operator("blur", shape=x.shape, sigma=2.0)
     photons = 100.0
     y = A.measure(x, photons=photons, seed=0)
-    return clean + [measurement_layer(y, A, "nuclei [blur 2 px, Poisson]", photons=photons,
-                                      contrast_limits=[float(x.min()), float(x.max())])]
+    return clean + [
+        measurement_layer(
+            y,
+            A,
+            "nuclei [blur 2 px, Poisson]",
+            photons=photons,
+            contrast_limits=[float(x.min()), float(x.max())],
+        )
+    ]
 
 
 @_copies
@@ -98,13 +126,15 @@ def mri_phantom() -> list[tuple]:
     The k-space layer shows ``log(1 + |k|)``; the exact complex k-space is in its metadata.
     """
     x = brain_phantoms(1, (256, 256), seed=MRI_PHANTOM_SEED)[0]
-    A = make_operator("mri", shape=x.shape, acceleration=4, center_fraction=0.08,
-                      mask="variable-density", seed=0)
+    A = make_operator(
+        "mri", shape=x.shape, acceleration=4, center_fraction=0.08, mask="variable-density", seed=0
+    )
     noise_std = 0.005
     y = A.measure(x, noise_std=noise_std, seed=1)
-    return [(x, {"name": "brain phantom", "colormap": "gray", "contrast_limits": [0.0, 1.0]},
-             "image"),
-            measurement_layer(y, A, "brain phantom [mri 4x k-space]", noise_std=noise_std)]
+    return [
+        (x, {"name": "brain phantom", "colormap": "gray", "contrast_limits": [0.0, 1.0]}, "image"),
+        measurement_layer(y, A, "brain phantom [mri 4x k-space]", noise_std=noise_std),
+    ]
 
 
 @_copies
@@ -118,13 +148,22 @@ def digit_cs() -> list[tuple]:
     A = make_operator("cs", shape=x.shape, m=200, seed=0)
     noise_std = 0.01
     y = A.measure(x, noise_std=noise_std, seed=1)
-    return [(x, {"name": "digit", "colormap": "gray", "contrast_limits": [0.0, 1.0]}, "image"),
-            measurement_layer(y, A, "digit [cs, 200 measurements]", noise_std=noise_std)]
+    return [
+        (x, {"name": "digit", "colormap": "gray", "contrast_limits": [0.0, 1.0]}, "image"),
+        measurement_layer(y, A, "digit [cs, 200 measurements]", noise_std=noise_std),
+    ]
 
 
 #: The 3D sample's microscope: widefield, NA 1.2 water, 520 nm, 100 nm pixels, 250 nm z steps.
-STACK_OPTICS = {"microscope": "widefield", "na": 1.2, "wavelength": 0.52, "dxy": 0.1,
-                "dz": 0.25, "immersion_index": 1.33, "sample_index": 1.33}
+STACK_OPTICS = {
+    "microscope": "widefield",
+    "na": 1.2,
+    "wavelength": 0.52,
+    "dxy": 0.1,
+    "dz": 0.25,
+    "immersion_index": 1.33,
+    "sample_index": 1.33,
+}
 
 
 @_copies
@@ -141,6 +180,9 @@ def nuclei_stack() -> list[tuple]:
     photons = 300.0
     y = A.measure(x, photons=photons, seed=0)
     look = {"scale": voxel, "contrast_limits": [0.0, float(x.max())]}
-    return [(x, {"name": "nuclei stack", "colormap": "gray", **look}, "image"),
-            measurement_layer(y, A, "nuclei stack [widefield NA 1.2, Poisson]", photons=photons,
-                              **look)]
+    return [
+        (x, {"name": "nuclei stack", "colormap": "gray", **look}, "image"),
+        measurement_layer(
+            y, A, "nuclei stack [widefield NA 1.2, Poisson]", photons=photons, **look
+        ),
+    ]

@@ -17,8 +17,15 @@ LATENT_METHODS = ("csgm", "ia", "twist", "sparse-gen")
 #: Methods that take ``init="encoder"`` (the VAE encoder's code of the back-projection).
 ENCODER_METHODS = ("csgm", "ia")
 #: Without a prior: the method that does best on each kind of measurement in benchmarks/.
-NO_PRIOR_METHOD = {"denoise": "dip", "inpaint": "dip", "blur": "dip", "downsample": "dip",
-                   "cs": "lasso-dct", "mri": "tv", "phase": "twf"}
+NO_PRIOR_METHOD = {
+    "denoise": "dip",
+    "inpaint": "dip",
+    "blur": "dip",
+    "downsample": "dip",
+    "cs": "lasso-dct",
+    "mri": "tv",
+    "phase": "twf",
+}
 
 
 @dataclass(frozen=True)
@@ -55,33 +62,53 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
     """
     if volume and kind == "blur":
         if prior is None:
-            return Advice(VOLUME_BLUR_METHOD, 1, "random",
-                          "a stack under a 3D PSF: Richardson-Lucy, stopped on held-out voxels "
-                          "(fast, and within a fraction of a dB of the best in bench deconv-3d)")
-        return Advice("csgm", 1, "encoder" if getattr(prior, "encoder", None) is not None
-                      else "random", "a stack with a prior: csgm, one code per plane tile, "
-                                     "one restart (each restart costs the whole volume)")
+            return Advice(
+                VOLUME_BLUR_METHOD,
+                1,
+                "random",
+                "a stack under a 3D PSF: Richardson-Lucy, stopped on held-out voxels "
+                "(fast, and within a fraction of a dB of the best in bench deconv-3d)",
+            )
+        return Advice(
+            "csgm",
+            1,
+            "encoder" if getattr(prior, "encoder", None) is not None else "random",
+            "a stack with a prior: csgm, one code per plane tile, "
+            "one restart (each restart costs the whole volume)",
+        )
     if prior is None:
         method = NO_PRIOR_METHOD.get(kind, "dip")
-        why = {"dip": "no prior: Deep Image Prior, stopped on held-out measurements",
-               "tv": "no prior: total variation wins on MRI k-space",
-               "lasso-dct": "no prior: L1 in the DCT for compressed sensing",
-               "twf": "no prior: truncated Wirtinger flow for magnitude-only data"}[method]
+        why = {
+            "dip": "no prior: Deep Image Prior, stopped on held-out measurements",
+            "tv": "no prior: total variation wins on MRI k-space",
+            "lasso-dct": "no prior: L1 in the DCT for compressed sensing",
+            "twf": "no prior: truncated Wirtinger flow for magnitude-only data",
+        }[method]
         return Advice(method, 1, "random", why)
     encoder = getattr(prior, "encoder", None) is not None
     if kind == "phase":
-        return Advice("csgm", 10, "random",
-                      "magnitude-only data: csgm on the amplitude loss, 10 random starts")
+        return Advice(
+            "csgm",
+            10,
+            "random",
+            "magnitude-only data: csgm on the amplitude loss, 10 random starts",
+        )
     if kind == "mri":
-        return Advice("ia", 1, "encoder" if encoder else "random",
-                      "MRI with a prior: ia (image-adaptive) is the best generative method; "
-                      "tv is still better at 4x on held-out real slices")
+        return Advice(
+            "ia",
+            1,
+            "encoder" if encoder else "random",
+            "MRI with a prior: ia (image-adaptive) is the best generative method; "
+            "tv is still better at 4x on held-out real slices",
+        )
     init = "encoder" if encoder else "random"
-    return Advice("csgm", 4, init,
-                  f"with a prior: csgm, 4 restarts{', encoder start' if encoder else ''}")
+    return Advice(
+        "csgm", 4, init, f"with a prior: csgm, 4 restarts{', encoder start' if encoder else ''}"
+    )
 
 
 # -- does the prior suit the image? --------------------------------------------------------------
+
 
 @dataclass
 class PriorFit:
@@ -144,13 +171,22 @@ def _short_fit(y: np.ndarray, A: Any, prior: Any, steps: int, device: Any, seed:
 
     init = "encoder" if getattr(prior, "encoder", None) is not None and A.linear else None
     extra = {"init": init} if init else {}
-    rec = api.reconstruct(y, A, method="csgm", prior=prior, steps=steps, device=device,
-                          seed=seed, **extra)
+    rec = api.reconstruct(
+        y, A, method="csgm", prior=prior, steps=steps, device=device, seed=seed, **extra
+    )
     return _explained(y, A, rec.image)
 
 
-def check_prior_fit(y: Any, A: Any, prior: Any, *, steps: int = 30, device: Any = "cpu",
-                    seed: int = 0, suggest: bool = True) -> PriorFit:
+def check_prior_fit(
+    y: Any,
+    A: Any,
+    prior: Any,
+    *,
+    steps: int = 30,
+    device: Any = "cpu",
+    seed: int = 0,
+    suggest: bool = True,
+) -> PriorFit:
     """A quick check (a few ``csgm`` steps from the encoder's start) of whether ``prior`` can
     represent the image behind ``y``, before a long run.
 
@@ -176,8 +212,11 @@ def check_prior_fit(y: Any, A: Any, prior: Any, *, steps: int = 30, device: Any 
     """
     from . import api
 
-    G = api.load_prior(prior) if isinstance(prior, (str,)) or hasattr(prior, "__fspath__") \
+    G = (
+        api.load_prior(prior)
+        if isinstance(prior, (str,)) or hasattr(prior, "__fspath__")
         else prior
+    )
     y = np.asarray(y)
     ph, pw = G.image_shape[-2:]
     h, w = A.shape[-2:]
@@ -190,9 +229,11 @@ def check_prior_fit(y: Any, A: Any, prior: Any, *, steps: int = 30, device: Any 
     data = str(G.card.get("data", "its training images")).split(";")[0]
     what = f"{name} makes {ph}x{pw} patches of {data}"
     size = f"; this {h}x{w} image needs a mosaic of {tiles} of them" if tiles > 1 else ""
-    msg = (f"{what}{size}. After {steps} steps it explains {max(explained, 0):.0%} of the "
-           f"measurement (a suitable prior explains over {FIT_WARN:.0%}), so the result will "
-           "look like its training images, not like this one.")
+    msg = (
+        f"{what}{size}. After {steps} steps it explains {max(explained, 0):.0%} of the "
+        f"measurement (a suitable prior explains over {FIT_WARN:.0%}), so the result will "
+        "look like its training images, not like this one."
+    )
     if suggest:
         fits = []  # every other bundled prior that suits: the check cannot tell which of two
         for other in api.list_priors():  # equally good fits was trained on this kind of image
@@ -206,15 +247,19 @@ def check_prior_fit(y: Any, A: Any, prior: Any, *, steps: int = 30, device: Any 
             if score >= FIT_WARN:
                 fits.append((score, other))
         fits.sort(reverse=True)
-        msg += (" Priors that fit: " + ", ".join(f"{o} (explains {sc:.0%})" for sc, o in fits)
-                + "; or use dip or tv (no prior)" if fits else
-                " Use dip or tv (no prior), or train a prior on images like this one "
-                "(Train prior)") + "."
+        msg += (
+            " Priors that fit: "
+            + ", ".join(f"{o} (explains {sc:.0%})" for sc, o in fits)
+            + "; or use dip or tv (no prior)"
+            if fits
+            else " Use dip or tv (no prior), or train a prior on images like this one (Train prior)"
+        ) + "."
     fit.warnings.append(msg)
     return fit
 
 
 # -- what a run costs ----------------------------------------------------------------------------
+
 
 def output_ratio(A: Any, measurement_shape: tuple[int, ...] | None = None) -> float:
     """How many times more pixels the result has than the measurement layer shows."""
@@ -231,8 +276,15 @@ def remaining_seconds(elapsed: float, done: int, total: int) -> float | None:
 
 # -- implausible settings ------------------------------------------------------------------------
 
-def check_simulation(x: np.ndarray, kind: str, params: dict[str, Any], *,
-                     noise_std: float = 0.0, photons: float | None = None) -> list[str]:
+
+def check_simulation(
+    x: np.ndarray,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    noise_std: float = 0.0,
+    photons: float | None = None,
+) -> list[str]:
     """Warnings (sentences) for physically implausible simulation settings; none raise.
 
     Parameters
@@ -253,27 +305,39 @@ def check_simulation(x: np.ndarray, kind: str, params: dict[str, Any], *,
     peak = float(np.abs(finite).max()) if finite.size else 0.0
     ref = span if span > 0 else peak
     if noise_std and ref > 0 and noise_std > 2 * ref:
-        out.append(f"noise std {noise_std:g} is {noise_std / ref:.3g}x the image's intensity "
-                   f"range ({ref:.3g}): the measurement will be noise only.")
+        out.append(
+            f"noise std {noise_std:g} is {noise_std / ref:.3g}x the image's intensity "
+            f"range ({ref:.3g}): the measurement will be noise only."
+        )
     if photons is not None and 0 < photons < 1:
-        out.append(f"photons {photons:g}: under one photon at the brightest pixel, the "
-                   "measurement is almost all zeros.")
+        out.append(
+            f"photons {photons:g}: under one photon at the brightest pixel, the "
+            "measurement is almost all zeros."
+        )
     size = min(x.shape[-2:])
     sigma = params.get("sigma")
     if kind == "blur" and sigma is not None and sigma > size / 8:
-        out.append(f"blur sigma {sigma:g} px on a {size}-pixel image: the blur spans most of "
-                   "the image, so little of it can be recovered.")
+        out.append(
+            f"blur sigma {sigma:g} px on a {size}-pixel image: the blur spans most of "
+            "the image, so little of it can be recovered."
+        )
     factor = params.get("factor")
     if kind == "downsample" and factor is not None and factor > size / 8:
-        out.append(f"factor {factor} leaves {size // factor} pixels per side: too few to "
-                   "recover the image from.")
+        out.append(
+            f"factor {factor} leaves {size // factor} pixels per side: too few to "
+            "recover the image from."
+        )
     if kind == "mri":
         acc = float(params.get("acceleration", 1))
         cf = float(params.get("center_fraction", 0.08))
         if cf <= 0:
-            out.append("center fraction 0: no k-space centre is measured, so the image's "
-                       "contrast is lost; fastMRI keeps 4-8% at the centre.")
+            out.append(
+                "center fraction 0: no k-space centre is measured, so the image's "
+                "contrast is lost; fastMRI keeps 4-8% at the centre."
+            )
         if acc > 16:
-            out.append(f"acceleration {acc:g}x keeps {100 / acc:.1f}% of k-space: beyond what "
-                       "any method here recovers (8x is already hard).")
+            out.append(
+                f"acceleration {acc:g}x keeps {100 / acc:.1f}% of k-space: beyond what "
+                "any method here recovers (8x is already hard)."
+            )
     return out

@@ -16,9 +16,22 @@ from .solvers import METHODS, Reconstruction, Update
 from .solvers.run import run_method
 
 __all__ = [
-    "Reconstruction", "Update", "available_devices", "from_spec", "list_priors", "load_prior",
-    "random_prior", "resolve_device", "train_prior", "iter_train", "iter_reconstruct",
-    "iter_reconstruct_stack", "reconstruct_stack", "measurement_from_layer", "list_methods", "make_operator",
+    "Reconstruction",
+    "Update",
+    "available_devices",
+    "from_spec",
+    "list_priors",
+    "load_prior",
+    "random_prior",
+    "resolve_device",
+    "train_prior",
+    "iter_train",
+    "iter_reconstruct",
+    "iter_reconstruct_stack",
+    "reconstruct_stack",
+    "measurement_from_layer",
+    "list_methods",
+    "make_operator",
     "reconstruct",
 ]
 
@@ -44,19 +57,32 @@ def _check_measurement(y: Any, A: Operator) -> np.ndarray:
     if np.iscomplexobj(y) and not A.complex_measurements:
         raise TypeError(f"y is complex, but the {A.kind!r} operator measures real values.")
     if y.shape != A.measurement_shape:
-        raise ValueError(f"y has shape {y.shape}, but the {A.kind!r} operator expects "
-                         f"measurements of shape {A.measurement_shape} (images of shape {A.shape}).")
+        raise ValueError(
+            f"y has shape {y.shape}, but the {A.kind!r} operator expects "
+            f"measurements of shape {A.measurement_shape} (images of shape {A.shape})."
+        )
     if not np.all(np.isfinite(y)):
         bad = int(np.size(y) - np.count_nonzero(np.isfinite(y)))
-        raise ValueError(f"y contains {bad} NaN or infinite value(s); mask them out (e.g. with an "
-                         "'inpaint' operator) or replace them before reconstructing.")
+        raise ValueError(
+            f"y contains {bad} NaN or infinite value(s); mask them out (e.g. with an "
+            "'inpaint' operator) or replace them before reconstructing."
+        )
     return y
 
 
-def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
-                     restarts: int = 1, steps: int | None = None, device: Any = "auto",
-                     seed: int = 0, preview_every: int = 10,
-                     **options: Any) -> Generator[Update, bool | None, Reconstruction]:
+def iter_reconstruct(
+    y: Any,
+    A: Operator,
+    method: str = "dip",
+    prior: Any = None,
+    *,
+    restarts: int = 1,
+    steps: int | None = None,
+    device: Any = "auto",
+    seed: int = 0,
+    preview_every: int = 10,
+    **options: Any,
+) -> Generator[Update, bool | None, Reconstruction]:
     """Reconstruct step by step: a generator of :class:`Update` that returns the result.
 
     Same arguments as :func:`reconstruct`. Send ``False`` into the generator to stop early; it
@@ -68,8 +94,10 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
         raise ValueError(f"unknown method {method!r}; choose one of {list_methods()}.")
     m = METHODS[method]
     if m.phase_only and A.kind != "phase":
-        raise ValueError(f"method {method!r} is for magnitude-only measurements (operator "
-                         f"'phase'), but A is {A.kind!r}.")
+        raise ValueError(
+            f"method {method!r} is for magnitude-only measurements (operator "
+            f"'phase'), but A is {A.kind!r}."
+        )
     if m.needs_linear and not A.linear:
         raise ValueError(f"method {method!r} needs a linear operator; {A.kind!r} is not linear.")
     if prior is not None and not m.needs_prior:
@@ -77,9 +105,11 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
     phase = None
     if A.complex_images and not m.complex_images:
         if m.name == "richardson-lucy":
-            raise ValueError(f"method {method!r} needs non-negative intensities, but {A.kind!r} "
-                             "with coils has complex images; use 'cg', 'tv', 'lasso-wavelet' or "
-                             "a prior method.")
+            raise ValueError(
+                f"method {method!r} needs non-negative intensities, but {A.kind!r} "
+                "with coils has complex images; use 'cg', 'tv', 'lasso-wavelet' or "
+                "a prior method."
+            )
         from .operators.mri import FixedPhase, low_resolution_phase
 
         phase = low_resolution_phase(y, A)
@@ -105,8 +135,11 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
         raise ValueError(f"restarts={restarts} is more than anyone needs; use at most 10000.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {seed!r}.")
-    if isinstance(preview_every, bool) or not isinstance(preview_every, (int, np.integer)) \
-            or preview_every < 1:
+    if (
+        isinstance(preview_every, bool)
+        or not isinstance(preview_every, (int, np.integer))
+        or preview_every < 1
+    ):
         raise ValueError(f"preview_every must be a positive integer, got {preview_every!r}.")
     accepted = inspect.signature(m.solver).parameters
     if steps is not None:
@@ -127,9 +160,9 @@ def iter_reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None
     return run if phase is None else _with_phase(run, phase)
 
 
-def _with_phase(run: Generator[Update, bool | None, Reconstruction],
-                phase: tuple[np.ndarray, np.ndarray]) -> Generator[Update, bool | None,
-                                                                   Reconstruction]:
+def _with_phase(
+    run: Generator[Update, bool | None, Reconstruction], phase: tuple[np.ndarray, np.ndarray]
+) -> Generator[Update, bool | None, Reconstruction]:
     """A magnitude reconstruction made complex with the data's smooth phase (see
     :class:`~napari_genprior.operators.mri.FixedPhase`), and 0 outside the coils' support."""
     rotation = (np.exp(1j * phase[0]) * phase[1]).astype(np.complex64)
@@ -138,21 +171,29 @@ def _with_phase(run: Generator[Update, bool | None, Reconstruction],
         while True:
             u = run.send(reply)
             if u.image is not None:
-                u = Update(u.step, u.total, u.loss, (u.image * rotation).astype(np.complex64),
-                           plane=u.plane, planes=u.planes)
+                u = Update(
+                    u.step,
+                    u.total,
+                    u.loss,
+                    (u.image * rotation).astype(np.complex64),
+                    plane=u.plane,
+                    planes=u.planes,
+                )
             reply = yield u
     except StopIteration as stop:
         rec: Reconstruction = stop.value
     rec.image = (rec.image * rotation).astype(np.complex64)
     if rec.spread is not None:
         rec.spread = (rec.spread * phase[1]).astype(np.float32)
-    rec.params["phase"] = ("magnitude from the method, phase from the Hann-windowed fully "
-                           "sampled centre of k-space")
+    rec.params["phase"] = (
+        "magnitude from the method, phase from the Hann-windowed fully sampled centre of k-space"
+    )
     return rec
 
 
-def iter_reconstruct_stack(Y: Any, A: Operator, method: str = "dip", prior: Any = None,
-                           **kwargs: Any) -> Generator[Update, bool | None, Reconstruction]:
+def iter_reconstruct_stack(
+    Y: Any, A: Operator, method: str = "dip", prior: Any = None, **kwargs: Any
+) -> Generator[Update, bool | None, Reconstruction]:
     """Reconstruct a stack plane by plane: ``Y`` has shape ``(*planes, *A.measurement_shape)``.
 
     ``Y`` may be a lazy array (dask, zarr): each plane is read only when its turn comes. Each
@@ -163,17 +204,23 @@ def iter_reconstruct_stack(Y: Any, A: Operator, method: str = "dip", prior: Any 
     (which keeps its best result so far) and skips the rest: skipped planes are left at zero
     and ``params["planes_done"]`` says how many were reconstructed.
     """
-    lazy = hasattr(Y, "__array__") and hasattr(Y, "shape") and hasattr(Y, "ndim") \
-        and hasattr(Y, "__getitem__")  # dask, zarr, h5py: planes are read one at a time
+    lazy = (
+        hasattr(Y, "__array__")
+        and hasattr(Y, "shape")
+        and hasattr(Y, "ndim")
+        and hasattr(Y, "__getitem__")
+    )  # dask, zarr, h5py: planes are read one at a time
     if not lazy and hasattr(Y, "__array__") and not isinstance(Y, np.ndarray):
         Y = np.asarray(Y)
     if not (lazy or isinstance(Y, np.ndarray)):
         raise TypeError(f"Y must be an array (a stack of measurements), got {type(Y).__name__}.")
     k = len(A.measurement_shape)
-    if Y.ndim < k or Y.shape[Y.ndim - k:] != A.measurement_shape:
-        raise ValueError(f"Y has shape {Y.shape}; its last axes must be the {A.kind!r} operator's "
-                         f"measurement shape {A.measurement_shape}.")
-    lead = Y.shape[:Y.ndim - k]
+    if Y.ndim < k or Y.shape[Y.ndim - k :] != A.measurement_shape:
+        raise ValueError(
+            f"Y has shape {Y.shape}; its last axes must be the {A.kind!r} operator's "
+            f"measurement shape {A.measurement_shape}."
+        )
+    lead = Y.shape[: Y.ndim - k]
     index = list(np.ndindex(*lead))
     first = iter_reconstruct(np.asarray(Y[index[0]]), A, method, prior, **kwargs)  # checks now
     return _run_stack(Y, A, method, prior, kwargs, lead, index, first)
@@ -207,8 +254,15 @@ def _run_stack(Y, A, method, prior, kwargs, lead, index, first):
         if cancelled:
             break
     out = {**params[0], "planes": params, "planes_done": done, "stack_shape": list(lead)}
-    return Reconstruction(image=images, spread=spreads, history=history, seconds=seconds,
-                          method=METHODS[method].name, params=out, cancelled=cancelled)
+    return Reconstruction(
+        image=images,
+        spread=spreads,
+        history=history,
+        seconds=seconds,
+        method=METHODS[method].name,
+        params=out,
+        cancelled=cancelled,
+    )
 
 
 def _check_prior(prior: Any, A: Operator, method: str, **tiling: Any):
@@ -220,34 +274,49 @@ def _check_prior(prior: Any, A: Operator, method: str, **tiling: Any):
     from .priors import load_prior
 
     if prior is None:
-        raise ValueError(f"method {method!r} needs a prior: a bundled name ({list_priors()}), "
-                         "a prior file, ngp.random_prior(...) or a trained prior.")
+        raise ValueError(
+            f"method {method!r} needs a prior: a bundled name ({list_priors()}), "
+            "a prior file, ngp.random_prior(...) or a trained prior."
+        )
     source = None
     if isinstance(prior, (str, bytes)) or hasattr(prior, "__fspath__"):
         source = str(prior)
         prior = load_prior(prior)
     if not isinstance(prior, PriorModule):
-        raise TypeError(f"prior must be a generator (from load_prior, random_prior or "
-                        f"train_prior) or its name/path, got {type(prior).__name__}.")
+        raise TypeError(
+            f"prior must be a generator (from load_prior, random_prior or "
+            f"train_prior) or its name/path, got {type(prior).__name__}."
+        )
     patch, shape = tuple(prior.image_shape), tuple(A.shape)
     mosaic = None
     if patch != shape:
-        if len(patch) == 2 and len(shape) in (2, 3) \
-                and all(s >= p for s, p in zip(shape[-2:], patch)):
+        if (
+            len(patch) == 2
+            and len(shape) in (2, 3)
+            and all(s >= p for s, p in zip(shape[-2:], patch))
+        ):
             from .tiling import Mosaic
 
             prior = mosaic = Mosaic(prior, shape, **tiling)
         else:
-            raise ValueError(f"the prior makes images of shape {patch}, but the {A.kind!r} "
-                             f"operator is for images of shape {shape}; a prior's patches tile "
-                             "larger 2D images and the planes of 3D stacks, but not smaller "
-                             "or other-dimensional ones.")
+            raise ValueError(
+                f"the prior makes images of shape {patch}, but the {A.kind!r} "
+                f"operator is for images of shape {shape}; a prior's patches tile "
+                "larger 2D images and the planes of 3D stacks, but not smaller "
+                "or other-dimensional ones."
+            )
     elif tiling:
-        raise TypeError(f"{sorted(tiling)} apply to images larger than the prior's patch "
-                        f"{patch}; this image is the patch size.")
-    info = {"architecture": prior.card.get("architecture"), "latent_dim": prior.latent_dim,
-            "image_shape": list(patch), "data": prior.card.get("data"),
-            "source": source or prior.card.get("name")}
+        raise TypeError(
+            f"{sorted(tiling)} apply to images larger than the prior's patch "
+            f"{patch}; this image is the patch size."
+        )
+    info = {
+        "architecture": prior.card.get("architecture"),
+        "latent_dim": prior.latent_dim,
+        "image_shape": list(patch),
+        "data": prior.card.get("data"),
+        "source": source or prior.card.get("name"),
+    }
     if mosaic is not None:
         info["mosaic"] = mosaic.card["mosaic"]
     return prior, info
@@ -302,8 +371,12 @@ def load_prior(name_or_path: Any, device: Any = "cpu"):
     return _load(name_or_path, device=resolve_device(device))
 
 
-def random_prior(latent_dim: int = 10, widths: tuple[int, ...] = (250, 600), seed: int = 0,
-                 image_shape: tuple[int, ...] | None = None):
+def random_prior(
+    latent_dim: int = 10,
+    widths: tuple[int, ...] = (250, 600),
+    seed: int = 0,
+    image_shape: tuple[int, ...] | None = None,
+):
     """An expansive Gaussian ReLU network with no biases (Hand-Voroninski); see
     :func:`napari_genprior.priors.random_prior`."""
     from .priors import random_prior as _random
@@ -311,8 +384,17 @@ def random_prior(latent_dim: int = 10, widths: tuple[int, ...] = (250, 600), see
     return _random(latent_dim=latent_dim, widths=widths, seed=seed, image_shape=image_shape)
 
 
-def train_prior(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int = 50, *,
-                device: Any = "auto", seed: int = 0, callback: Any = None, **options: Any):
+def train_prior(
+    images: Any,
+    kind: str = "vae",
+    latent_dim: int = 20,
+    epochs: int = 50,
+    *,
+    device: Any = "auto",
+    seed: int = 0,
+    callback: Any = None,
+    **options: Any,
+):
     """Train a generative prior on images; see :func:`napari_genprior.training.train_prior`
     for every option.
 
@@ -336,24 +418,51 @@ def train_prior(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: in
     """
     from .training import train_prior as _train
 
-    return _train(images, kind=kind, latent_dim=latent_dim, epochs=epochs, device=device,
-                  seed=seed, callback=callback, **options)
+    return _train(
+        images,
+        kind=kind,
+        latent_dim=latent_dim,
+        epochs=epochs,
+        device=device,
+        seed=seed,
+        callback=callback,
+        **options,
+    )
 
 
-def iter_train(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int = 50, *,
-               device: Any = "auto", seed: int = 0, **options: Any):
+def iter_train(
+    images: Any,
+    kind: str = "vae",
+    latent_dim: int = 20,
+    epochs: int = 50,
+    *,
+    device: Any = "auto",
+    seed: int = 0,
+    **options: Any,
+):
     """Train step by step: a generator of ``TrainUpdate`` (epoch, losses, samples) that returns
     the generator; send False to stop early. See :func:`napari_genprior.training.iter_train`."""
     from .training import iter_train as _iter
 
-    return _iter(images, kind=kind, latent_dim=latent_dim, epochs=epochs, device=device,
-                 seed=seed, **options)
+    return _iter(
+        images, kind=kind, latent_dim=latent_dim, epochs=epochs, device=device, seed=seed, **options
+    )
 
 
-def reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
-                restarts: int = 1, steps: int | None = None, device: Any = "auto", seed: int = 0,
-                callback: Callback | None = None, preview_every: int = 10,
-                **options: Any) -> Reconstruction:
+def reconstruct(
+    y: Any,
+    A: Operator,
+    method: str = "dip",
+    prior: Any = None,
+    *,
+    restarts: int = 1,
+    steps: int | None = None,
+    device: Any = "auto",
+    seed: int = 0,
+    callback: Callback | None = None,
+    preview_every: int = 10,
+    **options: Any,
+) -> Reconstruction:
     """Reconstruct an image from the measurement ``y`` of operator ``A``.
 
     Parameters
@@ -441,16 +550,32 @@ def reconstruct(y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
     >>> rec.cancelled, len(rec.history)
     (True, 10)
     """
-    run = iter_reconstruct(y, A, method, prior, restarts=restarts, steps=steps, device=device,
-                           seed=seed, preview_every=preview_every, **options)
+    run = iter_reconstruct(
+        y,
+        A,
+        method,
+        prior,
+        restarts=restarts,
+        steps=steps,
+        device=device,
+        seed=seed,
+        preview_every=preview_every,
+        **options,
+    )
     if callback is None:
         return drive(run, lambda u: None)
     return drive(run, lambda u: callback(u.step, u.loss, u.image))
 
 
-def reconstruct_stack(Y: Any, A: Operator, method: str = "dip", prior: Any = None, *,
-                      callback: Callable[[Update], bool | None] | None = None,
-                      **kwargs: Any) -> Reconstruction:
+def reconstruct_stack(
+    Y: Any,
+    A: Operator,
+    method: str = "dip",
+    prior: Any = None,
+    *,
+    callback: Callable[[Update], bool | None] | None = None,
+    **kwargs: Any,
+) -> Reconstruction:
     """Reconstruct a stack ``(*planes, *A.measurement_shape)`` plane by plane.
 
     Same arguments as :func:`reconstruct`; ``callback(update)`` gets each :class:`Update`

@@ -27,23 +27,32 @@ def _demo_headless(args: argparse.Namespace) -> int:
     clean, _ = read_tiff(sample_path(NUCLEI))
     y, meta = read_tiff(sample_path(NUCLEI_INPAINT))
     A = api.from_spec(meta["operator"])
-    print(f"sample      : {NUCLEI_INPAINT} ({y.shape[0]}x{y.shape[1]} fluorescence nuclei, "
-          f"{A.mask.mean():.0%} of pixels observed, Gaussian noise std {meta['noise_std']})")
+    print(
+        f"sample      : {NUCLEI_INPAINT} ({y.shape[0]}x{y.shape[1]} fluorescence nuclei, "
+        f"{A.mask.mean():.0%} of pixels observed, Gaussian noise std {meta['noise_std']})"
+    )
     zero_filled = api.reconstruct(y, A, method="adjoint").image
-    bar = tqdm(total=args.steps, desc=f"dip on {api.resolve_device(args.device)}", unit="step",
-               mininterval=1.0)
+    bar = tqdm(
+        total=args.steps,
+        desc=f"dip on {api.resolve_device(args.device)}",
+        unit="step",
+        mininterval=1.0,
+    )
 
     def callback(step: int, loss: float, image) -> None:
         bar.update(step - bar.n)
         bar.set_postfix(loss=f"{loss:.3g}", refresh=False)
 
-    rec = api.reconstruct(y, A, method="dip", steps=args.steps, seed=args.seed,
-                          device=args.device, callback=callback)
+    rec = api.reconstruct(
+        y, A, method="dip", steps=args.steps, seed=args.seed, device=args.device, callback=callback
+    )
     bar.close()
     out = write_tiff(args.out, rec.image, {**rec.params, "seconds": rec.seconds})
-    print(f"method      : dip (Deep Image Prior), stopped at step {rec.params['stopped_at']} "
-          f"of {args.steps} by held-out measurements, {rec.seconds:.1f} s on "
-          f"{rec.params['device']} ({torch.get_num_threads()} threads)")
+    print(
+        f"method      : dip (Deep Image Prior), stopped at step {rec.params['stopped_at']} "
+        f"of {args.steps} by held-out measurements, {rec.seconds:.1f} s on "
+        f"{rec.params['device']} ({torch.get_num_threads()} threads)"
+    )
     print(f"PSNR input  : {metrics.psnr(clean, zero_filled):6.2f} dB  (zero-filled measurement)")
     print(f"PSNR result : {metrics.psnr(clean, rec.image):6.2f} dB")
     print(f"wrote       : {out}")
@@ -73,8 +82,9 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
-def _as_dict(pairs: list[tuple[str, object]] | None, flag: str,
-             parser: argparse.ArgumentParser) -> dict[str, object]:
+def _as_dict(
+    pairs: list[tuple[str, object]] | None, flag: str, parser: argparse.ArgumentParser
+) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in pairs or []:
         if key in out:
@@ -124,25 +134,41 @@ def _batch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .batch import plan_batch, run_batch
 
     operator = None if args.operator is None else {"kind": args.operator, **params}
-    kwargs = {k: getattr(args, k) for k in ("steps", "restarts", "seed", "device")
-              if getattr(args, k) is not None}
+    kwargs = {
+        k: getattr(args, k)
+        for k in ("steps", "restarts", "seed", "device")
+        if getattr(args, k) is not None
+    }
     try:
         with _sigterm_interrupts():
             jobs = plan_batch(args.inputs, args.out, overwrite=args.overwrite)
             todo = sum(not j.done for j in jobs)
-            print(f"batch       : {len(jobs)} file(s), {len(jobs) - todo} already done, "
-                  f"output in {args.out}")
-            report = run_batch(jobs, operator, args.method, args.prior,
-                               scheduler=args.scheduler, workers=args.workers,
-                               threads=args.threads or 1, progress=not args.quiet, **kwargs,
-                               **options)
+            print(
+                f"batch       : {len(jobs)} file(s), {len(jobs) - todo} already done, "
+                f"output in {args.out}"
+            )
+            report = run_batch(
+                jobs,
+                operator,
+                args.method,
+                args.prior,
+                scheduler=args.scheduler,
+                workers=args.workers,
+                threads=args.threads or 1,
+                progress=not args.quiet,
+                **kwargs,
+                **options,
+            )
     except (ValueError, TypeError, OSError) as exc:
         print(f"napari-genprior: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         how = "terminated" if isinstance(exc, _Terminated) else "interrupted"
-        print(f"napari-genprior: {how}; finished files are kept, run the same command "
-              "again to do the rest", file=sys.stderr)
+        print(
+            f"napari-genprior: {how}; finished files are kept, run the same command "
+            "again to do the rest",
+            file=sys.stderr,
+        )
         return 143 if how == "terminated" else 130
     print(report.summary())
     return 0 if report.ok else 1
@@ -152,86 +178,145 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-genprior",
         description="Reconstruct images from indirect, incomplete or noisy measurements under "
-                    "a generative prior.")
+        "a generative prior.",
+    )
     parser.add_argument("--version", action="version", version=f"napari-genprior {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser(
-        "demo", help="reconstruct the bundled nuclei sample (50%% of pixels missing, noisy)",
+        "demo",
+        help="reconstruct the bundled nuclei sample (50%% of pixels missing, noisy)",
         description="Open napari with the bundled degraded nuclei sample and the Reconstruct "
-                    "widget docked; with --headless, run the same reconstruction without a "
-                    "window, write it as a TIFF and print the PSNR against the clean sample.")
-    demo.add_argument("--headless", action="store_true", help="no window: reconstruct, write, report")
-    demo.add_argument("--out", type=Path, default=Path("genprior-demo.tif"),
-                      help="output TIFF (headless; default: %(default)s)")
-    demo.add_argument("--steps", type=int, default=2000, help="maximum steps (default: %(default)s)")
+        "widget docked; with --headless, run the same reconstruction without a "
+        "window, write it as a TIFF and print the PSNR against the clean sample.",
+    )
+    demo.add_argument(
+        "--headless", action="store_true", help="no window: reconstruct, write, report"
+    )
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("genprior-demo.tif"),
+        help="output TIFF (headless; default: %(default)s)",
+    )
+    demo.add_argument(
+        "--steps", type=int, default=2000, help="maximum steps (default: %(default)s)"
+    )
     demo.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps (default: auto)")
-    demo.add_argument("--threads", type=int, default=0,
-                      help="torch CPU threads (default: torch's choice)")
+    demo.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)"
+    )
     demo.add_argument("--run", action="store_true", help="GUI: start the reconstruction at once")
     batch = sub.add_parser(
-        "batch", help="reconstruct every TIFF of a folder or glob pattern (dask)",
+        "batch",
+        help="reconstruct every TIFF of a folder or glob pattern (dask)",
         description="Reconstruct every plane of every input TIFF and write one float32 TIFF per "
-                    "input to --out, with all that reproduces it in its metadata. Files already "
-                    "done are skipped (an interrupted batch resumes); a file that cannot be read "
-                    "or does not fit the operator is reported and skipped. Exit status: 0 when "
-                    "every file was done or skipped, 1 when some failed, 2 for bad arguments, "
-                    "130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).",
+        "input to --out, with all that reproduces it in its metadata. Files already "
+        "done are skipped (an interrupted batch resumes); a file that cannot be read "
+        "or does not fit the operator is reported and skipped. Exit status: 0 when "
+        "every file was done or skipped, 1 when some failed, 2 for bad arguments, "
+        "130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).",
         epilog='example: napari-genprior batch "in/*.tif" --out out/ --operator blur '
-               "--param sigma=2 --method tv")
-    batch.add_argument("inputs", nargs="+", metavar="INPUT",
-                       help="TIFF files, folders or quoted glob patterns (\"in/*.tif\")")
+        "--param sigma=2 --method tv",
+    )
+    batch.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help='TIFF files, folders or quoted glob patterns ("in/*.tif")',
+    )
     batch.add_argument("--out", type=Path, required=True, help="output folder")
-    batch.add_argument("--operator", metavar="KIND",
-                       help="operator kind (blur, denoise, inpaint, downsample, cs, mri, phase), "
-                            "built for each file's plane shape; default: each file's own "
-                            "operator from its metadata (as Simulate's TIFFs carry)")
-    batch.add_argument("--param", type=_key_value, action="append", metavar="KEY=VALUE",
-                       help="operator parameter, repeatable; VALUE is read as JSON when it can "
-                            "be (sigma=2, factor=[1,2], antialias=true), else as text "
-                            "(boundary=zero); shape=[H,W] fixes the image shape")
-    batch.add_argument("--volume", action="store_true",
-                       help="with --operator: build it for each file's last three axes "
-                            "(z, y, x), so that a stack is deconvolved as one volume (3D PSF: "
-                            "--param 'optics={\"na\": 1.2, \"wavelength\": 0.52, \"dxy\": 0.1, "
-                            "\"dz\": 0.25}', --param sigma=[2,1,1] or --param psf=bead_psf.tif)")
-    batch.add_argument("--method", required=True,
-                       help="reconstruction method (tv, lasso-dct, lasso-wavelet, adjoint, dip, "
-                            "csgm, twist, sparse-gen, ...)")
-    batch.add_argument("--prior", metavar="NAME_OR_PATH",
-                       help="prior for csgm / twist / sparse-gen: a bundled name or a file")
-    batch.add_argument("--option", type=_key_value, action="append", metavar="KEY=VALUE",
-                       help="method option, repeatable (e.g. lam=0.01, patience=200)")
+    batch.add_argument(
+        "--operator",
+        metavar="KIND",
+        help="operator kind (blur, denoise, inpaint, downsample, cs, mri, phase), "
+        "built for each file's plane shape; default: each file's own "
+        "operator from its metadata (as Simulate's TIFFs carry)",
+    )
+    batch.add_argument(
+        "--param",
+        type=_key_value,
+        action="append",
+        metavar="KEY=VALUE",
+        help="operator parameter, repeatable; VALUE is read as JSON when it can "
+        "be (sigma=2, factor=[1,2], antialias=true), else as text "
+        "(boundary=zero); shape=[H,W] fixes the image shape",
+    )
+    batch.add_argument(
+        "--volume",
+        action="store_true",
+        help="with --operator: build it for each file's last three axes "
+        "(z, y, x), so that a stack is deconvolved as one volume (3D PSF: "
+        '--param \'optics={"na": 1.2, "wavelength": 0.52, "dxy": 0.1, '
+        '"dz": 0.25}\', --param sigma=[2,1,1] or --param psf=bead_psf.tif)',
+    )
+    batch.add_argument(
+        "--method",
+        required=True,
+        help="reconstruction method (tv, lasso-dct, lasso-wavelet, adjoint, dip, "
+        "csgm, twist, sparse-gen, ...)",
+    )
+    batch.add_argument(
+        "--prior",
+        metavar="NAME_OR_PATH",
+        help="prior for csgm / twist / sparse-gen: a bundled name or a file",
+    )
+    batch.add_argument(
+        "--option",
+        type=_key_value,
+        action="append",
+        metavar="KEY=VALUE",
+        help="method option, repeatable (e.g. lam=0.01, patience=200)",
+    )
     batch.add_argument("--steps", type=int, help="maximum steps per plane (method's default)")
     batch.add_argument("--restarts", type=int, help="random starts (prior methods)")
     batch.add_argument("--seed", type=int, help="seed, the same for every plane (default 0)")
     batch.add_argument("--device", help="auto, cpu, cuda[:N] or mps (default: auto)")
-    batch.add_argument("--scheduler", metavar="ADDRESS|local|threads|sync",
-                       help="where planes run: a dask cluster address (tcp://host:8786), "
-                            "local (a LocalCluster of --workers processes), threads or sync; "
-                            "default: sync for a single plane or on a GPU, else local")
-    batch.add_argument("--workers", type=int,
-                       help="processes (local) or threads (threads); default min(2, CPUs)")
-    batch.add_argument("--threads", type=int,
-                       help="torch threads per worker (default 1: the same numbers on every "
-                            "scheduler)")
+    batch.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|local|threads|sync",
+        help="where planes run: a dask cluster address (tcp://host:8786), "
+        "local (a LocalCluster of --workers processes), threads or sync; "
+        "default: sync for a single plane or on a GPU, else local",
+    )
+    batch.add_argument(
+        "--workers", type=int, help="processes (local) or threads (threads); default min(2, CPUs)"
+    )
+    batch.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per worker (default 1: the same numbers on every scheduler)",
+    )
     batch.add_argument("--overwrite", action="store_true", help="redo files already done")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     bench = sub.add_parser(
-        "bench", help="reproduce the seed's results: tables, JSON and plots",
+        "bench",
+        help="reproduce the seed's results: tables, JSON and plots",
         description="Run the experiments of napari_genprior.bench (all by default) and write "
-                    "<name>.md, <name>.json and <name>-*.png under --out.")
-    bench.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
-                       help="cs-digits, phase, random-prior, mri, microscopy, speed, "
-                            "real-mri, real-nuclei, real-digits, mri-multicoil, deconv-3d, "
-                            "deconv-3d-scale (default: all)")
-    bench.add_argument("--quick", action="store_true",
-                       help="small sizes (minutes on 2 CPU cores); outputs named *-quick")
+        "<name>.md, <name>.json and <name>-*.png under --out.",
+    )
+    bench.add_argument(
+        "experiments",
+        nargs="*",
+        metavar="EXPERIMENT",
+        help="cs-digits, phase, random-prior, mri, microscopy, speed, "
+        "real-mri, real-nuclei, real-digits, mri-multicoil, deconv-3d, "
+        "deconv-3d-scale (default: all)",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes (minutes on 2 CPU cores); outputs named *-quick",
+    )
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     bench.add_argument("--device", default="auto")
     bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--threads", type=int, default=1,
-                       help="torch threads (default 1: shared machines are faster so)")
+    bench.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: shared machines are faster so)",
+    )
     return parser
 
 
@@ -246,14 +331,22 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if unknown:
         parser.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
     try:
-        results = run_experiments(args.experiments, quick=args.quick, out=args.out,
-                                  device=args.device, seed=args.seed, threads=args.threads)
+        results = run_experiments(
+            args.experiments,
+            quick=args.quick,
+            out=args.out,
+            device=args.device,
+            seed=args.seed,
+            threads=args.threads,
+        )
     except (ValueError, TypeError) as exc:
         print(f"napari-genprior: error: {exc}", file=sys.stderr)
         return 2
     missed = [f"{r.name}: {claim}" for r in results for claim, ok in r.checks.items() if not ok]
-    print(f"wrote {len(results)} experiment(s) to {args.out}"
-          + (f"; targets missed: {'; '.join(missed)}" if missed else "; every target met"))
+    print(
+        f"wrote {len(results)} experiment(s) to {args.out}"
+        + (f"; targets missed: {'; '.join(missed)}" if missed else "; every target met")
+    )
     return 0
 
 

@@ -7,7 +7,9 @@ import torch
 
 def available_devices() -> list[str]:
     """Names of the devices torch can use here, best first: ``cuda:N``..., ``mps``, ``cpu``."""
-    names = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    names = (
+        [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         names.append("mps")
@@ -39,15 +41,20 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         ) from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} asks for CUDA, but no CUDA GPU is available here; "
-                             "use device='auto' or 'cpu'.")
+            raise ValueError(
+                f"device={device!r} asks for CUDA, but no CUDA GPU is available here; "
+                "use device='auto' or 'cpu'."
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} "
-                             "CUDA device(s).")
+            raise ValueError(
+                f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)."
+            )
     elif dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
             raise ValueError(f"device={device!r} asks for Apple MPS, which is not available here.")
     elif dev.type != "cpu":
-        raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda[:N]' or 'mps'.")
+        raise ValueError(
+            f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda[:N]' or 'mps'."
+        )
     return dev

@@ -99,7 +99,9 @@ def ssim(reference, image, data_range_: float | None = None) -> float:
     dr = data_range(ref) if data_range_ is None else float(data_range_)
     win = min(7, *(s if s % 2 else s - 1 for s in ref.shape))
     if win < 3:
-        raise ValueError(f"images of shape {ref.shape} are too small for SSIM (need >= 3 pixels a side).")
+        raise ValueError(
+            f"images of shape {ref.shape} are too small for SSIM (need >= 3 pixels a side)."
+        )
     return float(structural_similarity(ref, img, data_range=dr, win_size=win))
 
 
@@ -129,19 +131,24 @@ def _misfit(y, A, image):
     complex_image = np.iscomplexobj(image) and getattr(A, "complex_images", False)
     img = np.asarray(image, dtype=np.complex128 if complex_image else np.float64)
     if img.shape != tuple(A.shape):
-        raise ValueError(f"image has shape {img.shape}, but the {A.kind!r} operator acts on "
-                         f"images of shape {tuple(A.shape)}.")
+        raise ValueError(
+            f"image has shape {img.shape}, but the {A.kind!r} operator acts on "
+            f"images of shape {tuple(A.shape)}."
+        )
     if y.shape != tuple(A.measurement_shape):
-        raise ValueError(f"y has shape {y.shape}, but the {A.kind!r} operator makes measurements "
-                         f"of shape {tuple(A.measurement_shape)}.")
+        raise ValueError(
+            f"y has shape {y.shape}, but the {A.kind!r} operator makes measurements "
+            f"of shape {tuple(A.measurement_shape)}."
+        )
     if not (np.all(np.isfinite(img)) and np.all(np.isfinite(y))):
         raise ValueError("data consistency needs finite values in the image and the measurement.")
     if not np.any(y):
         raise ValueError("data consistency is undefined for an all-zero measurement.")
     op = A.copy().to("cpu")
     with torch.no_grad():
-        r = torch.from_numpy(y.astype(np.complex128 if np.iscomplexobj(y) else np.float64)) \
-            - op(torch.from_numpy(img))
+        r = torch.from_numpy(y.astype(np.complex128 if np.iscomplexobj(y) else np.float64)) - op(
+            torch.from_numpy(img)
+        )
     return y, op, r
 
 
@@ -181,8 +188,9 @@ def residual_image(y, A, image) -> np.ndarray:
     if r.shape == tuple(A.shape) and not r.is_complex():
         return r.numpy().astype(np.float32)
     if not A.linear:
-        raise ValueError(f"the {A.kind!r} operator is not linear: its misfit has no picture "
-                         "on the image grid.")
+        raise ValueError(
+            f"the {A.kind!r} operator is not linear: its misfit has no picture on the image grid."
+        )
     with torch.no_grad():
         back = op.adjoint(r)
     if back.is_complex():  # complex images (multi-coil MRI): the magnitude; else the real part

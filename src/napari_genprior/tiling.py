@@ -37,7 +37,7 @@ def window(size: int, overlap: int, device: Any = "cpu") -> torch.Tensor:
     if overlap > 0:
         ramp = torch.sin(math.pi / 2 * (torch.arange(overlap, device=device) + 0.5) / overlap) ** 2
         w[:overlap] = ramp
-        w[size - overlap:] = torch.minimum(w[size - overlap:], ramp.flip(0))
+        w[size - overlap :] = torch.minimum(w[size - overlap :], ramp.flip(0))
     return w
 
 
@@ -64,26 +64,39 @@ class Mosaic(nn.Module):
         Most patches the generator makes in one call (see the module docstring).
     """
 
-    def __init__(self, G: nn.Module, image_shape: tuple[int, ...], overlap: int | None = None,
-                 max_batch: int = 256):
+    def __init__(
+        self,
+        G: nn.Module,
+        image_shape: tuple[int, ...],
+        overlap: int | None = None,
+        max_batch: int = 256,
+    ):
         super().__init__()
         patch = tuple(int(s) for s in G.image_shape)
         shape = tuple(int(s) for s in image_shape)
         if len(patch) != 2 or len(shape) not in (2, 3):
-            raise ValueError(f"a mosaic needs a 2D patch prior and a 2D image or a 3D stack; got "
-                             f"patches of shape {patch} for images of shape {shape}.")
+            raise ValueError(
+                f"a mosaic needs a 2D patch prior and a 2D image or a 3D stack; got "
+                f"patches of shape {patch} for images of shape {shape}."
+            )
         planes, plane = (shape[0], shape[1:]) if len(shape) == 3 else (1, shape)
         if plane[0] < patch[0] or plane[1] < patch[1]:
-            raise ValueError(f"the image ({plane[0]}x{plane[1]}) is smaller than the prior's "
-                             f"patch ({patch[0]}x{patch[1]}); use a prior for smaller images.")
+            raise ValueError(
+                f"the image ({plane[0]}x{plane[1]}) is smaller than the prior's "
+                f"patch ({patch[0]}x{patch[1]}); use a prior for smaller images."
+            )
         ov = min(patch) // 4 if overlap is None else overlap
         if isinstance(ov, bool) or not isinstance(ov, int) or not 0 <= ov < min(patch):
-            raise ValueError(f"overlap must be an integer from 0 to {min(patch) - 1}, got {overlap!r}.")
+            raise ValueError(
+                f"overlap must be an integer from 0 to {min(patch) - 1}, got {overlap!r}."
+            )
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}.")
         self.G, self.patch, self.overlap, self.max_batch = G, patch, ov, max_batch
-        (ny, sy, hp), (nx, sx, wp) = (tile_grid(plane[0], patch[0], ov),
-                                      tile_grid(plane[1], patch[1], ov))
+        (ny, sy, hp), (nx, sx, wp) = (
+            tile_grid(plane[0], patch[0], ov),
+            tile_grid(plane[1], patch[1], ov),
+        )
         self.grid, self.stride, self.padded = (ny, nx), (sy, sx), (hp, wp)
         self.crop = ((hp - plane[0]) // 2, (wp - plane[1]) // 2)
         # a stack: every plane is a mosaic of its own tiles (its own latent codes), all
@@ -94,13 +107,21 @@ class Mosaic(nn.Module):
         self.tile_latent = int(G.latent_dim)
         self.latent_dim = self.tiles * self.tile_latent
         self.image_shape = shape
-        self.card = {**G.card, "mosaic": {"patch": list(patch), "overlap": ov,
-                                          "grid": [ny, nx], "image_shape": list(shape),
-                                          **({"planes": planes} if len(shape) == 3 else {})}}
+        self.card = {
+            **G.card,
+            "mosaic": {
+                "patch": list(patch),
+                "overlap": ov,
+                "grid": [ny, nx],
+                "image_shape": list(shape),
+                **({"planes": planes} if len(shape) == 3 else {}),
+            },
+        }
         w2 = window(patch[0], ov)[:, None] * window(patch[1], ov)[None, :]
         self.register_buffer("w2", w2, persistent=False)
-        self.register_buffer("norm", self._fold(w2.expand(1, self.plane_tiles, *patch)),
-                             persistent=False)
+        self.register_buffer(
+            "norm", self._fold(w2.expand(1, self.plane_tiles, *patch)), persistent=False
+        )
         encoder = getattr(G, "encoder", None)
         self.encoder = _MosaicEncoder(self, encoder) if encoder is not None else None
 
@@ -117,8 +138,11 @@ class Mosaic(nn.Module):
         (ty, tx), (hp, wp) = self.crop, self.padded
         h, w = self.plane_shape
         B = images.shape[0]
-        x = F.pad(images.reshape(B * self.planes, 1, h, w), (tx, wp - w - tx, ty, hp - h - ty),
-                  mode="replicate")
+        x = F.pad(
+            images.reshape(B * self.planes, 1, h, w),
+            (tx, wp - w - tx, ty, hp - h - ty),
+            mode="replicate",
+        )
         cols = F.unfold(x, self.patch, stride=self.stride)  # (B*Z, P*Q, T)
         return cols.transpose(1, 2).reshape(B, self.tiles, *self.patch)
 
@@ -147,10 +171,11 @@ class Mosaic(nn.Module):
         planes = patches.reshape(B * self.planes, self.plane_tiles, *self.patch)
         full = self._fold(planes * self.w2) / self.norm
         (ty, tx), (h, w) = self.crop, self.plane_shape
-        return full[:, ty:ty + h, tx:tx + w].reshape(B, *self.image_shape)
+        return full[:, ty : ty + h, tx : tx + w].reshape(B, *self.image_shape)
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None,
-                      device: torch.device | str = "cpu") -> torch.Tensor:
+    def sample_latent(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """``n`` latent vectors from the prior N(0, I), each holding every tile's code."""
         return torch.randn((n, self.latent_dim), generator=generator).to(device)
 

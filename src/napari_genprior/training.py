@@ -41,19 +41,27 @@ class TrainUpdate:
 
 
 def _as_image_list(images: Any) -> list[np.ndarray]:
-    if isinstance(images, np.ndarray) or hasattr(images, "__array__") and not isinstance(images, (list, tuple)):
+    if (
+        isinstance(images, np.ndarray)
+        or hasattr(images, "__array__")
+        and not isinstance(images, (list, tuple))
+    ):
         arr = np.asarray(images)
         if arr.ndim == 2:
             out = [arr]
         elif arr.ndim == 3:
             out = list(arr)
         else:
-            raise ValueError(f"images must be a 2D image, a (N, H, W) stack or a list of 2D images; "
-                             f"got an array of shape {arr.shape}.")
+            raise ValueError(
+                f"images must be a 2D image, a (N, H, W) stack or a list of 2D images; "
+                f"got an array of shape {arr.shape}."
+            )
     elif isinstance(images, (list, tuple)):
         out = [np.asarray(im) for im in images]
     else:
-        raise TypeError(f"images must be an array or a list of arrays, got {type(images).__name__}.")
+        raise TypeError(
+            f"images must be an array or a list of arrays, got {type(images).__name__}."
+        )
     if not out:
         raise ValueError("images is empty: there is nothing to train on.")
     for i, im in enumerate(out):
@@ -68,8 +76,12 @@ def _as_image_list(images: Any) -> list[np.ndarray]:
 
 def _normalise(images: list[np.ndarray], how: str) -> tuple[list[np.ndarray], dict[str, Any]]:
     if how == "none":
-        return [im.astype(np.float32) for im in images], {"kind": "minmax", "low": 0.0, "high": 1.0,
-                                                          "per_image": False}
+        return [im.astype(np.float32) for im in images], {
+            "kind": "minmax",
+            "low": 0.0,
+            "high": 1.0,
+            "per_image": False,
+        }
     if how == "global":
         flat = np.concatenate([im.ravel()[:: max(1, im.size // 100_000)] for im in images])
         low, high = (float(v) for v in np.percentile(flat, [0.1, 99.9]))
@@ -81,8 +93,13 @@ def _normalise(images: list[np.ndarray], how: str) -> tuple[list[np.ndarray], di
         low, high = (float(v) for v in np.percentile(im, [1.0, 99.8]))
         high = high if high > low else low + 1.0
         out.append(np.clip((im - low) / (high - low), 0, 1).astype(np.float32))
-    return out, {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True,
-                 "percentiles": [1.0, 99.8]}
+    return out, {
+        "kind": "minmax",
+        "low": 0.0,
+        "high": 1.0,
+        "per_image": True,
+        "percentiles": [1.0, 99.8],
+    }
 
 
 class _Patches:
@@ -93,14 +110,18 @@ class _Patches:
         self.rng = np.random.default_rng(seed)
         small = [im.shape for im in images if im.shape[0] < size[0] or im.shape[1] < size[1]]
         if small:
-            raise ValueError(f"patch_size {size} is larger than image(s) of shape {small[0]}; "
-                             "choose a smaller patch_size.")
+            raise ValueError(
+                f"patch_size {size} is larger than image(s) of shape {small[0]}; "
+                "choose a smaller patch_size."
+            )
         self.whole = all(im.shape == size for im in images)
         if self.whole:
             self.stack = np.stack(images)
         self.images = images
-        self.weights = np.array([(im.shape[0] - size[0] + 1) * (im.shape[1] - size[1] + 1)
-                                 for im in images], dtype=np.float64)
+        self.weights = np.array(
+            [(im.shape[0] - size[0] + 1) * (im.shape[1] - size[1] + 1) for im in images],
+            dtype=np.float64,
+        )
         self.weights /= self.weights.sum()
 
     def sample(self, n: int) -> np.ndarray:
@@ -113,7 +134,7 @@ class _Patches:
                 im = self.images[w]
                 r = self.rng.integers(0, im.shape[0] - self.size[0] + 1)
                 c = self.rng.integers(0, im.shape[1] - self.size[1] + 1)
-                out[i] = im[r:r + self.size[0], c:c + self.size[1]]
+                out[i] = im[r : r + self.size[0], c : c + self.size[1]]
         if self.augment:
             out = out.copy()
             flip = self.rng.random(n) < 0.5
@@ -127,7 +148,9 @@ class _Patches:
 
 def _default_architecture(patch: tuple[int, int]) -> str:
     side = patch[0]
-    square_pow2 = patch[0] == patch[1] and side >= 16 and 4 * 2 ** round(math.log2(side / 4)) == side
+    square_pow2 = (
+        patch[0] == patch[1] and side >= 16 and 4 * 2 ** round(math.log2(side / 4)) == side
+    )
     return "conv-decoder" if square_pow2 and side >= 32 else "fc-decoder"
 
 
@@ -145,41 +168,72 @@ class _Discriminator(nn.Module):
         return self.net(x.unsqueeze(1)).flatten()
 
 
-def iter_train(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int = 50, *,
-               patch_size: Any = None, patches_per_epoch: int | None = None, batch_size: int = 64,
-               lr: float | None = None, architecture: str = "auto", channels: int = 16,
-               hidden: tuple[int, ...] = (500, 500), beta: float = 1.0, augment: bool | None = None,
-               normalise: str = "percentile", device: Any = "auto", seed: int = 0,
-               checkpoint: Any = None, data: str | None = None,
-               samples_every: int = 1) -> Gen[TrainUpdate, bool | None, Generator]:
+def iter_train(
+    images: Any,
+    kind: str = "vae",
+    latent_dim: int = 20,
+    epochs: int = 50,
+    *,
+    patch_size: Any = None,
+    patches_per_epoch: int | None = None,
+    batch_size: int = 64,
+    lr: float | None = None,
+    architecture: str = "auto",
+    channels: int = 16,
+    hidden: tuple[int, ...] = (500, 500),
+    beta: float = 1.0,
+    augment: bool | None = None,
+    normalise: str = "percentile",
+    device: Any = "auto",
+    seed: int = 0,
+    checkpoint: Any = None,
+    data: str | None = None,
+    samples_every: int = 1,
+) -> Gen[TrainUpdate, bool | None, Generator]:
     """Train a prior step by step; same arguments as :func:`train_prior`. Checks run eagerly."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
     if normalise not in NORMALISATIONS:
         raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}.")
-    for name, v, low in (("latent_dim", latent_dim, 1), ("epochs", epochs, 1),
-                         ("batch_size", batch_size, 1)):
+    for name, v, low in (
+        ("latent_dim", latent_dim, 1),
+        ("epochs", epochs, 1),
+        ("batch_size", batch_size, 1),
+    ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}.")
     ims = _as_image_list(images)
     if patch_size is None:
         shapes = {im.shape for im in ims}
-        patch = next(iter(shapes)) if len(shapes) == 1 and max(next(iter(shapes))) <= 64 else (64, 64)
+        patch = (
+            next(iter(shapes)) if len(shapes) == 1 and max(next(iter(shapes))) <= 64 else (64, 64)
+        )
     else:
-        patch = (int(patch_size), int(patch_size)) if np.isscalar(patch_size) else \
-            tuple(int(s) for s in patch_size)
+        patch = (
+            (int(patch_size), int(patch_size))
+            if np.isscalar(patch_size)
+            else tuple(int(s) for s in patch_size)
+        )
     if len(patch) != 2 or min(patch) < 4:
         raise ValueError(f"patch_size must be an int or (h, w) of at least 4, got {patch_size!r}.")
-    arch = "dcgan" if kind == "gan" else (_default_architecture(patch) if architecture == "auto"
-                                          else architecture)
+    arch = (
+        "dcgan"
+        if kind == "gan"
+        else (_default_architecture(patch) if architecture == "auto" else architecture)
+    )
     if kind == "vae" and arch not in ENCODERS:
-        raise ValueError(f"architecture must be 'auto', 'fc-decoder' or 'conv-decoder', got {architecture!r}.")
+        raise ValueError(
+            f"architecture must be 'auto', 'fc-decoder' or 'conv-decoder', got {architecture!r}."
+        )
     dev = resolve_device(device)
     ims, norm = _normalise(ims, normalise)
     whole = all(im.shape == patch for im in ims)
     sampler = _Patches(ims, patch, augment if augment is not None else not whole, seed)
-    per_epoch = patches_per_epoch or (sum(1 for _ in ims) if whole else
-                                      int(min(20_000, max(2_000, sum(im.size for im in ims) // (patch[0] * patch[1]) * 4))))
+    per_epoch = patches_per_epoch or (
+        sum(1 for _ in ims)
+        if whole
+        else int(min(20_000, max(2_000, sum(im.size for im in ims) // (patch[0] * patch[1]) * 4)))
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if arch == "fc-decoder":
@@ -191,19 +245,54 @@ def iter_train(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int
         else:
             G = DCGANGenerator(latent_dim, patch, ngf=channels * 2)
             D = _Discriminator(patch[0], channels * 2)
-    return _train(G, D if kind == "gan" else None, enc_cfg if kind == "vae" else None, sampler,
-                  kind, epochs, per_epoch, batch_size, lr, beta, dev, seed, checkpoint, norm,
-                  data, samples_every, len(ims))
+    return _train(
+        G,
+        D if kind == "gan" else None,
+        enc_cfg if kind == "vae" else None,
+        sampler,
+        kind,
+        epochs,
+        per_epoch,
+        batch_size,
+        lr,
+        beta,
+        dev,
+        seed,
+        checkpoint,
+        norm,
+        data,
+        samples_every,
+        len(ims),
+    )
 
 
-def _train(G, D, enc_cfg, sampler, kind, epochs, per_epoch, batch_size, lr, beta, dev, seed,
-           checkpoint, norm, data, samples_every, n_images):
+def _train(
+    G,
+    D,
+    enc_cfg,
+    sampler,
+    kind,
+    epochs,
+    per_epoch,
+    batch_size,
+    lr,
+    beta,
+    dev,
+    seed,
+    checkpoint,
+    norm,
+    data,
+    samples_every,
+    n_images,
+):
     torch_gen = torch.Generator(device="cpu").manual_seed(seed)
     G = G.to(dev)
     if kind == "vae":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
-            encoder = ENCODERS[G.architecture](**{**enc_cfg, "image_shape": tuple(enc_cfg["image_shape"])}).to(dev)
+            encoder = ENCODERS[G.architecture](
+                **{**enc_cfg, "image_shape": tuple(enc_cfg["image_shape"])}
+            ).to(dev)
         G.encoder = encoder  # saved with the decoder: warm starts and further training
         G.card["encoder"] = enc_cfg
         opt = torch.optim.Adam(G.parameters(), lr=lr or 1e-3)
@@ -224,7 +313,9 @@ def _train(G, D, enc_cfg, sampler, kind, epochs, per_epoch, batch_size, lr, beta
             x = torch.from_numpy(sampler.sample(batch_size)).to(dev)
             if kind == "vae":
                 mu, logvar = G.encoder(x)
-                z = mu + torch.randn(mu.shape, generator=torch_gen).to(dev) * torch.exp(0.5 * logvar)
+                z = mu + torch.randn(mu.shape, generator=torch_gen).to(dev) * torch.exp(
+                    0.5 * logvar
+                )
                 out = G(z).clamp(1e-6, 1 - 1e-6)
                 rec = nn.functional.binary_cross_entropy(out, x, reduction="sum") / batch_size
                 kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch_size
@@ -238,7 +329,9 @@ def _train(G, D, enc_cfg, sampler, kind, epochs, per_epoch, batch_size, lr, beta
                 fake = G(z)
                 bce = nn.functional.binary_cross_entropy_with_logits
                 d_real, d_fake = D(x), D(fake.detach())
-                loss_d = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+                loss_d = bce(d_real, torch.ones_like(d_real)) + bce(
+                    d_fake, torch.zeros_like(d_fake)
+                )
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
@@ -256,8 +349,21 @@ def _train(G, D, enc_cfg, sampler, kind, epochs, per_epoch, batch_size, lr, beta
             G.eval()
             with torch.no_grad():
                 samples = G(fixed_z).cpu().numpy()
-        G.card.update(_card(G, kind, norm, data, n_images, per_epoch, epoch, losses, seed,
-                            time.perf_counter() - t0, cancelled=False))
+        G.card.update(
+            _card(
+                G,
+                kind,
+                norm,
+                data,
+                n_images,
+                per_epoch,
+                epoch,
+                losses,
+                seed,
+                time.perf_counter() - t0,
+                cancelled=False,
+            )
+        )
         if checkpoint is not None:
             save_prior(G, checkpoint)
         reply = yield TrainUpdate(epoch, epochs, losses, samples, time.perf_counter() - t0)
@@ -265,24 +371,55 @@ def _train(G, D, enc_cfg, sampler, kind, epochs, per_epoch, batch_size, lr, beta
             cancelled = True
             break
     G.eval()
-    G.card.update(_card(G, kind, norm, data, n_images, per_epoch, epoch, losses, seed,
-                        time.perf_counter() - t0, cancelled))
+    G.card.update(
+        _card(
+            G,
+            kind,
+            norm,
+            data,
+            n_images,
+            per_epoch,
+            epoch,
+            losses,
+            seed,
+            time.perf_counter() - t0,
+            cancelled,
+        )
+    )
     return G.cpu()
 
 
 def _card(G, kind, norm, data, n_images, per_epoch, epoch, losses, seed, seconds, cancelled):
     from ._version import __version__
 
-    return {"kind": kind, "normalisation": norm, "data": data or "user images",
-            "training": {"images": n_images, "patches_per_epoch": per_epoch, "epochs": epoch,
-                         "final_losses": losses, "seed": seed, "seconds": round(seconds, 1),
-                         "cancelled": cancelled, "genprior_version": __version__}}
+    return {
+        "kind": kind,
+        "normalisation": norm,
+        "data": data or "user images",
+        "training": {
+            "images": n_images,
+            "patches_per_epoch": per_epoch,
+            "epochs": epoch,
+            "final_losses": losses,
+            "seed": seed,
+            "seconds": round(seconds, 1),
+            "cancelled": cancelled,
+            "genprior_version": __version__,
+        },
+    }
 
 
-def train_prior(images: Any, kind: str = "vae", latent_dim: int = 20, epochs: int = 50, *,
-                device: Any = "auto", seed: int = 0,
-                callback: Callable[[int, dict, np.ndarray | None], bool | None] | None = None,
-                **options: Any) -> Generator:
+def train_prior(
+    images: Any,
+    kind: str = "vae",
+    latent_dim: int = 20,
+    epochs: int = 50,
+    *,
+    device: Any = "auto",
+    seed: int = 0,
+    callback: Callable[[int, dict, np.ndarray | None], bool | None] | None = None,
+    **options: Any,
+) -> Generator:
     """Train a generative prior on images.
 
     Parameters

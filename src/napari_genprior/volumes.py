@@ -18,8 +18,9 @@ from scipy import ndimage
 __all__ = ["nuclei_volume"]
 
 
-def _ellipsoid(grid: tuple[np.ndarray, ...], centre: np.ndarray, semi: np.ndarray,
-               angle: float, edge: float) -> np.ndarray:
+def _ellipsoid(
+    grid: tuple[np.ndarray, ...], centre: np.ndarray, semi: np.ndarray, angle: float, edge: float
+) -> np.ndarray:
     """A soft-edged ellipsoid (1 inside, 0 outside, ``edge`` um wide) on ``grid`` (um)."""
     z, y, x = (g - c for g, c in zip(grid, centre))
     ca, sa = math.cos(angle), math.sin(angle)
@@ -28,9 +29,12 @@ def _ellipsoid(grid: tuple[np.ndarray, ...], centre: np.ndarray, semi: np.ndarra
     return 1.0 / (1.0 + np.exp(np.clip((r - 1.0) * semi.min() / edge, -40, 40)))
 
 
-def nuclei_volume(shape: tuple[int, int, int] = (32, 256, 256),
-                  voxel: tuple[float, float, float] = (0.25, 0.1, 0.1), seed: int = 0,
-                  density: float = 0.45) -> np.ndarray:
+def nuclei_volume(
+    shape: tuple[int, int, int] = (32, 256, 256),
+    voxel: tuple[float, float, float] = (0.25, 0.1, 0.1),
+    seed: int = 0,
+    density: float = 0.45,
+) -> np.ndarray:
     """A clean 3D nuclei volume, float32 in about [0, 1].
 
     Parameters
@@ -62,8 +66,13 @@ def nuclei_volume(shape: tuple[int, int, int] = (32, 256, 256),
     while covered < density * area and tries < 2000:
         tries += 1
         semi = np.array([rng.uniform(2.0, 3.0), rng.uniform(2.5, 5.0), rng.uniform(2.5, 5.0)])
-        centre = np.array([extent[0] / 2 + rng.uniform(-0.15, 0.15) * extent[0],
-                           rng.uniform(0, extent[1]), rng.uniform(0, extent[2])])
+        centre = np.array(
+            [
+                extent[0] / 2 + rng.uniform(-0.15, 0.15) * extent[0],
+                rng.uniform(0, extent[1]),
+                rng.uniform(0, extent[2]),
+            ]
+        )
         r_xy = math.sqrt(semi[1] * semi[2])
         if any(np.hypot(*(centre[1:] - c[1:])) < 0.85 * (r_xy + r) for c, r in placed):
             continue
@@ -93,4 +102,3 @@ def nuclei_volume(shape: tuple[int, int, int] = (32, 256, 256),
     background = 0.03 + 0.02 * (yy + xx) / 2 + 0.01 * zz
     out = vol + background
     return (out / max(float(out.max()), 1e-12)).astype(np.float32)
-

@@ -34,5 +34,13 @@ from ._files import DiskFull, FileResult
 from ._plan import TIFF_SUFFIXES, Job, plan_batch
 from ._run import BatchReport, default_workers, run_batch
 
-__all__ = ["TIFF_SUFFIXES", "BatchReport", "DiskFull", "FileResult", "Job", "default_workers",
-           "plan_batch", "run_batch"]
+__all__ = [
+    "TIFF_SUFFIXES",
+    "BatchReport",
+    "DiskFull",
+    "FileResult",
+    "Job",
+    "default_workers",
+    "plan_batch",
+    "run_batch",
+]

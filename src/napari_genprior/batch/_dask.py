@@ -49,14 +49,23 @@ def _client(scheduler: Any, workers: int) -> Iterator[tuple[Any, str]]:
         return
     n = workers
     # no dashboard; the scheduler's small HTTP server on a free port, not 8787 (often taken)
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.ERROR
-                      ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": ":0"},
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client, f"LocalCluster ({n} worker{'s' * (n > 1)})"
 
 
-def _solve_plane(y: np.ndarray, A: Any, settings: _Settings, threads: int | None,
-                 bar: Any = None) -> _Plane:
+def _solve_plane(
+    y: np.ndarray, A: Any, settings: _Settings, threads: int | None, bar: Any = None
+) -> _Plane:
     """Reconstruct one plane (a dask task); errors come back as a reason, not an exception.
 
     With ``bar`` (the ``"sync"`` scheduler: the task runs in this process), the step reached
@@ -75,16 +84,19 @@ def _solve_plane(y: np.ndarray, A: Any, settings: _Settings, threads: int | None
             if now - last[0] >= 0.5:
                 last[0] = now
                 bar.set_postfix_str(f"step {step}", refresh=True)
+
     try:
-        rec = api.reconstruct(y, A, settings.method, settings.prior, callback=callback,
-                              **settings.kwargs)
+        rec = api.reconstruct(
+            y, A, settings.method, settings.prior, callback=callback, **settings.kwargs
+        )
     except Exception as exc:  # noqa: BLE001 - reported with the file
         return _Plane(error=_sentence(exc))
     return _Plane(np.asarray(rec.image, dtype=np.float32), rec.params, rec.seconds)
 
 
-def _run_local(files: Iterable[_File | FileResult], scheduler: str, n: int,
-               settings: _Settings, bar: Any) -> list[FileResult]:
+def _run_local(
+    files: Iterable[_File | FileResult], scheduler: str, n: int, settings: _Settings, bar: Any
+) -> list[FileResult]:
     """dask's local scheduler, in waves of whole files (about ``2 * n`` planes each); every
     file is written as soon as its wave ends."""
     import dask
@@ -109,8 +121,11 @@ def _run_local(files: Iterable[_File | FileResult], scheduler: str, n: int,
             bar.refresh()
         if wave and (item is None or sum(len(f.planes) for f in wave) >= size):
             steps_bar = bar if scheduler == "sync" else None
-            tasks = [dask.delayed(_solve_plane, pure=False)(y, f.A, settings, None, steps_bar)
-                     for f in wave for y in f.planes]
+            tasks = [
+                dask.delayed(_solve_plane, pure=False)(y, f.A, settings, None, steps_bar)
+                for f in wave
+                for y in f.planes
+            ]
             names.clear()
             names.update(t.key for t in tasks)
             extra = {"num_workers": n} if scheduler == "threads" else {}
@@ -123,8 +138,9 @@ def _run_local(files: Iterable[_File | FileResult], scheduler: str, n: int,
     return results
 
 
-def _run_distributed(client: Any, files: Iterable[_File | FileResult], settings: _Settings,
-                     bar: Any) -> list[FileResult]:
+def _run_distributed(
+    client: Any, files: Iterable[_File | FileResult], settings: _Settings, bar: Any
+) -> list[FileResult]:
     """A distributed cluster: planes are submitted as futures, a few files ahead of the workers,
     and every file is written here as soon as its last plane is back. A worker that dies takes
     its running planes, which dask runs again elsewhere, and the data scattered to it: a plane
@@ -150,8 +166,9 @@ def _run_distributed(client: Any, files: Iterable[_File | FileResult], settings:
     running = as_completed()
 
     def submit(f: _File, j: int, tries: int) -> None:
-        fut = client.submit(_solve_plane, f.handles[1 + j], f.handles[0], shared[0],
-                            settings.threads, pure=False)
+        fut = client.submit(
+            _solve_plane, f.handles[1 + j], f.handles[0], shared[0], settings.threads, pure=False
+        )
         pending[fut] = (f, j, tries)
         running.add(fut)
 
@@ -177,8 +194,14 @@ def _run_distributed(client: Any, files: Iterable[_File | FileResult], settings:
             try:
                 item.handles = [scatter(item.A), *scatter(item.planes)]
             except OSError as exc:
-                results.append(FileResult(item.job.input, item.job.output, "failed",
-                                          f"cannot be sent to the cluster: {_sentence(exc)}"))
+                results.append(
+                    FileResult(
+                        item.job.input,
+                        item.job.output,
+                        "failed",
+                        f"cannot be sent to the cluster: {_sentence(exc)}",
+                    )
+                )
                 continue
             for j in range(len(item.planes)):
                 submit(item, j, 0)

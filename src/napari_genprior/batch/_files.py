@@ -106,25 +106,29 @@ def _prepare(job: Job, settings: _Settings) -> _File | FileResult:
     try:
         Y, A = _measurement_and_operator(data, meta, settings.operator)
         k = len(A.measurement_shape)
-        if Y.ndim < k or Y.shape[Y.ndim - k:] != A.measurement_shape:
-            raise ValueError(f"its data have shape {Y.shape}, but the {A.kind!r} operator expects "
-                             f"planes of shape {A.measurement_shape} (images {A.shape}).")
-        lead = Y.shape[:Y.ndim - k]
+        if Y.ndim < k or Y.shape[Y.ndim - k :] != A.measurement_shape:
+            raise ValueError(
+                f"its data have shape {Y.shape}, but the {A.kind!r} operator expects "
+                f"planes of shape {A.measurement_shape} (images {A.shape})."
+            )
+        lead = Y.shape[: Y.ndim - k]
         planes = [np.ascontiguousarray(Y[ix]) for ix in np.ndindex(*lead)]
         # every check reconstruct() makes (method, prior, options, the data) runs here, now
-        api.iter_reconstruct_stack(Y, A, settings.method, settings.prior,
-                                   **settings.kwargs).close()
+        api.iter_reconstruct_stack(Y, A, settings.method, settings.prior, **settings.kwargs).close()
     except Exception as exc:  # noqa: BLE001 - a file that does not fit is reported, not fatal
         return failed(_sentence(exc))
     return _File(job, A, lead, planes)
 
 
-def _measurement_and_operator(data: np.ndarray, meta: dict[str, Any],
-                              operator: dict[str, Any] | None) -> tuple[np.ndarray, Any]:
+def _measurement_and_operator(
+    data: np.ndarray, meta: dict[str, Any], operator: dict[str, Any] | None
+) -> tuple[np.ndarray, Any]:
     if operator is None:
         if not isinstance(meta.get("operator"), dict):
-            raise ValueError("the file carries no operator in its metadata; give the operator "
-                             "explicitly (--operator on the command line).")
+            raise ValueError(
+                "the file carries no operator in its metadata; give the operator "
+                "explicitly (--operator on the command line)."
+            )
         if "measurement" in meta:  # the exact values kept beside a picture (k-space, cs vector)
             return measurement_of(data, {"genprior": meta})
         return data, api.from_spec(meta["operator"])
@@ -136,17 +140,21 @@ def _measurement_and_operator(data: np.ndarray, meta: dict[str, Any],
     if "shape" in params:
         return data, api.make_operator(kind, **params)
     if data.ndim < (3 if volume else 2):
-        raise ValueError(f"its data have shape {data.shape}; "
-                         + ("a volume needs three axes (z, y, x)." if volume else
-                            "an image needs two axes (give the image shape as an operator "
-                            "parameter for vector measurements)."))
+        raise ValueError(
+            f"its data have shape {data.shape}; "
+            + (
+                "a volume needs three axes (z, y, x)."
+                if volume
+                else "an image needs two axes (give the image shape as an operator "
+                "parameter for vector measurements)."
+            )
+        )
     if volume:  # each (z, y, x) stack is one problem (a 3D PSF mixes its planes)
         return data, api.make_operator(kind, shape=data.shape[-3:], **params)
     plane = data.shape[-2:]
     A = api.make_operator(kind, shape=plane, **params)
     pairs = list(zip(plane, A.measurement_shape, strict=False))
-    if A.measurement_shape != plane and len(pairs) == 2 and all(m and p % m == 0
-                                                                for p, m in pairs):
+    if A.measurement_shape != plane and len(pairs) == 2 and all(m and p % m == 0 for p, m in pairs):
         # a measurement smaller than its image (downsample): the image is as many times larger
         A = api.make_operator(kind, shape=tuple(p * (p // m) for p, m in pairs), **params)
     return data, A
@@ -173,16 +181,26 @@ def _finish(f: _File, settings: _Settings) -> FileResult:
     image = np.stack([r.image for r in f.results]).reshape(*f.lead, *f.A.shape)
     plane_params = [{k: v for k, v in r.params.items() if k != "operator"} for r in f.results]
     seconds = float(sum(r.seconds for r in f.results))
-    meta = {**f.results[0].params, "planes": plane_params, "planes_done": len(f.results),
-            "stack_shape": list(f.lead), "seconds": seconds, "input": job.input.name,
-            "input_path": str(job.input.resolve()), "prior_source": settings.prior_source}
+    meta = {
+        **f.results[0].params,
+        "planes": plane_params,
+        "planes_done": len(f.results),
+        "stack_shape": list(f.lead),
+        "seconds": seconds,
+        "input": job.input.name,
+        "input_path": str(job.input.resolve()),
+        "prior_source": settings.prior_source,
+    }
     try:
         write_tiff(job.output, image, meta)
     except Exception as exc:  # noqa: BLE001 - write_tiff left nothing behind
         if disk_full(exc):  # every later file would fail too: stop now
-            raise DiskFull(f"{_sentence(exc)} The batch stopped there; the files finished "
-                           "before are kept: free some space and run the same command again "
-                           "to do the rest.") from exc
-        return FileResult(job.input, job.output, "failed",
-                          f"the output could not be written: {_sentence(exc)}")
+            raise DiskFull(
+                f"{_sentence(exc)} The batch stopped there; the files finished "
+                "before are kept: free some space and run the same command again "
+                "to do the rest."
+            ) from exc
+        return FileResult(
+            job.input, job.output, "failed", f"the output could not be written: {_sentence(exc)}"
+        )
     return FileResult(job.input, job.output, "done", planes=len(f.planes), seconds=seconds)

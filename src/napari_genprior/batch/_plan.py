@@ -33,8 +33,9 @@ class Job:
     done: bool = False
 
 
-def plan_batch(inputs: str | Path | Iterable[str | Path], out_dir: str | Path, *,
-               overwrite: bool = False) -> list[Job]:
+def plan_batch(
+    inputs: str | Path | Iterable[str | Path], out_dir: str | Path, *, overwrite: bool = False
+) -> list[Job]:
     """The jobs for a batch: each input file and the output it gets.
 
     Parameters
@@ -70,13 +71,17 @@ def plan_batch(inputs: str | Path | Iterable[str | Path], out_dir: str | Path, *
         output = out_dir / f"{path.stem}.tif"
         key = output.resolve()
         if key in sources:
-            raise ValueError(f"the output of {str(path)!r} would be {str(output)!r}, which is an "
-                             "input file; choose another output folder (inputs are never "
-                             "overwritten).")
+            raise ValueError(
+                f"the output of {str(path)!r} would be {str(output)!r}, which is an "
+                "input file; choose another output folder (inputs are never "
+                "overwritten)."
+            )
         if key in seen:
-            raise ValueError(f"{str(seen[key])!r} and {str(path)!r} would both be written to "
-                             f"{str(output)!r}; give them different names or batch them "
-                             "separately.")
+            raise ValueError(
+                f"{str(seen[key])!r} and {str(path)!r} would both be written to "
+                f"{str(output)!r}; give them different names or batch them "
+                "separately."
+            )
         seen[key] = path
         jobs.append(Job(path, output, done=not overwrite and _finished(output, path)))
     return jobs
@@ -94,12 +99,18 @@ def _expand(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
         elif path.is_dir():
             found = sorted(p for p in path.iterdir() if _is_tiff(p) and not p.name.startswith("."))
         else:
-            found = sorted(Path(p) for p in glob.glob(str(item), recursive=True)
-                           if _is_tiff(Path(p)))
+            found = sorted(
+                Path(p) for p in glob.glob(str(item), recursive=True) if _is_tiff(Path(p))
+            )
         if not found:
             what = "folder" if path.is_dir() else "pattern" if glob.has_magic(str(item)) else "file"
-            hint = " holds no TIFF file" if what == "folder" else " matches no TIFF file" \
-                if what == "pattern" else " does not exist"
+            hint = (
+                " holds no TIFF file"
+                if what == "folder"
+                else " matches no TIFF file"
+                if what == "pattern"
+                else " does not exist"
+            )
             raise ValueError(f"input {what} {str(item)!r}{hint}.")
         for p in found:
             out.setdefault(p.resolve(), p)

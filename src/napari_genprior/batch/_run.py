@@ -63,9 +63,11 @@ class BatchReport:
     def summary(self) -> str:
         """One line of counts, then one line per failed file with its reason."""
         planes = sum(f.planes for f in self.done)
-        head = (f"done {len(self.done)} ({planes} planes), skipped {len(self.skipped)}, "
-                f"failed {len(self.failed)} in {self.seconds:.1f} s"
-                + (f" on {self.scheduler}" if self.scheduler else ""))
+        head = (
+            f"done {len(self.done)} ({planes} planes), skipped {len(self.skipped)}, "
+            f"failed {len(self.failed)} in {self.seconds:.1f} s"
+            + (f" on {self.scheduler}" if self.scheduler else "")
+        )
         return "\n".join([head, *(f"failed: {f.input}: {f.reason}" for f in self.failed)])
 
 
@@ -93,9 +95,18 @@ def default_workers(device: Any = "auto") -> int:
     return max(1, min(2, CPU_COUNT))
 
 
-def run_batch(jobs: Iterable[Job], operator: Any, method: str, prior: Any = None, *,
-              scheduler: Any = None, workers: int | None = None, threads: int = 1,
-              progress: bool = True, **reconstruct_kwargs: Any) -> BatchReport:
+def run_batch(
+    jobs: Iterable[Job],
+    operator: Any,
+    method: str,
+    prior: Any = None,
+    *,
+    scheduler: Any = None,
+    workers: int | None = None,
+    threads: int = 1,
+    progress: bool = True,
+    **reconstruct_kwargs: Any,
+) -> BatchReport:
     """Reconstruct every plane of every job and write one output TIFF per input.
 
     Parameters
@@ -180,11 +191,13 @@ def run_batch(jobs: Iterable[Job], operator: Any, method: str, prior: Any = None
     if "callback" in reconstruct_kwargs:
         raise TypeError("run_batch takes no callback: it shows progress itself (progress=True).")
     settings = _Settings(
-        operator=_check_operator(operator), method=method,
+        operator=_check_operator(operator),
+        method=method,
         prior=api.load_prior(prior) if isinstance(prior, (str, Path)) else prior,
         prior_source=str(prior) if isinstance(prior, (str, Path)) else None,
         kwargs=reconstruct_kwargs,
-        threads=_positive("threads", threads))
+        threads=_positive("threads", threads),
+    )
     if workers is not None:
         workers = _positive("workers", workers)
     kind = _scheduler_kind(scheduler, workers)
@@ -193,8 +206,9 @@ def run_batch(jobs: Iterable[Job], operator: Any, method: str, prior: Any = None
     todo = []
     for job in jobs:
         if job.done:
-            results[job.input] = FileResult(job.input, job.output, "skipped",
-                                            "its output is already there")
+            results[job.input] = FileResult(
+                job.input, job.output, "skipped", "its output is already there"
+            )
         else:
             todo.append(job)
     label = ""
@@ -210,8 +224,14 @@ def run_batch(jobs: Iterable[Job], operator: Any, method: str, prior: Any = None
             workers = default_workers(settings.kwargs.get("device", "auto"))
         from tqdm import tqdm
 
-        bar = tqdm(total=0, desc="reconstructing", unit="plane", disable=not progress,
-                   mininterval=0.5, dynamic_ncols=True)
+        bar = tqdm(
+            total=0,
+            desc="reconstructing",
+            unit="plane",
+            disable=not progress,
+            mininterval=0.5,
+            dynamic_ncols=True,
+        )
         try:
             if kind in _LOCAL:
                 n = workers if kind == "threads" else 1
@@ -242,12 +262,15 @@ def _check_operator(operator: Any) -> dict[str, Any] | None:
     if isinstance(operator, str):
         operator = {"kind": operator}
     if not isinstance(operator, dict) or "kind" not in operator:
-        raise TypeError("operator must be None (from each file's metadata), an operator kind, a "
-                        "dict {'kind': ..., **params} or an operator from make_operator(), got "
-                        f"{operator!r:.100}.")
+        raise TypeError(
+            "operator must be None (from each file's metadata), an operator kind, a "
+            "dict {'kind': ..., **params} or an operator from make_operator(), got "
+            f"{operator!r:.100}."
+        )
     if operator["kind"] not in OPERATORS:
-        raise ValueError(f"unknown operator kind {operator['kind']!r}; choose one of "
-                         f"{sorted(OPERATORS)}.")
+        raise ValueError(
+            f"unknown operator kind {operator['kind']!r}; choose one of {sorted(OPERATORS)}."
+        )
     return dict(operator)
 
 
@@ -262,13 +285,17 @@ def _scheduler_kind(scheduler: Any, workers: int | None) -> str | None:
             return scheduler
         if "://" in scheduler:
             if workers is not None:
-                raise ValueError("workers applies to 'local' and 'threads'; an existing cluster "
-                                 f"({scheduler}) has its own workers.")
+                raise ValueError(
+                    "workers applies to 'local' and 'threads'; an existing cluster "
+                    f"({scheduler}) has its own workers."
+                )
             return "cluster"
     else:
         from distributed import Client
 
         if isinstance(scheduler, Client):
             return "cluster"
-    raise ValueError(f"scheduler must be 'sync', 'threads', 'local', a cluster address such as "
-                     f"'tcp://host:8786' or a distributed.Client, got {scheduler!r}.")
+    raise ValueError(
+        f"scheduler must be 'sync', 'threads', 'local', a cluster address such as "
+        f"'tcp://host:8786' or a distributed.Client, got {scheduler!r}."
+    )

@@ -74,6 +74,7 @@ class Result:
 
 def markdown_table(header: list[str], rows: list[list[Any]], fmt: str = "{:.4g}") -> str:
     """A markdown table; floats formatted with ``fmt``, None as a dash."""
+
     def cell(v: Any) -> str:
         if v is None:
             return "-"
@@ -91,16 +92,28 @@ def _environment(device: str, threads: int) -> dict[str, Any]:
 
     from .._version import __version__
 
-    return {"version": __version__, "device": device, "torch": torch.__version__,
-            "threads": threads, "python": platform.python_version(),
-            "machine": platform.machine(), "processor": platform.processor() or None,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "version": __version__,
+        "device": device,
+        "torch": torch.__version__,
+        "threads": threads,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
-def run_experiments(names: list[str] | None = None, *, quick: bool = False,
-                    out: str | Path = "benchmarks/results", device: str = "auto", seed: int = 0,
-                    threads: int | None = None,
-                    log: Callable[[str], None] = print) -> list[Result]:
+def run_experiments(
+    names: list[str] | None = None,
+    *,
+    quick: bool = False,
+    out: str | Path = "benchmarks/results",
+    device: str = "auto",
+    seed: int = 0,
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Result]:
     """Run experiments (all by default) and write their tables, JSON and plots under ``out``."""
     import matplotlib
 
@@ -130,22 +143,41 @@ def run_experiments(names: list[str] | None = None, *, quick: bool = False,
         stem = f"{name}{suffix}"
         for fig_name, fig in res.figures.items():
             fig.savefig(out / f"{stem}-{fig_name}.png", dpi=110, bbox_inches="tight")
-        checks = "\n".join(f"- {'PASS' if ok else 'MISS'}: {claim}"
-                           for claim, ok in res.checks.items())
+        checks = "\n".join(
+            f"- {'PASS' if ok else 'MISS'}: {claim}" for claim, ok in res.checks.items()
+        )
         figs = "\n".join(f"![{fig_name}]({stem}-{fig_name}.png)" for fig_name in res.figures)
         command = f"napari-genprior bench {name}{' --quick' if quick else ''}"
-        text = (f"# {res.title}\n\n{res.markdown.strip()}\n\n"
-                + (f"## Targets\n\n{checks}\n\n" if checks else "")
-                + (f"{figs}\n\n" if figs else "")
-                + f"Command: `{command}` ({seconds:.0f} s; {env['device']}, "
-                  f"{env['threads']} torch thread(s), torch {env['torch']}, "
-                  f"napari-genprior {env['version']}).\n")
+        text = (
+            f"# {res.title}\n\n{res.markdown.strip()}\n\n"
+            + (f"## Targets\n\n{checks}\n\n" if checks else "")
+            + (f"{figs}\n\n" if figs else "")
+            + f"Command: `{command}` ({seconds:.0f} s; {env['device']}, "
+            f"{env['threads']} torch thread(s), torch {env['torch']}, "
+            f"napari-genprior {env['version']}).\n"
+        )
         (out / f"{stem}.md").write_text(text)
-        (out / f"{stem}.json").write_text(json.dumps(
-            {"name": name, "title": res.title, "quick": quick, "seconds": seconds,
-             "environment": env, "checks": res.checks, "data": res.data},
-            indent=1, default=float))
-        log(f"bench {name}: {seconds:.0f} s; " + (", ".join(
-            f"{'PASS' if ok else 'MISS'} {claim}" for claim, ok in res.checks.items()) or "done"))
+        (out / f"{stem}.json").write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "title": res.title,
+                    "quick": quick,
+                    "seconds": seconds,
+                    "environment": env,
+                    "checks": res.checks,
+                    "data": res.data,
+                },
+                indent=1,
+                default=float,
+            )
+        )
+        log(
+            f"bench {name}: {seconds:.0f} s; "
+            + (
+                ", ".join(f"{'PASS' if ok else 'MISS'} {claim}" for claim, ok in res.checks.items())
+                or "done"
+            )
+        )
         results.append(res)
     return results

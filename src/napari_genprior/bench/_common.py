@@ -29,6 +29,7 @@ LABELS = {"adjoint": "zero-filled"}
 
 # -- held-out images -----------------------------------------------------------------------
 
+
 def held_out_nuclei(n: int, shape: tuple[int, int] = (64, 64)) -> list[np.ndarray]:
     """``n`` procedural nuclei images from :data:`NUCLEI_SEED` (never seen by ``nuclei-vae``)."""
     from ..synthetic import nuclei_images
@@ -53,8 +54,9 @@ def _real_nuclei_reference() -> tuple[np.ndarray, float]:
     lo, hi = np.percentile(raw, [1, 99.8])
     raw = np.clip((raw - lo) / (hi - lo), 0, 1)
     sigma = float(estimate_sigma(raw))
-    clean = denoise_nl_means(raw, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6,
-                             fast_mode=True)
+    clean = denoise_nl_means(
+        raw, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True
+    )
     return np.clip(clean, 0, 1).astype(np.float32), sigma
 
 
@@ -80,6 +82,7 @@ def real_nuclei(n: int = 4) -> tuple[list[np.ndarray], float]:
 
 
 # -- tasks ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Task:
@@ -127,15 +130,21 @@ TASKS: dict[str, Task] = {
     "deconvolution": Task("blur", {"sigma": 2.0}, {"photons": 100}),
     "denoising": Task("denoise", {}, {"photons": 20}),
     "inpainting": Task("inpaint", {"fraction": 0.5}, {"noise_std": 0.05}, seeded=True),
-    "mri": Task("mri", {"acceleration": 4, "center_fraction": 0.08, "mask": "variable-density"},
-                {"noise_std": 0.005}, seeded=True),
+    "mri": Task(
+        "mri",
+        {"acceleration": 4, "center_fraction": 0.08, "mask": "variable-density"},
+        {"noise_std": 0.005},
+        seeded=True,
+    ),
     "cs": Task("cs", {"m": 100}, {"noise_std": 0.01}, seeded=True),
-    "phase": Task("phase", {"m": 4 * 28 * 28, "matrix": "gaussian"}, {"noise_std": 0.01},
-                  seeded=True),
+    "phase": Task(
+        "phase", {"m": 4 * 28 * 28, "matrix": "gaussian"}, {"noise_std": 0.01}, seeded=True
+    ),
 }
 
 
 # -- reconstructions and scores ------------------------------------------------------------
+
 
 def scores(x: np.ndarray, image: np.ndarray) -> dict[str, float]:
     """``{"psnr": dB, "ssim": ...}`` of ``image`` against ``x`` (data range 1)."""
@@ -144,8 +153,9 @@ def scores(x: np.ndarray, image: np.ndarray) -> dict[str, float]:
     return {"psnr": psnr(x, image, 1.0), "ssim": ssim(x, image, 1.0)}
 
 
-def solve(x: np.ndarray, y: np.ndarray, A: Any, method: str, *, seed: int, device: str,
-          **options: Any) -> dict[str, Any]:
+def solve(
+    x: np.ndarray, y: np.ndarray, A: Any, method: str, *, seed: int, device: str, **options: Any
+) -> dict[str, Any]:
     """Reconstruct with ``method`` and score it against ``x``.
 
     Parameters
@@ -174,18 +184,18 @@ def solve(x: np.ndarray, y: np.ndarray, A: Any, method: str, *, seed: int, devic
     t0 = time.perf_counter()
     rec = api.reconstruct(y, A, method=method, seed=seed, device=device, **options)
     seconds = time.perf_counter() - t0
-    return {**scores(x, rec.image), "seconds": seconds, "image": rec.image,
-            "params": rec.params}
+    return {**scores(x, rec.image), "seconds": seconds, "image": rec.image, "params": rec.params}
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
     """The median wall-clock seconds of ``repeats`` calls of ``fn``, and every time."""
-    (med, times), = timed_together([fn], repeats)
+    ((med, times),) = timed_together([fn], repeats)
     return med, times
 
 
-def timed_together(fns: Sequence[Callable[[], Any]], repeats: int,
-                   warmup: bool = False) -> list[tuple[float, list[float]]]:
+def timed_together(
+    fns: Sequence[Callable[[], Any]], repeats: int, warmup: bool = False
+) -> list[tuple[float, list[float]]]:
     """``timed`` for several functions whose times are compared, calls interleaved.
 
     Round ``r`` calls every function once, in turn, so that a change of the machine's load
@@ -226,8 +236,9 @@ def json_from_process(args: Sequence[str], timeout: float) -> dict[str, Any]:
     import sys
 
     try:
-        out = subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                             timeout=timeout)
+        out = subprocess.run(
+            [sys.executable, *args], capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"not done in {timeout:.0f} s"}
     if out.returncode != 0:
@@ -247,8 +258,10 @@ def label(method: str) -> str:
 
 # -- figures -------------------------------------------------------------------------------
 
-def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], title: str,
-               size: float = 1.6):
+
+def image_grid(
+    rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], title: str, size: float = 1.6
+):
     """A grid of grey images in [0, 1]: one row per ``(row label, [(caption, image), ...])``.
 
     Rows may differ in length; empty cells are left blank.
@@ -256,8 +269,9 @@ def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], tit
     import matplotlib.pyplot as plt
 
     cols = max(len(cells) for _, cells in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(size * cols + 0.6, size * len(rows) + 0.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), cols, figsize=(size * cols + 0.6, size * len(rows) + 0.5), squeeze=False
+    )
     for r, (row_label, cells) in enumerate(rows):
         for c in range(cols):
             ax = axes[r, c]
@@ -276,8 +290,15 @@ def image_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], tit
     return fig
 
 
-def line_plot(xs: Sequence[float], series: dict[str, Sequence[float | None]], *, xlabel: str,
-              ylabel: str, title: str, xticks: Sequence[float] | None = None):
+def line_plot(
+    xs: Sequence[float],
+    series: dict[str, Sequence[float | None]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    xticks: Sequence[float] | None = None,
+):
     """Lines with markers, one per ``{label: values}`` (None values are skipped)."""
     import matplotlib.pyplot as plt
 

@@ -118,8 +118,9 @@ def _sem(values: np.ndarray, axis: int = 0) -> np.ndarray:
     return values.std(axis=axis, ddof=1) / np.sqrt(n)
 
 
-def _reconstruct(method: str, y: np.ndarray, A: Any, prior: Any, sizes: Sizes, seed: int,
-                 device: str) -> np.ndarray:
+def _reconstruct(
+    method: str, y: np.ndarray, A: Any, prior: Any, sizes: Sizes, seed: int, device: str
+) -> np.ndarray:
     """One method's reconstruction (prior methods with ``sizes``' restarts and steps)."""
     from .. import api
 
@@ -131,8 +132,7 @@ def _reconstruct(method: str, y: np.ndarray, A: Any, prior: Any, sizes: Sizes, s
     return api.reconstruct(y, A, method=method, seed=seed, device=device, **kwargs).image
 
 
-def representation_error(x: np.ndarray, prior: Any, sizes: Sizes, seed: int,
-                         device: str) -> float:
+def representation_error(x: np.ndarray, prior: Any, sizes: Sizes, seed: int, device: str) -> float:
     """Per-pixel MSE of csgm's fit to the clean image itself (A = identity, no noise).
 
     This is the prior's representation error, min_z ||G(z) - x||^2 / n as csgm finds it:
@@ -203,8 +203,9 @@ def best_lasso_ratio(needed: dict[str, float | None], largest_m: int) -> tuple[f
     return min(lasso) / gen, False
 
 
-def _curve_plot(ms: tuple[int, ...], mean: dict[str, np.ndarray], sem: dict[str, np.ndarray],
-                floor: float):
+def _curve_plot(
+    ms: tuple[int, ...], mean: dict[str, np.ndarray], sem: dict[str, np.ndarray], floor: float
+):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullLocator
 
@@ -212,11 +213,14 @@ def _curve_plot(ms: tuple[int, ...], mean: dict[str, np.ndarray], sem: dict[str,
     for name in METHODS:
         ax.errorbar(ms, mean[name], yerr=sem[name], marker="o", ms=4, capsize=2, label=name)
     ax.axhline(LEVEL, color="k", ls="--", lw=1, label=f"MSE {LEVEL:g}")
-    ax.axhline(floor, color="grey", ls=":", lw=1.5,
-               label="csgm floor (fit to the clean digit)")
-    ax.set(xscale="log", yscale="log", xlabel="measurements m (of n = 784 pixels)",
-           ylabel="per-pixel MSE (mean over digits)",
-           title=f"Compressed sensing of held-out MNIST digits, noise {NOISE_STD:g}")
+    ax.axhline(floor, color="grey", ls=":", lw=1.5, label="csgm floor (fit to the clean digit)")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="measurements m (of n = 784 pixels)",
+        ylabel="per-pixel MSE (mean over digits)",
+        title=f"Compressed sensing of held-out MNIST digits, noise {NOISE_STD:g}",
+    )
     ax.set_xticks(ms, [str(m) for m in ms])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.grid(True, which="both", alpha=0.3)
@@ -230,8 +234,9 @@ def _gallery_plot(originals: np.ndarray, images: dict[str, list[np.ndarray]]):
 
     rows = [("original", list(originals))] + [(name, images[name]) for name in METHODS]
     cols = len(originals)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.3 * cols + 1.2, 1.3 * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), cols, figsize=(1.3 * cols + 1.2, 1.3 * len(rows)), squeeze=False
+    )
     for r, (label, ims) in enumerate(rows):
         for c, im in enumerate(ims):
             ax = axes[r, c]
@@ -279,8 +284,9 @@ def run(quick: bool, device: str, seed: int) -> Result:
     ms = sizes.ms
     mean = {name: mse[name].mean(0) for name in METHODS}
     sem = {name: _sem(mse[name]) for name in METHODS}
-    needed = {lvl: {name: measurements_needed(ms, mean[name], lvl) for name in METHODS}
-              for lvl in LEVELS}
+    needed = {
+        lvl: {name: measurements_needed(ms, mean[name], lvl) for name in METHODS} for lvl in LEVELS
+    }
     ratios = {lvl: best_lasso_ratio(needed[lvl], ms[-1]) for lvl in LEVELS}
     k100 = ms.index(GALLERY_M)
     floor_mean, floor_sem = float(floors.mean()), float(_sem(floors))
@@ -289,64 +295,95 @@ def run(quick: bool, device: str, seed: int) -> Result:
 
     # -- tables --------------------------------------------------------------------------
     header = ["m"] + [f"{n} MSE (± s.e.)" for n in METHODS]
-    rows = [[m] + [f"{mean[n][j]:.4g} ± {sem[n][j]:.2g}" for n in METHODS]
-            for j, m in enumerate(ms)]
+    rows = [
+        [m] + [f"{mean[n][j]:.4g} ± {sem[n][j]:.2g}" for n in METHODS] for j, m in enumerate(ms)
+    ]
     curve_table = markdown_table(header, rows)
     need_rows = []
     for lvl in LEVELS:
         r, lower = ratios[lvl]
         rtxt = None if r is None else (f">= {r:.1f}" if lower else f"{r:.1f}")
         need_rows.append([f"{lvl:g}"] + [_fmt_m(needed[lvl][n]) for n in METHODS] + [rtxt])
-    need_table = markdown_table(["MSE level"] + [f"m for {n}" for n in METHODS]
-                                + ["best Lasso m / csgm m"], need_rows)
+    need_table = markdown_table(
+        ["MSE level"] + [f"m for {n}" for n in METHODS] + ["best Lasso m / csgm m"], need_rows
+    )
     r01, lower01 = ratios[LEVEL]
     below_floor = sg_last < floor_mean
-    intro = (f"{len(X)} held-out MNIST test digits (never seen by `digits-vae`), each measured "
-             f"by its own dense Gaussian `cs` matrix with noise std {NOISE_STD}; `csgm` and "
-             f"`sparse-gen` (pixel basis) with `digits-vae`, {sizes.restarts} restarts x "
-             f"{sizes.steps} steps; the lassos choose their weight on held-out measurements. "
-             "Per-pixel MSE, mean ± standard error over digits.")
+    intro = (
+        f"{len(X)} held-out MNIST test digits (never seen by `digits-vae`), each measured "
+        f"by its own dense Gaussian `cs` matrix with noise std {NOISE_STD}; `csgm` and "
+        f"`sparse-gen` (pixel basis) with `digits-vae`, {sizes.restarts} restarts x "
+        f"{sizes.steps} steps; the lassos choose their weight on held-out measurements. "
+        "Per-pixel MSE, mean ± standard error over digits."
+    )
     if r01 is None:
         multiple = "an undefined multiple of"
     else:
         multiple = f"{'at least ' if lower01 else ''}{r01:.1f}x"
-    others = ", ".join(f"{ratios[lvl][0]:.1f}x at {lvl:g}" for lvl in LEVELS
-                       if lvl != LEVEL and ratios[lvl][0] is not None)
-    ratio_text = (f"At MSE {LEVEL:g}: best Lasso needs {multiple} the measurements of csgm "
-                  f"(target >= {TARGET_RATIO:g}x)"
-                  + ("." if r01 is not None else ": csgm's mean error never reaches this level.")
-                  + (f" At the other levels: {others}." if others else "")
-                  + f" MSE {LEVEL:g} is {LEVEL / csgm_last:.2f}x csgm's error at m = {ms[-1]}: "
-                  "where a level comes close to csgm's floor, csgm's curve is nearly flat, so "
-                  "the m it needs is poorly determined and grows without bound as the level "
-                  "approaches the floor; the ratio is the more meaningful the further the level "
-                  "lies above the floor.")
-    sparse_gen_text = ("below the floor, as its sparse deviation fits what the generator's "
-                       "range misses." if below_floor else "not below the floor.")
-    floor_text = (f"csgm's floor: its MSE at m = {ms[-1]} is {csgm_last:.4g}; the prior's "
-                  "representation error measured directly (csgm fitted to the clean digit, "
-                  f"A = identity, no noise) is {floor_mean:.4g} ± {floor_sem:.2g}. csgm stops "
-                  "improving there while both lassos keep improving with m (lasso-dct "
-                  f"{mean['lasso-dct'][-1]:.4g}, lasso-wavelet {mean['lasso-wavelet'][-1]:.4g} "
-                  f"at m = {ms[-1]}). sparse-gen reaches {sg_last:.4g} at m = {ms[-1]}: "
-                  + sparse_gen_text)
-    text = [intro, "", curve_table, "",
-            ("Measurements needed to reach each MSE level (mean curves interpolated linearly "
-             "in log m vs log MSE; a dash: not reached by the largest m):"),
-            "", need_table, "", ratio_text, "", floor_text]
+    others = ", ".join(
+        f"{ratios[lvl][0]:.1f}x at {lvl:g}"
+        for lvl in LEVELS
+        if lvl != LEVEL and ratios[lvl][0] is not None
+    )
+    ratio_text = (
+        f"At MSE {LEVEL:g}: best Lasso needs {multiple} the measurements of csgm "
+        f"(target >= {TARGET_RATIO:g}x)"
+        + ("." if r01 is not None else ": csgm's mean error never reaches this level.")
+        + (f" At the other levels: {others}." if others else "")
+        + f" MSE {LEVEL:g} is {LEVEL / csgm_last:.2f}x csgm's error at m = {ms[-1]}: "
+        "where a level comes close to csgm's floor, csgm's curve is nearly flat, so "
+        "the m it needs is poorly determined and grows without bound as the level "
+        "approaches the floor; the ratio is the more meaningful the further the level "
+        "lies above the floor."
+    )
+    sparse_gen_text = (
+        "below the floor, as its sparse deviation fits what the generator's range misses."
+        if below_floor
+        else "not below the floor."
+    )
+    floor_text = (
+        f"csgm's floor: its MSE at m = {ms[-1]} is {csgm_last:.4g}; the prior's "
+        "representation error measured directly (csgm fitted to the clean digit, "
+        f"A = identity, no noise) is {floor_mean:.4g} ± {floor_sem:.2g}. csgm stops "
+        "improving there while both lassos keep improving with m (lasso-dct "
+        f"{mean['lasso-dct'][-1]:.4g}, lasso-wavelet {mean['lasso-wavelet'][-1]:.4g} "
+        f"at m = {ms[-1]}). sparse-gen reaches {sg_last:.4g} at m = {ms[-1]}: " + sparse_gen_text
+    )
+    text = [
+        intro,
+        "",
+        curve_table,
+        "",
+        (
+            "Measurements needed to reach each MSE level (mean curves interpolated linearly "
+            "in log m vs log MSE; a dash: not reached by the largest m):"
+        ),
+        "",
+        need_table,
+        "",
+        ratio_text,
+        "",
+        floor_text,
+    ]
     checks = {
         f"MSE {LEVEL:g} needs >= {TARGET_RATIO:g}x more measurements with the best Lasso than "
         "with csgm": r01 is not None and r01 >= TARGET_RATIO,
-        f"at m = {GALLERY_M}, csgm's MSE < lasso-dct's":
-            bool(mean["csgm"][k100] < mean["lasso-dct"][k100]),
-        f"at m = {GALLERY_M}, csgm's MSE < lasso-wavelet's":
-            bool(mean["csgm"][k100] < mean["lasso-wavelet"][k100]),
-        f"sparse-gen at m = {ms[-1]} goes below csgm's floor (representation error)":
-            bool(below_floor),
+        f"at m = {GALLERY_M}, csgm's MSE < lasso-dct's": bool(
+            mean["csgm"][k100] < mean["lasso-dct"][k100]
+        ),
+        f"at m = {GALLERY_M}, csgm's MSE < lasso-wavelet's": bool(
+            mean["csgm"][k100] < mean["lasso-wavelet"][k100]
+        ),
+        f"sparse-gen at m = {ms[-1]} goes below csgm's floor (representation error)": bool(
+            below_floor
+        ),
     }
     data = {
-        "sizes": asdict(sizes), "noise_std": NOISE_STD, "prior": "digits-vae",
-        "digits_index": list(range(len(X))), "ms": list(ms),
+        "sizes": asdict(sizes),
+        "noise_std": NOISE_STD,
+        "prior": "digits-vae",
+        "digits_index": list(range(len(X))),
+        "ms": list(ms),
         "mse": {n: mse[n].tolist() for n in METHODS},
         "mean": {n: mean[n].tolist() for n in METHODS},
         "sem": {n: sem[n].tolist() for n in METHODS},
@@ -354,13 +391,24 @@ def run(quick: bool, device: str, seed: int) -> Result:
         "measurements_needed": {f"{lvl:g}": needed[lvl] for lvl in LEVELS},
         "ratio_best_lasso_over_csgm": {f"{lvl:g}": ratios[lvl][0] for lvl in LEVELS},
         "ratio_is_lower_bound": {f"{lvl:g}": ratios[lvl][1] for lvl in LEVELS},
-        "floor": {"per_digit": floors.tolist(), "mean": floor_mean, "sem": floor_sem,
-                  "csgm_at_largest_m": csgm_last, "sparse_gen_at_largest_m": sg_last},
+        "floor": {
+            "per_digit": floors.tolist(),
+            "mean": floor_mean,
+            "sem": floor_sem,
+            "csgm_at_largest_m": csgm_last,
+            "sparse_gen_at_largest_m": sg_last,
+        },
         "seconds": sweep["seconds"],
     }
-    figures = {"curves": _curve_plot(ms, mean, sem, floor_mean),
-               "gallery": _gallery_plot(X[:GALLERY_DIGITS], sweep["gallery"])}
-    return Result(name="cs-digits",
-                  title="Compressed sensing of held-out MNIST digits: csgm vs Lasso (Bora et "
-                        "al. 2017)",
-                  markdown="\n".join(text), data=data, figures=figures, checks=checks)
+    figures = {
+        "curves": _curve_plot(ms, mean, sem, floor_mean),
+        "gallery": _gallery_plot(X[:GALLERY_DIGITS], sweep["gallery"]),
+    }
+    return Result(
+        name="cs-digits",
+        title="Compressed sensing of held-out MNIST digits: csgm vs Lasso (Bora et al. 2017)",
+        markdown="\n".join(text),
+        data=data,
+        figures=figures,
+        checks=checks,
+    )

@@ -16,7 +16,10 @@ from .deconv3d import FULL, QUICK, scale_report
 def run(quick: bool, device: str, seed: int) -> Result:
     sizes = QUICK if quick else replace(FULL, scale_iterations=5)
     text, scale, checks = scale_report(sizes)
-    return Result(name="deconv-3d-scale",
-                  title="3D deconvolution: time and peak memory against stack size",
-                  markdown="\n".join(text[1:]),  # without the heading line of deconv-3d
-                  data={"sizes": asdict(sizes), "scale": scale}, checks=checks)
+    return Result(
+        name="deconv-3d-scale",
+        title="3D deconvolution: time and peak memory against stack size",
+        markdown="\n".join(text[1:]),  # without the heading line of deconv-3d
+        data={"sizes": asdict(sizes), "scale": scale},
+        checks=checks,
+    )

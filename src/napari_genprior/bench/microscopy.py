@@ -100,17 +100,24 @@ QUICK = Sizes(procedural=1, real=1, restarts=2, steps=100, dip_steps=100)
 
 # -- Poisson data thinning ----------------------------------------------------------------
 
+
 def poisson_deviance(counts: np.ndarray, mu: np.ndarray) -> float:
     """The Poisson deviance ``2 sum(c log(c / mu) - (c - mu))`` of counts under means ``mu``."""
     mu = np.maximum(mu, 1e-9)
     pos = counts > 0
-    return 2 * float(np.sum(np.where(pos, counts * np.log(np.where(pos, counts, 1) / mu), 0)
-                            - (counts - mu)))
+    return 2 * float(
+        np.sum(np.where(pos, counts * np.log(np.where(pos, counts, 1) / mu), 0) - (counts - mu))
+    )
 
 
-def thinned_choice(y: np.ndarray, gain: float, candidates: Sequence[Any],
-                   estimate: Callable[[np.ndarray, Any], np.ndarray],
-                   predict: Callable[[np.ndarray], np.ndarray], seed: int = 0) -> int:
+def thinned_choice(
+    y: np.ndarray,
+    gain: float,
+    candidates: Sequence[Any],
+    estimate: Callable[[np.ndarray, Any], np.ndarray],
+    predict: Callable[[np.ndarray], np.ndarray],
+    seed: int = 0,
+) -> int:
     """Which of ``candidates`` Poisson data thinning chooses (its index).
 
     Parameters
@@ -139,8 +146,9 @@ def thinned_choice(y: np.ndarray, gain: float, candidates: Sequence[Any],
     c1 = rng.binomial(counts, 0.5)
     c2 = counts - c1
     y1 = c1 * 2.0 * gain
-    scores_ = [poisson_deviance(c2, np.maximum(predict(estimate(y1, c)), 0) / gain / 2)
-               for c in candidates]
+    scores_ = [
+        poisson_deviance(c2, np.maximum(predict(estimate(y1, c)), 0) / gain / 2) for c in candidates
+    ]
     return int(np.argmin(scores_))
 
 
@@ -166,8 +174,9 @@ def richardson_lucy_normalised(y: np.ndarray, psf: np.ndarray, num_iter: int) ->
     return x
 
 
-def richardson_lucy_thinned(y: np.ndarray, psf: np.ndarray, photons: float, peak: float, *,
-                            normalised: bool = False) -> tuple[int, np.ndarray]:
+def richardson_lucy_thinned(
+    y: np.ndarray, psf: np.ndarray, photons: float, peak: float, *, normalised: bool = False
+) -> tuple[int, np.ndarray]:
     """Richardson-Lucy with the iteration count chosen by Poisson thinning.
 
     The count ``k`` of :data:`RL_ITERATIONS` whose Richardson-Lucy estimate from one binomial
@@ -202,8 +211,9 @@ def richardson_lucy_thinned(y: np.ndarray, psf: np.ndarray, photons: float, peak
             return richardson_lucy_normalised(data, psf, k)
         return richardson_lucy(np.clip(data, 0, None), psf, num_iter=k, clip=False)
 
-    i = thinned_choice(y, peak / photons, RL_ITERATIONS, rl,
-                       lambda x: fftconvolve(x, psf, mode="same"))
+    i = thinned_choice(
+        y, peak / photons, RL_ITERATIONS, rl, lambda x: fftconvolve(x, psf, mode="same")
+    )
     k = RL_ITERATIONS[i]
     return k, rl(y, k)
 
@@ -228,8 +238,9 @@ def tv_chambolle_thinned(y: np.ndarray, photons: float, peak: float) -> tuple[fl
 
     top = float(np.percentile(y, 99.9)) or 1.0
     weights = top * np.geomspace(0.005, 1.0, 25)
-    i = thinned_choice(y, peak / photons, weights,
-                       lambda y1, w: denoise_tv_chambolle(y1, weight=w), lambda x: x)
+    i = thinned_choice(
+        y, peak / photons, weights, lambda y1, w: denoise_tv_chambolle(y1, weight=w), lambda x: x
+    )
     w = float(weights[i]) / math.sqrt(2)
     return w, denoise_tv_chambolle(y, weight=w)
 
@@ -246,15 +257,17 @@ def wavelet_anscombe(y: np.ndarray, photons: float, peak: float) -> np.ndarray:
 
     gain = peak / photons
     a = 2 * np.sqrt(np.clip(y, 0, None) / gain + 3 / 8)
-    d = np.maximum(denoise_wavelet(a, sigma=1.0, method="BayesShrink", mode="soft",
-                                   rescale_sigma=True), 1e-3)
+    d = np.maximum(
+        denoise_wavelet(a, sigma=1.0, method="BayesShrink", mode="soft", rescale_sigma=True), 1e-3
+    )
     s = math.sqrt(1.5)
-    inv = 0.25 * d ** 2 + 0.25 * s / d - 11 / 8 / d ** 2 + 0.625 * s / d ** 3 - 1 / 8
+    inv = 0.25 * d**2 + 0.25 * s / d - 11 / 8 / d**2 + 0.625 * s / d**3 - 1 / 8
     return np.clip(inv, 0, None) * gain
 
 
-def baseline(name: str, y: np.ndarray, A: Any, photons: float | None,
-             peak: float) -> tuple[np.ndarray, dict[str, Any]]:
+def baseline(
+    name: str, y: np.ndarray, A: Any, photons: float | None, peak: float
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Run the baseline ``name`` on ``y``; returns the image and what it chose.
 
     ``peak`` (the largest value of the noise-free ``A(x)``) stands for ``photons`` expected
@@ -265,8 +278,7 @@ def baseline(name: str, y: np.ndarray, A: Any, photons: float | None,
 
     y64 = y.astype(np.float64)
     if name in ("richardson_lucy", RL_NORMALISED):
-        k, im = richardson_lucy_thinned(y64, A.psf, photons, peak,
-                                        normalised=name == RL_NORMALISED)
+        k, im = richardson_lucy_thinned(y64, A.psf, photons, peak, normalised=name == RL_NORMALISED)
         return im, {"iterations": k}
     if name == "denoise_tv_chambolle":
         w, im = tv_chambolle_thinned(y64, photons, peak)
@@ -280,11 +292,11 @@ def baseline(name: str, y: np.ndarray, A: Any, photons: float | None,
 
 # -- the experiment ------------------------------------------------------------------------
 
+
 def method_options(method: str, sizes: Sizes, prior: Any) -> dict[str, Any]:
     """The keyword arguments of :func:`napari_genprior.reconstruct` for ``method``."""
     if method == "csgm":
-        return {"prior": prior, "restarts": sizes.restarts, "steps": sizes.steps,
-                "init": "encoder"}
+        return {"prior": prior, "restarts": sizes.restarts, "steps": sizes.steps, "init": "encoder"}
     if method == "sparse-gen":
         return {"prior": prior, "steps": sizes.steps}
     if method == "dip":
@@ -292,8 +304,9 @@ def method_options(method: str, sizes: Sizes, prior: Any) -> dict[str, Any]:
     return {}
 
 
-def _one(task: str, x: np.ndarray, seed: int, sizes: Sizes, prior: Any,
-         device: str) -> dict[str, dict[str, Any]]:
+def _one(
+    task: str, x: np.ndarray, seed: int, sizes: Sizes, prior: Any, device: str
+) -> dict[str, dict[str, Any]]:
     """Every method of ``task`` on one image: ``{method: {"psnr", "ssim", "seconds", "image",
     "chose"}}`` (plus ``measurement`` for deconvolution and denoising)."""
     import time
@@ -305,18 +318,20 @@ def _one(task: str, x: np.ndarray, seed: int, sizes: Sizes, prior: Any,
     if task != "inpainting":
         out["measurement"] = {**scores(x, y), "seconds": 0.0, "image": y, "chose": {}}
     for method in OURS:
-        r = solve(x, y, A, method, seed=seed, device=device,
-                  **method_options(method, sizes, prior))
-        chose = {k: r["params"][k] for k in ("stopped_at", "lam", "iterations")
-                 if k in r["params"]}
+        r = solve(x, y, A, method, seed=seed, device=device, **method_options(method, sizes, prior))
+        chose = {k: r["params"][k] for k in ("stopped_at", "lam", "iterations") if k in r["params"]}
         out[method] = {**{k: r[k] for k in ("psnr", "ssim", "seconds", "image")}, "chose": chose}
     with torch.no_grad():
         peak = float(A(torch.from_numpy(x)).max())
     for name in BASELINES[task] + EXTRA.get(task, ()):
         t0 = time.perf_counter()
         im, chose = baseline(name, y, A, TASKS[task].noise.get("photons"), peak)
-        out[name] = {**scores(x, im), "seconds": time.perf_counter() - t0, "image": im,
-                     "chose": chose}
+        out[name] = {
+            **scores(x, im),
+            "seconds": time.perf_counter() - t0,
+            "image": im,
+            "chose": chose,
+        }
     return out
 
 
@@ -330,8 +345,11 @@ def _table(per: dict[str, dict[str, list[dict]]]) -> str:
         for g in GROUPS:
             runs = per[m][g]
             row += [median([r["psnr"] for r in runs]), median([r["ssim"] for r in runs])]
-        row.append(median([r["seconds"] for g in GROUPS for r in per[m][g]])
-                   if m != "measurement" else None)
+        row.append(
+            median([r["seconds"] for g in GROUPS for r in per[m][g]])
+            if m != "measurement"
+            else None
+        )
         rows.append(row)
     return markdown_table(header, rows, fmt="{:.3g}")
 
@@ -375,7 +393,8 @@ def run(quick: bool, device: str, seed: int) -> Result:
                 res = _one(task, x, seed + offsets[g] + i, sizes, prior, device)
                 for m, r in res.items():
                     per[task].setdefault(m, {gg: [] for gg in GROUPS})[g].append(
-                        {k: v for k, v in r.items() if k != "image"})
+                        {k: v for k, v in r.items() if k != "image"}
+                    )
                 if (g, i) == shown:
                     examples[task] = (x, {m: (r["image"], r["psnr"]) for m, r in res.items()})
 
@@ -389,61 +408,80 @@ def run(quick: bool, device: str, seed: int) -> Result:
             continue
         gen = max(med("deconvolution", m, g) for m in GENERATIVE)
         margins[g] = {
-            "scikit-image": gen - max(med("deconvolution", m, g)
-                                      for m in BASELINES["deconvolution"]),
-            RL_NORMALISED: gen - med("deconvolution", RL_NORMALISED, g)}
-        checks[f"deconvolution, {g}: best of csgm/sparse-gen >= best scikit-image baseline "
-               f"+ {MARGIN_DB:g} dB (median PSNR)"] = bool(margins[g]["scikit-image"]
-                                                          >= MARGIN_DB)
-        checks[f"deconvolution, {g}: best of csgm/sparse-gen >= {RL_NORMALISED} "
-               f"+ {MARGIN_DB:g} dB (median PSNR)"] = bool(margins[g][RL_NORMALISED]
-                                                          >= MARGIN_DB)
+            "scikit-image": gen
+            - max(med("deconvolution", m, g) for m in BASELINES["deconvolution"]),
+            RL_NORMALISED: gen - med("deconvolution", RL_NORMALISED, g),
+        }
+        checks[
+            f"deconvolution, {g}: best of csgm/sparse-gen >= best scikit-image baseline "
+            f"+ {MARGIN_DB:g} dB (median PSNR)"
+        ] = bool(margins[g]["scikit-image"] >= MARGIN_DB)
+        checks[
+            f"deconvolution, {g}: best of csgm/sparse-gen >= {RL_NORMALISED} "
+            f"+ {MARGIN_DB:g} dB (median PSNR)"
+        ] = bool(margins[g][RL_NORMALISED] >= MARGIN_DB)
 
-    intro = (f"{len(images['procedural'])} procedural 64x64 nuclei images (seed 999; "
-             f"`{PRIOR}` saw seed 0) and {len(images['real'])} quadrant(s) of the real "
-             "`nuclei.tif` crop, denoised by non-local means (the raw crop's camera noise, "
-             f"std {sigma:.3f}, would cap every PSNR near {20 * math.log10(1 / sigma):.1f} dB). "
-             f"`csgm`: `{PRIOR}`, {sizes.restarts} restarts x {sizes.steps} Adam steps, encoder "
-             f"warm start; `sparse-gen`: `{PRIOR}`, 1 start x {sizes.steps} steps; `dip`: at "
-             f"most {sizes.dip_steps} steps with held-out early stopping; `tv`: weight chosen on "
-             "held-out pixels. scikit-image baselines choose their settings by Poisson data "
-             "thinning (no ground truth; see the module docstring). Medians over images; "
-             "seconds: median wall clock per reconstruction (all images).")
+    intro = (
+        f"{len(images['procedural'])} procedural 64x64 nuclei images (seed 999; "
+        f"`{PRIOR}` saw seed 0) and {len(images['real'])} quadrant(s) of the real "
+        "`nuclei.tif` crop, denoised by non-local means (the raw crop's camera noise, "
+        f"std {sigma:.3f}, would cap every PSNR near {20 * math.log10(1 / sigma):.1f} dB). "
+        f"`csgm`: `{PRIOR}`, {sizes.restarts} restarts x {sizes.steps} Adam steps, encoder "
+        f"warm start; `sparse-gen`: `{PRIOR}`, 1 start x {sizes.steps} steps; `dip`: at "
+        f"most {sizes.dip_steps} steps with held-out early stopping; `tv`: weight chosen on "
+        "held-out pixels. scikit-image baselines choose their settings by Poisson data "
+        "thinning (no ground truth; see the module docstring). Medians over images; "
+        "seconds: median wall clock per reconstruction (all images)."
+    )
     text = [intro]
     for task in TASK_NAMES:
         text += ["", f"### {task}: {TASKS[task].describe()}", "", _table(per[task])]
     text += ["", _discussion(per, margins)]
     data = {
-        "sizes": asdict(sizes), "prior": PRIOR, "real_noise_sigma": sigma,
-        "tasks": {t: {"operator": TASKS[t].kind, **TASKS[t].params, **TASKS[t].noise}
-                  for t in TASK_NAMES},
+        "sizes": asdict(sizes),
+        "prior": PRIOR,
+        "real_noise_sigma": sigma,
+        "tasks": {
+            t: {"operator": TASKS[t].kind, **TASKS[t].params, **TASKS[t].noise} for t in TASK_NAMES
+        },
         "baselines": {t: list(BASELINES[t] + EXTRA.get(t, ())) for t in TASK_NAMES},
         "per_image": per,
-        "median_psnr": {t: {m: {g: med(t, m, g) for g in GROUPS} for m in per[t]}
-                        for t in TASK_NAMES},
+        "median_psnr": {
+            t: {m: {g: med(t, m, g) for g in GROUPS} for m in per[t]} for t in TASK_NAMES
+        },
         "deconvolution_margin_db": margins,
     }
     rows = []
     for task in TASK_NAMES:
         truth, recs = examples[task]
-        rows.append((task, [("truth", truth)] + [(f"{m} {p:.1f} dB", im)
-                                                 for m, (im, p) in recs.items()]))
+        rows.append(
+            (task, [("truth", truth)] + [(f"{m} {p:.1f} dB", im) for m, (im, p) in recs.items()])
+        )
     which = f"{'real quadrant' if shown[0] == 'real' else 'procedural image'} {shown[1]}"
     figures = {"examples": image_grid(rows, f"One example per task ({which}; PSNR)")}
-    return Result(name="microscopy", title="Fluorescence nuclei: deconvolution, denoising and "
-                  "inpainting vs scikit-image", markdown="\n".join(text), data=data,
-                  figures=figures, checks=checks)
+    return Result(
+        name="microscopy",
+        title="Fluorescence nuclei: deconvolution, denoising and inpainting vs scikit-image",
+        markdown="\n".join(text),
+        data=data,
+        figures=figures,
+        checks=checks,
+    )
 
 
-def _discussion(per: dict[str, dict[str, dict[str, list[dict]]]],
-                margins: dict[str, dict[str, float]]) -> str:
+def _discussion(
+    per: dict[str, dict[str, dict[str, list[dict]]]], margins: dict[str, dict[str, float]]
+) -> str:
     """A few sentences on who wins each task (from the medians)."""
     lines = []
     for task in TASK_NAMES:
         parts = []
         for g in GROUPS:
-            meds = {m: median([r["psnr"] for r in per[task][m][g]]) for m in per[task]
-                    if m != "measurement" and per[task][m][g]}
+            meds = {
+                m: median([r["psnr"] for r in per[task][m][g]])
+                for m in per[task]
+                if m != "measurement" and per[task][m][g]
+            }
             if not meds:
                 continue
             best = max(meds, key=meds.get)
@@ -451,18 +489,23 @@ def _discussion(per: dict[str, dict[str, dict[str, list[dict]]]],
         lines.append(f"- {task}, best median PSNR: " + "; ".join(parts) + ".")
     for base in (RL_NORMALISED, "scikit-image"):
         dec = ", ".join(f"{g} {v[base]:+.2f} dB" for g, v in margins.items())
-        lines.append(f"- Deconvolution: margin of the best generator method (csgm/sparse-gen) "
-                     f"over {'the best ' + base + ' baseline' if base == 'scikit-image' else base}"
-                     f": {dec} (target >= +{MARGIN_DB:g} dB).")
-    sg = {t: median([r["psnr"] for g in GROUPS for r in per[t]["sparse-gen"][g]])
-          for t in ("denoising", "inpainting")}
+        lines.append(
+            f"- Deconvolution: margin of the best generator method (csgm/sparse-gen) "
+            f"over {'the best ' + base + ' baseline' if base == 'scikit-image' else base}"
+            f": {dec} (target >= +{MARGIN_DB:g} dB)."
+        )
+    sg = {
+        t: median([r["psnr"] for g in GROUPS for r in per[t]["sparse-gen"][g]])
+        for t in ("denoising", "inpainting")
+    }
     lines.append(
         f"- sparse-gen (denoising {sg['denoising']:.1f} dB, inpainting {sg['inpainting']:.1f} "
         "dB, median over all images) runs with its default l1 weight, 0.1 x the median of "
         "|A^T y|: its sparse pixel deviation then absorbs the noise (denoising returns about "
         "the measurement) and, in inpainting, the misfit on the observed pixels, so G(z) is "
         "hardly fitted and the missing pixels stay wrong. csgm, which has no such deviation, "
-        "does not have this failure.")
+        "does not have this failure."
+    )
     lines.append(
         "- scikit-image's `richardson_lucy` is a weak baseline here: the `blur` operator "
         "treats the outside of the image as zero, so light near the border falls outside it, "
@@ -470,5 +513,6 @@ def _discussion(per: dict[str, dict[str, dict[str, list[dict]]]],
         "there; its errors pile up along the border (often below the blurred measurement's "
         f"own PSNR). `{RL_NORMALISED}` (:func:`richardson_lucy_normalised`, same thinning "
         "rule) is the same algorithm with that division: the fair classical baseline, and the "
-        "second deconvolution target.")
+        "second deconvolution target."
+    )
     return "\n".join(lines)

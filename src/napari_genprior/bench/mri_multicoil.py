@@ -88,11 +88,30 @@ class Sizes:
     classical_steps: int | None = None
 
 
-FULL = Sizes(images=3, dipy=True, crop=None, accelerations=(4, 8), coils=8, csgm_steps=300,
-             ia_steps=600, scale_side=320, scale_coils=16)
-QUICK = Sizes(images=1, dipy=False, crop=128, accelerations=(4,), coils=4, csgm_steps=20,
-              ia_steps=30, scale_side=64, scale_coils=4, center_fraction=0.16,
-              classical_steps=40)
+FULL = Sizes(
+    images=3,
+    dipy=True,
+    crop=None,
+    accelerations=(4, 8),
+    coils=8,
+    csgm_steps=300,
+    ia_steps=600,
+    scale_side=320,
+    scale_coils=16,
+)
+QUICK = Sizes(
+    images=1,
+    dipy=False,
+    crop=128,
+    accelerations=(4,),
+    coils=4,
+    csgm_steps=20,
+    ia_steps=30,
+    scale_side=64,
+    scale_coils=4,
+    center_fraction=0.16,
+    classical_steps=40,
+)
 
 
 def smooth_phase(shape: tuple[int, int], seed: int) -> np.ndarray:
@@ -102,7 +121,9 @@ def smooth_phase(shape: tuple[int, int], seed: int) -> np.ndarray:
     phase = np.zeros(shape)
     for _ in range(3):
         fy, fx = rng.uniform(-1, 1, 2)
-        phase += rng.uniform(0.3, 0.8) * np.sin(2 * np.pi * (fy * yy + fx * xx) + rng.uniform(0, 6.3))
+        phase += rng.uniform(0.3, 0.8) * np.sin(
+            2 * np.pi * (fy * yy + fx * xx) + rng.uniform(0, 6.3)
+        )
     return phase
 
 
@@ -123,14 +144,19 @@ def _sigpy_l1wavelet(x: np.ndarray, y: np.ndarray, A: Any) -> dict[str, Any]:
     best, total = None, 0.0
     for rel in SIGPY_LAMDAS:
         t0 = time.perf_counter()
-        image = L1WaveletRecon(y.astype(np.complex64), A.maps, rel * top, device=sp.cpu_device,
-                               show_pbar=False).run()
+        image = L1WaveletRecon(
+            y.astype(np.complex64), A.maps, rel * top, device=sp.cpu_device, show_pbar=False
+        ).run()
         seconds = time.perf_counter() - t0
         total += seconds
         s = scores(x, np.abs(image))
         if best is None or s["psnr"] > best["psnr"]:
-            best = {**s, "seconds": seconds, "image": np.asarray(image),
-                    "params": {"lamda": rel * top, "lamda_relative": rel}}
+            best = {
+                **s,
+                "seconds": seconds,
+                "image": np.asarray(image),
+                "params": {"lamda": rel * top, "lamda_relative": rel},
+            }
     assert best is not None
     best["params"]["grid_seconds"] = total
     return best
@@ -188,13 +214,25 @@ def _grid_lasso(x: np.ndarray, y: np.ndarray, A: Any, seed: int, device: str) ->
     best = None
     for rel in SIGPY_LAMDAS:
         t0 = time.perf_counter()
-        rec = api.reconstruct(y, A, "lasso-wavelet", lam=rel * top / scale, steps=100, tol=0.0,
-                              seed=seed, device=device)
+        rec = api.reconstruct(
+            y,
+            A,
+            "lasso-wavelet",
+            lam=rel * top / scale,
+            steps=100,
+            tol=0.0,
+            seed=seed,
+            device=device,
+        )
         seconds = time.perf_counter() - t0
         s = scores(x, np.abs(rec.image))
         if best is None or s["psnr"] > best["psnr"]:
-            best = {**s, "seconds": seconds, "image": rec.image,
-                    "params": {"lamda_relative": rel, "iterations": rec.params["iterations"]}}
+            best = {
+                **s,
+                "seconds": seconds,
+                "image": rec.image,
+                "params": {"lamda_relative": rel, "iterations": rec.params["iterations"]},
+            }
     assert best is not None
     return best
 
@@ -213,15 +251,27 @@ def _one_setting(job: tuple) -> tuple[str, dict[str, list[dict[str, Any]]], list
     example: list[tuple[str, np.ndarray]] = []
     for i, (name, x) in enumerate(images):
         xc = x * np.exp(1j * smooth_phase(x.shape, seed + i))
-        truth_op = api.make_operator("mri", shape=x.shape, acceleration=acc,
-                                     center_fraction=sizes.center_fraction, mask="equispaced",
-                                     seed=seed + i, coils=sizes.coils)
+        truth_op = api.make_operator(
+            "mri",
+            shape=x.shape,
+            acceleration=acc,
+            center_fraction=sizes.center_fraction,
+            mask="equispaced",
+            seed=seed + i,
+            coils=sizes.coils,
+        )
         y = truth_op.measure(xc, noise_std=NOISE_STD, seed=seed + i)
         t0 = time.perf_counter()
         maps = espirit_maps(y)
         espirit_s = time.perf_counter() - t0
-        A = api.make_operator("mri", shape=x.shape, mask=truth_op.mask[0], coils=maps,
-                              acceleration=acc, center_fraction=sizes.center_fraction)
+        A = api.make_operator(
+            "mri",
+            shape=x.shape,
+            mask=truth_op.mask[0],
+            coils=maps,
+            acceleration=acc,
+            center_fraction=sizes.center_fraction,
+        )
         for m in METHODS:
             if m == "sigpy-l1wavelet":
                 r = _sigpy_l1wavelet(x, y, A)
@@ -229,20 +279,38 @@ def _one_setting(job: tuple) -> tuple[str, dict[str, list[dict[str, Any]]], list
                 r = _grid_lasso(x, y, A, seed + i, device)
             else:
                 t0 = time.perf_counter()
-                rec = api.reconstruct(y, A, method=m, seed=seed + i, device=device,
-                                      **method_options(m, sizes))
-                r = {**scores(x, np.abs(rec.image)), "seconds": time.perf_counter() - t0,
-                     "image": rec.image, "params": rec.params}
-            keep = {k: r["params"].get(k) for k in ("lam", "iterations", "stopped_at",
-                                                    "lamda_relative", "grid_seconds")
-                    if r["params"].get(k) is not None}
+                rec = api.reconstruct(
+                    y, A, method=m, seed=seed + i, device=device, **method_options(m, sizes)
+                )
+                r = {
+                    **scores(x, np.abs(rec.image)),
+                    "seconds": time.perf_counter() - t0,
+                    "image": rec.image,
+                    "params": rec.params,
+                }
+            keep = {
+                k: r["params"].get(k)
+                for k in ("lam", "iterations", "stopped_at", "lamda_relative", "grid_seconds")
+                if r["params"].get(k) is not None
+            }
             runs.setdefault(m, []).append(
-                {"image": name, "psnr": r["psnr"], "ssim": r["ssim"],
-                 "seconds": r["seconds"], "espirit_seconds": espirit_s, **keep})
+                {
+                    "image": name,
+                    "psnr": r["psnr"],
+                    "ssim": r["ssim"],
+                    "seconds": r["seconds"],
+                    "espirit_seconds": espirit_s,
+                    **keep,
+                }
+            )
             print(f"  {name} {key} {m}: {r['psnr']:.2f} dB {r['seconds']:.1f} s", flush=True)
             if i == 0 and want_example:
-                example.append((label(m) if m in api.list_methods() else m,
-                                np.abs(r["image"]).astype(np.float32)))
+                example.append(
+                    (
+                        label(m) if m in api.list_methods() else m,
+                        np.abs(r["image"]).astype(np.float32),
+                    )
+                )
     return key, runs, example
 
 
@@ -251,10 +319,17 @@ def run(quick: bool, device: str, seed: int) -> Result:
     from concurrent.futures import ProcessPoolExecutor
 
     sizes = QUICK if quick else FULL
-    images = held_out_slices(_SingleSizes(images=sizes.images, dipy=sizes.dipy, crop=sizes.crop,
-                                          settings=(), csgm_steps=0, ia_steps=0))
-    jobs = [(sizes, images, acc, seed, device, k == 0)
-            for k, acc in enumerate(sizes.accelerations)]
+    images = held_out_slices(
+        _SingleSizes(
+            images=sizes.images,
+            dipy=sizes.dipy,
+            crop=sizes.crop,
+            settings=(),
+            csgm_steps=0,
+            ia_steps=0,
+        )
+    )
+    jobs = [(sizes, images, acc, seed, device, k == 0) for k, acc in enumerate(sizes.accelerations)]
     if len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=2) as pool:  # one core each
             results = list(pool.map(_one_setting, jobs))
@@ -266,12 +341,23 @@ def run(quick: bool, device: str, seed: int) -> Result:
         example.insert(0, ("truth |x|", images[0][1]))
     scale = scale_probe(sizes.scale_side, sizes.scale_coils, seed)
 
-    med = {k: {m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
-               for m, rs in by_m.items()} for k, by_m in runs.items()}
+    med = {
+        k: {
+            m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
+            for m, rs in by_m.items()
+        }
+        for k, by_m in runs.items()
+    }
     keys = list(med)
     header = ["method"] + [f"{k}: PSNR / SSIM / seconds" for k in keys]
-    rows = [[m] + [f"{med[k][m]['psnr']:.2f} / {med[k][m]['ssim']:.3f} / "
-                   f"{med[k][m]['seconds']:.3g}" for k in keys] for m in METHODS]
+    rows = [
+        [m]
+        + [
+            f"{med[k][m]['psnr']:.2f} / {med[k][m]['ssim']:.3f} / {med[k][m]['seconds']:.3g}"
+            for k in keys
+        ]
+        for m in METHODS
+    ]
     checks, margins = {}, {}
     for key, by_m in med.items():
         best_gen = max(by_m[m]["psnr"] for m in GENERATIVE)
@@ -279,17 +365,24 @@ def run(quick: bool, device: str, seed: int) -> Result:
         margins[key] = best_gen - best_cls
         acc = int(key.split("x")[0])
         if acc in BARS:
-            checks[f"{key}: best generative >= max(cg, tv, lasso-wavelet) + {BARS[acc]:g} dB "
-                   "(median PSNR)"] = margins[key] >= BARS[acc]
+            checks[
+                f"{key}: best generative >= max(cg, tv, lasso-wavelet) + {BARS[acc]:g} dB "
+                "(median PSNR)"
+            ] = margins[key] >= BARS[acc]
         ours, theirs = by_m[LIKE_FOR_LIKE], by_m["sigpy-l1wavelet"]
-        checks[f"{key}: our lasso-wavelet PSNR >= SigPy L1WaveletRecon's (same weights, "
-               "same 100 iterations, each at its best weight)"] = ours["psnr"] >= theirs["psnr"]
+        checks[
+            f"{key}: our lasso-wavelet PSNR >= SigPy L1WaveletRecon's (same weights, "
+            "same 100 iterations, each at its best weight)"
+        ] = ours["psnr"] >= theirs["psnr"]
         checks[f"{key}: ... and no slower (one solve each)"] = ours["seconds"] <= theirs["seconds"]
     if "error" not in scale:
-        checks[f"{sizes.scale_coils}-coil {sizes.scale_side}x{sizes.scale_side} tv under "
-               f"{SCALE_LIMITS['seconds']:g} s"] = scale["seconds"] < SCALE_LIMITS["seconds"]
-        checks[f"... and under {SCALE_LIMITS['peak_gib']:g} GiB peak memory"] = \
+        checks[
+            f"{sizes.scale_coils}-coil {sizes.scale_side}x{sizes.scale_side} tv under "
+            f"{SCALE_LIMITS['seconds']:g} s"
+        ] = scale["seconds"] < SCALE_LIMITS["seconds"]
+        checks[f"... and under {SCALE_LIMITS['peak_gib']:g} GiB peak memory"] = (
             scale["peak_gib"] < SCALE_LIMITS["peak_gib"]
+        )
     names = ", ".join(n for n, _ in images)
     side = images[0][1].shape
     text = [
@@ -304,24 +397,50 @@ def run(quick: bool, device: str, seed: int) -> Result:
         f"`csgm` ({sizes.csgm_steps} steps) and `ia` (at most {sizes.ia_steps} steps, "
         f"back-projected) use `{PRIOR}` (a magnitude prior; phase from the fully sampled "
         "centre). Medians over images; the margin is the best generative method minus the "
-        "best of `cg`, `tv` and `lasso-wavelet`.", "", markdown_table(header, rows), "",
+        "best of `cg`, `tv` and `lasso-wavelet`.",
+        "",
+        markdown_table(header, rows),
+        "",
         "Margin (best generative minus best classical): "
-        + ", ".join(f"{k} {v:+.2f} dB" for k, v in margins.items()) + ".", "",
-        "### Scale", "",
-        ("tv on a " + f"{sizes.scale_coils}-coil {sizes.scale_side}x{sizes.scale_side} slice "
-         "(4x, fresh process, 1 thread): "
-         + (f"error: {scale['error']}" if "error" in scale else
-            f"{scale['seconds']:.1f} s, peak {scale['peak_gib']:.2f} GiB, "
-            f"{scale['psnr']:.2f} dB, {scale['search_iterations']} search + "
-            f"{scale['iterations']} iterations")), ""]
-    fig = (image_grid([(f"{sizes.accelerations[0]}x", example)],
-                      f"held-out real slice, {sizes.coils} coils") if example else None)
+        + ", ".join(f"{k} {v:+.2f} dB" for k, v in margins.items())
+        + ".",
+        "",
+        "### Scale",
+        "",
+        (
+            "tv on a " + f"{sizes.scale_coils}-coil {sizes.scale_side}x{sizes.scale_side} slice "
+            "(4x, fresh process, 1 thread): "
+            + (
+                f"error: {scale['error']}"
+                if "error" in scale
+                else f"{scale['seconds']:.1f} s, peak {scale['peak_gib']:.2f} GiB, "
+                f"{scale['psnr']:.2f} dB, {scale['search_iterations']} search + "
+                f"{scale['iterations']} iterations"
+            )
+        ),
+        "",
+    ]
+    fig = (
+        image_grid(
+            [(f"{sizes.accelerations[0]}x", example)], f"held-out real slice, {sizes.coils} coils"
+        )
+        if example
+        else None
+    )
     return Result(
         name="mri-multicoil",
         title="Multi-coil MRI of held-out real brain slices: generative methods vs SENSE-CG, "
-              "TV, L1-wavelet and SigPy",
+        "TV, L1-wavelet and SigPy",
         markdown="\n".join(text),
-        data={"sizes": asdict(sizes), "prior": PRIOR, "images": [n for n, _ in images],
-              "runs": runs, "medians": med, "margins_db": margins, "scale": scale},
+        data={
+            "sizes": asdict(sizes),
+            "prior": PRIOR,
+            "images": [n for n, _ in images],
+            "runs": runs,
+            "medians": med,
+            "margins_db": margins,
+            "scale": scale,
+        },
         figures={"example": fig} if fig is not None else {},
-        checks=checks)
+        checks=checks,
+    )

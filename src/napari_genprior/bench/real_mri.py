@@ -56,11 +56,17 @@ class Sizes:
 
 
 # full: about 50 minutes on one CPU thread (ia costs 4-6 minutes per slice and pattern)
-FULL = Sizes(images=3, dipy=True, crop=None,
-             settings=((4, "variable-density"), (8, "equispaced")),
-             csgm_steps=300, ia_steps=1500)
-QUICK = Sizes(images=1, dipy=False, crop=64, settings=((4, "variable-density"),),
-              csgm_steps=20, ia_steps=40)
+FULL = Sizes(
+    images=3,
+    dipy=True,
+    crop=None,
+    settings=((4, "variable-density"), (8, "equispaced")),
+    csgm_steps=300,
+    ia_steps=1500,
+)
+QUICK = Sizes(
+    images=1, dipy=False, crop=64, settings=((4, "variable-density"),), csgm_steps=20, ia_steps=40
+)
 
 
 def held_out_slices(sizes: Sizes) -> list[tuple[str, np.ndarray]]:
@@ -68,13 +74,15 @@ def held_out_slices(sizes: Sizes) -> list[tuple[str, np.ndarray]]:
     from .._io import sample_path
 
     with np.load(sample_path("mri_heldout.npz")) as d:
-        out = [(f"MNI152 z={int(z)}", im.astype(np.float32) / 255)
-               for im, z in zip(d["mni152_axial"][:sizes.images], d["mni152_z"])]
+        out = [
+            (f"MNI152 z={int(z)}", im.astype(np.float32) / 255)
+            for im, z in zip(d["mni152_axial"][: sizes.images], d["mni152_z"])
+        ]
         if sizes.dipy and "dipy_t1" in d:
             out.append(("dipy T1", d["dipy_t1"][0].astype(np.float32) / 255))
     if sizes.crop:
         c, h = sizes.crop, 128 - sizes.crop // 2
-        out = [(n, im[h:h + c, h:h + c].copy()) for n, im in out]
+        out = [(n, im[h : h + c, h : h + c].copy()) for n, im in out]
     return out
 
 
@@ -83,8 +91,7 @@ def method_options(method: str, sizes: Sizes) -> dict[str, Any]:
     if method == "csgm":
         return {"prior": PRIOR, "steps": sizes.csgm_steps, "init": "encoder"}
     if method == "ia":  # noise 0.005 is low: end with the back-projection
-        return {"prior": PRIOR, "steps": sizes.ia_steps, "init": "encoder",
-                "back_project": True}
+        return {"prior": PRIOR, "steps": sizes.ia_steps, "init": "encoder", "back_project": True}
     return {}
 
 
@@ -99,35 +106,57 @@ def run(quick: bool, device: str, seed: int) -> Result:
     for i, (name, x) in enumerate(images):
         for acc, mask in sizes.settings:
             key = f"{acc}x {mask}"
-            A = api.make_operator("mri", shape=x.shape, acceleration=acc, center_fraction=0.08,
-                                  mask=mask, seed=seed + i)
+            A = api.make_operator(
+                "mri",
+                shape=x.shape,
+                acceleration=acc,
+                center_fraction=0.08,
+                mask=mask,
+                seed=seed + i,
+            )
             y = A.measure(x, noise_std=NOISE_STD, seed=seed + i)
             for m in METHODS:
                 r = solve(x, y, A, m, seed=seed + i, device=device, **method_options(m, sizes))
                 runs.setdefault(key, {}).setdefault(m, []).append(
-                    {"image": name, "psnr": r["psnr"], "ssim": r["ssim"],
-                     "seconds": r["seconds"],
-                     "stopped_at": r["params"].get("stopped_at")})
+                    {
+                        "image": name,
+                        "psnr": r["psnr"],
+                        "ssim": r["ssim"],
+                        "seconds": r["seconds"],
+                        "stopped_at": r["params"].get("stopped_at"),
+                    }
+                )
                 if i == 0 and acc == 4 and mask == sizes.settings[0][1]:
                     example.append((label(m), r["image"]))
     if example:
         example.insert(0, ("truth", images[0][1]))
 
-    med = {k: {m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
-               for m, rs in by_m.items()} for k, by_m in runs.items()}
+    med = {
+        k: {
+            m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
+            for m, rs in by_m.items()
+        }
+        for k, by_m in runs.items()
+    }
     header = ["sampling"] + [f"{label(m)} PSNR / SSIM / s" for m in METHODS] + ["margin (dB)"]
     rows, checks, margins = [], {}, {}
     for key, by_m in med.items():
         best_gen = max(by_m[m]["psnr"] for m in GENERATIVE)
         best_cls = max(by_m[m]["psnr"] for m in ("tv", "lasso-wavelet"))
         margins[key] = best_gen - best_cls
-        rows.append([key] + [f"{by_m[m]['psnr']:.2f} / {by_m[m]['ssim']:.3f} / "
-                             f"{by_m[m]['seconds']:.3g}" for m in METHODS]
-                    + [f"{margins[key]:+.2f}"])
+        rows.append(
+            [key]
+            + [
+                f"{by_m[m]['psnr']:.2f} / {by_m[m]['ssim']:.3f} / {by_m[m]['seconds']:.3g}"
+                for m in METHODS
+            ]
+            + [f"{margins[key]:+.2f}"]
+        )
         acc = int(key.split("x")[0])
         if acc in BARS:
-            checks[f"{key}: best generative >= max(tv, lasso-wavelet) + {BARS[acc]:g} dB "
-                   f"(median PSNR)"] = margins[key] >= BARS[acc]
+            checks[
+                f"{key}: best generative >= max(tv, lasso-wavelet) + {BARS[acc]:g} dB (median PSNR)"
+            ] = margins[key] >= BARS[acc]
     names = ", ".join(n for n, _ in images)
     text = [
         f"{len(images)} held-out real slices ({names}; {images[0][1].shape[0]}x"
@@ -136,14 +165,24 @@ def run(quick: bool, device: str, seed: int) -> Result:
         f"steps, stopped on held-out k-space, back-projected) use `{PRIOR}` with an encoder warm start; `tv` and "
         "`lasso-wavelet` choose their weights on held-out k-space. Medians over images; the "
         "margin is the best generative method minus the best of `tv` and `lasso-wavelet`.",
-        "", markdown_table(header, rows), ""]
+        "",
+        markdown_table(header, rows),
+        "",
+    ]
     fig = image_grid([("4x", example)], "held-out real slice, 4x") if example else None
     return Result(
         name="real-mri",
         title="Accelerated MRI of held-out real brain slices: generative methods vs TV and "
-              "L1-wavelet",
+        "L1-wavelet",
         markdown="\n".join(text),
-        data={"sizes": asdict(sizes), "prior": PRIOR, "images": [n for n, _ in images],
-              "runs": runs, "medians": med, "margins_db": margins},
+        data={
+            "sizes": asdict(sizes),
+            "prior": PRIOR,
+            "images": [n for n, _ in images],
+            "runs": runs,
+            "medians": med,
+            "margins_db": margins,
+        },
         figures={"example": fig} if fig is not None else {},
-        checks=checks)
+        checks=checks,
+    )

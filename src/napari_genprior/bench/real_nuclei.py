@@ -42,19 +42,34 @@ class Sizes:
     tasks: tuple[str, ...]
 
 
-FULL = Sizes(tiles=4, csgm_steps=500, ia_steps=800, dip_steps=2000, restarts=4,
-             tasks=("deconvolution", "inpainting", "denoising"))
-QUICK = Sizes(tiles=1, csgm_steps=20, ia_steps=40, dip_steps=40, restarts=1,
-              tasks=("deconvolution",))
+FULL = Sizes(
+    tiles=4,
+    csgm_steps=500,
+    ia_steps=800,
+    dip_steps=2000,
+    restarts=4,
+    tasks=("deconvolution", "inpainting", "denoising"),
+)
+QUICK = Sizes(
+    tiles=1, csgm_steps=20, ia_steps=40, dip_steps=40, restarts=1, tasks=("deconvolution",)
+)
 
 
 def method_options(method: str, sizes: Sizes) -> dict[str, Any]:
     if method == "csgm":
-        return {"prior": PRIOR, "steps": sizes.csgm_steps, "restarts": sizes.restarts,
-                "init": "encoder"}
+        return {
+            "prior": PRIOR,
+            "steps": sizes.csgm_steps,
+            "restarts": sizes.restarts,
+            "init": "encoder",
+        }
     if method == "ia":
-        return {"prior": PRIOR, "steps": sizes.ia_steps, "restarts": sizes.restarts,
-                "init": "encoder"}
+        return {
+            "prior": PRIOR,
+            "steps": sizes.ia_steps,
+            "restarts": sizes.restarts,
+            "init": "encoder",
+        }
     if method == "dip":
         return {"steps": sizes.dip_steps}
     return {}
@@ -81,19 +96,28 @@ def run(quick: bool, device: str, seed: int) -> Result:
                     t0 = time.perf_counter()
                     peak = float(A(torch.from_numpy(x)).max())
                     im, chose = baseline(m, y, A, t.noise["photons"], peak)
-                    r = {**scores(x, im), "seconds": time.perf_counter() - t0, "image": im,
-                         "params": chose}
+                    r = {
+                        **scores(x, im),
+                        "seconds": time.perf_counter() - t0,
+                        "image": im,
+                        "params": chose,
+                    }
                 else:
-                    r = solve(x, y, A, m, seed=seed + i, device=device,
-                              **method_options(m, sizes))
+                    r = solve(x, y, A, m, seed=seed + i, device=device, **method_options(m, sizes))
                 runs.setdefault(task, {}).setdefault(m, []).append(
-                    {"psnr": r["psnr"], "ssim": r["ssim"], "seconds": r["seconds"]})
+                    {"psnr": r["psnr"], "ssim": r["ssim"], "seconds": r["seconds"]}
+                )
                 if i == 0:
                     cells.append((label(m), np.asarray(r["image"], np.float32)))
         rows_fig.append((task, [("truth", tiles[0])] + cells))
 
-    med = {task: {m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
-                  for m, rs in by_m.items()} for task, by_m in runs.items()}
+    med = {
+        task: {
+            m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
+            for m, rs in by_m.items()
+        }
+        for task, by_m in runs.items()
+    }
     checks: dict[str, bool] = {}
     text = [
         f"{len(tiles)} real 64x64 tiles (quadrants of `nuclei.tif`, held out from `{PRIOR}`'s "
@@ -102,27 +126,46 @@ def run(quick: bool, device: str, seed: int) -> Result:
         f"steps, {sizes.restarts} restart(s), encoder warm start; `dip` at most "
         f"{sizes.dip_steps} steps; `tv` and `dip` stop or choose weights on held-out "
         "measurements; Richardson-Lucy's iteration count by Poisson thinning. Medians over "
-        "tiles.", ""]
+        "tiles.",
+        "",
+    ]
     for task, by_m in med.items():
-        text += [f"### {task}: {TASKS[task].describe()}", "",
-                 markdown_table(["method", "PSNR", "SSIM", "seconds"],
-                                [[label(m), v["psnr"], v["ssim"], v["seconds"]]
-                                 for m, v in by_m.items()], fmt="{:.3g}"), ""]
+        text += [
+            f"### {task}: {TASKS[task].describe()}",
+            "",
+            markdown_table(
+                ["method", "PSNR", "SSIM", "seconds"],
+                [[label(m), v["psnr"], v["ssim"], v["seconds"]] for m, v in by_m.items()],
+                fmt="{:.3g}",
+            ),
+            "",
+        ]
         best = max(("ia", "csgm"), key=lambda m: by_m[m]["psnr"])  # the best generative method
         gen = by_m[best]["psnr"]
         if task == "deconvolution":
             others = max(by_m[m]["psnr"] for m in ("richardson_lucy", "tv", "dip"))
-            checks[f"deconvolution: best generative ({best}) >= max(Richardson-Lucy, tv, dip) "
-                   "+ 1 dB"] = gen >= others + 1.0
+            checks[
+                f"deconvolution: best generative ({best}) >= max(Richardson-Lucy, tv, dip) + 1 dB"
+            ] = gen >= others + 1.0
         else:
-            checks[f"{task}: best generative ({best}) >= dip + 0.5 dB"] = \
+            checks[f"{task}: best generative ({best}) >= dip + 0.5 dB"] = (
                 gen >= by_m["dip"]["psnr"] + 0.5
-            checks[f"{task}: best generative ({best}) in at most half of dip's time"] = \
+            )
+            checks[f"{task}: best generative ({best}) in at most half of dip's time"] = (
                 by_m[best]["seconds"] <= 0.5 * by_m["dip"]["seconds"]
+            )
     fig = image_grid(rows_fig, "real nuclei tile 1")
-    return Result(name="real-nuclei",
-                  title="Real fluorescence nuclei: ia and csgm against Richardson-Lucy, tv, dip",
-                  markdown="\n".join(text),
-                  data={"sizes": asdict(sizes), "prior": PRIOR, "runs": runs, "medians": med,
-                        "camera_noise": sigma},
-                  figures={"examples": fig}, checks=checks)
+    return Result(
+        name="real-nuclei",
+        title="Real fluorescence nuclei: ia and csgm against Richardson-Lucy, tv, dip",
+        markdown="\n".join(text),
+        data={
+            "sizes": asdict(sizes),
+            "prior": PRIOR,
+            "runs": runs,
+            "medians": med,
+            "camera_noise": sigma,
+        },
+        figures={"examples": fig},
+        checks=checks,
+    )

@@ -34,12 +34,26 @@ import numpy as np
 from . import Result, markdown_table
 from ._common import TASKS, held_out_brain, held_out_nuclei, label, op_times, timed, timed_together
 
-LINEAR_METHODS = ("csgm", "twist", "sparse-gen", "dip", "adjoint", "lasso-dct", "lasso-wavelet",
-                  "tv")
+LINEAR_METHODS = (
+    "csgm",
+    "twist",
+    "sparse-gen",
+    "dip",
+    "adjoint",
+    "lasso-dct",
+    "lasso-wavelet",
+    "tv",
+)
 PHASE_METHODS = ("twf", "sparta", "copram", "csgm", "twist")
 #: The prior of each task (for the methods that take one).
-PRIORS = {"cs": "digits-vae", "deconvolution": "nuclei-vae", "inpainting": "nuclei-vae",
-          "denoising": "nuclei-vae", "mri": "mri-vae", "phase": "digits-vae"}
+PRIORS = {
+    "cs": "digits-vae",
+    "deconvolution": "nuclei-vae",
+    "inpainting": "nuclei-vae",
+    "denoising": "nuclei-vae",
+    "mri": "mri-vae",
+    "phase": "digits-vae",
+}
 #: Targets: restarts=10 over restarts=1 (CPU), and solver over bare loop.
 RESTARTS_TARGET = 3.0
 OVERHEAD_TARGET = 1.2
@@ -57,7 +71,8 @@ OP_SOURCES = {
     "aten::min": "the loss reported each step (`float(best_misfit.min())`)",
     "aten::item": "the loss reported each step (a host sync)",
     "aten::_local_scalar_dense": "the loss reported each step (a host sync)",
-    "aten::argmin": "previews (the best restart)", "aten::select": "previews, tracking",
+    "aten::argmin": "previews (the best restart)",
+    "aten::select": "previews, tracking",
     "aten::_to_copy": "set-up (prior and operator copied to the device)",
     "aten::copy_": "set-up (prior and operator copied to the device)",
     "aten::detach": "detached copies each step",
@@ -92,17 +107,22 @@ class Sizes:
     mosaic_restarts: tuple[int, ...]
 
 
-_ALL = {**{t: LINEAR_METHODS for t in ("cs", "deconvolution", "inpainting", "denoising",
-                                       "mri")},
-        "phase": PHASE_METHODS}
-_FEW = {"cs": ("csgm", "tv", "adjoint"),
-        **{t: ("tv", "adjoint") for t in ("deconvolution", "inpainting", "denoising", "mri")},
-        "phase": ("twf", "csgm")}
+_ALL = {
+    **{t: LINEAR_METHODS for t in ("cs", "deconvolution", "inpainting", "denoising", "mri")},
+    "phase": PHASE_METHODS,
+}
+_FEW = {
+    "cs": ("csgm", "tv", "adjoint"),
+    **{t: ("tv", "adjoint") for t in ("deconvolution", "inpainting", "denoising", "mri")},
+    "phase": ("twf", "csgm"),
+}
 # full: about 8-10 minutes on one CPU thread, most of it dip (up to 2000 steps at 64x64)
-FULL = Sizes(repeats=3, methods=_ALL, steps=500, pair_repeats=7, mosaic_steps=40,
-             mosaic_restarts=(1, 4))
-QUICK = Sizes(repeats=1, methods=_FEW, steps=500, pair_repeats=3, mosaic_steps=10,
-              mosaic_restarts=(1,))
+FULL = Sizes(
+    repeats=3, methods=_ALL, steps=500, pair_repeats=7, mosaic_steps=40, mosaic_restarts=(1, 4)
+)
+QUICK = Sizes(
+    repeats=1, methods=_FEW, steps=500, pair_repeats=3, mosaic_steps=10, mosaic_restarts=(1,)
+)
 
 
 def _test_images() -> dict[str, np.ndarray]:
@@ -111,12 +131,19 @@ def _test_images() -> dict[str, np.ndarray]:
 
     digit = load_digits(1)[0]
     nuclei = held_out_nuclei(1)[0]
-    return {"cs": digit, "deconvolution": nuclei, "inpainting": nuclei, "denoising": nuclei,
-            "mri": held_out_brain(1, (64, 64))[0], "phase": digit}
+    return {
+        "cs": digit,
+        "deconvolution": nuclei,
+        "inpainting": nuclei,
+        "denoising": nuclei,
+        "mri": held_out_brain(1, (64, 64))[0],
+        "phase": digit,
+    }
 
 
-def time_method(y: np.ndarray, A: Any, method: str, repeats: int, seed: int, device: str,
-                **options: Any) -> dict[str, Any]:
+def time_method(
+    y: np.ndarray, A: Any, method: str, repeats: int, seed: int, device: str, **options: Any
+) -> dict[str, Any]:
     """``{"seconds": median, "times": [...], "iterations": n}`` of ``repeats`` calls of
     :func:`napari_genprior.reconstruct` (``iterations``: the steps the last call ran)."""
     from .. import api
@@ -130,18 +157,27 @@ def time_method(y: np.ndarray, A: Any, method: str, repeats: int, seed: int, dev
     return {"seconds": med, "times": times, "iterations": len(last[0].history)}
 
 
-def _per_method(sizes: Sizes, images: dict[str, np.ndarray], priors: dict[str, Any], seed: int,
-                device: str) -> dict[str, dict[str, dict[str, Any]]]:
+def _per_method(
+    sizes: Sizes, images: dict[str, np.ndarray], priors: dict[str, Any], seed: int, device: str
+) -> dict[str, dict[str, dict[str, Any]]]:
     """``{task: {method: time_method(...)}}`` on ``device``, each method at its defaults."""
     from ..solvers import METHODS
 
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for task, methods in sizes.methods.items():
         A, y = TASKS[task].measure(images[task], seed)
-        out[task] = {m: time_method(y, A, m, sizes.repeats, seed, device,
-                                    **({"prior": priors[task]} if METHODS[m].needs_prior
-                                       else {}))
-                     for m in methods}
+        out[task] = {
+            m: time_method(
+                y,
+                A,
+                m,
+                sizes.repeats,
+                seed,
+                device,
+                **({"prior": priors[task]} if METHODS[m].needs_prior else {}),
+            )
+            for m in methods
+        }
     return out
 
 
@@ -158,17 +194,35 @@ def _restarts(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any
     from .. import api
 
     _, A, y = _cs_problem(seed)
-    runs = [lambda r=r: api.reconstruct(y, A, method="csgm", prior=prior, restarts=r,
-                                        steps=sizes.steps, seed=seed, device=device)
-            for r in (1, 10)]
+    runs = [
+        lambda r=r: api.reconstruct(
+            y,
+            A,
+            method="csgm",
+            prior=prior,
+            restarts=r,
+            steps=sizes.steps,
+            seed=seed,
+            device=device,
+        )
+        for r in (1, 10)
+    ]
     (t1, times1), (t10, times10) = timed_together(runs, sizes.pair_repeats, warmup=True)
     out: dict[str, Any] = {"1": t1, "times_1": times1, "10": t10, "times_10": times10}
     out["ratio"] = out["10"] / out["1"]
     return out
 
 
-def bare_loop(prior: Any, A: Any, y: np.ndarray, steps: int, seed: int, device: str,
-              lr: float = 0.05, lam: float = 1e-3):
+def bare_loop(
+    prior: Any,
+    A: Any,
+    y: np.ndarray,
+    steps: int,
+    seed: int,
+    device: str,
+    lr: float = 0.05,
+    lam: float = 1e-3,
+):
     """csgm's objective minimised by a hand-written Adam loop; returns a callable running it.
 
     Prepared as :func:`napari_genprior.reconstruct` prepares a problem (the prior copied to
@@ -219,13 +273,20 @@ def op_breakdown(solver: Any, loop: Any, top: int = 12) -> dict[str, Any]:
         ``extra_ms``).
     """
     s, b = op_times(solver), op_times(loop)
-    diff = [(k, s.get(k, (0, 0.0))[0] - b.get(k, (0, 0.0))[0],
-             s.get(k, (0, 0.0))[1] - b.get(k, (0, 0.0))[1]) for k in set(s) | set(b)]
-    diff = sorted((d for d in diff if d[1] > 0.1 * b.get(d[0], (0, 0.0))[0]),
-                  key=lambda d: -d[2])
-    return {"solver_ops_s": sum(v[1] for v in s.values()),
-            "loop_ops_s": sum(v[1] for v in b.values()),
-            "top": [{"op": k, "extra_calls": c, "extra_ms": 1e3 * t} for k, c, t in diff[:top]]}
+    diff = [
+        (
+            k,
+            s.get(k, (0, 0.0))[0] - b.get(k, (0, 0.0))[0],
+            s.get(k, (0, 0.0))[1] - b.get(k, (0, 0.0))[1],
+        )
+        for k in set(s) | set(b)
+    ]
+    diff = sorted((d for d in diff if d[1] > 0.1 * b.get(d[0], (0, 0.0))[0]), key=lambda d: -d[2])
+    return {
+        "solver_ops_s": sum(v[1] for v in s.values()),
+        "loop_ops_s": sum(v[1] for v in b.values()),
+        "top": [{"op": k, "extra_calls": c, "extra_ms": 1e3 * t} for k, c, t in diff[:top]],
+    }
 
 
 def _overhead(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any]:
@@ -235,26 +296,36 @@ def _overhead(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any
     _, A, y = _cs_problem(seed)
 
     def solving(steps: int):
-        return lambda: api.reconstruct(y, A, method="csgm", prior=prior, steps=steps, seed=seed,
-                                       device=device)
+        return lambda: api.reconstruct(
+            y, A, method="csgm", prior=prior, steps=steps, seed=seed, device=device
+        )
 
     solver, loop = solving(sizes.steps), bare_loop(prior, A, y, sizes.steps, seed, device)
     out: dict[str, Any] = {}
-    (out["solver"], out["solver_times"]), (out["bare"], out["bare_times"]) = \
-        timed_together([solver, loop], sizes.pair_repeats, warmup=True)
+    (out["solver"], out["solver_times"]), (out["bare"], out["bare_times"]) = timed_together(
+        [solver, loop], sizes.pair_repeats, warmup=True
+    )
     out["ratio"] = out["solver"] / out["bare"]
-    out["ms_per_step"] = {"solver": 1e3 * out["solver"] / sizes.steps,
-                          "bare": 1e3 * out["bare"] / sizes.steps}
+    out["ms_per_step"] = {
+        "solver": 1e3 * out["solver"] / sizes.steps,
+        "bare": 1e3 * out["bare"] / sizes.steps,
+    }
     # per step, set-up apart: the slope between runs of n and 3n steps
     n3 = 3 * sizes.steps
-    (s3, _), (b3, _) = timed_together([solving(n3), bare_loop(prior, A, y, n3, seed, device)],
-                                      sizes.pair_repeats, warmup=True)
-    slope_s, slope_b = (s3 - out["solver"]) / (n3 - sizes.steps), \
-        (b3 - out["bare"]) / (n3 - sizes.steps)
-    out["per_step"] = {"solver_ms": 1e3 * slope_s, "bare_ms": 1e3 * slope_b,
-                       "ratio": slope_s / slope_b,
-                       "solver_setup_ms": 1e3 * (out["solver"] - sizes.steps * slope_s),
-                       "bare_setup_ms": 1e3 * (out["bare"] - sizes.steps * slope_b)}
+    (s3, _), (b3, _) = timed_together(
+        [solving(n3), bare_loop(prior, A, y, n3, seed, device)], sizes.pair_repeats, warmup=True
+    )
+    slope_s, slope_b = (
+        (s3 - out["solver"]) / (n3 - sizes.steps),
+        (b3 - out["bare"]) / (n3 - sizes.steps),
+    )
+    out["per_step"] = {
+        "solver_ms": 1e3 * slope_s,
+        "bare_ms": 1e3 * slope_b,
+        "ratio": slope_s / slope_b,
+        "solver_setup_ms": 1e3 * (out["solver"] - sizes.steps * slope_s),
+        "bare_setup_ms": 1e3 * (out["bare"] - sizes.steps * slope_b),
+    }
     if out["ratio"] >= OVERHEAD_TARGET or out["per_step"]["ratio"] >= PER_STEP_TARGET:
         out["profile"] = op_breakdown(solver, loop)
     return out
@@ -270,10 +341,20 @@ def _throughput(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, A
     tiles = Mosaic(prior, x.shape).tiles
     out: dict[str, Any] = {"tiles": tiles, "steps": sizes.mosaic_steps, "runs": {}}
     for r in sizes.mosaic_restarts:
-        rec = api.reconstruct(y, A, method="csgm", prior=prior, restarts=r,
-                              steps=sizes.mosaic_steps, seed=seed, device=device)
-        out["runs"][str(r)] = {"seconds": rec.seconds,
-                               "patch_steps_per_s": tiles * r * sizes.mosaic_steps / rec.seconds}
+        rec = api.reconstruct(
+            y,
+            A,
+            method="csgm",
+            prior=prior,
+            restarts=r,
+            steps=sizes.mosaic_steps,
+            seed=seed,
+            device=device,
+        )
+        out["runs"][str(r)] = {
+            "seconds": rec.seconds,
+            "patch_steps_per_s": tiles * r * sizes.mosaic_steps / rec.seconds,
+        }
     return out
 
 
@@ -285,14 +366,17 @@ def _measure(sizes: Sizes, device: str, seed: int) -> dict[str, Any]:
     task_priors = {t: priors[p] for t, p in PRIORS.items()}
     _, A, y = _cs_problem(seed)  # warm-up: the first calls in a process pay one-time costs
     api.reconstruct(y, A, method="csgm", prior=priors["digits-vae"], steps=5, device=device)
-    return {"per_method": _per_method(sizes, _test_images(), task_priors, seed, device),
-            "restarts": _restarts(sizes, priors["digits-vae"], seed, device),
-            "overhead": _overhead(sizes, priors["digits-vae"], seed, device),
-            "throughput": _throughput(sizes, priors["mri-vae"], seed, device)}
+    return {
+        "per_method": _per_method(sizes, _test_images(), task_priors, seed, device),
+        "restarts": _restarts(sizes, priors["digits-vae"], seed, device),
+        "overhead": _overhead(sizes, priors["digits-vae"], seed, device),
+        "throughput": _throughput(sizes, priors["mri-vae"], seed, device),
+    }
 
 
-def _seconds_table(per: dict[str, dict[str, dict[str, Any]]],
-                   cpu: dict[str, dict[str, dict[str, Any]]] | None) -> str:
+def _seconds_table(
+    per: dict[str, dict[str, dict[str, Any]]], cpu: dict[str, dict[str, dict[str, Any]]] | None
+) -> str:
     """Methods x tasks: median seconds (iterations run), and the speedup over the CPU."""
     tasks = list(per)
     methods = list(dict.fromkeys(m for t in tasks for m in per[t]))
@@ -320,12 +404,14 @@ def _bar_plot(per: dict[str, dict[str, dict[str, Any]]], device: str):
     fig, ax = plt.subplots(figsize=(8, 4.2))
     width = 0.8 / len(methods)
     for j, m in enumerate(methods):
-        xs = [i + (j - (len(methods) - 1) / 2) * width for i, t in enumerate(tasks)
-              if m in per[t]]
+        xs = [i + (j - (len(methods) - 1) / 2) * width for i, t in enumerate(tasks) if m in per[t]]
         ax.bar(xs, [per[t][m]["seconds"] for t in tasks if m in per[t]], width, label=label(m))
     ax.set_xticks(range(len(tasks)), tasks)
-    ax.set(yscale="log", ylabel="seconds per reconstruction (median)",
-           title=f"Default settings, one image per task ({device})")
+    ax.set(
+        yscale="log",
+        ylabel="seconds per reconstruction (median)",
+        title=f"Default settings, one image per task ({device})",
+    )
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -362,68 +448,98 @@ def run(quick: bool, device: str, seed: int) -> Result:
 
     rs, ov = cpu["restarts"], main["overhead"]
     checks = {
-        f"csgm restarts=10 costs < {RESTARTS_TARGET:g}x restarts=1 (one batch, CPU)":
-            bool(math.isfinite(rs["ratio"]) and rs["ratio"] < RESTARTS_TARGET),
+        f"csgm restarts=10 costs < {RESTARTS_TARGET:g}x restarts=1 (one batch, CPU)": bool(
+            math.isfinite(rs["ratio"]) and rs["ratio"] < RESTARTS_TARGET
+        ),
         f"reconstruct(csgm) < {OVERHEAD_TARGET:g}x a bare torch loop of the same steps "
         f"({device})": bool(ov["ratio"] < OVERHEAD_TARGET),
-        f"a csgm step (set-up apart) < {PER_STEP_TARGET:g}x a bare loop's step ({device})":
-            bool(ov["per_step"]["ratio"] < PER_STEP_TARGET),
+        f"a csgm step (set-up apart) < {PER_STEP_TARGET:g}x a bare loop's step ({device})": bool(
+            ov["per_step"]["ratio"] < PER_STEP_TARGET
+        ),
     }
-    intro = (f"Device {device}; torch on {threads} CPU thread(s). Median wall clock of "
-             f"{sizes.repeats} call(s) of `reconstruct` per cell, each method at its default "
-             "settings (one start, default step limit; early stopping where the method has "
-             "it), in seconds, with the iterations run in brackets"
-             + (" and the speedup over the CPU" if device != "cpu" else "") + ". Images: a "
-             "held-out MNIST digit (28x28: cs, phase), a held-out procedural nuclei image "
-             "(64x64: blur, inpaint, denoise) and a held-out 64x64 brain phantom (mri); the "
-             "priors: " + ", ".join(f"{t} `{p}`" for t, p in PRIORS.items()) + ".")
-    text = [intro, "", _seconds_table(main["per_method"],
-                                      cpu["per_method"] if device != "cpu" else None), ""]
+    intro = (
+        f"Device {device}; torch on {threads} CPU thread(s). Median wall clock of "
+        f"{sizes.repeats} call(s) of `reconstruct` per cell, each method at its default "
+        "settings (one start, default step limit; early stopping where the method has "
+        "it), in seconds, with the iterations run in brackets"
+        + (" and the speedup over the CPU" if device != "cpu" else "")
+        + ". Images: a "
+        "held-out MNIST digit (28x28: cs, phase), a held-out procedural nuclei image "
+        "(64x64: blur, inpaint, denoise) and a held-out 64x64 brain phantom (mri); the "
+        "priors: " + ", ".join(f"{t} `{p}`" for t, p in PRIORS.items()) + "."
+    )
+    text = [
+        intro,
+        "",
+        _seconds_table(main["per_method"], cpu["per_method"] if device != "cpu" else None),
+        "",
+    ]
     for d in devices:
         r, o, tp = measured[d]["restarts"], measured[d]["overhead"], measured[d]["throughput"]
         text += [
             f"**{d}**:",
-            (f"- restarts: csgm ({sizes.steps} steps, `digits-vae`, cs m = 100) takes "
-             f"{r['1']:.3f} s with 1 restart and {r['10']:.3f} s with 10 in one batch: "
-             f"{r['ratio']:.2f}x (median of {sizes.pair_repeats})."),
-            (f"- overhead: `reconstruct(method=\"csgm\")` {o['solver']:.3f} s "
-             f"({o['ms_per_step']['solver']:.3f} ms/step) vs the bare loop {o['bare']:.3f} s "
-             f"({o['ms_per_step']['bare']:.3f} ms/step): {o['ratio']:.2f}x "
-             f"(median of {sizes.pair_repeats}). Per step, set-up apart (the slope between "
-             f"{sizes.steps} and {3 * sizes.steps} steps): {o['per_step']['solver_ms']:.3f} "
-             f"against {o['per_step']['bare_ms']:.3f} ms, {o['per_step']['ratio']:.2f}x; the "
-             f"solver's set-up (problem, prior copy, checks) {o['per_step']['solver_setup_ms']:.0f}"
-             " ms."),
+            (
+                f"- restarts: csgm ({sizes.steps} steps, `digits-vae`, cs m = 100) takes "
+                f"{r['1']:.3f} s with 1 restart and {r['10']:.3f} s with 10 in one batch: "
+                f"{r['ratio']:.2f}x (median of {sizes.pair_repeats})."
+            ),
+            (
+                f'- overhead: `reconstruct(method="csgm")` {o["solver"]:.3f} s '
+                f"({o['ms_per_step']['solver']:.3f} ms/step) vs the bare loop {o['bare']:.3f} s "
+                f"({o['ms_per_step']['bare']:.3f} ms/step): {o['ratio']:.2f}x "
+                f"(median of {sizes.pair_repeats}). Per step, set-up apart (the slope between "
+                f"{sizes.steps} and {3 * sizes.steps} steps): {o['per_step']['solver_ms']:.3f} "
+                f"against {o['per_step']['bare_ms']:.3f} ms, {o['per_step']['ratio']:.2f}x; the "
+                f"solver's set-up (problem, prior copy, checks) {o['per_step']['solver_setup_ms']:.0f}"
+                " ms."
+            ),
             "- throughput: csgm on a 256x256 `mri` slice, `mri-vae` as a mosaic of "
-            f"{tp['tiles']} patches, {tp['steps']} steps: " + ", ".join(
+            f"{tp['tiles']} patches, {tp['steps']} steps: "
+            + ", ".join(
                 f"{v['patch_steps_per_s']:.0f} patch-steps/s with {k} restart(s) "
-                f"({v['seconds']:.2f} s)" for k, v in tp["runs"].items()) + ".",
-            ""]
+                f"({v['seconds']:.2f} s)"
+                for k, v in tp["runs"].items()
+            )
+            + ".",
+            "",
+        ]
     if "profile" in ov:
         text += [_profile_text(ov, sizes.steps), ""]
-    data = {"sizes": asdict(sizes), "device": device, "torch_threads": threads,
-            "priors": PRIORS, "measured": measured}
+    data = {
+        "sizes": asdict(sizes),
+        "device": device,
+        "torch_threads": threads,
+        "priors": PRIORS,
+        "measured": measured,
+    }
     figures = {"seconds": _bar_plot(main["per_method"], device)}
-    return Result(name="speed", title="Speed: seconds per reconstruction, restarts, solver "
-                                      "overhead, mosaic throughput",
-                  markdown="\n".join(text), data=data, figures=figures, checks=checks)
+    return Result(
+        name="speed",
+        title="Speed: seconds per reconstruction, restarts, solver overhead, mosaic throughput",
+        markdown="\n".join(text),
+        data=data,
+        figures=figures,
+        checks=checks,
+    )
 
 
 def _profile_text(ov: dict[str, Any], steps: int) -> str:
     """What the op-level profile of the solver against the bare loop says, as markdown."""
     prof = ov["profile"]
-    rows = [[p["op"], p["extra_calls"], p["extra_ms"], OP_SOURCES.get(p["op"], "")]
-            for p in prof["top"]]
-    table = markdown_table(["torch op", "extra calls", "extra self ms", "from"], rows,
-                           fmt="{:.3g}")
+    rows = [
+        [p["op"], p["extra_calls"], p["extra_ms"], OP_SOURCES.get(p["op"], "")] for p in prof["top"]
+    ]
+    table = markdown_table(["torch op", "extra calls", "extra self ms", "from"], rows, fmt="{:.3g}")
     extra_ops = prof["solver_ops_s"] - prof["loop_ops_s"]
     extra_wall = ov["solver"] - ov["bare"]
-    return (f"The overhead target ({OVERHEAD_TARGET:g}x) is missed: the solver takes "
-            f"{1e3 * extra_wall:.0f} ms more over {steps} steps "
-            f"({1e6 * extra_wall / steps:.0f} us per step, against "
-            f"{1e3 * ov['ms_per_step']['bare']:.0f} us for a whole bare step). Under "
-            "`torch.profiler` (one call each), the solver's torch ops take "
-            f"{1e3 * prof['solver_ops_s']:.0f} ms of CPU against the loop's "
-            f"{1e3 * prof['loop_ops_s']:.0f} ms ({1e3 * extra_ops:+.0f} ms; the profiler's own "
-            "cost per op inflates this). The ops the solver calls more often than the loop, "
-            "by extra time (in one call; mostly one or two per step):\n\n" + table)
+    return (
+        f"The overhead target ({OVERHEAD_TARGET:g}x) is missed: the solver takes "
+        f"{1e3 * extra_wall:.0f} ms more over {steps} steps "
+        f"({1e6 * extra_wall / steps:.0f} us per step, against "
+        f"{1e3 * ov['ms_per_step']['bare']:.0f} us for a whole bare step). Under "
+        "`torch.profiler` (one call each), the solver's torch ops take "
+        f"{1e3 * prof['solver_ops_s']:.0f} ms of CPU against the loop's "
+        f"{1e3 * prof['loop_ops_s']:.0f} ms ({1e3 * extra_ops:+.0f} ms; the profiler's own "
+        "cost per op inflates this). The ops the solver calls more often than the loop, "
+        "by extra time (in one call; mostly one or two per step):\n\n" + table
+    )

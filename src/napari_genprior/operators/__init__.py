@@ -24,9 +24,21 @@ OPERATORS: dict[str, type[Operator]] = {
 }
 
 __all__ = [
-    "MRI", "OPERATORS", "Blur", "CodedDiffraction", "CompressedSensing", "Denoise", "Downsample",
-    "Inpaint", "Operator", "PhaseRetrieval", "column_mask", "from_spec", "gaussian_psf",
-    "make_operator", "real_inner",
+    "MRI",
+    "OPERATORS",
+    "Blur",
+    "CodedDiffraction",
+    "CompressedSensing",
+    "Denoise",
+    "Downsample",
+    "Inpaint",
+    "Operator",
+    "PhaseRetrieval",
+    "column_mask",
+    "from_spec",
+    "gaussian_psf",
+    "make_operator",
+    "real_inner",
 ]
 
 
@@ -107,6 +119,8 @@ def make_operator(kind: str, shape: Any = None, **params: Any) -> Operator:
 def from_spec(spec: dict[str, Any]) -> Operator:
     """Rebuild an operator from ``Operator.spec()`` (e.g. read from a layer's metadata)."""
     if not isinstance(spec, dict) or "kind" not in spec or "shape" not in spec:
-        raise ValueError(f"an operator spec must be a dict with 'kind' and 'shape', got {spec!r:.200}.")
+        raise ValueError(
+            f"an operator spec must be a dict with 'kind' and 'shape', got {spec!r:.200}."
+        )
     params = {k: v for k, v in spec.items() if k not in ("kind", "shape")}
     return make_operator(spec["kind"], shape=spec["shape"], **params)

@@ -20,8 +20,10 @@ MAX_SIDE = 2**31 - 1
 def check_dense(m: int, n: int, other: str) -> None:
     """A ValueError when an ``m x n`` dense matrix would not fit in a workstation's memory."""
     if m * n > DENSE_LIMIT:
-        raise ValueError(f"a dense {m} x {n} matrix would take {m * n * 4 / 2**30:.1f} GiB; "
-                         f"use {other}, which needs memory in proportion to the image only.")
+        raise ValueError(
+            f"a dense {m} x {n} matrix would take {m * n * 4 / 2**30:.1f} GiB; "
+            f"use {other}, which needs memory in proportion to the image only."
+        )
 
 
 def as_image_shape(shape: Any, ndims: tuple[int, ...] = (2, 3)) -> tuple[int, ...]:
@@ -29,13 +31,16 @@ def as_image_shape(shape: Any, ndims: tuple[int, ...] = (2, 3)) -> tuple[int, ..
     try:
         out = tuple(int(s) for s in shape)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"shape must be a tuple of ints such as (128, 128), got {shape!r}.") from exc
+        raise ValueError(
+            f"shape must be a tuple of ints such as (128, 128), got {shape!r}."
+        ) from exc
     if len(out) not in ndims or any(s < 1 for s in out):
         dims = " or ".join(f"{d}D" for d in ndims)
         raise ValueError(f"shape must be {dims} with positive sizes, got {shape!r}.")
     if any(s > MAX_SIDE for s in out):
-        raise ValueError(f"shape {shape!r} has a side over {MAX_SIDE} pixels; no image is that "
-                         "large.")
+        raise ValueError(
+            f"shape {shape!r} has a side over {MAX_SIDE} pixels; no image is that large."
+        )
     return out
 
 
@@ -53,8 +58,13 @@ def check_int(name: str, value: Any, low: int | None = None, high: int | None = 
     return value
 
 
-def check_float(name: str, value: Any, low: float | None = None, high: float | None = None,
-                low_open: bool = False) -> float:
+def check_float(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
     """A finite float argument within bounds, or a ValueError that names it."""
     try:
         out = float(value)
@@ -157,6 +167,7 @@ class Operator:
         those out, so that the held-out misfit measures what the choice is for.
         """
         return self.observed()
+
     def compacted(self, y: np.ndarray) -> tuple[Operator, np.ndarray]:
         """An equivalent operator for solvers that stores only the entries that carry data,
         and ``y`` in its form (the operator itself and ``y`` unless a subclass can do better;
@@ -214,16 +225,21 @@ class Operator:
             raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}.")
         if np.iscomplexobj(x) and not self.complex_images:
             raise TypeError(f"{name} must be a real image, got a complex array.")
-        if x.shape[x.ndim - len(self.shape):] != self.shape or x.ndim < len(self.shape):
-            raise ValueError(f"{name} has shape {x.shape}, but the {self.kind!r} operator was made "
-                             f"for images of shape {self.shape}.")
+        if x.shape[x.ndim - len(self.shape) :] != self.shape or x.ndim < len(self.shape):
+            raise ValueError(
+                f"{name} has shape {x.shape}, but the {self.kind!r} operator was made "
+                f"for images of shape {self.shape}."
+            )
         x = x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
         if not np.all(np.isfinite(x)):
-            raise ValueError(f"{name} contains NaN or infinite values; replace them before measuring.")
+            raise ValueError(
+                f"{name} contains NaN or infinite values; replace them before measuring."
+            )
         return x
 
-    def measure(self, x: Any, noise_std: float = 0.0, photons: float | None = None,
-                seed: int | None = None) -> np.ndarray:
+    def measure(
+        self, x: Any, noise_std: float = 0.0, photons: float | None = None, seed: int | None = None
+    ) -> np.ndarray:
         """Simulate a measurement ``y = A(x)`` with noise, from a numpy image.
 
         Parameters
@@ -256,16 +272,20 @@ class Operator:
         if photons is not None:
             photons = check_float("photons", photons, low=0, low_open=True)
             if np.iscomplexobj(y):
-                raise ValueError(f"photons= (Poisson noise) needs intensities, but the {self.kind!r} "
-                                 "operator measures complex values; use noise_std.")
+                raise ValueError(
+                    f"photons= (Poisson noise) needs intensities, but the {self.kind!r} "
+                    "operator measures complex values; use noise_std."
+                )
             peak = float(y.max())
             if peak <= 0:
-                raise ValueError("photons= needs a measurement with some positive signal; "
-                                 "A(x) is <= 0 everywhere.")
+                raise ValueError(
+                    "photons= needs a measurement with some positive signal; "
+                    "A(x) is <= 0 everywhere."
+                )
             y = rng.poisson(np.clip(y, 0, None) * (photons / peak)) * (peak / photons)
         if noise_std > 0:
             if np.iscomplexobj(y):
-                noise = (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape))
+                noise = rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape)
                 noise *= noise_std / math.sqrt(2)
             else:
                 noise = noise_std * rng.standard_normal(y.shape)
@@ -289,6 +309,7 @@ class Operator:
         return scale if math.isfinite(scale) and scale > 0 else 1.0
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self._params().items()
-                           if not isinstance(v, dict))
+        params = ", ".join(
+            f"{k}={v!r}" for k, v in self._params().items() if not isinstance(v, dict)
+        )
         return f"{type(self).__name__}(shape={self.shape}{', ' if params else ''}{params})"

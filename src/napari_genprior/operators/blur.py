@@ -15,8 +15,9 @@ from .base import Operator, check_float
 BOUNDARIES = ("zero", "periodic")
 
 
-def gaussian_psf(sigma: tuple[float, ...], shape: tuple[int, ...] | None = None,
-                 truncate: float = 4.0) -> np.ndarray:
+def gaussian_psf(
+    sigma: tuple[float, ...], shape: tuple[int, ...] | None = None, truncate: float = 4.0
+) -> np.ndarray:
     """A normalised Gaussian PSF with per-axis ``sigma``, ``2*ceil(truncate*sigma)+1`` pixels a
     side (clipped to the odd size that fits ``shape``); an axis with sigma 0 is not blurred."""
     axes = []
@@ -60,13 +61,21 @@ class Blur(Operator):
 
     kind = "blur"
 
-    def __init__(self, shape: Any, sigma: Any = None, psf: Any = None, boundary: str = "zero",
-                 optics: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        shape: Any,
+        sigma: Any = None,
+        psf: Any = None,
+        boundary: str = "zero",
+        optics: dict[str, Any] | None = None,
+    ):
         super().__init__(shape)
         nd = len(self.shape)
         if sum(v is not None for v in (sigma, psf, optics)) != 1:
-            raise ValueError("'blur' needs exactly one of sigma= (a Gaussian PSF), psf= (an "
-                             "array) or optics= (a microscope's PSF from its optics).")
+            raise ValueError(
+                "'blur' needs exactly one of sigma= (a Gaussian PSF), psf= (an "
+                "array) or optics= (a microscope's PSF from its optics)."
+            )
         if boundary not in BOUNDARIES:
             raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}.")
         self.boundary = boundary
@@ -95,17 +104,25 @@ class Blur(Operator):
                 raise ValueError("psf must be a real numeric array.")
             kernel = kernel.astype(np.float64)
             if kernel.ndim != nd:
-                hint = (" A 2D PSF does not describe the blur between the planes of a stack: "
-                        "use a 3D PSF (optics= or a bead stack)." if kernel.ndim == 2 else "")
+                hint = (
+                    " A 2D PSF does not describe the blur between the planes of a stack: "
+                    "use a 3D PSF (optics= or a bead stack)."
+                    if kernel.ndim == 2
+                    else ""
+                )
                 raise ValueError(f"psf has {kernel.ndim} axes, but the image has {nd}.{hint}")
             if any(k > s for k, s in zip(kernel.shape, self.shape)):
-                raise ValueError(f"psf of shape {kernel.shape} is larger than the image {self.shape}; "
-                                 "crop it around its centre.")
+                raise ValueError(
+                    f"psf of shape {kernel.shape} is larger than the image {self.shape}; "
+                    "crop it around its centre."
+                )
             if not np.all(np.isfinite(kernel)):
                 raise ValueError("psf contains NaN or infinite values.")
             if kernel.min() < 0:
-                raise ValueError(f"psf has negative values (down to {kernel.min():.3g}); a PSF "
-                                 "is an intensity: subtract the background and clip at 0.")
+                raise ValueError(
+                    f"psf has negative values (down to {kernel.min():.3g}); a PSF "
+                    "is an intensity: subtract the background and clip at 0."
+                )
             if kernel.sum() <= 0:
                 raise ValueError("psf must have a positive sum.")
             kernel = kernel / kernel.sum()
@@ -116,8 +133,9 @@ class Blur(Operator):
         if boundary == "zero":
             # any size >= s + k - 1 gives the linear convolution: take sizes whose prime
             # factors are small (an FFT of 438 = 2*3*73 points is several times slower than 450)
-            self._fft_shape = tuple(next_fast_len(s + k - 1, real=True)
-                                    for s, k in zip(self.shape, kernel.shape))
+            self._fft_shape = tuple(
+                next_fast_len(s + k - 1, real=True) for s, k in zip(self.shape, kernel.shape)
+            )
             self._crop = tuple(slice(c, c + s) for c, s in zip(center, self.shape))
         else:
             self._fft_shape = self.shape

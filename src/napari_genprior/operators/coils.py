@@ -66,8 +66,9 @@ def centre_columns(mask: np.ndarray) -> int:
     return hi - lo + 1
 
 
-def espirit_maps(kspace: Any, calib_width: int | None = None, thresh: float = 0.02,
-                 crop: float = 0.95) -> np.ndarray:
+def espirit_maps(
+    kspace: Any, calib_width: int | None = None, thresh: float = 0.02, crop: float = 0.95
+) -> np.ndarray:
     """Coil maps estimated from the fully sampled centre of multi-coil k-space (ESPIRiT).
 
     Parameters
@@ -97,17 +98,30 @@ def espirit_maps(kspace: Any, calib_width: int | None = None, thresh: float = 0.
 
     ksp = np.asarray(kspace)
     if ksp.ndim != 3 or not np.iscomplexobj(ksp):
-        raise ValueError(f"ESPIRiT needs complex multi-coil k-space (coils, H, W), got shape "
-                         f"{ksp.shape} and dtype {ksp.dtype}.")
+        raise ValueError(
+            f"ESPIRiT needs complex multi-coil k-space (coils, H, W), got shape "
+            f"{ksp.shape} and dtype {ksp.dtype}."
+        )
     centre = centre_columns(ksp != 0)
     if centre < MIN_CALIB:
-        raise ValueError(f"ESPIRiT needs a fully sampled centre of k-space of at least {MIN_CALIB} "
-                         f"columns to estimate the coil maps; this k-space has {centre}. Pass "
-                         "coil maps yourself, or sample more central columns.")
-    width = min(24, centre) if calib_width is None else check_int("calib_width", calib_width,
-                                                                    MIN_CALIB, centre)
-    maps = EspiritCalib(ksp.astype(np.complex128), calib_width=width, thresh=thresh, crop=crop,
-                        device=sp.cpu_device, show_pbar=False).run()
+        raise ValueError(
+            f"ESPIRiT needs a fully sampled centre of k-space of at least {MIN_CALIB} "
+            f"columns to estimate the coil maps; this k-space has {centre}. Pass "
+            "coil maps yourself, or sample more central columns."
+        )
+    width = (
+        min(24, centre)
+        if calib_width is None
+        else check_int("calib_width", calib_width, MIN_CALIB, centre)
+    )
+    maps = EspiritCalib(
+        ksp.astype(np.complex128),
+        calib_width=width,
+        thresh=thresh,
+        crop=crop,
+        device=sp.cpu_device,
+        show_pbar=False,
+    ).run()
     return np.asarray(maps, dtype=np.complex64)
 
 
@@ -115,8 +129,10 @@ def espirit_reference(path: Any, dataset: str, index: int) -> dict[str, Any]:
     """The ``coils`` entry of an operator spec whose maps are ESPIRiT's estimate from slice
     ``index`` of multi-coil k-space in an HDF5 file: a reference of a few bytes, where the maps
     themselves would take megabytes (16 coils of 640x368: 30 MB)."""
-    return {"espirit": {}, "source": {"path": str(path), "dataset": str(dataset),
-                                      "slice": int(index)}}
+    return {
+        "espirit": {},
+        "source": {"path": str(path), "dataset": str(dataset), "slice": int(index)},
+    }
 
 
 def maps_from_reference(ref: dict, mask: np.ndarray) -> np.ndarray:
@@ -127,18 +143,22 @@ def maps_from_reference(ref: dict, mask: np.ndarray) -> np.ndarray:
 
     source = ref.get("source")
     if not isinstance(source, dict) or not {"path", "dataset", "slice"} <= set(source):
-        raise ValueError(f"the coil maps' reference {ref!r:.200} needs a source with path, "
-                         "dataset and slice.")
+        raise ValueError(
+            f"the coil maps' reference {ref!r:.200} needs a source with path, dataset and slice."
+        )
     try:
         with h5py.File(source["path"], "r") as f:
             kspace = np.asarray(f[source["dataset"]][int(source["slice"])])
     except (OSError, KeyError, ValueError, IndexError) as exc:
-        raise ValueError(f"the coil maps refer to slice {source['slice']} of "
-                         f"{source['path']!r}, which cannot be read ({exc}); pass the maps "
-                         "instead.") from exc
+        raise ValueError(
+            f"the coil maps refer to slice {source['slice']} of "
+            f"{source['path']!r}, which cannot be read ({exc}); pass the maps "
+            "instead."
+        ) from exc
     options = ref.get("espirit") or {}
-    return espirit_maps(kspace * mask, **{k: options[k] for k in ("calib_width", "thresh", "crop")
-                                          if k in options})
+    return espirit_maps(
+        kspace * mask, **{k: options[k] for k in ("calib_width", "thresh", "crop") if k in options}
+    )
 
 
 def check_maps(maps: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -149,8 +169,10 @@ def check_maps(maps: Any, shape: tuple[int, ...]) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or tuple(arr.shape[1:]) != tuple(shape):
-        raise ValueError(f"coil maps have shape {arr.shape}; expected (coils, {shape[0]}, "
-                         f"{shape[1]}) for slices of shape {tuple(shape)}.")
+        raise ValueError(
+            f"coil maps have shape {arr.shape}; expected (coils, {shape[0]}, "
+            f"{shape[1]}) for slices of shape {tuple(shape)}."
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError("coil maps contain NaN or infinite values.")
     if not np.any(arr):

@@ -40,8 +40,10 @@ class Downsample(Operator):
             raise ValueError("factor is 1 on every axis: that is no downsampling; use 'denoise'.")
         bad = [(s, f) for s, f in zip(self.shape, self.factor) if s % f]
         if bad:
-            raise ValueError(f"image shape {self.shape} is not a multiple of factor {self.factor}; "
-                             "crop or pad the image so that every side divides by its factor.")
+            raise ValueError(
+                f"image shape {self.shape} is not a multiple of factor {self.factor}; "
+                "crop or pad the image so that every side divides by its factor."
+            )
         self.antialias = bool(antialias)
         self._blur = None
         if self.antialias:

@@ -18,12 +18,13 @@ def _center(width: int, center_fraction: float) -> tuple[np.ndarray, int]:
     num_low = int(round(width * center_fraction))
     mask = np.zeros(width, dtype=bool)
     pad = (width - num_low + 1) // 2
-    mask[pad:pad + num_low] = True
+    mask[pad : pad + num_low] = True
     return mask, num_low
 
 
-def column_mask(width: int, kind: str, acceleration: float, center_fraction: float,
-                seed: int) -> np.ndarray:
+def column_mask(
+    width: int, kind: str, acceleration: float, center_fraction: float, seed: int
+) -> np.ndarray:
     """Which k-space columns (phase-encoding lines) are sampled, as in fastMRI.
 
     - ``random``: the central ``center_fraction`` of the columns, plus each other column with the
@@ -70,7 +71,9 @@ def column_mask(width: int, kind: str, acceleration: float, center_fraction: flo
 def fft2c(x: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2D FFT over the last two axes (fastMRI's ``fft2c``)."""
     dims = (-2, -1)
-    return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=dims), norm="ortho"), dim=dims)
+    return torch.fft.fftshift(
+        torch.fft.fft2(torch.fft.ifftshift(x, dim=dims), norm="ortho"), dim=dims
+    )
 
 
 def fftc(x: torch.Tensor, dim: int, inverse: bool = False) -> torch.Tensor:
@@ -82,7 +85,9 @@ def fftc(x: torch.Tensor, dim: int, inverse: bool = False) -> torch.Tensor:
 def ifft2c(k: torch.Tensor) -> torch.Tensor:
     """Inverse (and adjoint) of :func:`fft2c`."""
     dims = (-2, -1)
-    return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=dims), norm="ortho"), dim=dims)
+    return torch.fft.fftshift(
+        torch.fft.ifft2(torch.fft.ifftshift(k, dim=dims), norm="ortho"), dim=dims
+    )
 
 
 class MRI(Operator):
@@ -121,8 +126,15 @@ class MRI(Operator):
     kind = "mri"
     complex_measurements = True
 
-    def __init__(self, shape: Any, acceleration: float = 4.0, center_fraction: float = 0.08,
-                 mask: Any = "random", seed: Any = None, coils: Any = None):
+    def __init__(
+        self,
+        shape: Any,
+        acceleration: float = 4.0,
+        center_fraction: float = 0.08,
+        mask: Any = "random",
+        seed: Any = None,
+        coils: Any = None,
+    ):
         super().__init__(shape, ndims=(2,))
         self.coils, self.maps, self._coil_spec = 0, None, None
         self.acceleration = check_float("acceleration", acceleration, low=1)
@@ -133,8 +145,9 @@ class MRI(Operator):
             if mask not in MASKS:
                 raise ValueError(f"mask must be one of {MASKS} or a boolean array, got {mask!r}.")
             self.seed = draw_seed(seed)
-            cols = column_mask(self.shape[1], mask, self.acceleration, self.center_fraction,
-                               self.seed)
+            cols = column_mask(
+                self.shape[1], mask, self.acceleration, self.center_fraction, self.seed
+            )
             full = np.broadcast_to(cols, self.shape).copy()
         else:
             self.mask_kind = "array"
@@ -142,8 +155,10 @@ class MRI(Operator):
             if arr.shape == (self.shape[1],):
                 arr = np.broadcast_to(arr, self.shape)
             if arr.shape != self.shape:
-                raise ValueError(f"mask has shape {arr.shape}; expected {self.shape} or "
-                                 f"({self.shape[1]},) (columns).")
+                raise ValueError(
+                    f"mask has shape {arr.shape}; expected {self.shape} or "
+                    f"({self.shape[1]},) (columns)."
+                )
             full = np.asarray(arr, dtype=bool).copy()
         if not full.any():
             raise ValueError("the k-space mask samples nothing.")
@@ -157,10 +172,14 @@ class MRI(Operator):
         (:func:`~napari_genprior.operators.coils.espirit_reference`): the spec then stores that
         reference instead of the maps, and :func:`from_spec` re-estimates them from the file."""
         if not self.coils or "espirit" not in reference or "source" not in reference:
-            raise ValueError("only the ESPIRiT maps of a multi-coil operator can be referred to "
-                             "a file; use espirit_reference(path, dataset, slice).")
-        self._coil_spec = {"espirit": dict(reference["espirit"] or {}),
-                           "source": dict(reference["source"])}
+            raise ValueError(
+                "only the ESPIRiT maps of a multi-coil operator can be referred to "
+                "a file; use espirit_reference(path, dataset, slice)."
+            )
+        self._coil_spec = {
+            "espirit": dict(reference["espirit"] or {}),
+            "source": dict(reference["source"]),
+        }
         return self
 
     def _set_coils(self, coils: Any) -> None:
@@ -217,7 +236,6 @@ class MRI(Operator):
             return self, y
         return SampledColumns(self, cols), np.ascontiguousarray(np.asarray(y)[..., cols])
 
-
     def holdout_candidates(self) -> np.ndarray:
         """The sampled entries outside the centre of k-space.
 
@@ -230,7 +248,7 @@ class MRI(Operator):
         h, w = self.shape
         half = max(2, int(round(w * self.center_fraction / 2)))
         keep = self.mask.copy()
-        keep[max(0, h // 2 - half):h // 2 + half, max(0, w // 2 - half):w // 2 + half] = False
+        keep[max(0, h // 2 - half) : h // 2 + half, max(0, w // 2 - half) : w // 2 + half] = False
         return np.broadcast_to(keep, self.measurement_shape) if self.coils else keep
 
     @property
@@ -238,17 +256,20 @@ class MRI(Operator):
         return float(self.mask.mean())
 
     def _params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"acceleration": self.acceleration,
-                               "center_fraction": self.center_fraction}
+        out: dict[str, Any] = {
+            "acceleration": self.acceleration,
+            "center_fraction": self.center_fraction,
+        }
         if self.mask_kind == "array":
             out["mask"] = encode_mask(self.mask)
         else:
             out.update(mask=self.mask_kind, seed=self.seed)
         if self.coils:
             # simulated maps by their recipe and a file's ESPIRiT maps by reference (a few bytes),
-        # others exactly in single precision
-            out["coils"] = dict(self._coil_spec) if self._coil_spec else encode_array(self.maps,
-                                                                                    single=True)
+            # others exactly in single precision
+            out["coils"] = (
+                dict(self._coil_spec) if self._coil_spec else encode_array(self.maps, single=True)
+            )
         return out
 
 
@@ -292,7 +313,9 @@ class FixedPhase(Operator):
         self.inner = A
         self.kind = A.kind
         self.phase = np.asarray(phase, dtype=np.float64)
-        self._buffers["rotation"] = torch.polar(torch.ones(()), torch.from_numpy(self.phase).float())
+        self._buffers["rotation"] = torch.polar(
+            torch.ones(()), torch.from_numpy(self.phase).float()
+        )
 
     @property
     def measurement_shape(self) -> tuple[int, ...]:
@@ -359,7 +382,8 @@ class SampledColumns(Operator):
             self._buffers["sign_h"] = torch.from_numpy(sign_h.astype(np.float32))[:, None]
             # output flip along the columns' FFT, times the rows' output flip of each column
             self._buffers["out"] = torch.from_numpy(
-                (np.outer(sign_h * (-1.0) ** (h // 2), out_w)).astype(np.float32))
+                (np.outer(sign_h * (-1.0) ** (h // 2), out_w)).astype(np.float32)
+            )
             self._buffers["maps"] = torch.from_numpy(maps.astype(np.complex64))
         else:
             self._buffers["maps"] = A._buffers["maps"]

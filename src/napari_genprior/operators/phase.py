@@ -74,14 +74,17 @@ class PhaseRetrieval(Operator):
     kind = "phase"
     linear = False
 
-    def __init__(self, shape: Any, m: Any = None, masks: Any = None, seed: Any = None,
-                 matrix: str = "auto"):
+    def __init__(
+        self, shape: Any, m: Any = None, masks: Any = None, seed: Any = None, matrix: str = "auto"
+    ):
         super().__init__(shape)
         n = self.size
         if matrix not in MATRICES:
             raise ValueError(f"matrix must be one of {MATRICES}, got {matrix!r}.")
         if m is None and masks is None:
-            raise ValueError("'phase' needs m= (Gaussian measurements) or masks= (coded diffraction).")
+            raise ValueError(
+                "'phase' needs m= (Gaussian measurements) or masks= (coded diffraction)."
+            )
         if m is not None:  # recovery needs m of a few n; beyond 64 n it only costs memory
             m = check_int("m (number of measurements)", m, 1, 64 * n)
         if masks is not None:
@@ -94,7 +97,9 @@ class PhaseRetrieval(Operator):
             if m is None:
                 raise ValueError("matrix='gaussian' needs m=.")
             if masks is not None:
-                raise ValueError("masks= applies to coded diffraction (matrix='cdp'), not 'gaussian'.")
+                raise ValueError(
+                    "masks= applies to coded diffraction (matrix='cdp'), not 'gaussian'."
+                )
             check_dense(m, n, "coded diffraction (masks=, or matrix='cdp')")
             self.m, self.masks = m, None
             self.linear_part: Operator = _GaussianRows(self.shape, m, self.seed)

@@ -51,11 +51,21 @@ class Inpaint(Operator):
 
     kind = "inpaint"
 
-    def __init__(self, shape: Any, mask: Any = None, fraction: float | None = None,
-                 boxes: int | None = None, box_size: float = 0.15, seed: int | None = None):
+    def __init__(
+        self,
+        shape: Any,
+        mask: Any = None,
+        fraction: float | None = None,
+        boxes: int | None = None,
+        box_size: float = 0.15,
+        seed: int | None = None,
+    ):
         super().__init__(shape)
-        given = [name for name, v in (("mask", mask), ("fraction", fraction), ("boxes", boxes))
-                 if v is not None]
+        given = [
+            name
+            for name, v in (("mask", mask), ("fraction", fraction), ("boxes", boxes))
+            if v is not None
+        ]
         if len(given) > 1:
             raise ValueError(f"give one of mask, fraction or boxes for 'inpaint', not {given}.")
         self.fraction = self.boxes = self.seed = None
@@ -66,8 +76,11 @@ class Inpaint(Operator):
             mask = np.asarray(mask)
             if mask.shape != self.shape:
                 raise ValueError(f"mask has shape {mask.shape}, but shape is {self.shape}.")
-            if mask.dtype == object or np.iscomplexobj(mask) or \
-                    not np.all(np.isfinite(mask.astype(float))):
+            if (
+                mask.dtype == object
+                or np.iscomplexobj(mask)
+                or not np.all(np.isfinite(mask.astype(float)))
+            ):
                 raise ValueError("mask must be a real, finite, boolean-like array.")
             mask = mask.astype(bool)
         elif boxes is not None:
@@ -76,8 +89,13 @@ class Inpaint(Operator):
             self.seed = draw_seed(seed)
             mask = box_mask(self.shape, self.boxes, self.box_size, self.seed)
         else:
-            self.fraction = check_float("fraction (of pixels kept)", 0.5 if fraction is None
-                                        else fraction, low=0, high=1, low_open=True)
+            self.fraction = check_float(
+                "fraction (of pixels kept)",
+                0.5 if fraction is None else fraction,
+                low=0,
+                high=1,
+                low_open=True,
+            )
             self.seed = draw_seed(seed)
             mask = random_mask(self.shape, self.fraction, self.seed)
         if not mask.any():

@@ -39,38 +39,75 @@ def check_optics(optics: Any) -> dict[str, Any]:
     """
     if not isinstance(optics, dict):
         raise ValueError(f"optics must be a dict of microscope parameters, got {optics!r:.100}.")
-    known = {"microscope", "na", "wavelength", "ex_wavelength", "immersion_index",
-             "sample_index", "dxy", "dz", "pinhole_au", "model", "depth"}
+    known = {
+        "microscope",
+        "na",
+        "wavelength",
+        "ex_wavelength",
+        "immersion_index",
+        "sample_index",
+        "dxy",
+        "dz",
+        "pinhole_au",
+        "model",
+        "depth",
+    }
     unknown = sorted(set(optics) - known)
     if unknown:
         raise ValueError(f"optics does not take {unknown}; it takes {sorted(known)}.")
-    o = {"microscope": "widefield", "na": 1.2, "wavelength": 0.52, "ex_wavelength": None,
-         "immersion_index": 1.33, "sample_index": 1.33, "dxy": 0.1, "dz": 0.25,
-         "pinhole_au": 1.0, "model": "vectorial", "depth": 0.0, **optics}
+    o = {
+        "microscope": "widefield",
+        "na": 1.2,
+        "wavelength": 0.52,
+        "ex_wavelength": None,
+        "immersion_index": 1.33,
+        "sample_index": 1.33,
+        "dxy": 0.1,
+        "dz": 0.25,
+        "pinhole_au": 1.0,
+        "model": "vectorial",
+        "depth": 0.0,
+        **optics,
+    }
     if o["microscope"] not in MICROSCOPES:
-        raise ValueError(f"optics microscope must be one of {MICROSCOPES}, got {o['microscope']!r}.")
+        raise ValueError(
+            f"optics microscope must be one of {MICROSCOPES}, got {o['microscope']!r}."
+        )
     if o["model"] not in MODELS:
         raise ValueError(f"optics model must be one of {MODELS}, got {o['model']!r}.")
     ni = check_float("immersion_index", o["immersion_index"], low=1.0, high=2.0)
     ns = check_float("sample_index", o["sample_index"], low=1.0, high=2.0)
     na = check_float("na (numerical aperture)", o["na"], low=0, low_open=True)
     if na >= ni:
-        raise ValueError(f"the numerical aperture {na} must be below the immersion index {ni} "
-                         "(NA = n sin(theta) cannot exceed n).")
+        raise ValueError(
+            f"the numerical aperture {na} must be below the immersion index {ni} "
+            "(NA = n sin(theta) cannot exceed n)."
+        )
     wl = check_float("wavelength (emission, um)", o["wavelength"], low=0.2, high=2.0)
     ex = o["ex_wavelength"]
     if o["microscope"] == "confocal":
-        ex = check_float("ex_wavelength (excitation, um)", wl if ex is None else ex,
-                         low=0.2, high=2.0)
+        ex = check_float(
+            "ex_wavelength (excitation, um)", wl if ex is None else ex, low=0.2, high=2.0
+        )
     elif ex is not None:
         ex = check_float("ex_wavelength (excitation, um)", ex, low=0.2, high=2.0)
     dxy = check_float("dxy (lateral pixel size, um)", o["dxy"], low=0, high=100, low_open=True)
     dz = check_float("dz (z step, um)", o["dz"], low=0, high=1000, low_open=True)
     pin = check_float("pinhole_au", o["pinhole_au"], low=0, high=50, low_open=True)
     depth = check_float("depth (um)", o["depth"], low=0, high=1000)
-    return {"microscope": o["microscope"], "na": na, "wavelength": wl, "ex_wavelength": ex,
-            "immersion_index": ni, "sample_index": ns, "dxy": dxy, "dz": dz, "pinhole_au": pin,
-            "model": o["model"], "depth": depth}
+    return {
+        "microscope": o["microscope"],
+        "na": na,
+        "wavelength": wl,
+        "ex_wavelength": ex,
+        "immersion_index": ni,
+        "sample_index": ns,
+        "dxy": dxy,
+        "dz": dz,
+        "pinhole_au": pin,
+        "model": o["model"],
+        "depth": depth,
+    }
 
 
 def psf_size(shape: tuple[int, ...], optics: dict[str, Any]) -> tuple[int, ...]:
@@ -120,13 +157,27 @@ def optics_psf(shape: Any, optics: dict[str, Any] | None = None, **kwargs: Any) 
         raise ValueError(f"an optics PSF is for 2D or 3D images, got shape {shape}.")
     size = psf_size(shape, o)
     nz = size[0] if len(size) == 3 else 1
-    common = dict(dxy=o["dxy"], dz=o["dz"], pz=o["depth"], NA=o["na"], ns=o["sample_index"],
-                  ni=o["immersion_index"], ni0=o["immersion_index"], model=o["model"])
+    common = dict(
+        dxy=o["dxy"],
+        dz=o["dz"],
+        pz=o["depth"],
+        NA=o["na"],
+        ns=o["sample_index"],
+        ni=o["immersion_index"],
+        ni0=o["immersion_index"],
+        model=o["model"],
+    )
     if o["microscope"] == "widefield":
         psf = psfmodels.make_psf(nz, size[-1], wvl=o["wavelength"], **common)
     else:
-        psf = psfmodels.confocal_psf(nz, size[-1], ex_wvl=o["ex_wavelength"],
-                                     em_wvl=o["wavelength"], pinhole_au=o["pinhole_au"], **common)
+        psf = psfmodels.confocal_psf(
+            nz,
+            size[-1],
+            ex_wvl=o["ex_wavelength"],
+            em_wvl=o["wavelength"],
+            pinhole_au=o["pinhole_au"],
+            **common,
+        )
     psf = np.asarray(psf, dtype=np.float64)
     if len(shape) == 2:
         psf = psf[psf.shape[0] // 2]
@@ -134,8 +185,9 @@ def optics_psf(shape: Any, optics: dict[str, Any] | None = None, **kwargs: Any) 
     return psf / psf.sum()
 
 
-def bead_psf(image: Any, points: Any = None, size: Any = None,
-             background: float | None = None) -> np.ndarray:
+def bead_psf(
+    image: Any, points: Any = None, size: Any = None, background: float | None = None
+) -> np.ndarray:
     """A PSF measured from an image of sub-resolution beads.
 
     The background (the image's median unless given) is subtracted and negative values
@@ -188,8 +240,9 @@ def bead_psf(image: Any, points: Any = None, size: Any = None,
     else:
         pts = np.asarray(points, dtype=np.float64)
         if pts.ndim != 2 or pts.shape[1] != nd or len(pts) == 0:
-            raise ValueError(f"points must be an (n, {nd}) array of bead positions, got shape "
-                             f"{pts.shape}.")
+            raise ValueError(
+                f"points must be an (n, {nd}) array of bead positions, got shape {pts.shape}."
+            )
         centres = [tuple(int(round(c)) for c in p) for p in pts]
     half = [s // 2 for s in size]
     crops = []
@@ -215,7 +268,9 @@ def bead_psf(image: Any, points: Any = None, size: Any = None,
         spec = ndimage.fourier_shift(np.fft.fftn(win), shift)
         crops.append(np.clip(np.fft.ifftn(spec).real, 0, None))
     if not crops:
-        raise ValueError(f"no bead lies {size} pixels or more inside the image; move the points "
-                         "or use a smaller size.")
+        raise ValueError(
+            f"no bead lies {size} pixels or more inside the image; move the points "
+            "or use a smaller size."
+        )
     psf = np.mean([c / c.sum() for c in crops], axis=0)
     return psf / psf.sum()

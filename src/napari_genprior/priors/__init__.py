@@ -16,8 +16,12 @@ from .generators import (
 from .io import list_priors, load_prior, read_card, save_prior
 
 
-def random_prior(latent_dim: int = 10, widths: tuple[int, ...] = (250, 600), seed: int = 0,
-                 image_shape: tuple[int, ...] | None = None) -> RandomReLU:
+def random_prior(
+    latent_dim: int = 10,
+    widths: tuple[int, ...] = (250, 600),
+    seed: int = 0,
+    image_shape: tuple[int, ...] | None = None,
+) -> RandomReLU:
     """An expansive ReLU network with i.i.d. N(0, 1/n_i) weights and no biases (Hand-Voroninski).
 
     Parameters
@@ -33,11 +37,26 @@ def random_prior(latent_dim: int = 10, widths: tuple[int, ...] = (250, 600), see
     """
     if int(latent_dim) < 1 or not widths or any(int(w) < 1 for w in widths):
         raise ValueError(f"latent_dim and widths must be positive, got {latent_dim!r}, {widths!r}.")
-    return RandomReLU(latent_dim=latent_dim, widths=tuple(widths), image_shape=image_shape, seed=seed)
+    return RandomReLU(
+        latent_dim=latent_dim, widths=tuple(widths), image_shape=image_shape, seed=seed
+    )
 
 
 __all__ = [
-    "ARCHITECTURES", "ENCODERS", "ConvDecoder", "ConvEncoder", "DCGANGenerator", "DIPNet",
-    "FCDecoder", "FCEncoder", "Generator", "RandomReLU", "dip_depth", "list_priors", "load_prior",
-    "random_prior", "read_card", "save_prior",
+    "ARCHITECTURES",
+    "ENCODERS",
+    "ConvDecoder",
+    "ConvEncoder",
+    "DCGANGenerator",
+    "DIPNet",
+    "FCDecoder",
+    "FCEncoder",
+    "Generator",
+    "RandomReLU",
+    "dip_depth",
+    "list_priors",
+    "load_prior",
+    "random_prior",
+    "read_card",
+    "save_prior",
 ]

@@ -37,8 +37,14 @@ class DIPNet(nn.Module):
         long as the coarsest scale keeps at least 2x2 pixels: see :func:`dip_depth`.
     """
 
-    def __init__(self, in_channels: int = 32, out_channels: int = 1, channels: int = 64,
-                 skip_channels: int = 4, depth: int = 4):
+    def __init__(
+        self,
+        in_channels: int = 32,
+        out_channels: int = 1,
+        channels: int = 64,
+        skip_channels: int = 4,
+        depth: int = 4,
+    ):
         super().__init__()
         self.depth = depth
         self.down = nn.ModuleList()
@@ -47,13 +53,17 @@ class DIPNet(nn.Module):
         cin = in_channels
         for _ in range(depth):
             self.skip.append(_conv(cin, skip_channels) if skip_channels else nn.Identity())
-            self.down.append(nn.Sequential(_conv(cin, channels, stride=2), _conv(channels, channels)))
+            self.down.append(
+                nn.Sequential(_conv(cin, channels, stride=2), _conv(channels, channels))
+            )
             cin = channels
         for _ in range(depth):
-            self.up.append(nn.Sequential(
-                nn.BatchNorm2d(channels + skip_channels),
-                _conv(channels + skip_channels, channels),
-            ))
+            self.up.append(
+                nn.Sequential(
+                    nn.BatchNorm2d(channels + skip_channels),
+                    _conv(channels + skip_channels, channels),
+                )
+            )
         self.head = nn.Conv2d(channels, out_channels, 1)
         self.skip_channels = skip_channels
 
@@ -64,12 +74,13 @@ class DIPNet(nn.Module):
             skips.append(skip(h))
             h = down(h)
         for up, s in zip(self.up, reversed(skips)):
-            h = nn.functional.interpolate(h, size=s.shape[-2:], mode="bilinear", align_corners=False)
+            h = nn.functional.interpolate(
+                h, size=s.shape[-2:], mode="bilinear", align_corners=False
+            )
             if self.skip_channels:
                 h = torch.cat([h, s], dim=1)
             h = up(h)
         return self.head(h)
-
 
 
 def dip_depth(shape: tuple[int, ...], max_depth: int = 5) -> int:

@@ -32,9 +32,15 @@ class Generator(nn.Module):
         self.latent_dim = int(latent_dim)
         self.image_shape = tuple(int(s) for s in image_shape)
         if self.latent_dim < 1 or not self.image_shape or min(self.image_shape) < 1:
-            raise ValueError(f"a prior needs latent_dim >= 1 and a non-empty image shape of "
-                             f"positive sizes, got {latent_dim!r} and {image_shape!r}.")
-        self.config = {"latent_dim": self.latent_dim, "image_shape": list(self.image_shape), **config}
+            raise ValueError(
+                f"a prior needs latent_dim >= 1 and a non-empty image shape of "
+                f"positive sizes, got {latent_dim!r} and {image_shape!r}."
+            )
+        self.config = {
+            "latent_dim": self.latent_dim,
+            "image_shape": list(self.image_shape),
+            **config,
+        }
         self.card: dict[str, Any] = {
             "architecture": self.architecture,
             "config": self.config,
@@ -48,8 +54,9 @@ class Generator(nn.Module):
     def n_pixels(self) -> int:
         return int(math.prod(self.image_shape))
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None,
-                      device: torch.device | str = "cpu") -> torch.Tensor:
+    def sample_latent(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """``n`` latent vectors from the prior N(0, I)."""
         return torch.randn((n, self.latent_dim), generator=generator).to(device)
 
@@ -66,8 +73,13 @@ class FCDecoder(Generator):
 
     architecture = "fc-decoder"
 
-    def __init__(self, latent_dim: int = 20, image_shape: tuple[int, ...] = (28, 28),
-                 hidden: tuple[int, ...] = (500, 500), output: str = "sigmoid"):
+    def __init__(
+        self,
+        latent_dim: int = 20,
+        image_shape: tuple[int, ...] = (28, 28),
+        hidden: tuple[int, ...] = (500, 500),
+        output: str = "sigmoid",
+    ):
         super().__init__(latent_dim, image_shape, hidden=list(hidden), output=output)
         layers: list[nn.Module] = []
         width = latent_dim
@@ -88,8 +100,12 @@ class FCDecoder(Generator):
 class FCEncoder(nn.Module):
     """Fully connected VAE encoder (image -> mean and log-variance of the latent)."""
 
-    def __init__(self, latent_dim: int = 20, image_shape: tuple[int, ...] = (28, 28),
-                 hidden: tuple[int, ...] = (500, 500)):
+    def __init__(
+        self,
+        latent_dim: int = 20,
+        image_shape: tuple[int, ...] = (28, 28),
+        hidden: tuple[int, ...] = (500, 500),
+    ):
         super().__init__()
         n = int(math.prod(image_shape))
         layers: list[nn.Module] = []
@@ -108,9 +124,12 @@ class FCEncoder(nn.Module):
 
 
 def _up_block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                         nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout),
-                         nn.LeakyReLU(0.2))
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(cin, cout, 3, padding=1),
+        nn.BatchNorm2d(cout),
+        nn.LeakyReLU(0.2),
+    )
 
 
 def conv_levels(image_shape: tuple[int, ...]) -> tuple[int, int]:
@@ -122,8 +141,10 @@ def conv_levels(image_shape: tuple[int, ...]) -> tuple[int, int]:
         side //= 2
         levels += 1
     if len(image_shape) != 2 or image_shape[0] != image_shape[-1] or not 4 <= side <= 7:
-        raise ValueError(f"conv-decoder makes square patches of b * 2**k pixels (b from 4 to "
-                         f"7: 28, 32, 64, 128...), got {tuple(image_shape)}.")
+        raise ValueError(
+            f"conv-decoder makes square patches of b * 2**k pixels (b from 4 to "
+            f"7: 28, 32, 64, 128...), got {tuple(image_shape)}."
+        )
     return side, levels
 
 
@@ -137,13 +158,18 @@ class ConvDecoder(Generator):
 
     architecture = "conv-decoder"
 
-    def __init__(self, latent_dim: int = 32, image_shape: tuple[int, ...] = (64, 64),
-                 channels: int = 16, output: str = "sigmoid"):
+    def __init__(
+        self,
+        latent_dim: int = 32,
+        image_shape: tuple[int, ...] = (64, 64),
+        channels: int = 16,
+        output: str = "sigmoid",
+    ):
         super().__init__(latent_dim, image_shape, channels=channels, output=output)
         self.base, n_up = conv_levels(tuple(image_shape))
         widths = [channels * 2 ** max(0, n_up - 1 - i) for i in range(n_up)]
         self.first = widths[0] * 2 if n_up else channels
-        self.fc = nn.Linear(latent_dim, self.first * self.base ** 2)
+        self.fc = nn.Linear(latent_dim, self.first * self.base**2)
         blocks, cin = [], self.first
         for w in widths:
             blocks.append(_up_block(cin, w))
@@ -164,18 +190,23 @@ class ConvDecoder(Generator):
 class ConvEncoder(nn.Module):
     """Convolutional VAE encoder matching :class:`ConvDecoder`."""
 
-    def __init__(self, latent_dim: int = 32, image_shape: tuple[int, ...] = (64, 64),
-                 channels: int = 16):
+    def __init__(
+        self, latent_dim: int = 32, image_shape: tuple[int, ...] = (64, 64), channels: int = 16
+    ):
         super().__init__()
         base, n_down = conv_levels(tuple(image_shape))
         layers, cin = [], 1
         for i in range(n_down):
             w = channels * 2 ** min(i, 3)
-            layers += [nn.Conv2d(cin, w, 4, stride=2, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2)]
+            layers += [
+                nn.Conv2d(cin, w, 4, stride=2, padding=1),
+                nn.BatchNorm2d(w),
+                nn.LeakyReLU(0.2),
+            ]
             cin = w
         self.net = nn.Sequential(*layers)
-        self.mu = nn.Linear(cin * base ** 2, latent_dim)
-        self.logvar = nn.Linear(cin * base ** 2, latent_dim)
+        self.mu = nn.Linear(cin * base**2, latent_dim)
+        self.logvar = nn.Linear(cin * base**2, latent_dim)
         self.image_shape = tuple(image_shape)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,18 +224,28 @@ class DCGANGenerator(Generator):
 
     architecture = "dcgan"
 
-    def __init__(self, latent_dim: int = 64, image_shape: tuple[int, ...] = (64, 64), ngf: int = 32):
+    def __init__(
+        self, latent_dim: int = 64, image_shape: tuple[int, ...] = (64, 64), ngf: int = 32
+    ):
         super().__init__(latent_dim, image_shape, ngf=ngf)
         side = image_shape[-1]
         n_up = int(round(math.log2(side / 4)))
         if len(image_shape) != 2 or image_shape[0] != side or 4 * 2**n_up != side or n_up < 1:
-            raise ValueError(f"dcgan makes square patches of 4 * 2**k pixels (k >= 1), got {image_shape}.")
+            raise ValueError(
+                f"dcgan makes square patches of 4 * 2**k pixels (k >= 1), got {image_shape}."
+            )
         c = ngf * 2 ** (n_up - 1)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, c, 4, 1, 0, bias=False),
-                                   nn.BatchNorm2d(c), nn.ReLU(True)]
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent_dim, c, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(c),
+            nn.ReLU(True),
+        ]
         for _ in range(n_up - 1):
-            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2),
-                       nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c // 2),
+                nn.ReLU(True),
+            ]
             c //= 2
         layers += [nn.ConvTranspose2d(c, 1, 4, 2, 1, bias=False), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
@@ -225,8 +266,13 @@ class RandomReLU(Generator):
 
     architecture = "random-relu"
 
-    def __init__(self, latent_dim: int = 10, widths: tuple[int, ...] = (250, 600),
-                 image_shape: tuple[int, ...] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        latent_dim: int = 10,
+        widths: tuple[int, ...] = (250, 600),
+        image_shape: tuple[int, ...] | None = None,
+        seed: int = 0,
+    ):
         widths = tuple(int(w) for w in widths)
         shape = tuple(image_shape) if image_shape is not None else (1, widths[-1])
         if math.prod(shape) != widths[-1]:
@@ -241,8 +287,10 @@ class RandomReLU(Generator):
                 lin.weight.copy_(torch.randn((w, cin), generator=gen) / math.sqrt(w))
             self.layers.append(lin)
             cin = w
-        self.card.update(data="random Gaussian weights (untrained)",
-                         normalisation={"kind": "none", "per_image": False})
+        self.card.update(
+            data="random Gaussian weights (untrained)",
+            normalisation={"kind": "none", "per_image": False},
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = z

@@ -38,8 +38,10 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
     path = Path(text).expanduser()
     if path.is_file():
         return path
-    raise ValueError(f"no prior named {text!r}: not a bundled prior ({list_priors() or 'none'}) "
-                     "and not an existing file.")
+    raise ValueError(
+        f"no prior named {text!r}: not a bundled prior ({list_priors() or 'none'}) "
+        "and not an existing file."
+    )
 
 
 def read_card(path: str | os.PathLike) -> dict[str, Any]:
@@ -53,16 +55,23 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{path.name} is not a readable safetensors prior file ({exc}).") from exc
     if CARD_KEY not in meta:
-        raise ValueError(f"{path.name} has no genprior card: it was not written by napari-genprior.")
+        raise ValueError(
+            f"{path.name} has no genprior card: it was not written by napari-genprior."
+        )
     try:
         card = json.loads(meta[CARD_KEY])
     except ValueError as exc:
         raise ValueError(f"the card in {path.name} is not valid JSON ({exc}).") from exc
-    if not isinstance(card, dict) or not isinstance(card.get("architecture"), str) \
-            or card["architecture"] not in ARCHITECTURES:
-        raise ValueError(f"the card in {path.name} names an unknown architecture "
-                         f"{card.get('architecture') if isinstance(card, dict) else card!r}; "
-                         f"known: {sorted(ARCHITECTURES)}.")
+    if (
+        not isinstance(card, dict)
+        or not isinstance(card.get("architecture"), str)
+        or card["architecture"] not in ARCHITECTURES
+    ):
+        raise ValueError(
+            f"the card in {path.name} names an unknown architecture "
+            f"{card.get('architecture') if isinstance(card, dict) else card!r}; "
+            f"known: {sorted(ARCHITECTURES)}."
+        )
     return card
 
 
@@ -89,20 +98,34 @@ def load_prior(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         empty = [name for name, p in G.named_parameters() if p.numel() == 0]
         if empty:
             raise ValueError(f"layers {empty} have no weights")
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
-            RuntimeError, MemoryError) as exc:  # whatever a hand-edited card makes a constructor raise
-        raise ValueError(f"the card in {path.name} does not describe a valid "
-                         f"{card['architecture']!r} network ({exc}).") from exc
+    except (
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        RuntimeError,
+        MemoryError,
+    ) as exc:  # whatever a hand-edited card makes a constructor raise
+        raise ValueError(
+            f"the card in {path.name} does not describe a valid "
+            f"{card['architecture']!r} network ({exc})."
+        ) from exc
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(f"cannot read the weights in {path.name} ({exc}); the file may be truncated.") from exc
+        raise ValueError(
+            f"cannot read the weights in {path.name} ({exc}); the file may be truncated."
+        ) from exc
     try:
         G.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise ValueError(f"the weights in {path.name} do not match its card's "
-                         f"{card['architecture']!r} network: {first}") from exc
+        raise ValueError(
+            f"the weights in {path.name} do not match its card's "
+            f"{card['architecture']!r} network: {first}"
+        ) from exc
     G.card = {**G.card, **card}
     G.eval()
     return G.to(device)

@@ -21,7 +21,9 @@ def soft_threshold(u: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     return torch.sgn(u) * torch.clamp(u.abs() - threshold, min=0)
 
 
-def complex_parts(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+def complex_parts(
+    transform: Callable[[torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """A real linear transform extended to complex input, applied to the real and imaginary
     parts in one batched call (real input passes straight through)."""
 
@@ -83,12 +85,19 @@ class _PeriodicFilterBank:
     whose overhang is folded back periodically.
     """
 
-    def __init__(self, n: int, dec_lo: Sequence[float], dec_hi: Sequence[float],
-                 device: torch.device | str, dtype: torch.dtype):
+    def __init__(
+        self,
+        n: int,
+        dec_lo: Sequence[float],
+        dec_hi: Sequence[float],
+        device: torch.device | str,
+        dtype: torch.dtype,
+    ):
         taps = len(dec_lo)
         if n % 2 or n < taps:
-            raise ValueError(f"a periodised level needs an even length of at least {taps}, "
-                             f"got {n}.")
+            raise ValueError(
+                f"a periodised level needs an even length of at least {taps}, got {n}."
+            )
         self.n, self.taps, self.shift = n, taps, taps // 2 - 1
         filters = torch.tensor([dec_lo[::-1], dec_hi[::-1]], dtype=dtype)  # cast on the CPU
         self.weight = filters.unsqueeze(1).to(device)  # (2 bands, 1 channel, L)
@@ -98,7 +107,7 @@ class _PeriodicFilterBank:
         n, p = self.n, self.shift
         flat = x.reshape(-1, 1, n)
         # periodic extension: padded[u] = x[(u - p) mod n], u < n + L - 2
-        padded = torch.cat([flat[..., n - p:], flat, flat[..., : self.taps - 2 - p]], dim=-1)
+        padded = torch.cat([flat[..., n - p :], flat, flat[..., : self.taps - 2 - p]], dim=-1)
         bands = torch.nn.functional.conv1d(padded, self.weight, stride=2)
         bands = bands.reshape(*x.shape[:-1], 2, n // 2)
         return bands[..., 0, :], bands[..., 1, :]
@@ -108,12 +117,12 @@ class _PeriodicFilterBank:
         n, p = self.n, self.shift
         bands = torch.stack([a, d], dim=-2).reshape(-1, 2, n // 2)
         z = torch.nn.functional.conv_transpose1d(bands, self.weight, stride=2)[:, 0]
-        x = z[:, p: p + n].clone()  # fold the periodic overhang back
+        x = z[:, p : p + n].clone()  # fold the periodic overhang back
         if p:
-            x[:, n - p:] += z[:, :p]
+            x[:, n - p :] += z[:, :p]
         tail = z.shape[-1] - p - n
         if tail:
-            x[:, :tail] += z[:, p + n:]
+            x[:, :tail] += z[:, p + n :]
         return x.reshape(*a.shape[:-1], n)
 
 
@@ -162,8 +171,15 @@ class Wavelet:
         Over the coefficients: False on the coarsest approximation (which is not penalised).
     """
 
-    def __init__(self, shape: Sequence[int], wavelet: str = "db4", levels: int = 3, *,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        shape: Sequence[int],
+        wavelet: str = "db4",
+        levels: int = 3,
+        *,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
         import pywt
 
         self.shape = tuple(int(s) for s in shape)
@@ -172,8 +188,10 @@ class Wavelet:
         try:
             wav = pywt.Wavelet(wavelet)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"unknown wavelet {wavelet!r}; use a discrete orthogonal one such "
-                             "as 'haar', 'db2', 'db4' or 'sym4'.") from exc
+            raise ValueError(
+                f"unknown wavelet {wavelet!r}; use a discrete orthogonal one such "
+                "as 'haar', 'db2', 'db4' or 'sym4'."
+            ) from exc
         if not wav.orthogonal:
             raise ValueError(f"wavelet {wavelet!r} is not orthogonal; use e.g. 'db4' or 'sym4'.")
         self.name = wavelet
@@ -183,9 +201,11 @@ class Wavelet:
         sizes = [self.shape[a] for a in self.axes]
         self.levels = wavelet_levels(sizes, wav.dec_len, int(levels)) if sizes else 0
         if self.levels < 1:
-            raise ValueError(f"images of shape {self.shape} are shorter than the {wavelet!r} "
-                             f"filter ({wav.dec_len} taps) along some axis; use a shorter "
-                             "wavelet (e.g. 'haar') or 'lasso-dct'.")
+            raise ValueError(
+                f"images of shape {self.shape} are shorter than the {wavelet!r} "
+                f"filter ({wav.dec_len} taps) along some axis; use a shorter "
+                "wavelet (e.g. 'haar') or 'lasso-dct'."
+            )
         step = 2**self.levels
         self.coeff_shape = tuple(-(-s // step) * step if s > 1 else 1 for s in self.shape)
         self.orthogonal = self.coeff_shape == self.shape
@@ -200,8 +220,7 @@ class Wavelet:
 
     def _block(self, level: int) -> tuple[slice, ...]:
         """The leading corner of the coefficients that level ``level`` transforms."""
-        return tuple(slice(0, s // 2**level) if s > 1 else slice(None)
-                     for s in self.coeff_shape)
+        return tuple(slice(0, s // 2**level) if s > 1 else slice(None) for s in self.coeff_shape)
 
     @complex_parts
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -276,9 +295,15 @@ def total_variation(g: torch.Tensor) -> torch.Tensor:
     return pixel_norm(g).flatten(1).sum(1)
 
 
-def largest_eigenvalue(apply: Callable[[torch.Tensor], torch.Tensor], shape: Sequence[int], *,
-                       seed: int, device: torch.device | str, iterations: int = 30,
-                       dtype: torch.dtype = torch.float32) -> float:
+def largest_eigenvalue(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    shape: Sequence[int],
+    *,
+    seed: int,
+    device: torch.device | str,
+    iterations: int = 30,
+    dtype: torch.dtype = torch.float32,
+) -> float:
     """Estimate the largest eigenvalue of a symmetric positive semi-definite map by power iteration.
 
     Parameters

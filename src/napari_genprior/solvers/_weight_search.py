@@ -41,22 +41,27 @@ class _Iterate:
     warm: dict[str, torch.Tensor]  # state that warm-starts another run (batched)
 
 
-Core = Callable[[torch.Tensor, torch.Tensor, int, "dict[str, torch.Tensor] | None"],
-                Generator[_Iterate, None, None]]
+Core = Callable[
+    [torch.Tensor, torch.Tensor, int, "dict[str, torch.Tensor] | None"],
+    Generator[_Iterate, None, None],
+]
 
 
 # -- the hold-out rule -------------------------------------------------------------------------
 
 
-def _holdout_masks(problem: Problem, fraction: float) -> tuple[torch.Tensor, torch.Tensor,
-                                                                torch.Tensor]:
+def _holdout_masks(
+    problem: Problem, fraction: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Real 0/1 masks over the measurement entries: observed, training (observed minus held
     out) and held out, the held-out entries drawn with a generator seeded by ``problem.seed``."""
     real = problem.y.real.dtype
     observed, held = draw_holdout(problem, fraction)
     if fraction > 0 and int(observed.sum()) - int(held.sum()) < 1:
-        raise ValueError(f"only {int(observed.sum())} measurement entries carry data: too few to "
-                         "hold some out for choosing lam; pass lam= explicitly.")
+        raise ValueError(
+            f"only {int(observed.sum())} measurement entries carry data: too few to "
+            "hold some out for choosing lam; pass lam= explicitly."
+        )
     return observed.to(real), (observed & ~held).to(real), held.to(real)
 
 
@@ -65,9 +70,16 @@ def _weighted_misfit(Ax: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) ->
     return ((Ax - y).abs().pow(2) * weight).flatten(1).sum(1)
 
 
-def _check_options(steps: int, search_steps: int | None, preview_every: int, tol: float,
-                   lam: float | None, n_lams: int, lam_ratio: float,
-                   holdout: float) -> tuple[int, int, float | None]:
+def _check_options(
+    steps: int,
+    search_steps: int | None,
+    preview_every: int,
+    tol: float,
+    lam: float | None,
+    n_lams: int,
+    lam_ratio: float,
+    holdout: float,
+) -> tuple[int, int, float | None]:
     steps = check_int("steps", steps, 1)
     search_steps = steps if search_steps is None else check_int("search_steps", search_steps, 1)
     check_int("preview_every", preview_every, 1)
@@ -82,9 +94,19 @@ def _check_options(steps: int, search_steps: int | None, preview_every: int, tol
     return steps, search_steps, lam
 
 
-def _drive(problem: Problem, core: Core, lam_scale: Callable[[torch.Tensor], float], *,
-           lam: float | None, n_lams: int, lam_ratio: float, holdout: float, steps: int,
-           search_steps: int, preview_every: int) -> SolverGen:
+def _drive(
+    problem: Problem,
+    core: Core,
+    lam_scale: Callable[[torch.Tensor], float],
+    *,
+    lam: float | None,
+    n_lams: int,
+    lam_ratio: float,
+    holdout: float,
+    steps: int,
+    search_steps: int,
+    preview_every: int,
+) -> SolverGen:
     """Choose ``lam`` by hold-out (unless given), then solve with it on all observed entries.
 
     ``core(weight, lams, steps, warm)`` is a generator of :class:`_Iterate` for the batch of
@@ -92,16 +114,21 @@ def _drive(problem: Problem, core: Core, lam_scale: Callable[[torch.Tensor], flo
     """
     y = problem.y
     observed, train, held = _holdout_masks(problem, holdout if lam is None else 0.0)
-    extra: dict[str, Any] = {"lam": lam, "lam_grid": None, "heldout_misfit": None,
-                             "heldout_entries": 0}
+    extra: dict[str, Any] = {
+        "lam": lam,
+        "lam_grid": None,
+        "heldout_misfit": None,
+        "heldout_entries": 0,
+    }
     step, warm = 0, None
     # the weights are solved together in one batch, or one at a time when a batch of them would
     # not fit (a 64x512x512 stack: 17 GB for 4 weights at once, 4 GB one at a time) or would be
     # slower (multi-coil k-space: 8 coils of 256x256 took 92 ms per weight in a batch of 8 and
     # 21 ms alone, as the batch leaves the CPU's caches)
     entries = math.prod(problem.A.measurement_shape)
-    batched = problem.A.size <= SEARCH_BATCH_VOXELS and entries <= max(problem.A.size,
-                                                                       SEARCH_BATCH_MEASUREMENTS)
+    batched = problem.A.size <= SEARCH_BATCH_VOXELS and entries <= max(
+        problem.A.size, SEARCH_BATCH_MEASUREMENTS
+    )
     chunk = n_lams if batched else 1
     n_chunks = -(-n_lams // chunk)
     total = steps if lam is not None else n_chunks * search_steps + steps
@@ -115,14 +142,18 @@ def _drive(problem: Problem, core: Core, lam_scale: Callable[[torch.Tensor], flo
         cancelled, misfits, iterations = False, [], 0
         kept = None  # (held-out misfit, index, x, warm) of the best weight so far
         for first in range(0, n_lams, chunk):
-            part, last = lams[first:first + chunk], None
+            part, last = lams[first : first + chunk], None
             for last in core(train, part, search_steps, None):
                 heldout = _weighted_misfit(last.Ax, y, held) / n_held
                 best = int(torch.argmin(heldout))
                 step += 1
                 show = step % preview_every == 0 or last.done
-                keep_going = yield Update(step, total, float(last.objective[best]),
-                                          problem.to_numpy(last.x[best]) if show else None)
+                keep_going = yield Update(
+                    step,
+                    total,
+                    float(last.objective[best]),
+                    problem.to_numpy(last.x[best]) if show else None,
+                )
                 if keep_going is False:
                     cancelled = True
                     break
@@ -132,16 +163,25 @@ def _drive(problem: Problem, core: Core, lam_scale: Callable[[torch.Tensor], flo
             iterations = max(iterations, last.iteration)
             best = int(torch.argmin(heldout))
             if kept is None or misfits[first + best] < kept[0]:
-                kept = (misfits[first + best], first + best, last.x[best],
-                        {k: v[best:best + 1] for k, v in last.warm.items()})
+                kept = (
+                    misfits[first + best],
+                    first + best,
+                    last.x[best],
+                    {k: v[best : best + 1] for k, v in last.warm.items()},
+                )
             del last
             if cancelled:
                 break
         assert kept is not None
         lam = float(lams[kept[1]])
-        extra.update(lam=lam, lam_max=lam_max, lam_grid=[float(v) for v in lams.cpu()],
-                     heldout_misfit=misfits, heldout_entries=int(n_held),
-                     search_iterations=iterations)
+        extra.update(
+            lam=lam,
+            lam_max=lam_max,
+            lam_grid=[float(v) for v in lams.cpu()],
+            heldout_misfit=misfits,
+            heldout_entries=int(n_held),
+            search_iterations=iterations,
+        )
         if cancelled:
             extra.update(cancelled_at=step, iterations=0)
             return kept[2], extra
@@ -151,8 +191,9 @@ def _drive(problem: Problem, core: Core, lam_scale: Callable[[torch.Tensor], flo
     for last in core(observed, lam_t, steps, warm):
         step += 1
         show = step % preview_every == 0 or last.done
-        keep_going = yield Update(step, total, float(last.objective[0]),
-                                  problem.to_numpy(last.x[0]) if show else None)
+        keep_going = yield Update(
+            step, total, float(last.objective[0]), problem.to_numpy(last.x[0]) if show else None
+        )
         if keep_going is False:
             extra["cancelled_at"] = step
             break

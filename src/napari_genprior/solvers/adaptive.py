@@ -54,10 +54,14 @@ class _AdaptedPrior:
         self.G.eval()
         params, buffers = stack_module_state([self.G] * restarts)
         # the decoder's weights only: a VAE prior carries its encoder, which makes no images
-        self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()
-                       if not k.startswith("encoder.")}
-        self.buffers = {k: v.detach().clone() for k, v in buffers.items()
-                        if not k.startswith("encoder.")}
+        self.params = {
+            k: v.detach().clone().requires_grad_(True)
+            for k, v in params.items()
+            if not k.startswith("encoder.")
+        }
+        self.buffers = {
+            k: v.detach().clone() for k, v in buffers.items() if not k.startswith("encoder.")
+        }
 
         def one(p: dict, b: dict, z: torch.Tensor) -> torch.Tensor:
             return functional_call(self.G, (p, b), (z,))
@@ -76,8 +80,9 @@ class _AdaptedPrior:
         return m.from_patches(patches)
 
 
-def _pseudo_inverse(problem: Problem, r: torch.Tensor, weight: torch.Tensor,
-                    iterations: int = 30) -> torch.Tensor:
+def _pseudo_inverse(
+    problem: Problem, r: torch.Tensor, weight: torch.Tensor, iterations: int = 30
+) -> torch.Tensor:
     """The least-squares correction ``d = A^+ r`` on the entries in ``weight``: conjugate
     gradients on the normal equations ``A^T W A d = A^T W r`` in image space, from d = 0 (so the
     minimum-norm solution). In image space the system is consistent even when the measurement
@@ -108,11 +113,23 @@ def _pseudo_inverse(problem: Problem, r: torch.Tensor, weight: torch.Tensor,
     return d
 
 
-def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = None,
-             lr: float = 0.05, lr_weights: float = 1e-3, lam: float = 1e-3,
-             fit_gain: bool | None = None, init: Any = None, holdout: float = 0.05,
-             patience: int = 200, check_every: int = 10, warmup: int = 100,
-             back_project: bool = False, preview_every: int = 10) -> SolverGen:
+def solve_ia(
+    problem: Problem,
+    *,
+    steps: int = 1000,
+    search_steps: int | None = None,
+    lr: float = 0.05,
+    lr_weights: float = 1e-3,
+    lam: float = 1e-3,
+    fit_gain: bool | None = None,
+    init: Any = None,
+    holdout: float = 0.05,
+    patience: int = 200,
+    check_every: int = 10,
+    warmup: int = 100,
+    back_project: bool = False,
+    preview_every: int = 10,
+) -> SolverGen:
     """Image-adaptive reconstruction; see the module docstring.
 
     Parameters
@@ -160,8 +177,9 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
     if not isinstance(back_project, bool):
         raise TypeError(f"back_project must be True or False, got {back_project!r}.")
     if back_project and not problem.A.linear:
-        raise ValueError(f"back_project=True needs a linear operator; {problem.A.kind!r} is not "
-                         "linear.")
+        raise ValueError(
+            f"back_project=True needs a linear operator; {problem.A.kind!r} is not linear."
+        )
 
     G, R, dev = problem.prior, problem.restarts, problem.device
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
@@ -194,28 +212,45 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
         (fit.sum() + lam * z.square().sum()).backward()
         with torch.no_grad():  # (x and fit belong to the parameters before this step)
             better = torch.ones_like(fit, dtype=torch.bool) if best_fit is None else fit < best_fit
-            best_state = [torch.where(better.view(-1, *(1,) * (p.ndim - 1)), p, b)
-                          for p, b in zip([z] + extras, best_state)]
+            best_state = [
+                torch.where(better.view(-1, *(1,) * (p.ndim - 1)), p, b)
+                for p, b in zip([z] + extras, best_state)
+            ]
             best_fit, best_x = _keep_best(best_fit, best_x, fit, x.detach())
         opt.step()
-        preview = problem.to_numpy(best_x[int(torch.argmin(best_fit))]) \
-            if step % preview_every == 0 else None
+        preview = (
+            problem.to_numpy(best_x[int(torch.argmin(best_fit))])
+            if step % preview_every == 0
+            else None
+        )
         if (yield Update(step, steps, float(best_fit.min()), preview)) is False:
-            return _done(problem, best_x, score, notes,
-                         {"iterations": step, "search_steps": step, "adapt_steps": 0,
-                          "stopped_at": step, "cancelled_at": step})
+            return _done(
+                problem,
+                best_x,
+                score,
+                notes,
+                {
+                    "iterations": step,
+                    "search_steps": step,
+                    "adapt_steps": 0,
+                    "stopped_at": step,
+                    "cancelled_at": step,
+                },
+            )
     # -- stage 2: joint adaptation of z and a private copy of the weights ----------------------
     with torch.no_grad():
         for p, b in zip([z] + extras, best_state):
             p.copy_(b)
     adapted = _AdaptedPrior(G, R)
-    opt = torch.optim.Adam([{"params": [z] + extras, "lr": lr},
-                            {"params": adapted.parameters(), "lr": lr_weights}])
+    opt = torch.optim.Adam(
+        [{"params": [z] + extras, "lr": lr}, {"params": adapted.parameters(), "lr": lr_weights}]
+    )
     # the weights' step grows linearly over the first ``warmup`` adaptation steps: Adam's first
     # steps move every weight by about its learning rate at once, which would knock the image
     # off the search's result before the gradients have said in which direction to go
     ramp = torch.optim.lr_scheduler.LambdaLR(
-        opt, [lambda i: 1.0, lambda i: min(1.0, (i + 1) / warmup)])
+        opt, [lambda i: 1.0, lambda i: min(1.0, (i + 1) / warmup)]
+    )
     with torch.no_grad():
         x = to_image(adapted(z))
         best_val = score(x)
@@ -228,9 +263,11 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
         fit = _misfit(problem, x, train)
         total = fit.sum() + lam * z.square().sum()
         if not bool(torch.isfinite(total)):
-            notes.append(f"ia: the adaptation diverged at step {step} (the loss became NaN or "
-                         "infinite); the best iterate before it is returned. Use a smaller "
-                         "lr_weights.")
+            notes.append(
+                f"ia: the adaptation diverged at step {step} (the loss became NaN or "
+                "infinite); the best iterate before it is returned. Use a smaller "
+                "lr_weights."
+            )
             break
         total.backward()
         opt.step()
@@ -246,16 +283,23 @@ def solve_ia(problem: Problem, *, steps: int = 1000, search_steps: int | None = 
                 improved = bool((val < best_val).any())  # (NaN and inf never compare lower)
                 best_val, best_x = _keep_best(best_val, best_x, val, x)
                 since_best = 0 if improved else since_best + (1 if n_held == 0 else check_every)
-        preview = problem.to_numpy(best_x[int(torch.argmin(best_val))]) \
-            if step % preview_every == 0 or step == steps else None
+        preview = (
+            problem.to_numpy(best_x[int(torch.argmin(best_val))])
+            if step % preview_every == 0 or step == steps
+            else None
+        )
         if (yield Update(step, steps, float(fit.detach().min()), preview)) is False:
             cancelled = True
             break
         if n_held and since_best >= patience:
             break
     extra: dict[str, Any] = {
-        "iterations": step, "search_steps": search_steps, "adapt_steps": adapt_steps,
-        "stopped_at": step, "heldout_entries": n_held, "fit_gain": lat.fit_gain,
+        "iterations": step,
+        "search_steps": search_steps,
+        "adapt_steps": adapt_steps,
+        "stopped_at": step,
+        "heldout_entries": n_held,
+        "fit_gain": lat.fit_gain,
         "adaptation_gain": (float(search_val.min()) - float(best_val.min())),
     }
     if cancelled:

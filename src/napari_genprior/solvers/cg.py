@@ -24,8 +24,9 @@ from ..operators.base import check_float, check_int, real_inner
 from .common import Problem, SolverGen, Update, draw_holdout
 
 
-def _cgls(problem: Problem, weight: torch.Tensor, steps: int,
-          tol: float) -> Generator[tuple[torch.Tensor, torch.Tensor, float], None, None]:
+def _cgls(
+    problem: Problem, weight: torch.Tensor, steps: int, tol: float
+) -> Generator[tuple[torch.Tensor, torch.Tensor, float], None, None]:
     """Yield ``(x, Ax, misfit)`` after each CG iteration on ``A^H W A x = A^H W y``."""
     A, y = problem.A, problem.y
     x = torch.zeros((1, *problem.shape), dtype=problem.dtype, device=y.device)
@@ -53,9 +54,16 @@ def _cgls(problem: Problem, weight: torch.Tensor, steps: int,
         yield x, Ax, misfit
 
 
-def solve_cg(problem: Problem, *, steps: int = 200, preview_every: int = 10,
-             iterations: int | None = None, holdout: float = 0.1, patience: int = 20,
-             tol: float = 1e-6) -> SolverGen:
+def solve_cg(
+    problem: Problem,
+    *,
+    steps: int = 200,
+    preview_every: int = 10,
+    iterations: int | None = None,
+    holdout: float = 0.1,
+    patience: int = 20,
+    tol: float = 1e-6,
+) -> SolverGen:
     """Least squares (SENSE for multi-coil MRI) by conjugate gradients, stopped early.
 
     Parameters
@@ -112,8 +120,12 @@ def solve_cg(problem: Problem, *, steps: int = 200, preview_every: int = 10,
             else:
                 since += 1
             step += 1
-            reply = yield Update(step, 2 * steps, misfit,
-                                 problem.to_numpy(x[0]) if step % preview_every == 0 else None)
+            reply = yield Update(
+                step,
+                2 * steps,
+                misfit,
+                problem.to_numpy(x[0]) if step % preview_every == 0 else None,
+            )
             if reply is False:
                 extra.update(cancelled_at=step, iterations=k, heldout_misfit=curve)
                 return x[0], extra

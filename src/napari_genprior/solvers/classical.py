@@ -85,8 +85,9 @@ def _fista(problem: Problem, transform: DCT | Wavelet, lipschitz: float, tol: fl
     A, y = problem.A, problem.y
     shrink = None if transform.shrink is None else transform.shrink.to(torch.float32)
 
-    def core(weight: torch.Tensor, lams: torch.Tensor, steps: int,
-             warm: dict[str, torch.Tensor] | None) -> Generator[_Iterate, None, None]:
+    def core(
+        weight: torch.Tensor, lams: torch.Tensor, steps: int, warm: dict[str, torch.Tensor] | None
+    ) -> Generator[_Iterate, None, None]:
         batch = lams.numel()
         lam = lams.view(batch, *([1] * len(transform.coeff_shape)))
         threshold = lam / lipschitz if shrink is None else lam / lipschitz * shrink
@@ -101,7 +102,7 @@ def _fista(problem: Problem, transform: DCT | Wavelet, lipschitz: float, tol: fl
         t = torch.ones(batch, dtype=torch.float32, device=y.device)
         for k in range(1, steps + 1):
             t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
-            beta = ((t - 1) / t_next)
+            beta = (t - 1) / t_next
             z = c + beta.view_as(lam) * (c - c_prev)
             Az = Ax + beta.view(batch, *([1] * (Ax.ndim - 1))) * (Ax - Ax_prev)  # = A T^T z
             grad = transform.forward(A.adjoint(weight * (Az - y)))
@@ -113,8 +114,9 @@ def _fista(problem: Problem, transform: DCT | Wavelet, lipschitz: float, tol: fl
             t = torch.where(restart, torch.ones_like(t_next), t_next)
             change = _relative_change(x_new, x)
             c_prev, c, Ax_prev, Ax, x = c, c_new, Ax, Ax_new, x_new
-            objective = (0.5 * _weighted_misfit(Ax, y, weight)
-                         + lams * penalised(c).flatten(1).sum(1))
+            objective = 0.5 * _weighted_misfit(Ax, y, weight) + lams * penalised(c).flatten(1).sum(
+                1
+            )
             done = k == steps or bool(change.max() < tol)
             yield _Iterate(x, Ax, objective, k, done, {"c": c})
             if done:
@@ -126,24 +128,43 @@ def _fista(problem: Problem, transform: DCT | Wavelet, lipschitz: float, tol: fl
 def _lipschitz(problem: Problem) -> float:
     """``1.05 x`` the largest eigenvalue of ``A^T W A`` (W: the observed entries)."""
     A = problem.A
-    weight = (None if problem.observed is None
-              else problem.observed.to(device=problem.y.device, dtype=problem.y.real.dtype))
+    weight = (
+        None
+        if problem.observed is None
+        else problem.observed.to(device=problem.y.device, dtype=problem.y.real.dtype)
+    )
 
     def normal(v: torch.Tensor) -> torch.Tensor:
         Av = A(v)
         return A.adjoint(Av if weight is None else Av * weight)
 
-    L = SAFETY * largest_eigenvalue(normal, problem.shape, seed=problem.seed,
-                                    device=problem.device, iterations=POWER_ITERATIONS,
-                                    dtype=problem.dtype)
+    L = SAFETY * largest_eigenvalue(
+        normal,
+        problem.shape,
+        seed=problem.seed,
+        device=problem.device,
+        iterations=POWER_ITERATIONS,
+        dtype=problem.dtype,
+    )
     return L if L > 0 else 1.0
 
 
-def _lasso(problem: Problem, transform: DCT | Wavelet, *, steps: int, search_steps: int | None,
-           preview_every: int, tol: float, lam: float | None, n_lams: int, lam_ratio: float,
-           holdout: float) -> SolverGen:
-    steps, search_steps, lam = _check_options(steps, search_steps, preview_every, tol, lam,
-                                              n_lams, lam_ratio, holdout)
+def _lasso(
+    problem: Problem,
+    transform: DCT | Wavelet,
+    *,
+    steps: int,
+    search_steps: int | None,
+    preview_every: int,
+    tol: float,
+    lam: float | None,
+    n_lams: int,
+    lam_ratio: float,
+    holdout: float,
+) -> SolverGen:
+    steps, search_steps, lam = _check_options(
+        steps, search_steps, preview_every, tol, lam, n_lams, lam_ratio, holdout
+    )
     A, y = problem.A, problem.y
     core = _fista(problem, transform, _lipschitz(problem), tol)
 
@@ -153,14 +174,34 @@ def _lasso(problem: Problem, transform: DCT | Wavelet, *, steps: int, search_ste
             coeffs = coeffs[transform.shrink]
         return float(coeffs.abs().max())
 
-    return (yield from _drive(problem, core, lam_scale, lam=lam, n_lams=n_lams,
-                              lam_ratio=lam_ratio, holdout=holdout, steps=steps,
-                              search_steps=search_steps, preview_every=preview_every))
+    return (
+        yield from _drive(
+            problem,
+            core,
+            lam_scale,
+            lam=lam,
+            n_lams=n_lams,
+            lam_ratio=lam_ratio,
+            holdout=holdout,
+            steps=steps,
+            search_steps=search_steps,
+            preview_every=preview_every,
+        )
+    )
 
 
-def solve_lasso_dct(problem: Problem, *, steps: int = 300, search_steps: int | None = None,
-                    preview_every: int = 10, tol: float = 1e-5, lam: float | None = None,
-                    n_lams: int = 8, lam_ratio: float = 1e-4, holdout: float = 0.1) -> SolverGen:
+def solve_lasso_dct(
+    problem: Problem,
+    *,
+    steps: int = 300,
+    search_steps: int | None = None,
+    preview_every: int = 10,
+    tol: float = 1e-5,
+    lam: float | None = None,
+    n_lams: int = 8,
+    lam_ratio: float = 1e-4,
+    holdout: float = 0.1,
+) -> SolverGen:
     """L1 in the orthonormal 2D/3D DCT, by FISTA; ``lam`` chosen by held-out measurements.
 
     Parameters
@@ -200,16 +241,35 @@ def solve_lasso_dct(problem: Problem, *, steps: int = 300, search_steps: int | N
 
     See the module docstring for the problem solved and the rule choosing ``lam``.
     """
-    result = yield from _lasso(problem, DCT(problem.shape), steps=steps,
-                               search_steps=search_steps, preview_every=preview_every, tol=tol,
-                               lam=lam, n_lams=n_lams, lam_ratio=lam_ratio, holdout=holdout)
+    result = yield from _lasso(
+        problem,
+        DCT(problem.shape),
+        steps=steps,
+        search_steps=search_steps,
+        preview_every=preview_every,
+        tol=tol,
+        lam=lam,
+        n_lams=n_lams,
+        lam_ratio=lam_ratio,
+        holdout=holdout,
+    )
     return result
 
 
-def solve_lasso_wavelet(problem: Problem, *, steps: int = 300, search_steps: int | None = None,
-                        preview_every: int = 10, tol: float = 1e-5, lam: float | None = None,
-                        n_lams: int = 8, lam_ratio: float = 1e-4, holdout: float = 0.1,
-                        wavelet: str = "db4", levels: int = 3) -> SolverGen:
+def solve_lasso_wavelet(
+    problem: Problem,
+    *,
+    steps: int = 300,
+    search_steps: int | None = None,
+    preview_every: int = 10,
+    tol: float = 1e-5,
+    lam: float | None = None,
+    n_lams: int = 8,
+    lam_ratio: float = 1e-4,
+    holdout: float = 0.1,
+    wavelet: str = "db4",
+    levels: int = 3,
+) -> SolverGen:
     """L1 on Daubechies wavelet details, by FISTA; ``lam`` chosen by held-out measurements.
 
     Parameters
@@ -240,9 +300,17 @@ def solve_lasso_wavelet(problem: Problem, *, steps: int = 300, search_steps: int
     """
     check_int("levels", levels, 1)
     transform = Wavelet(problem.shape, wavelet, levels, device=problem.device)
-    x, extra = yield from _lasso(problem, transform, steps=steps, search_steps=search_steps,
-                                 preview_every=preview_every, tol=tol, lam=lam, n_lams=n_lams,
-                                 lam_ratio=lam_ratio, holdout=holdout)
-    extra.update(wavelet=transform.name, levels=transform.levels,
-                 orthogonal=transform.orthogonal)
+    x, extra = yield from _lasso(
+        problem,
+        transform,
+        steps=steps,
+        search_steps=search_steps,
+        preview_every=preview_every,
+        tol=tol,
+        lam=lam,
+        n_lams=n_lams,
+        lam_ratio=lam_ratio,
+        holdout=holdout,
+    )
+    extra.update(wavelet=transform.name, levels=transform.levels, orthogonal=transform.orthogonal)
     return x, extra

@@ -120,10 +120,16 @@ def draw_holdout(problem: Problem, fraction: float) -> tuple[torch.Tensor, torch
     ``fraction`` of the observed entries (of :attr:`Problem.holdout` where the operator names
     candidates), drawn with a generator seeded by ``problem.seed``."""
     y = problem.y
-    observed = (torch.ones(y.shape, dtype=torch.bool, device=y.device) if problem.observed is None
-                else problem.observed.to(device=y.device, dtype=torch.bool))
-    candidates = observed if problem.holdout is None else \
-        observed & problem.holdout.to(device=y.device, dtype=torch.bool)
+    observed = (
+        torch.ones(y.shape, dtype=torch.bool, device=y.device)
+        if problem.observed is None
+        else problem.observed.to(device=y.device, dtype=torch.bool)
+    )
+    candidates = (
+        observed
+        if problem.holdout is None
+        else observed & problem.holdout.to(device=y.device, dtype=torch.bool)
+    )
     held = torch.zeros_like(observed)
     if fraction > 0:
         idx = torch.nonzero(candidates.flatten().cpu()).flatten()
@@ -135,8 +141,9 @@ def draw_holdout(problem: Problem, fraction: float) -> tuple[torch.Tensor, torch
     return observed, held
 
 
-def split_holdout(problem: Problem, fraction: float,
-                  min_observed: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+def split_holdout(
+    problem: Problem, fraction: float, min_observed: int = 200
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(train, held)``: 0/1 masks (the measurement's real dtype) of the observed entries to
     fit and of a random ``fraction`` of them held out (:func:`draw_holdout`); nothing is held
     out when fewer than ``min_observed`` entries are observed."""

@@ -18,14 +18,25 @@ from ..priors import DIPNet, dip_depth
 from .common import Problem, SolverGen, Update, split_holdout
 
 
-def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels: int = 32,
-              input_channels: int = 32, holdout: float = 0.05, patience: int = 300,
-              check_every: int = 10, ema: float = 0.99, reg_noise: float = 1 / 30,
-              preview_every: int = 10) -> SolverGen:
+def solve_dip(
+    problem: Problem,
+    *,
+    steps: int = 2000,
+    lr: float = 0.01,
+    channels: int = 32,
+    input_channels: int = 32,
+    holdout: float = 0.05,
+    patience: int = 300,
+    check_every: int = 10,
+    ema: float = 0.99,
+    reg_noise: float = 1 / 30,
+    preview_every: int = 10,
+) -> SolverGen:
     """Fit a DIP network to the measurement; see the module docstring for the stopping rule."""
     if len(problem.shape) not in (2, 3):
-        raise ValueError(f"method 'dip' reconstructs 2D images and 3D stacks; got shape "
-                         f"{problem.shape}.")
+        raise ValueError(
+            f"method 'dip' reconstructs 2D images and 3D stacks; got shape {problem.shape}."
+        )
     # a stack (Z, Y, X): one 2D network whose Z output channels are the planes, fitted to the
     # whole stack at once (so a 3D blur that mixes the planes is undone jointly)
     planes = problem.shape[0] if len(problem.shape) == 3 else None
@@ -38,9 +49,11 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
     ema = check_float("ema", ema, low=0, high=0.9999)
     reg_noise = check_float("reg_noise", reg_noise, low=0)
     if min(problem.shape[-2:]) < 3:
-        raise ValueError(f"method 'dip' needs images of at least 3x3 pixels (its network works "
-                         f"on several scales); got shape {problem.shape}. Use 'adjoint', or 'tv' "
-                         "with an explicit lam=, for such small images.")
+        raise ValueError(
+            f"method 'dip' needs images of at least 3x3 pixels (its network works "
+            f"on several scales); got shape {problem.shape}. Use 'adjoint', or 'tv' "
+            "with an explicit lam=, for such small images."
+        )
     dev, y, A = problem.device, problem.y, problem.A
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
 
@@ -49,8 +62,12 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(problem.seed)
-        net = DIPNet(in_channels=input_channels, out_channels=planes or 1, channels=channels,
-                     depth=dip_depth(problem.shape)).to(dev)
+        net = DIPNet(
+            in_channels=input_channels,
+            out_channels=planes or 1,
+            channels=channels,
+            depth=dip_depth(problem.shape),
+        ).to(dev)
     z = (torch.rand((1, input_channels, *problem.shape[-2:]), generator=gen) * 0.1).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
 
@@ -86,6 +103,9 @@ def solve_dip(problem: Problem, *, steps: int = 2000, lr: float = 0.01, channels
         if n_held and since_best >= patience:
             stopped_at = step
             break
-    extra.update(stopped_at=stopped_at, heldout_entries=int(n_held),
-                 best_validation_misfit=best_val if n_held else None)
+    extra.update(
+        stopped_at=stopped_at,
+        heldout_entries=int(n_held),
+        best_validation_misfit=best_val if n_held else None,
+    )
     return (best_img if best_img is not None else avg), extra

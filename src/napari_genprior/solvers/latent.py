@@ -39,15 +39,19 @@ class _Latent:
         """Trainable per-restart gain and offset (starting at 1 and 0), or (None, None)."""
         if not self.fit_gain:
             return None, None
-        return (torch.ones(restarts, device=device, requires_grad=True),
-                torch.zeros(restarts, device=device, requires_grad=True))
+        return (
+            torch.ones(restarts, device=device, requires_grad=True),
+            torch.zeros(restarts, device=device, requires_grad=True),
+        )
 
-    def image(self, z: torch.Tensor, gain: torch.Tensor | None = None,
-              offset: torch.Tensor | None = None) -> torch.Tensor:
+    def image(
+        self, z: torch.Tensor, gain: torch.Tensor | None = None, offset: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.from_output(self.G(z), gain, offset)
 
-    def from_output(self, x: torch.Tensor, gain: torch.Tensor | None = None,
-                    offset: torch.Tensor | None = None) -> torch.Tensor:
+    def from_output(
+        self, x: torch.Tensor, gain: torch.Tensor | None = None, offset: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Generator outputs ``x`` (a batch) -> images in the problem's normalised units."""
         if gain is not None:
             # fitted intensity scale, directly in the problem's normalised units (where the
@@ -57,8 +61,7 @@ class _Latent:
         return (self.low + x * self.span) / self.scale
 
 
-def _misfit(problem: Problem, x: torch.Tensor,
-            weight: torch.Tensor | None = None) -> torch.Tensor:
+def _misfit(problem: Problem, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Per-restart measurement misfit ``||A x - y||^2`` (a ``(R,)`` tensor), over the entries
     that ``weight`` (0/1 over the measurement) keeps when given."""
     r = problem.A(x) - problem.y
@@ -69,15 +72,18 @@ def _misfit(problem: Problem, x: torch.Tensor,
     return r.square().flatten(1).sum(1)
 
 
-def _keep_best(best: torch.Tensor | None, best_x: torch.Tensor | None, value: torch.Tensor,
-               x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _keep_best(
+    best: torch.Tensor | None, best_x: torch.Tensor | None, value: torch.Tensor, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Each restart's lowest ``value`` so far and its image (``(R,)`` and ``(R, ...)``),
     updated with this step's; under ``no_grad``. ``torch.where``: no host sync, one op."""
     if best is None:
         return value.clone(), x.clone()
     better = value < best
-    return (torch.where(better, value, best),
-            torch.where(better.view(-1, *(1,) * (x.ndim - 1)), x, best_x))
+    return (
+        torch.where(better, value, best),
+        torch.where(better.view(-1, *(1,) * (x.ndim - 1)), x, best_x),
+    )
 
 
 def _init_latent(problem: Problem, k: int, init: Any, gen: torch.Generator) -> torch.Tensor:
@@ -109,8 +115,9 @@ def _encoder_start(problem: Problem, k: int, gen: torch.Generator) -> torch.Tens
     with torch.no_grad():
         back = problem.A.adjoint(problem.y).real * problem.scale
         if norm.get("per_image"):
-            lo, hi = torch.quantile(back.flatten().float(), torch.tensor([0.01, 0.998],
-                                                                       device=back.device))
+            lo, hi = torch.quantile(
+                back.flatten().float(), torch.tensor([0.01, 0.998], device=back.device)
+            )
             back = (back - lo) / (hi - lo).clamp_min(1e-12)
         else:
             back = (back - low) / span
@@ -123,19 +130,31 @@ def _encoder_start(problem: Problem, k: int, gen: torch.Generator) -> torch.Tens
 def _finish(problem: Problem, x: torch.Tensor, misfit: torch.Tensor, extra: dict[str, Any]):
     """Best restart, and the spread over restarts within 2x of the best misfit."""
     best = int(torch.argmin(misfit))
-    extra = {**extra, "best_restart": best,
-             "restart_misfits": [float(v) for v in misfit.detach().cpu()]}
+    extra = {
+        **extra,
+        "best_restart": best,
+        "restart_misfits": [float(v) for v in misfit.detach().cpu()],
+    }
     if problem.restarts > 1:
         good = misfit <= 2 * misfit[best] + 1e-12
         extra["spread_restarts"] = int(good.sum())
-        extra["spread"] = x[good].std(dim=0, unbiased=False) if int(good.sum()) > 1 \
-            else torch.zeros_like(x[best])
+        extra["spread"] = (
+            x[good].std(dim=0, unbiased=False) if int(good.sum()) > 1 else torch.zeros_like(x[best])
+        )
     return x[best].detach(), extra
 
 
-def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: float = 1e-3,
-               optimizer: str = "adam", fit_gain: bool | None = None, init: Any = None,
-               preview_every: int = 10) -> SolverGen:
+def solve_csgm(
+    problem: Problem,
+    *,
+    steps: int = 1000,
+    lr: float = 0.05,
+    lam: float = 1e-3,
+    optimizer: str = "adam",
+    fit_gain: bool | None = None,
+    init: Any = None,
+    preview_every: int = 10,
+) -> SolverGen:
     """CSGM (Bora, Jalal, Price, Dimakis 2017): min_z ||A(G(z)) - y||^2 + lam ||z||^2.
 
     Parameters
@@ -182,11 +201,13 @@ def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: fl
             total.backward()
             opt.step()
         else:
+
             def closure():
                 opt.zero_grad(set_to_none=True)
                 total, _, _ = objective()
                 total.backward()
                 return total
+
             opt.step(closure)
             with torch.no_grad():
                 _, misfit, x = objective()
@@ -205,8 +226,16 @@ def solve_csgm(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: fl
     return _finish(problem, best_x, best_misfit, extra)
 
 
-def solve_twist(problem: Problem, *, steps: int = 1000, twist: bool = True, init: Any = None,
-                step_size: float = 1.0, tol: float = 1e-10, preview_every: int = 10) -> SolverGen:
+def solve_twist(
+    problem: Problem,
+    *,
+    steps: int = 1000,
+    twist: bool = True,
+    init: Any = None,
+    step_size: float = 1.0,
+    tol: float = 1e-10,
+    preview_every: int = 10,
+) -> SolverGen:
     """Gradient descent on f(z) = 1/2 ||A G(z) - y||^2 with the twist (Huang, Heckel, Hand,
     Voroninski 2018): after every step, if f(-z) < f(z), jump to -z.
 
@@ -275,7 +304,7 @@ def solve_twist(problem: Problem, *, steps: int = 1000, twist: bool = True, init
         preview = None
         if step % preview_every == 0 or step == steps:  # (argmin syncs: only for previews)
             best = int(torch.argmin(fz))
-            preview = problem.to_numpy(lat.image(z[best:best + 1])[0])
+            preview = problem.to_numpy(lat.image(z[best : best + 1])[0])
         if (yield Update(step, steps, float(2 * fz.min()), preview)) is False:
             break
         if bool((moved < tol).all()):  # every restart has stopped moving
@@ -283,14 +312,26 @@ def solve_twist(problem: Problem, *, steps: int = 1000, twist: bool = True, init
     with torch.no_grad():
         x = lat.image(z)
         misfit = _misfit(problem, x)
-    extra = {"iterations": step, "twist": twist, "flips": flips,
-             "latent": z[int(torch.argmin(misfit))].tolist()}
+    extra = {
+        "iterations": step,
+        "twist": twist,
+        "flips": flips,
+        "latent": z[int(torch.argmin(misfit))].tolist(),
+    }
     return _finish(problem, x, misfit, extra)
 
 
-def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, lam: float = 1e-3,
-                     l1: float | None = None, basis: str = "pixel", fit_gain: bool | None = None,
-                     preview_every: int = 10) -> SolverGen:
+def solve_sparse_gen(
+    problem: Problem,
+    *,
+    steps: int = 1000,
+    lr: float = 0.05,
+    lam: float = 1e-3,
+    l1: float | None = None,
+    basis: str = "pixel",
+    fit_gain: bool | None = None,
+    preview_every: int = 10,
+) -> SolverGen:
     """Sparse-Gen (Dhar, Grover, Ermon 2018): x = G(z) + nu, min ||A x - y||^2 + lam ||z||^2 +
     l1 ||B nu||_1, for images just outside the generator's range.
 
@@ -307,8 +348,13 @@ def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, l
     lam = check_float("lam", lam, low=0)
     if l1 is not None:
         l1 = check_float("l1", l1, low=0)
-    transform = DCT(problem.shape) if basis == "dct" else \
-        Wavelet(problem.shape, device=problem.device) if basis == "wavelet" else None
+    transform = (
+        DCT(problem.shape)
+        if basis == "dct"
+        else Wavelet(problem.shape, device=problem.device)
+        if basis == "wavelet"
+        else None
+    )
     fwd_basis = transform.forward if transform else (lambda v: v)
     inv_basis = transform.inverse if transform else (lambda c: c)
     shrink = getattr(transform, "shrink", None)  # wavelets: the coarsest level is not penalised
@@ -316,12 +362,21 @@ def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, l
     A, y, R = problem.A, problem.y, problem.restarts
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
     with torch.no_grad():
-        L = largest_eigenvalue(lambda v: A.adjoint(A(v)), A.shape, seed=problem.seed,
-                               device=problem.device) * 1.05 + 1e-12
+        L = (
+            largest_eigenvalue(
+                lambda v: A.adjoint(A(v)), A.shape, seed=problem.seed, device=problem.device
+            )
+            * 1.05
+            + 1e-12
+        )
         if l1 is None:
             l1 = 0.1 * float(fwd_basis(A.adjoint(y)).abs().median())
     lat = _Latent(problem, fit_gain)
-    z = torch.randn((R, problem.prior.latent_dim), generator=gen).to(problem.device).requires_grad_(True)
+    z = (
+        torch.randn((R, problem.prior.latent_dim), generator=gen)
+        .to(problem.device)
+        .requires_grad_(True)
+    )
     gain, offset = lat.gain_params(R, problem.device)
     params = [z] + ([gain, offset] if gain is not None else [])
     opt = torch.optim.Adam(params, lr=lr)
@@ -343,8 +398,11 @@ def solve_sparse_gen(problem: Problem, *, steps: int = 1000, lr: float = 0.05, l
             misfit = _misfit(problem, x)
             obj = misfit + l1 * fwd_basis(nu).abs().flatten(1).sum(1)
             best_obj, best_x = _keep_best(best_obj, best_x, obj, x)
-        preview = problem.to_numpy(best_x[int(torch.argmin(best_obj))]) \
-            if step % preview_every == 0 or step == steps else None
+        preview = (
+            problem.to_numpy(best_x[int(torch.argmin(best_obj))])
+            if step % preview_every == 0 or step == steps
+            else None
+        )
         if (yield Update(step, steps, float(best_obj.min()), preview)) is False:
             break
     extra = {"iterations": step, "l1": float(l1), "basis": basis, "fit_gain": lat.fit_gain}

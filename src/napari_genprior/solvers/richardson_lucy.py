@@ -22,13 +22,21 @@ from .common import Problem, SolverGen, Update, split_holdout
 NONNEGATIVE_KINDS = ("blur", "downsample", "inpaint", "denoise")
 
 
-def solve_richardson_lucy(problem: Problem, *, steps: int = 1000, holdout: float = 0.05,
-                          patience: int = 50, preview_every: int = 10) -> SolverGen:
+def solve_richardson_lucy(
+    problem: Problem,
+    *,
+    steps: int = 1000,
+    holdout: float = 0.05,
+    patience: int = 50,
+    preview_every: int = 10,
+) -> SolverGen:
     """Richardson-Lucy iterations with held-out stopping; see the module docstring."""
     A = problem.A
     if A.kind not in NONNEGATIVE_KINDS or A.complex_measurements:
-        raise ValueError(f"method 'richardson-lucy' needs a non-negative operator "
-                         f"({', '.join(NONNEGATIVE_KINDS)}); {A.kind!r} is not one.")
+        raise ValueError(
+            f"method 'richardson-lucy' needs a non-negative operator "
+            f"({', '.join(NONNEGATIVE_KINDS)}); {A.kind!r} is not one."
+        )
     steps = check_int("steps", steps, 1)
     holdout = check_float("holdout", holdout, low=0, high=0.5)
     patience = check_int("patience", patience, 1)
@@ -42,8 +50,12 @@ def solve_richardson_lucy(problem: Problem, *, steps: int = 1000, holdout: float
         seen = norm > floor
         norm = norm.clamp_min(floor)
         eps = 1e-6 * max(float(y.max()), 1e-12)
-        x = torch.full((1, *A.shape), float((y * train).sum() / max(n_train, 1.0)),
-                       device=y.device, dtype=y.dtype).clamp_min(eps)
+        x = torch.full(
+            (1, *A.shape),
+            float((y * train).sum() / max(n_train, 1.0)),
+            device=y.device,
+            dtype=y.dtype,
+        ).clamp_min(eps)
     best_x, best_val, best_step, stopped_at = x[0].clone(), float("inf"), 0, steps
     extra: dict[str, Any] = {}
     for step in range(1, steps + 1):
@@ -68,6 +80,10 @@ def solve_richardson_lucy(problem: Problem, *, steps: int = 1000, holdout: float
         if n_held and step - 1 - best_step >= patience:
             stopped_at = step
             break
-    extra.update(iterations=best_step, stopped_at=stopped_at, heldout_entries=int(n_held),
-                 best_validation_misfit=best_val if n_held else None)
+    extra.update(
+        iterations=best_step,
+        stopped_at=stopped_at,
+        heldout_entries=int(n_held),
+        best_validation_misfit=best_val if n_held else None,
+    )
     return best_x, extra

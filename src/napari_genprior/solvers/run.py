@@ -18,8 +18,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is running out of memory (CUDA, MPS, or the CPU allocator)."""
     oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
     text = str(exc).lower()
-    return isinstance(exc, (oom, MemoryError)) or (isinstance(exc, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text))  # CUDA/MPS; CPU allocator
+    return isinstance(exc, (oom, MemoryError)) or (
+        isinstance(exc, RuntimeError)
+        and ("out of memory" in text or "can't allocate memory" in text)
+    )  # CUDA/MPS; CPU allocator
 
 
 def make_problem(y, A, dev, seed, prior, restarts) -> Problem:
@@ -28,23 +30,29 @@ def make_problem(y, A, dev, seed, prior, restarts) -> Problem:
     if candidates is observed:
         candidates = None
     op = A.copy().to(dev)
-    y_t = torch.as_tensor(y, dtype=torch.complex64 if A.complex_measurements else torch.float32,
-                          device=dev)
+    y_t = torch.as_tensor(
+        y, dtype=torch.complex64 if A.complex_measurements else torch.float32, device=dev
+    )
     scale = op.estimate_scale(y_t)
     G = None
     if prior is not None:
         G = copy.deepcopy(prior).to(dev).eval().requires_grad_(False)
     return Problem(
-        prior=G, restarts=restarts,
+        prior=G,
+        restarts=restarts,
         y=y_t / scale,
-        A=op, scale=scale, device=dev, seed=seed,
+        A=op,
+        scale=scale,
+        device=dev,
+        seed=seed,
         observed=None if observed is None else torch.as_tensor(observed, device=dev),
         holdout=None if candidates is None else torch.as_tensor(candidates, device=dev),
     )
 
 
-def run_method(y, A, m, dev, seed, options, prior=None, restarts=1,
-         prior_info=None) -> Generator[Update, bool | None, Reconstruction]:
+def run_method(
+    y, A, m, dev, seed, options, prior=None, restarts=1, prior_info=None
+) -> Generator[Update, bool | None, Reconstruction]:
     """Run method ``m`` on ``y``, ``A`` (checked by the caller) as a generator of updates
     that returns the :class:`Reconstruction`.
 
@@ -77,31 +85,48 @@ def run_method(y, A, m, dev, seed, options, prior=None, restarts=1,
             chunk = getattr(prior, "max_batch", None)
             if chunk is not None and chunk > 16:
                 prior.max_batch = max(16, chunk // 4)
-                notes.append(f"out of memory on {dev} with {chunk} patches at a time; started "
-                             f"again with {prior.max_batch}.")
+                notes.append(
+                    f"out of memory on {dev} with {chunk} patches at a time; started "
+                    f"again with {prior.max_batch}."
+                )
             elif dev.type != "cpu":
                 notes.append(f"out of memory on {dev}; started again on the CPU.")
                 dev = torch.device("cpu")
             else:
-                raise MemoryError("the reconstruction does not fit in memory even on the CPU "
-                                  "in the smallest chunks; use a smaller image or fewer "
-                                  "restarts.") from exc
+                raise MemoryError(
+                    "the reconstruction does not fit in memory even on the CPU "
+                    "in the smallest chunks; use a smaller image or fewer "
+                    "restarts."
+                ) from exc
             history.clear()
     seconds = time.perf_counter() - t0
     if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"method {m.name!r} diverged: its result has NaN or infinite values. "
-                         "Use a smaller step (lr= or step_size=) or the method's defaults.")
+        raise ValueError(
+            f"method {m.name!r} diverged: its result has NaN or infinite values. "
+            "Use a smaller step (lr= or step_size=) or the method's defaults."
+        )
     spread = extra.pop("spread", None)
     notes = list(extra.pop("notes", [])) + notes
     params = {
-        "method": m.name, "operator": A.spec(), "seed": seed, "device": str(dev),
-        "restarts": restarts, "prior": prior_info,
+        "method": m.name,
+        "operator": A.spec(),
+        "seed": seed,
+        "device": str(dev),
+        "restarts": restarts,
+        "prior": prior_info,
         "options": {k: v for k, v in options.items() if k != "preview_every"},
-        "scale": problem.scale, "version": __version__, **extra,
+        "scale": problem.scale,
+        "version": __version__,
+        **extra,
     }
     if notes:
         params["notes"] = notes
-    return Reconstruction(image=problem.to_numpy(x),
-                          spread=None if spread is None else problem.to_numpy(spread),
-                          history=history,
-                          seconds=seconds, method=m.name, params=params, cancelled=cancelled)
+    return Reconstruction(
+        image=problem.to_numpy(x),
+        spread=None if spread is None else problem.to_numpy(spread),
+        history=history,
+        seconds=seconds,
+        method=m.name,
+        params=params,
+        cancelled=cancelled,
+    )

@@ -43,8 +43,9 @@ def _chambolle_pock(problem: Problem, norm: float, tol: float) -> Core:
     A, y = problem.A, problem.y
     ndim = len(problem.shape)
 
-    def core(weight: torch.Tensor, lams: torch.Tensor, steps: int,
-             warm: dict[str, torch.Tensor] | None) -> Generator[_Iterate, None, None]:
+    def core(
+        weight: torch.Tensor, lams: torch.Tensor, steps: int, warm: dict[str, torch.Tensor] | None
+    ) -> Generator[_Iterate, None, None]:
         batch = lams.numel()
         lam = lams.view(batch, 1, *([1] * ndim))
         if warm is None:
@@ -74,30 +75,40 @@ def _chambolle_pock(problem: Problem, norm: float, tol: float) -> Core:
             KTy_new = A.adjoint(p_new) - divergence(q_new, ndim)
             # primal and dual residuals; a larger primal one asks for a longer primal step
             res_p = ((x - x_new) / tau.view(img) - (KTy - KTy_new)).flatten(1).norm(dim=1)
-            res_d = (((p - p_new) / sigma.view(meas) - (Ax - Ax_new)).abs().pow(2).flatten(1).sum(1)
-                     + ((q - q_new) / sigma.view(grd) - (g - g_new)).abs().pow(2).flatten(1).sum(1)
-                     ).sqrt()
+            res_d = (
+                ((p - p_new) / sigma.view(meas) - (Ax - Ax_new)).abs().pow(2).flatten(1).sum(1)
+                + ((q - q_new) / sigma.view(grd) - (g - g_new)).abs().pow(2).flatten(1).sum(1)
+            ).sqrt()
             up = res_p > ADAPT_SCALE * ADAPT_RATIO * res_d
             down = res_p * ADAPT_RATIO < ADAPT_SCALE * res_d
-            factor = torch.where(up, 1 / (1 - alpha), torch.where(down, 1 - alpha,
-                                                                  torch.ones_like(alpha)))
+            factor = torch.where(
+                up, 1 / (1 - alpha), torch.where(down, 1 - alpha, torch.ones_like(alpha))
+            )
             tau = tau * factor
             alpha = torch.where(up | down, alpha * ADAPT_DECAY, alpha)
             change = _relative_change(x_new, x)
             x, Ax, g, p, q, KTy = x_new, Ax_new, g_new, p_new, q_new, KTy_new
             objective = 0.5 * _weighted_misfit(Ax, y, weight) + lams * total_variation(g)
             done = k == steps or bool(change.max() < tol)
-            yield _Iterate(x, Ax, objective, k, done, {"x": x, "q": q, "tau": tau,
-                                                        "alpha": alpha})
+            yield _Iterate(x, Ax, objective, k, done, {"x": x, "q": q, "tau": tau, "alpha": alpha})
             if done:
                 return
 
     return core
 
 
-def solve_tv(problem: Problem, *, steps: int = 300, search_steps: int | None = None,
-             preview_every: int = 10, tol: float = 1e-5, lam: float | None = None,
-             n_lams: int = 8, lam_ratio: float = 1e-4, holdout: float = 0.1) -> SolverGen:
+def solve_tv(
+    problem: Problem,
+    *,
+    steps: int = 300,
+    search_steps: int | None = None,
+    preview_every: int = 10,
+    tol: float = 1e-5,
+    lam: float | None = None,
+    n_lams: int = 8,
+    lam_ratio: float = 1e-4,
+    holdout: float = 0.1,
+) -> SolverGen:
     """Isotropic total variation (2D or 3D), by Chambolle-Pock; ``lam`` by held-out measurements.
 
     Parameters
@@ -121,27 +132,46 @@ def solve_tv(problem: Problem, *, steps: int = 300, search_steps: int | None = N
 
     See the module docstring for the problem solved and the rule choosing ``lam``.
     """
-    steps, search_steps, lam = _check_options(steps, search_steps, preview_every, tol, lam,
-                                              n_lams, lam_ratio, holdout)
+    steps, search_steps, lam = _check_options(
+        steps, search_steps, preview_every, tol, lam, n_lams, lam_ratio, holdout
+    )
     A, y = problem.A, problem.y
     ndim = len(problem.shape)
-    weight = (None if problem.observed is None
-              else problem.observed.to(device=y.device, dtype=y.real.dtype))
+    weight = (
+        None
+        if problem.observed is None
+        else problem.observed.to(device=y.device, dtype=y.real.dtype)
+    )
 
     def normal(v: torch.Tensor) -> torch.Tensor:  # K^T K = A^T W A + grad^T grad
         Av = A(v)
-        return (A.adjoint(Av if weight is None else Av * weight)
-                - divergence(gradient(v, ndim), ndim))
+        return A.adjoint(Av if weight is None else Av * weight) - divergence(
+            gradient(v, ndim), ndim
+        )
 
-    norm_sq = SAFETY * largest_eigenvalue(normal, problem.shape, seed=problem.seed,
-                                          device=problem.device, iterations=POWER_ITERATIONS,
-                                          dtype=problem.dtype)
+    norm_sq = SAFETY * largest_eigenvalue(
+        normal,
+        problem.shape,
+        seed=problem.seed,
+        device=problem.device,
+        iterations=POWER_ITERATIONS,
+        dtype=problem.dtype,
+    )
     core = _chambolle_pock(problem, math.sqrt(norm_sq), tol)
 
     def lam_scale(w: torch.Tensor) -> float:
         return float(A.adjoint(w * y).abs().max())
 
-    result = yield from _drive(problem, core, lam_scale, lam=lam, n_lams=n_lams,
-                               lam_ratio=lam_ratio, holdout=holdout, steps=steps,
-                               search_steps=search_steps, preview_every=preview_every)
+    result = yield from _drive(
+        problem,
+        core,
+        lam_scale,
+        lam=lam,
+        n_lams=n_lams,
+        lam_ratio=lam_ratio,
+        holdout=holdout,
+        steps=steps,
+        search_steps=search_steps,
+        preview_every=preview_every,
+    )
     return result

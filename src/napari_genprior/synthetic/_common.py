@@ -46,8 +46,9 @@ def _resample(x: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return rows[:, :, c0] * (1 - tx) + rows[:, :, c1] * tx
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int],
-                  sigma: float) -> np.ndarray:
+def _smooth_noise(
+    rng: np.random.Generator, shape: tuple[int, int, int], sigma: float
+) -> np.ndarray:
     """(C, H, W) smooth Gaussian noise: white noise blurred by ``sigma`` px, scaled to unit std.
 
     Blurred periodically in the Fourier domain; fields smoother than ~3 px are made on a
@@ -59,15 +60,14 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int],
     noise = rng.standard_normal((c, hs, ws), dtype=np.float32)
     fy = np.fft.fftfreq(hs).astype(np.float32)[:, None]
     fx = np.fft.rfftfreq(ws).astype(np.float32)[None, :]
-    transfer = np.exp(np.float32(-2.0 * np.pi ** 2 * (sigma / f) ** 2) * (fy * fy + fx * fx))
+    transfer = np.exp(np.float32(-2.0 * np.pi**2 * (sigma / f) ** 2) * (fy * fy + fx * fx))
     field = np.fft.irfft2(np.fft.rfft2(noise) * transfer, s=(hs, ws)).astype(np.float32)
     if f > 1:
         field = _resample(field, np.arange(h) / f + 1.0, np.arange(w) / f + 1.0)
     return field / np.float32(max(float(field.std()), 1e-12))
 
 
-def _crops(rng: np.random.Generator, bank: np.ndarray, count: int, h: int, w: int
-           ) -> np.ndarray:
+def _crops(rng: np.random.Generator, bank: np.ndarray, count: int, h: int, w: int) -> np.ndarray:
     """``count`` random (h, w) crops of a (K, T, T) bank of noise tiles, randomly flipped."""
     k = rng.integers(0, bank.shape[0], count)
     oy = rng.integers(0, bank.shape[1] - h + 1, count)

@@ -10,10 +10,17 @@ from ._common import _blur, _check_n, _check_shape, _resample, _smooth_noise
 _REF_AREA = 64 * 64  # densities are "per 64x64 patch"
 
 
-def _place_nuclei(rng: np.random.Generator, counts: np.ndarray, radius: np.ndarray,
-                  shape: tuple[int, int], margin: float, clustered: np.ndarray,
-                  spread: np.ndarray, overlap: np.ndarray, tries: int = 8
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _place_nuclei(
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    radius: np.ndarray,
+    shape: tuple[int, int],
+    margin: float,
+    clustered: np.ndarray,
+    spread: np.ndarray,
+    overlap: np.ndarray,
+    tries: int = 8,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centres (C, K) for ``counts[i]`` nuclei of image i, by rejection of heavy overlaps.
 
     Nucleus j of every image is placed at once (vectorised over images); a candidate is kept if
@@ -47,7 +54,7 @@ def _place_nuclei(rng: np.random.Generator, counts: np.ndarray, radius: np.ndarr
         ok = (py > -margin) & (py < h + margin) & (px > -margin) & (px < w + margin)
         if j > 0:
             d = np.hypot(py[:, :, None] - cy[idx, None, :j], px[:, :, None] - cx[idx, None, :j])
-            need = overlap[idx, None, None] * (radius[idx, None, j:j + 1] + radius[idx, None, :j])
+            need = overlap[idx, None, None] * (radius[idx, None, j : j + 1] + radius[idx, None, :j])
             clash = (d < need) & valid[idx, None, :j]
             ok &= ~clash.any(axis=2)
         first = np.argmax(ok, axis=1)
@@ -62,35 +69,44 @@ _TILE = 96  # texture tiles (chromatin) are cut from a bank of smooth-noise tile
 
 def _texture_bank(rng: np.random.Generator, count: int) -> np.ndarray:
     """(2, count, _TILE, _TILE): coarse (sigma 2.5 px) and fine (sigma 0.9 px) unit-std noise."""
-    return np.stack([_smooth_noise(rng, (count, _TILE, _TILE), 2.5),
-                     _smooth_noise(rng, (count, _TILE, _TILE), 0.9)])
+    return np.stack(
+        [
+            _smooth_noise(rng, (count, _TILE, _TILE), 2.5),
+            _smooth_noise(rng, (count, _TILE, _TILE), 0.9),
+        ]
+    )
 
 
-def _nuclei_chunk(rng: np.random.Generator, C: int, shape: tuple[int, int],
-                  density: float | None, bank: np.ndarray) -> np.ndarray:
+def _nuclei_chunk(
+    rng: np.random.Generator,
+    C: int,
+    shape: tuple[int, int],
+    density: float | None,
+    bank: np.ndarray,
+) -> np.ndarray:
     """C clean nuclei images in raw units (a typical nucleus ~0.6-1, background ~0.05)."""
     f32 = np.float32
     h, w = shape
     area_scale = (h * w) / _REF_AREA
     # ---- per-image style --------------------------------------------------------------------
     if density is None:
-        lam = rng.uniform(0.0, 1.0, C) ** 0.8 * 8.0          # nuclei per 64x64, 0..8
-        lam = np.where(rng.random(C) < 0.04, 0.0, lam)        # some empty fields
+        lam = rng.uniform(0.0, 1.0, C) ** 0.8 * 8.0  # nuclei per 64x64, 0..8
+        lam = np.where(rng.random(C) < 0.04, 0.0, lam)  # some empty fields
     else:
         lam = np.full(C, float(density))
-    margin = 6.0                                              # centres up to 6 px outside
+    margin = 6.0  # centres up to 6 px outside
     ext = ((h + 2 * margin) * (w + 2 * margin)) / (h * w)
     counts = rng.poisson(lam * area_scale * ext)
     K = max(int(counts.max(initial=0)), 1)
-    mean_r = rng.uniform(5.0, 10.0, C)                        # cell type: small or large nuclei
+    mean_r = rng.uniform(5.0, 10.0, C)  # cell type: small or large nuclei
     r_spread = rng.uniform(0.08, 0.22, C)
-    elong = rng.uniform(0.05, 0.35, C)                        # how elongated the nuclei are
-    bright_sd = rng.uniform(0.08, 0.4, C)                     # bright and dim nuclei
+    elong = rng.uniform(0.05, 0.35, C)  # how elongated the nuclei are
+    bright_sd = rng.uniform(0.08, 0.4, C)  # bright and dim nuclei
     gain = rng.uniform(0.55, 1.0, C)
     clustered = rng.random(C) < 0.4
     spread = rng.uniform(8.0, 22.0, C)
     overlap = rng.uniform(0.72, 0.95, C)
-    edge_w = rng.uniform(0.35, 1.0, C).astype(f32)           # soft edge width (px)
+    edge_w = rng.uniform(0.35, 1.0, C).astype(f32)  # soft edge width (px)
 
     radius = mean_r[:, None] * np.exp(r_spread[:, None] * rng.standard_normal((C, K)))
     # largest first, in every image: windows shrink slot by slot, and big ones are placed first
@@ -98,7 +114,7 @@ def _nuclei_chunk(rng: np.random.Generator, C: int, shape: tuple[int, int],
     cy, cx, valid = _place_nuclei(rng, counts, radius, shape, margin, clustered, spread, overlap)
 
     q = np.clip(1.0 + np.abs(elong[:, None] * rng.standard_normal((C, K))), 1.0, 1.9)
-    a = (radius * np.sqrt(q)).astype(f32)                     # semi-axes
+    a = (radius * np.sqrt(q)).astype(f32)  # semi-axes
     b = (radius / np.sqrt(q)).astype(f32)
     theta = rng.uniform(0, np.pi, (C, K))
     bright = gain[:, None] * np.exp(bright_sd[:, None] * rng.standard_normal((C, K)))
@@ -107,17 +123,23 @@ def _nuclei_chunk(rng: np.random.Generator, C: int, shape: tuple[int, int],
     a = np.where(condensed, a * f32(0.55), a)
     b = np.where(condensed, b * f32(0.55), b)
     bright = np.where(condensed, bright * 1.5, bright).astype(f32)
-    e3 = rng.uniform(0.0, 0.06, (C, K)).astype(f32)          # outline irregularity (mode 3)
+    e3 = rng.uniform(0.0, 0.06, (C, K)).astype(f32)  # outline irregularity (mode 3)
     p3 = rng.uniform(0, 2 * np.pi, (C, K))
-    dome = rng.uniform(-0.1, 0.35, (C, K)).astype(f32)       # rim-bright, flat or domed
-    tex_c = rng.uniform(0.03, 0.18, (C, K)).astype(f32)      # chromatin texture amplitudes
+    dome = rng.uniform(-0.1, 0.35, (C, K)).astype(f32)  # rim-bright, flat or domed
+    tex_c = rng.uniform(0.03, 0.18, (C, K)).astype(f32)  # chromatin texture amplitudes
     tex_f = rng.uniform(0.02, 0.12, (C, K)).astype(f32)
     tile = rng.integers(0, bank.shape[1], (C, K))
     # spots: bright chromocentres (positive) or dark nucleoli (negative)
     S = 3
     spot_on = rng.random((C, K, S)) < 0.3
-    spot_amp = (np.where(rng.random((C, K, S)) < 0.7, rng.uniform(0.15, 0.6, (C, K, S)),
-                         -rng.uniform(0.1, 0.35, (C, K, S))) * spot_on).astype(f32)
+    spot_amp = (
+        np.where(
+            rng.random((C, K, S)) < 0.7,
+            rng.uniform(0.15, 0.6, (C, K, S)),
+            -rng.uniform(0.1, 0.35, (C, K, S)),
+        )
+        * spot_on
+    ).astype(f32)
     spot_sig = rng.uniform(0.7, 1.8, (C, K, S)).astype(f32)
     spot_rho = np.sqrt(rng.uniform(0, 0.45, (C, K, S)))
     spot_ang = rng.uniform(0, 2 * np.pi, (C, K, S))
@@ -125,7 +147,7 @@ def _nuclei_chunk(rng: np.random.Generator, C: int, shape: tuple[int, int],
     spot_v = (spot_rho * np.sin(spot_ang) * b[:, :, None]).astype(f32)
 
     # ---- render nucleus j of all images at once --------------------------------------------
-    reach = np.ceil(a * 1.1 + 3.0).astype(int)               # window half-size per nucleus
+    reach = np.ceil(a * 1.1 + 3.0).astype(int)  # window half-size per nucleus
     P = int(reach.max(initial=4)) + int(np.ceil(margin)) + 1
     canvas = np.zeros((C, h + 2 * P, w + 2 * P), f32)
     for j in range(K):
@@ -137,8 +159,8 @@ def _nuclei_chunk(rng: np.random.Generator, C: int, shape: tuple[int, int],
         col = (slice(None), None, None)
         cyj, cxj = cy[idx, j], cx[idx, j]
         iy, ix = np.floor(cyj).astype(int), np.floor(cxj).astype(int)
-        y = off[None, :, None] - (cyj - iy).astype(f32)[col]   # (m, L, 1)
-        x = off[None, None, :] - (cxj - ix).astype(f32)[col]   # (m, 1, L)
+        y = off[None, :, None] - (cyj - iy).astype(f32)[col]  # (m, L, 1)
+        x = off[None, None, :] - (cxj - ix).astype(f32)[col]  # (m, 1, L)
         ct = np.cos(theta[idx, j]).astype(f32)[col]
         st = np.sin(theta[idx, j]).astype(f32)[col]
         u = x * ct + y * st
@@ -150,8 +172,9 @@ def _nuclei_chunk(rng: np.random.Generator, C: int, shape: tuple[int, int],
         c1, s1 = u / rr, v / rr
         c3, s3 = c1 * (4 * c1 * c1 - 3), s1 * (3 - 4 * s1 * s1)
         ph = p3[idx, j]
-        rho /= 1 + e3[idx, j][col] * (c3 * np.cos(ph).astype(f32)[col]
-                                      + s3 * np.sin(ph).astype(f32)[col])
+        rho /= 1 + e3[idx, j][col] * (
+            c3 * np.cos(ph).astype(f32)[col] + s3 * np.sin(ph).astype(f32)[col]
+        )
         mask = expit((1 - rho) * (np.sqrt(aj * bj) / edge_w[idx][col]))
         prof = 1 - dome[idx, j][col] * np.minimum(rho, 1) ** 2
         L = 2 * pj + 1
@@ -174,18 +197,19 @@ def _nuclei_chunk(rng: np.random.Generator, C: int, shape: tuple[int, int],
 
     # ---- optics: Gaussian PSF (sigma ~1 px) and a faint out-of-focus haze --------------------
     m = 6
-    img = canvas[:, P - m:P + h + m, P - m:P + w + m]
+    img = canvas[:, P - m : P + h + m, P - m : P + w + m]
     haze_amp = rng.uniform(0.0, 0.12, C).astype(f32)[:, None, None]
     # the haze (blur sigma ~6 px) is made at a quarter of the resolution and interpolated
     H4, W4 = img.shape[1] // 4, img.shape[2] // 4
-    small = img[:, :4 * H4, :4 * W4].reshape(C, H4, 4, W4, 4).mean(axis=(2, 4))
+    small = img[:, : 4 * H4, : 4 * W4].reshape(C, H4, 4, W4, 4).mean(axis=(2, 4))
     small = _blur(small, 1.5, 1.5)
-    haze = _resample(small, (np.arange(m, m + h) + 0.5) / 4 - 0.5,
-                     (np.arange(m, m + w) + 0.5) / 4 - 0.5)
+    haze = _resample(
+        small, (np.arange(m, m + h) + 0.5) / 4 - 0.5, (np.arange(m, m + w) + 0.5) / 4 - 0.5
+    )
     # PSF sigma 0.8-1.3 px per image: a per-image mix of the two extreme blurs
     mix = rng.uniform(0.0, 1.0, C).astype(f32)[:, None, None]
-    sharp = _blur(img, 0.8, 0.8)[:, m:m + h, m:m + w]
-    soft = _blur(img, 1.3, 1.3)[:, m:m + h, m:m + w]
+    sharp = _blur(img, 0.8, 0.8)[:, m : m + h, m : m + w]
+    soft = _blur(img, 1.3, 1.3)[:, m : m + h, m : m + w]
     out = sharp + mix * (soft - sharp) + haze_amp * haze
 
     # ---- dark, slightly uneven background: offset + plane + two long-wavelength waves --------
@@ -193,10 +217,13 @@ def _nuclei_chunk(rng: np.random.Generator, C: int, shape: tuple[int, int],
     xx = (np.arange(w, dtype=f32) / max(h, w))[None, None, :]
     offset = rng.uniform(0.02, 0.12, C) * gain
     gy, gx = rng.uniform(-0.04, 0.04, (2, C)) * gain
-    out += (offset.astype(f32)[:, None, None] + gy.astype(f32)[:, None, None] * yy
-            + gx.astype(f32)[:, None, None] * xx)
+    out += (
+        offset.astype(f32)[:, None, None]
+        + gy.astype(f32)[:, None, None] * yy
+        + gx.astype(f32)[:, None, None] * xx
+    )
     for _ in range(2):
-        kk = rng.uniform(0.5, 2.0, C) * 2 * np.pi             # wavelength >= half the image
+        kk = rng.uniform(0.5, 2.0, C) * 2 * np.pi  # wavelength >= half the image
         ang = rng.uniform(0, 2 * np.pi, C)
         ph = rng.uniform(0, 2 * np.pi, C).astype(f32)[:, None, None]
         amp = (rng.uniform(0.0, 0.02, C) * gain).astype(f32)[:, None, None]
@@ -206,9 +233,15 @@ def _nuclei_chunk(rng: np.random.Generator, C: int, shape: tuple[int, int],
     return np.maximum(out, 0, out=out).astype(f32, copy=False)
 
 
-def nuclei_images(n: int, shape: tuple[int, int] = (64, 64), seed: int = 0,
-                  density: float | None = None, photons: float | None = None, *,
-                  normalise: str = "batch") -> np.ndarray:
+def nuclei_images(
+    n: int,
+    shape: tuple[int, int] = (64, 64),
+    seed: int = 0,
+    density: float | None = None,
+    photons: float | None = None,
+    *,
+    normalise: str = "batch",
+) -> np.ndarray:
     """Procedural fluorescence-microscopy images of stained cell nuclei.
 
     Images in the style of widefield/confocal DAPI or Hoechst images (like the fluorescence
@@ -292,11 +325,11 @@ def nuclei_images(n: int, shape: tuple[int, int] = (64, 64), seed: int = 0,
         # background included, proportionally fewer
         noise_rng = np.random.default_rng(noise_ss)
         per_unit = np.broadcast_to(float(photons) / np.asarray(hi, np.float64), (n, 1, 1))
-        for start in range(0, n, chunk):                  # in chunks: bounded memory
+        for start in range(0, n, chunk):  # in chunks: bounded memory
             sl = slice(start, min(n, start + chunk))
             counts = noise_rng.poisson(np.maximum(out[sl], 0.0) * per_unit[sl])
             out[sl] = counts / per_unit[sl]
     out -= lo
-    out /= (hi - lo)
+    out /= hi - lo
     np.clip(out, 0.0, 1.0, out=out)
     return out.astype(np.float32, copy=False)

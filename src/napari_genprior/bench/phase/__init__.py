@@ -137,38 +137,61 @@ def run(quick: bool, device: str, seed: int) -> Result:
     # control: the approximations x* themselves, in the range by construction, as the truth
     t0 = time.perf_counter()
     inside = _score(star, star, evaluation, sizes.in_range_ms, chosen, **common)
-    in_range = {"ms": list(sizes.in_range_ms), "seconds": time.perf_counter() - t0,
-                "errors": {n: inside["errors"][n].tolist() for n in GENERATIVE},
-                "success": {n: _per_m(inside["errors"][n] < THRESHOLD) for n in GENERATIVE},
-                "mean_error": {n: _per_m(inside["errors"][n]) for n in GENERATIVE}}
+    in_range = {
+        "ms": list(sizes.in_range_ms),
+        "seconds": time.perf_counter() - t0,
+        "errors": {n: inside["errors"][n].tolist() for n in GENERATIVE},
+        "success": {n: _per_m(inside["errors"][n] < THRESHOLD) for n in GENERATIVE},
+        "mean_error": {n: _per_m(inside["errors"][n]) for n in GENERATIVE},
+    }
     data = {
-        "sizes": asdict(sizes), "noise_std": NOISE_STD, "threshold": THRESHOLD,
-        "prior": "digits-vae", "ms": list(sizes.ms), "methods": list(METHODS),
-        "evaluation_digits": evaluation, "tuning_digits": tuning,
+        "sizes": asdict(sizes),
+        "noise_std": NOISE_STD,
+        "threshold": THRESHOLD,
+        "prior": "digits-vae",
+        "ms": list(sizes.ms),
+        "methods": list(METHODS),
+        "evaluation_digits": evaluation,
+        "tuning_digits": tuning,
         "representation": {
-            "digits": survey, "errors": rep_all.tolist(),
+            "digits": survey,
+            "errors": rep_all.tolist(),
             "fraction_within_threshold": float(np.mean(rep_all < THRESHOLD)),
             "median": float(np.median(rep_all)),
-            "quantiles_10_25_50_75_90": np.quantile(rep_all, [.1, .25, .5, .75, .9]).tolist(),
+            "quantiles_10_25_50_75_90": np.quantile(rep_all, [0.1, 0.25, 0.5, 0.75, 0.9]).tolist(),
             "evaluation_errors": rep_eval.tolist(),
             "evaluation_representable": int(np.sum(rep_eval < THRESHOLD)),
-            "check_improvement": rep["check_improvement"], "seconds": rep_seconds},
-        "tuning": {"m": sizes.tune_m, "variants": tune_table, "seconds": tune_seconds,
-                   "chosen": {n: asdict(v) for n, v in chosen.items()}},
+            "check_improvement": rep["check_improvement"],
+            "seconds": rep_seconds,
+        },
+        "tuning": {
+            "m": sizes.tune_m,
+            "variants": tune_table,
+            "seconds": tune_seconds,
+            "chosen": {n: asdict(v) for n, v in chosen.items()},
+        },
         "errors": {n: res["errors"][n].tolist() for n in METHODS},
         "errors_range": {n: res["errors_range"][n].tolist() for n in METHODS},
         **_summarise(res, rep_eval),
         "in_range": in_range,
-        "seconds_per_reconstruction": {n: res["seconds"][n] / (len(evaluation) * len(sizes.ms))
-                                       for n in METHODS},
+        "seconds_per_reconstruction": {
+            n: res["seconds"][n] / (len(evaluation) * len(sizes.ms)) for n in METHODS
+        },
     }
     data["total_seconds"] = time.perf_counter() - t_start
-    figures = {"grid": _grid(X, star, rep["errors"], evaluation[:sizes.shown], res,
-                             sizes.ms.index(GRID_M)),
-               "success": _success_plot(data), "representation": _histogram(data[
-                   "representation"]["errors"])}
+    figures = {
+        "grid": _grid(
+            X, star, rep["errors"], evaluation[: sizes.shown], res, sizes.ms.index(GRID_M)
+        ),
+        "success": _success_plot(data),
+        "representation": _histogram(data["representation"]["errors"]),
+    }
     return Result(
         name="phase",
         title="Phase retrieval under a generative prior (Hand, Leong, Voroninski 2018): "
-              "csgm and twist with digits-vae vs twf, sparta, copram",
-        markdown=_markdown(data), data=data, figures=figures, checks=_checks(data))
+        "csgm and twist with digits-vae vs twf, sparta, copram",
+        markdown=_markdown(data),
+        data=data,
+        figures=figures,
+        checks=_checks(data),
+    )

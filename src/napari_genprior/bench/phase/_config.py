@@ -73,14 +73,40 @@ class Sizes:
 
 # full: about 9 minutes on one CPU thread (representation fit 0.5, tuning 2.5, evaluation 5.5,
 # in-range control 0.5)
-FULL = Sizes(digits=20, tuning=20, survey=200, ms=(50, 100, 200, 400, 800, 1568, 3136),
-             tune_m=100, restarts=20, csgm_steps=500, twist_steps=100, baseline_steps=100,
-             pool=2000, fit_restarts=10, fit_steps=300, check_factor=5,
-             in_range_ms=(100, 200), shown=8)
-QUICK = Sizes(digits=2, tuning=2, survey=0, ms=(100, 800), tune_m=100, restarts=10,
-              csgm_steps=200, twist_steps=60, baseline_steps=30, pool=500, fit_restarts=5,
-              fit_steps=200, check_factor=2,
-              in_range_ms=(100,), shown=2)
+FULL = Sizes(
+    digits=20,
+    tuning=20,
+    survey=200,
+    ms=(50, 100, 200, 400, 800, 1568, 3136),
+    tune_m=100,
+    restarts=20,
+    csgm_steps=500,
+    twist_steps=100,
+    baseline_steps=100,
+    pool=2000,
+    fit_restarts=10,
+    fit_steps=300,
+    check_factor=5,
+    in_range_ms=(100, 200),
+    shown=8,
+)
+QUICK = Sizes(
+    digits=2,
+    tuning=2,
+    survey=0,
+    ms=(100, 800),
+    tune_m=100,
+    restarts=10,
+    csgm_steps=200,
+    twist_steps=60,
+    baseline_steps=30,
+    pool=500,
+    fit_restarts=5,
+    fit_steps=200,
+    check_factor=2,
+    in_range_ms=(100,),
+    shown=2,
+)
 
 
 @dataclass(frozen=True)
@@ -124,13 +150,20 @@ def variants(sizes: Sizes) -> list[Variant]:
         Variant("csgm best-of", "csgm", {"restarts": R, "steps": cs}, best_of=True),
         Variant("csgm restarts x2", "csgm", {"restarts": 2 * R, "steps": cs}),
         Variant("csgm lr 0.02", "csgm", {"restarts": R, "steps": cs, "lr": 0.02}),
-        Variant("csgm best-of fit_gain", "csgm", {"restarts": R, "steps": cs, "fit_gain": True},
-                best_of=True),
-        Variant("csgm best-of steps x2", "csgm", {"restarts": R, "steps": 2 * cs},
-                best_of=True),
+        Variant(
+            "csgm best-of fit_gain",
+            "csgm",
+            {"restarts": R, "steps": cs, "fit_gain": True},
+            best_of=True,
+        ),
+        Variant("csgm best-of steps x2", "csgm", {"restarts": R, "steps": 2 * cs}, best_of=True),
         Variant("twist", "twist", {"restarts": R, "steps": tw}),
         Variant("twist best-of", "twist", {"restarts": R, "steps": tw}, best_of=True),
-        Variant("twist best-of plain", "twist", {"restarts": R, "steps": tw, "twist": False},
-                best_of=True),
+        Variant(
+            "twist best-of plain",
+            "twist",
+            {"restarts": R, "steps": tw, "twist": False},
+            best_of=True,
+        ),
         Variant("twist steps x2", "twist", {"restarts": R, "steps": 2 * tw}),
     ]

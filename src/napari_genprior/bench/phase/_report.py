@@ -44,16 +44,25 @@ def _summarise(res: dict[str, Any], rep_errors: np.ndarray) -> dict[str, Any]:
         "failures_range": {n: [int(v) for v in fail_star[n].sum(1)] for n in GENERATIVE},
         # failures against x* whose reconstruction fits y at least as well as x* does: no
         # better optimiser of the amplitude loss would have fixed them
-        "failures_fitting_better": {n: [int(v) for v in (fail_star[n] & (better[n] > 0)).sum(1)]
-                                    for n in GENERATIVE},
+        "failures_fitting_better": {
+            n: [int(v) for v in (fail_star[n] & (better[n] > 0)).sum(1)] for n in GENERATIVE
+        },
     }
 
 
-def _per_m_table(ms: list[int], values: dict[str, list[float | None]], fmt: Any,
-                 methods: tuple[str, ...] = METHODS) -> str:
-    return markdown_table(["m"] + list(methods),
-                          [[m] + [None if values[n][j] is None else fmt(values[n][j])
-                                  for n in methods] for j, m in enumerate(ms)])
+def _per_m_table(
+    ms: list[int],
+    values: dict[str, list[float | None]],
+    fmt: Any,
+    methods: tuple[str, ...] = METHODS,
+) -> str:
+    return markdown_table(
+        ["m"] + list(methods),
+        [
+            [m] + [None if values[n][j] is None else fmt(values[n][j]) for n in methods]
+            for j, m in enumerate(ms)
+        ],
+    )
 
 
 def _markdown(d: dict[str, Any]) -> str:
@@ -72,7 +81,8 @@ def _markdown(d: dict[str, Any]) -> str:
         f"Baselines: at most {sizes['baseline_steps']} iterations (sparta and copram stop "
         "earlier once converged), their default sparsity rule and spectral initialisations. "
         f"csgm and twist use the options chosen on {len(d['tuning_digits'])} separate tuning "
-        "digits (below).")
+        "digits (below)."
+    )
     converged = max(rep["check_improvement"]) < 0.01
     rep_text = (
         "### The prior's representation error\n\n"
@@ -85,15 +95,27 @@ def _markdown(d: dict[str, Any]) -> str:
         f"{np.median(rep['evaluation_errors']):.3f}, {n_repr} within {THRESHOLD:g}. Refitting "
         f"them with {sizes['check_factor']}x the random codes lowered their error by at most "
         f"{max(rep['check_improvement']):.4f} "
-        + ("(the fit has converged: the error is the prior's, not the optimiser's). "
-           if converged else "(the fit may not have converged). ")
+        + (
+            "(the fit has converged: the error is the prior's, not the optimiser's). "
+            if converged
+            else "(the fit may not have converged). "
+        )
         + "A reconstruction in the range of G is never closer to the digit than the digit's "
-          "best approximation x* = G(z*), so success against the digit is possible only on "
-          "the digits the prior represents within the threshold; success against x* measures "
-          "what the measurements and the optimisation lose on top of that.")
-    tune_rows = [[r["label"], _pct(r["success_range"]), _pct(r["success"]),
-                  r["mean_error_range"], r["mean_error"], r["seconds_per_run"]]
-                 for r in tune["variants"]]
+        "best approximation x* = G(z*), so success against the digit is possible only on "
+        "the digits the prior represents within the threshold; success against x* measures "
+        "what the measurements and the optimisation lose on top of that."
+    )
+    tune_rows = [
+        [
+            r["label"],
+            _pct(r["success_range"]),
+            _pct(r["success"]),
+            r["mean_error_range"],
+            r["mean_error"],
+            r["seconds_per_run"],
+        ]
+        for r in tune["variants"]
+    ]
     tune_text = (
         f"### Tuning (digits {d['tuning_digits'][0]}-{d['tuning_digits'][-1]}, m = "
         f"{tune['m']})\n\n"
@@ -103,13 +125,27 @@ def _markdown(d: dict[str, Any]) -> str:
         f"amplitude misfit among {sizes['pool']} random draws; fit_gain: a fitted gain and "
         "offset; plain: twist=False. Chosen per method, by the highest success against x* "
         "(ties: the first listed): "
-        + ", ".join(f"**{v['label']}**" for v in tune["chosen"].values()) + ".\n\n"
-        + markdown_table(["variant", "success vs x*", "success vs x", "mean error vs x*",
-                          "mean error vs x", "s / run"], tune_rows, fmt="{:.3f}"))
+        + ", ".join(f"**{v['label']}**" for v in tune["chosen"].values())
+        + ".\n\n"
+        + markdown_table(
+            [
+                "variant",
+                "success vs x*",
+                "success vs x",
+                "mean error vs x*",
+                "mean error vs x",
+                "s / run",
+            ],
+            tune_rows,
+            fmt="{:.3f}",
+        )
+    )
     seconds = d["seconds_per_reconstruction"]
     gen_fail = "; ".join(
-        f"{n}: {d['failures_fitting_better'][n][j]} of {d['failures_range'][n][j]} at "
-        f"m = {ms[j]}" for n in GENERATIVE for j in jt)
+        f"{n}: {d['failures_fitting_better'][n][j]} of {d['failures_range'][n][j]} at m = {ms[j]}"
+        for n in GENERATIVE
+        for j in jt
+    )
     results = (
         "### Results\n\n"
         f"Success (error < {THRESHOLD:g} against the digit x):\n\n"
@@ -117,19 +153,22 @@ def _markdown(d: dict[str, Any]) -> str:
         + "\n\nSuccess against the digit's best approximation x* = G(z*):\n\n"
         + _per_m_table(ms, d["success_range"], _pct)
         + f"\n\nSuccess among the {n_repr} evaluation digits the prior represents within "
-          f"{THRESHOLD:g}:\n\n" + _per_m_table(ms, d["success_representable"], _pct)
-        + "\n\nMean relative error against x:\n\n" + _per_m_table(ms, d["mean_error"], _num)
+        f"{THRESHOLD:g}:\n\n"
+        + _per_m_table(ms, d["success_representable"], _pct)
+        + "\n\nMean relative error against x:\n\n"
+        + _per_m_table(ms, d["mean_error"], _num)
         + "\n\nMean relative error against x*:\n\n"
         + _per_m_table(ms, d["mean_error_range"], _num)
         + "\n\nMean excess error, (error against x) - (representation error), for the "
-          "generative methods:\n\n"
+        "generative methods:\n\n"
         + _per_m_table(ms, d["mean_excess_error"], _num, GENERATIVE)
         + "\n\nMean seconds per reconstruction: "
         + ", ".join(f"{n} {seconds[n]:.2f}" for n in METHODS)
         + f" (representation fit {rep['seconds']:.0f} s, tuning {tune['seconds']:.0f} s)."
         + "\n\nFailures against x* whose reconstruction fits the magnitudes at least as well "
-          "as x* does (the amplitude loss prefers a wrong image in the range: no better "
-          f"optimiser would fix them): {gen_fail}.")
+        "as x* does (the amplitude loss prefers a wrong image in the range: no better "
+        f"optimiser would fix them): {gen_fail}."
+    )
     inr = d["in_range"]
     in_range = (
         "### Control: images inside the prior's range\n\n"
@@ -137,12 +176,17 @@ def _markdown(d: dict[str, Any]) -> str:
         "x* = G(z*) as the image (in the range by construction, like the signals of the "
         "theory); success: error < "
         f"{THRESHOLD:g} against x*.\n\n"
-        + markdown_table(["m"] + [f"{n} success" for n in GENERATIVE]
-                         + [f"{n} mean error" for n in GENERATIVE],
-                         [[m] + [_pct(inr["success"][n][j]) for n in GENERATIVE]
-                          + [_num(inr["mean_error"][n][j]) for n in GENERATIVE]
-                          for j, m in enumerate(inr["ms"])])
-        + f"\n\n({inr['seconds']:.0f} s.)")
+        + markdown_table(
+            ["m"] + [f"{n} success" for n in GENERATIVE] + [f"{n} mean error" for n in GENERATIVE],
+            [
+                [m]
+                + [_pct(inr["success"][n][j]) for n in GENERATIVE]
+                + [_num(inr["mean_error"][n][j]) for n in GENERATIVE]
+                for j, m in enumerate(inr["ms"])
+            ],
+        )
+        + f"\n\n({inr['seconds']:.0f} s.)"
+    )
     jr = [inr["ms"].index(m) for m in TARGET_MS if m in inr["ms"]]
     gen_success = [d["success"][n][j] for n in GENERATIVE for j in jt]
     first = {n: next((m for m, v in zip(ms, d["success"][n]) if v > 0), None) for n in BASELINES}
@@ -151,21 +195,30 @@ def _markdown(d: dict[str, Any]) -> str:
         f"Against the digit itself csgm and twist succeed on {_pct(min(gen_success))}-"
         f"{_pct(max(gen_success))} of the digits at {at}, at most the {n_repr} of {n_eval} "
         f"({_pct(n_repr / n_eval)}) that the prior represents within {THRESHOLD:g}"
-        + (f": the {TARGET:.0%} target is out of this prior's reach on representation error "
-           "alone" if n_repr / n_eval < TARGET else "")
+        + (
+            f": the {TARGET:.0%} target is out of this prior's reach on representation error alone"
+            if n_repr / n_eval < TARGET
+            else ""
+        )
         + ". Against the best approximation x*: "
-        + "; ".join(f"{n} " + ", ".join(f"{_pct(d['success_range'][n][j])} at m = {ms[j]}"
-                                        for j in jt) for n in GENERATIVE)
+        + "; ".join(
+            f"{n} " + ", ".join(f"{_pct(d['success_range'][n][j])} at m = {ms[j]}" for j in jt)
+            for n in GENERATIVE
+        )
         + ". For images inside the range: "
-        + "; ".join(f"{n} " + ", ".join(f"{_pct(inr['success'][n][j])} at m = {inr['ms'][j]}"
-                                        for j in jr) for n in GENERATIVE)
+        + "; ".join(
+            f"{n} " + ", ".join(f"{_pct(inr['success'][n][j])} at m = {inr['ms'][j]}" for j in jr)
+            for n in GENERATIVE
+        )
         + f". At m = {ms[-1]} their error exceeds the representation error by "
         + ", ".join(f"{d['mean_excess_error'][n][-1]:.3f} ({n})" for n in GENERATIVE)
         + " on average, so a representable digit near the threshold may still miss it. The baselines succeed on at most "
-        + _pct(max(d["success"][n][j] for n in BASELINES for j in jt)) + f" at {at}; their "
+        + _pct(max(d["success"][n][j] for n in BASELINES for j in jt))
+        + f" at {at}; their "
         "first success: "
         + ", ".join(f"{n} at m = {first[n]}" if first[n] else f"{n} never" for n in BASELINES)
-        + ".")
+        + "."
+    )
     sections = (setup, rep_text, tune_text, results, in_range, summary)
     return "\n\n".join(sections)
 
@@ -175,17 +228,23 @@ def _checks(d: dict[str, Any]) -> dict[str, bool]:
     jt = [ms.index(m) for m in TARGET_MS if m in ms]
     at = f"m = {'-'.join(map(str, TARGET_MS))}"
     checks = {}
-    for key, what in (("success", f"error < {THRESHOLD:g} vs the digit"),
-                      ("success_range", "vs the prior's best approximation G(z*)")):
+    for key, what in (
+        ("success", f"error < {THRESHOLD:g} vs the digit"),
+        ("success_range", "vs the prior's best approximation G(z*)"),
+    ):
         for n in GENERATIVE:
             checks[f"{n}: >= {TARGET:.0%} success ({what}) at {at}"] = all(
-                d[key][n][j] >= TARGET for j in jt)
+                d[key][n][j] >= TARGET for j in jt
+            )
     inr = d["in_range"]
     for n in GENERATIVE:
-        checks[f"{n}: >= {TARGET:.0%} success at {at} on images inside the prior's range "
-               "(x = G(z*) measured, the setting of the theory)"] = all(
-            inr["success"][n][inr["ms"].index(m)] >= TARGET for m in TARGET_MS
-            if m in inr["ms"])
-    checks[f"baselines ({', '.join(BASELINES)}): < {BASELINE_CEILING:.0%} success at {at}"] = \
-        all(d["success"][n][j] < BASELINE_CEILING for n in BASELINES for j in jt)
+        checks[
+            f"{n}: >= {TARGET:.0%} success at {at} on images inside the prior's range "
+            "(x = G(z*) measured, the setting of the theory)"
+        ] = all(
+            inr["success"][n][inr["ms"].index(m)] >= TARGET for m in TARGET_MS if m in inr["ms"]
+        )
+    checks[f"baselines ({', '.join(BASELINES)}): < {BASELINE_CEILING:.0%} success at {at}"] = all(
+        d["success"][n][j] < BASELINE_CEILING for n in BASELINES for j in jt
+    )
     return checks

@@ -13,6 +13,7 @@ from ._config import GENERATIVE, NOISE_STD, THRESHOLD, Sizes, Variant, variants
 
 # -- errors and the representation fit -------------------------------------------------------
 
+
 def relative_error(image: np.ndarray, x: np.ndarray) -> float:
     """``min(||image - x||, ||image + x||) / ||x||``: the error up to the lost global sign."""
     return float(min(np.linalg.norm(image - x), np.linalg.norm(image + x)) / np.linalg.norm(x))
@@ -23,8 +24,9 @@ def _aligned(image: np.ndarray, x: np.ndarray) -> np.ndarray:
     return -image if np.linalg.norm(image + x) < np.linalg.norm(image - x) else image
 
 
-def best_fit(prior: Any, X: np.ndarray, restarts: int, steps: int, seed: int,
-             device: str, lr: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def best_fit(
+    prior: Any, X: np.ndarray, restarts: int, steps: int, seed: int, device: str, lr: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
     """The prior's best approximation of each image: ``argmin_z ||G(z) - x||^2`` by Adam.
 
     All images and ``restarts`` random codes per image (N(0, I)) are optimised as one batch,
@@ -60,7 +62,7 @@ def best_fit(prior: Any, X: np.ndarray, restarts: int, steps: int, seed: int,
     opt = torch.optim.Adam([z], lr=lr)
 
     def residual() -> torch.Tensor:
-        return (G(z).reshape(N, restarts, -1) - target.reshape(N, 1, -1))
+        return G(z).reshape(N, restarts, -1) - target.reshape(N, 1, -1)
 
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
@@ -73,19 +75,31 @@ def best_fit(prior: Any, X: np.ndarray, restarts: int, steps: int, seed: int,
     return err.min(dim=1).values.cpu().numpy(), images.reshape(X.shape).cpu().numpy()
 
 
-def _representation(prior: Any, X: np.ndarray, survey: list[int], evaluation: list[int],
-                    sizes: Sizes, seed: int, device: str) -> dict[str, Any]:
+def _representation(
+    prior: Any,
+    X: np.ndarray,
+    survey: list[int],
+    evaluation: list[int],
+    sizes: Sizes,
+    seed: int,
+    device: str,
+) -> dict[str, Any]:
     """Representation errors and approximations of the survey digits.
 
     The evaluation digits are fitted again with ``check_factor`` times the random codes (other
     seeds) and keep the better fit; how much that changed them shows whether the fit has
     converged.
     """
-    errors, images = best_fit(prior, X[survey], sizes.fit_restarts, sizes.fit_steps, seed,
-                              device)
+    errors, images = best_fit(prior, X[survey], sizes.fit_restarts, sizes.fit_steps, seed, device)
     errors, images = dict(zip(survey, errors)), dict(zip(survey, images))
-    many, many_images = best_fit(prior, X[evaluation], sizes.check_factor * sizes.fit_restarts,
-                                 sizes.fit_steps, seed + 1, device)
+    many, many_images = best_fit(
+        prior,
+        X[evaluation],
+        sizes.check_factor * sizes.fit_restarts,
+        sizes.fit_steps,
+        seed + 1,
+        device,
+    )
     changes = []
     for i, e, im in zip(evaluation, many, many_images):
         changes.append(float(errors[i] - min(e, errors[i])))
@@ -95,6 +109,7 @@ def _representation(prior: Any, X: np.ndarray, survey: list[int], evaluation: li
 
 
 # -- measurements and reconstructions ---------------------------------------------------------
+
 
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
@@ -116,13 +131,13 @@ def measure(x: np.ndarray, index: int, m: int, seed: int) -> tuple[Any, np.ndarr
     """
     from ... import api
 
-    A = api.make_operator("phase", shape=x.shape, m=m, matrix="gaussian",
-                          seed=_seed(seed, index, m))
+    A = api.make_operator(
+        "phase", shape=x.shape, m=m, matrix="gaussian", seed=_seed(seed, index, m)
+    )
     return A, A.measure(x, noise_std=NOISE_STD, seed=_seed(seed, index, m, 1))
 
 
-def best_codes(prior: Any, A: Any, y: np.ndarray, count: int, pool: int,
-               seed: int) -> np.ndarray:
+def best_codes(prior: Any, A: Any, y: np.ndarray, count: int, pool: int, seed: int) -> np.ndarray:
     """The ``count`` codes with the lowest amplitude misfit ``|| |A G(z)| - y ||`` among
     ``pool`` draws from N(0, I): a start for the restarts of csgm or twist."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -132,19 +147,30 @@ def best_codes(prior: Any, A: Any, y: np.ndarray, count: int, pool: int,
     return z[torch.argsort(misfit)[:count]].numpy()
 
 
-def _reconstruct(method: str, y: np.ndarray, A: Any, *, prior: Any, variant: Variant | None,
-                 sizes: Sizes, seed: int, device: str) -> np.ndarray:
+def _reconstruct(
+    method: str,
+    y: np.ndarray,
+    A: Any,
+    *,
+    prior: Any,
+    variant: Variant | None,
+    sizes: Sizes,
+    seed: int,
+    device: str,
+) -> np.ndarray:
     """One reconstruction: csgm or twist as ``variant`` says, or a baseline."""
     from ... import api
 
     if variant is None:
-        return api.reconstruct(y, A, method=method, steps=sizes.baseline_steps, seed=seed,
-                               device=device).image
+        return api.reconstruct(
+            y, A, method=method, steps=sizes.baseline_steps, seed=seed, device=device
+        ).image
     options = dict(variant.options)
     if variant.best_of:
         options["init"] = best_codes(prior, A, y, options["restarts"], sizes.pool, seed)
-    return api.reconstruct(y, A, method=variant.method, prior=prior, seed=seed, device=device,
-                           **options).image
+    return api.reconstruct(
+        y, A, method=variant.method, prior=prior, seed=seed, device=device, **options
+    ).image
 
 
 def _misfit(A: Any, y: np.ndarray, image: np.ndarray) -> float:
@@ -153,9 +179,19 @@ def _misfit(A: Any, y: np.ndarray, image: np.ndarray) -> float:
         return float((A(torch.as_tensor(image)[None])[0] - torch.as_tensor(y)).pow(2).sum())
 
 
-def _score(X: np.ndarray | dict[int, np.ndarray], star: dict[int, np.ndarray], digits: list[int],
-           ms: tuple[int, ...], runs: dict[str, Variant | None], *, prior: Any, sizes: Sizes,
-           seed: int, device: str, keep_m: int | None = None) -> dict[str, Any]:
+def _score(
+    X: np.ndarray | dict[int, np.ndarray],
+    star: dict[int, np.ndarray],
+    digits: list[int],
+    ms: tuple[int, ...],
+    runs: dict[str, Variant | None],
+    *,
+    prior: Any,
+    sizes: Sizes,
+    seed: int,
+    device: str,
+    keep_m: int | None = None,
+) -> dict[str, Any]:
     """Every method of ``runs`` (a name and its variant, None for a baseline) on every digit
     at every m; ``X[i]`` is digit ``i``'s ground truth and ``star[i]`` its approximation.
 
@@ -169,8 +205,10 @@ def _score(X: np.ndarray | dict[int, np.ndarray], star: dict[int, np.ndarray], d
         keep_m]}``.
     """
     shape = (len(ms), len(digits))
-    out: dict[str, Any] = {key: {name: np.zeros(shape) for name in runs}
-                           for key in ("errors", "errors_range", "fits_better")}
+    out: dict[str, Any] = {
+        key: {name: np.zeros(shape) for name in runs}
+        for key in ("errors", "errors_range", "fits_better")
+    }
     out["seconds"] = dict.fromkeys(runs, 0.0)
     out["images"] = {name: [] for name in runs}
     for j, m in enumerate(ms):
@@ -179,8 +217,16 @@ def _score(X: np.ndarray | dict[int, np.ndarray], star: dict[int, np.ndarray], d
             star_misfit = _misfit(A, y, star[i])
             for name, variant in runs.items():
                 t0 = time.perf_counter()
-                image = _reconstruct(name, y, A, prior=prior, variant=variant, sizes=sizes,
-                                     seed=_seed(seed, i), device=device)
+                image = _reconstruct(
+                    name,
+                    y,
+                    A,
+                    prior=prior,
+                    variant=variant,
+                    sizes=sizes,
+                    seed=_seed(seed, i),
+                    device=device,
+                )
                 out["seconds"][name] += time.perf_counter() - t0
                 out["errors"][name][j, d] = relative_error(image, X[i])
                 out["errors_range"][name][j, d] = relative_error(image, star[i])
@@ -190,21 +236,46 @@ def _score(X: np.ndarray | dict[int, np.ndarray], star: dict[int, np.ndarray], d
     return out
 
 
-def _tune(X: np.ndarray, star: dict[int, np.ndarray], digits: list[int], *, prior: Any,
-          sizes: Sizes, seed: int, device: str) -> tuple[list[dict[str, Any]], dict[str, Variant]]:
+def _tune(
+    X: np.ndarray,
+    star: dict[int, np.ndarray],
+    digits: list[int],
+    *,
+    prior: Any,
+    sizes: Sizes,
+    seed: int,
+    device: str,
+) -> tuple[list[dict[str, Any]], dict[str, Variant]]:
     """Score every :func:`variants` entry on the tuning digits at ``sizes.tune_m`` and pick,
     per method, the one with the highest success against ``x*`` (ties: the first listed)."""
     cands = variants(sizes)
-    res = _score(X, star, digits, (sizes.tune_m,), {v.label: v for v in cands}, prior=prior,
-                 sizes=sizes, seed=seed, device=device)
+    res = _score(
+        X,
+        star,
+        digits,
+        (sizes.tune_m,),
+        {v.label: v for v in cands},
+        prior=prior,
+        sizes=sizes,
+        seed=seed,
+        device=device,
+    )
     table = []
     for v in cands:
         err, err_star = res["errors"][v.label][0], res["errors_range"][v.label][0]
-        table.append({"label": v.label, "method": v.method, "options": v.options,
-                      "best_of": v.best_of, "success": float(np.mean(err < THRESHOLD)),
-                      "success_range": float(np.mean(err_star < THRESHOLD)),
-                      "mean_error": float(err.mean()), "mean_error_range": float(err_star.mean()),
-                      "seconds_per_run": res["seconds"][v.label] / len(digits)})
+        table.append(
+            {
+                "label": v.label,
+                "method": v.method,
+                "options": v.options,
+                "best_of": v.best_of,
+                "success": float(np.mean(err < THRESHOLD)),
+                "success_range": float(np.mean(err_star < THRESHOLD)),
+                "mean_error": float(err.mean()),
+                "mean_error_range": float(err_star.mean()),
+                "seconds_per_run": res["seconds"][v.label] / len(digits),
+            }
+        )
     chosen = {}
     for method in GENERATIVE:
         rows = [(row, v) for row, v in zip(table, cands) if v.method == method]

@@ -19,6 +19,7 @@ from ..common import Problem, Update
 
 _TINY = 1e-30
 
+
 def default_sparsity(n: int, m: int) -> int:
     """The default sparsity of ``sparta`` and ``copram``: ``min(n // 4, m // (2 ln n))``, >= 1.
 
@@ -45,8 +46,12 @@ def _check_options(steps: int, tol: float, preview_every: int, **positive: float
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a non-negative number, got {tol!r}.")
     for name, value in positive.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value <= 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
             raise ValueError(f"{name} must be a positive number, got {value!r}.")
 
 
@@ -82,8 +87,12 @@ def _rel_change(new: torch.Tensor, old: torch.Tensor) -> float:
     return float((new - old).norm() / old.norm().clamp_min(_TINY))
 
 
-def _power(apply: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor, iters: int,
-           mask: torch.Tensor | None = None) -> torch.Tensor:
+def _power(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    v: torch.Tensor,
+    iters: int,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Leading eigenvector of the PSD map ``apply`` by power iterations from ``v``.
 
     With ``mask`` the iterations stay on its support (``v <- P apply(P v)``). Stops early when the
@@ -144,12 +153,15 @@ def _sparsity(k: Any, n: int, m: int) -> tuple[int, dict[str, Any]]:
         k_used = default_sparsity(n, m)
     else:
         k_used = min(_check_count("sparsity", k), n)
-    return k_used, {"sparsity": k_used,
-                    "sparsity_rule": "given" if k is not None else "min(n // 4, m // (2 ln n))"}
+    return k_used, {
+        "sparsity": k_used,
+        "sparsity_rule": "given" if k is not None else "min(n // 4, m // (2 ln n))",
+    }
 
 
-def _estimate_support(problem: Problem, L: Any, y: torch.Tensor, k: int, init_iters: int,
-                      weights: torch.Tensor) -> tuple[torch.Tensor, str]:
+def _estimate_support(
+    problem: Problem, L: Any, y: torch.Tensor, k: int, init_iters: int, weights: torch.Tensor
+) -> tuple[torch.Tensor, str]:
     """Support estimate (float mask over the image) of size ``k``, and how it was found.
 
     Gaussian matrix: the ``k`` largest marginals ``(1/m) sum_i y_i^2 a_ij^2``. Otherwise the
@@ -188,8 +200,9 @@ class _Safeguard:
     true one.
     """
 
-    def __init__(self, enabled: bool, mu: float, loss: float, y: torch.Tensor,
-                 slack: float | None = None):
+    def __init__(
+        self, enabled: bool, mu: float, loss: float, y: torch.Tensor, slack: float | None = None
+    ):
         self.enabled, self.step_size, self.slack = enabled, float(mu), slack
         self.loss = self.best = loss
         self.floor = 1e-10 * float(y.pow(2).mean())
@@ -214,8 +227,15 @@ class _Safeguard:
     def stalled(self) -> bool:
         return self.in_a_row >= 30
 
-    def step(self, z: torch.Tensor, Lz: torch.Tensor, z_new: torch.Tensor,
-             Lz_new: torch.Tensor, y: torch.Tensor, tol: float):
+    def step(
+        self,
+        z: torch.Tensor,
+        Lz: torch.Tensor,
+        z_new: torch.Tensor,
+        Lz_new: torch.Tensor,
+        y: torch.Tensor,
+        tol: float,
+    ):
         """Take the candidate if :meth:`accept` allows it: ``(z, Lz, converged)``."""
         if self.accept(_misfit(Lz_new, y)):
             return z_new, Lz_new, _rel_change(z_new, z) < tol
@@ -237,8 +257,16 @@ def _zero_start(problem: Problem, steps: int, extra: dict[str, Any], **record: A
     return z, extra
 
 
-def _report(problem: Problem, z: torch.Tensor, step: int, steps: int, preview_every: int,
-            converged: bool, loss: float, extra: dict[str, Any]):
+def _report(
+    problem: Problem,
+    z: torch.Tensor,
+    step: int,
+    steps: int,
+    preview_every: int,
+    converged: bool,
+    loss: float,
+    extra: dict[str, Any],
+):
     """Yield the :class:`Update` of ``step`` (a preview on :func:`_finish` steps).
 
     Use as ``if (yield from _report(...)): break``; returns True when the consumer sent back
@@ -252,10 +280,21 @@ def _report(problem: Problem, z: torch.Tensor, step: int, steps: int, preview_ev
     return False
 
 
-def _guarded_descent(problem: Problem, L: Any, y: torch.Tensor, z: torch.Tensor,
-                     candidate: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
-                     *, backtrack: bool, mu: float, slack: float | None = None, steps: int,
-                     tol: float, preview_every: int, extra: dict[str, Any]):
+def _guarded_descent(
+    problem: Problem,
+    L: Any,
+    y: torch.Tensor,
+    z: torch.Tensor,
+    candidate: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
+    *,
+    backtrack: bool,
+    mu: float,
+    slack: float | None = None,
+    steps: int,
+    tol: float,
+    preview_every: int,
+    extra: dict[str, Any],
+):
     """The safeguarded gradient loop of ``twf`` and ``sparta``, from ``z``.
 
     Each step proposes ``candidate(z, L z, step_size)``, which a :class:`_Safeguard`
@@ -273,8 +312,9 @@ def _guarded_descent(problem: Problem, L: Any, y: torch.Tensor, z: torch.Tensor,
         z_new = candidate(z, Lz, guard.step_size)
         Lz_new = L(z_new)
         z, Lz, converged = guard.step(z, Lz, z_new, Lz_new, y, tol)
-        if (yield from _report(problem, z, step, steps, preview_every, converged, guard.loss,
-                               extra)):
+        if (
+            yield from _report(problem, z, step, steps, preview_every, converged, guard.loss, extra)
+        ):
             break
         if converged:
             break

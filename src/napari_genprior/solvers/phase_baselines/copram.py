@@ -38,8 +38,14 @@ from ._common import (
 __all__ = ["solve_copram"]
 
 
-def _restricted_lstsq(L: Any, M: torch.Tensor | None, b: torch.Tensor, T: torch.Tensor,
-                      z0: torch.Tensor, cg_iters: int) -> torch.Tensor:
+def _restricted_lstsq(
+    L: Any,
+    M: torch.Tensor | None,
+    b: torch.Tensor,
+    T: torch.Tensor,
+    z0: torch.Tensor,
+    cg_iters: int,
+) -> torch.Tensor:
     """``argmin_{supp z in T} ||L z - b||`` (real ``z``): dense normal equations, else CG."""
     if M is not None:
         idx = torch.nonzero(T.reshape(-1)).flatten()
@@ -74,9 +80,17 @@ def _restricted_lstsq(L: Any, M: torch.Tensor | None, b: torch.Tensor, T: torch.
     return z
 
 
-def solve_copram(problem: Problem, *, steps: int = 500, sparsity: int | None = None,
-                 cosamp_iters: int = 3, init_iters: int = 100, cg_iters: int = 30,
-                 tol: float = 1e-6, preview_every: int = 10) -> SolverGen:
+def solve_copram(
+    problem: Problem,
+    *,
+    steps: int = 500,
+    sparsity: int | None = None,
+    cosamp_iters: int = 3,
+    init_iters: int = 100,
+    cg_iters: int = 30,
+    tol: float = 1e-6,
+    preview_every: int = 10,
+) -> SolverGen:
     """CoPRAM, compressive phase retrieval with alternating minimisation [CoPRAM]_.
 
     1. Support: the ``k`` largest marginals ``M_jj = (1/m) sum_i y_i^2 a_ij^2`` (see the module
@@ -135,8 +149,12 @@ def solve_copram(problem: Problem, *, steps: int = 500, sparsity: int | None = N
         M = _dense_matrix(L, y)
         y2 = y.pow(2)
         support, how = _estimate_support(problem, L, y, k, init_iters, y2)
-        v = _power(lambda u: L.adjoint(y2 * L(u)), _random_start(problem, problem.shape),
-                   init_iters, mask=support)
+        v = _power(
+            lambda u: L.adjoint(y2 * L(u)),
+            _random_start(problem, problem.shape),
+            init_iters,
+            mask=support,
+        )
         z = lam0 * v
         extra["support_estimate"] = how
         step, converged = 0, False
@@ -145,13 +163,17 @@ def solve_copram(problem: Problem, *, steps: int = 500, sparsity: int | None = N
             z_new = z
             for _ in range(cosamp_iters):
                 proxy = L.adjoint(b - L(z_new))
-                T = torch.maximum(_top_k_mask(proxy.abs(), min(2 * k, n)),
-                                  (z_new != 0).to(proxy.dtype))
+                T = torch.maximum(
+                    _top_k_mask(proxy.abs(), min(2 * k, n)), (z_new != 0).to(proxy.dtype)
+                )
                 z_new = _hard_threshold(_restricted_lstsq(L, M, b, T, z_new, cg_iters), k)
             converged = _rel_change(z_new, z) < tol
             z = z_new
-            if (yield from _report(problem, z, step, steps, preview_every, converged,
-                                   _misfit(L(z), y), extra)):
+            if (
+                yield from _report(
+                    problem, z, step, steps, preview_every, converged, _misfit(L(z), y), extra
+                )
+            ):
                 break
             if converged:
                 break

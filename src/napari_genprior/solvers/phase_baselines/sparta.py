@@ -37,10 +37,19 @@ from ._common import (
 __all__ = ["solve_sparta"]
 
 
-def solve_sparta(problem: Problem, *, steps: int = 500, sparsity: int | None = None,
-                 mu: float = 1.0, gamma: float = 1.0, init_fraction: float = 1 / 6,
-                 backtrack: bool = True, init_iters: int = 100, tol: float = 1e-6,
-                 preview_every: int = 10) -> SolverGen:
+def solve_sparta(
+    problem: Problem,
+    *,
+    steps: int = 500,
+    sparsity: int | None = None,
+    mu: float = 1.0,
+    gamma: float = 1.0,
+    init_fraction: float = 1 / 6,
+    backtrack: bool = True,
+    init_iters: int = 100,
+    tol: float = 1e-6,
+    preview_every: int = 10,
+) -> SolverGen:
     """SPARTA, sparse truncated amplitude flow [SPARTA]_ (real images, sparse in pixels).
 
     1. Support: the ``k`` largest marginals ``(1/m) sum_i y_i^2 a_ij^2`` (see the module docstring
@@ -118,8 +127,12 @@ def solve_sparta(problem: Problem, *, steps: int = 500, sparsity: int | None = N
         ones = torch.ones(problem.shape, device=problem.device)
         support, how = _estimate_support(problem, L, y, k, init_iters, init_weights(ones))
         w0 = init_weights(support)
-        v = _power(lambda u: L.adjoint(w0 * L(u)), _random_start(problem, problem.shape),
-                   init_iters, mask=support)
+        v = _power(
+            lambda u: L.adjoint(w0 * L(u)),
+            _random_start(problem, problem.shape),
+            init_iters,
+            mask=support,
+        )
         extra["support_estimate"] = how
 
         def candidate(z: torch.Tensor, Lz: torch.Tensor, step_size: float) -> torch.Tensor:
@@ -128,6 +141,18 @@ def solve_sparta(problem: Problem, *, steps: int = 500, sparsity: int | None = N
             g = torch.where(keep, Lz - y * _phase(Lz), torch.zeros_like(Lz))
             return _hard_threshold(z - step_size * L.adjoint(g), k)
 
-        return (yield from _guarded_descent(
-            problem, L, y, lam0 * v, candidate, backtrack=backtrack, mu=mu, steps=steps,
-            tol=tol, preview_every=preview_every, extra=extra))
+        return (
+            yield from _guarded_descent(
+                problem,
+                L,
+                y,
+                lam0 * v,
+                candidate,
+                backtrack=backtrack,
+                mu=mu,
+                steps=steps,
+                tol=tol,
+                preview_every=preview_every,
+                extra=extra,
+            )
+        )

@@ -28,10 +28,20 @@ from ._common import (
 __all__ = ["solve_twf"]
 
 
-def solve_twf(problem: Problem, *, steps: int = 500, mu: float = 0.2, alpha_y: float = 3.0,
-              alpha_lb: float = 0.3, alpha_ub: float = 5.0, alpha_h: float = 5.0,
-              backtrack: bool = True, init_iters: int = 50, tol: float = 1e-6,
-              preview_every: int = 10) -> SolverGen:
+def solve_twf(
+    problem: Problem,
+    *,
+    steps: int = 500,
+    mu: float = 0.2,
+    alpha_y: float = 3.0,
+    alpha_lb: float = 0.3,
+    alpha_ub: float = 5.0,
+    alpha_h: float = 5.0,
+    backtrack: bool = True,
+    init_iters: int = 50,
+    tol: float = 1e-6,
+    preview_every: int = 10,
+) -> SolverGen:
     """Truncated Wirtinger flow [TWF]_ (real images; Gaussian or coded-diffraction ``L``).
 
     Initialisation: ``lambda0 = ||y||`` (the paper's ``sqrt(mean psi_i^2)`` norm estimate) and the
@@ -80,8 +90,16 @@ def solve_twf(problem: Problem, *, steps: int = 500, mu: float = 0.2, alpha_y: f
         The estimate (shape ``problem.shape``, normalised units) and ``{"iterations",
         "converged", "init_norm", "final_step_size", "step_halvings"}``.
     """
-    _check_options(steps, tol, preview_every, mu=mu, alpha_y=alpha_y, alpha_lb=alpha_lb,
-                   alpha_ub=alpha_ub, alpha_h=alpha_h)
+    _check_options(
+        steps,
+        tol,
+        preview_every,
+        mu=mu,
+        alpha_y=alpha_y,
+        alpha_lb=alpha_lb,
+        alpha_ub=alpha_ub,
+        alpha_h=alpha_h,
+    )
     init_iters = _check_count("init_iters", init_iters, 0)
     L, y, _n, m, _ = _setup(problem)
     root_m = math.sqrt(m)
@@ -93,8 +111,9 @@ def solve_twf(problem: Problem, *, steps: int = 500, mu: float = 0.2, alpha_y: f
         if lam0 == 0.0:
             return (yield from _zero_start(problem, steps, extra))
         w0 = y2 * (m * y2 <= alpha_y**2 * lam0**2)
-        v = _power(lambda u: L.adjoint(w0 * L(u)), _random_start(problem, problem.shape),
-                   init_iters)
+        v = _power(
+            lambda u: L.adjoint(w0 * L(u)), _random_start(problem, problem.shape), init_iters
+        )
 
         def candidate(z: torch.Tensor, Lz: torch.Tensor, step_size: float) -> torch.Tensor:
             zn = z.norm().clamp_min(_TINY)
@@ -104,10 +123,24 @@ def solve_twf(problem: Problem, *, steps: int = 500, mu: float = 0.2, alpha_y: f
             K = resid.abs().mean()
             keep = (ratio >= alpha_lb) & (ratio <= alpha_ub) & (resid.abs() <= alpha_h * K * ratio)
             safe = torch.where(keep, Lz, torch.ones_like(Lz))
-            g = torch.where(keep, resid / (safe.conj() if safe.is_complex() else safe),
-                            torch.zeros_like(Lz))
+            g = torch.where(
+                keep, resid / (safe.conj() if safe.is_complex() else safe), torch.zeros_like(Lz)
+            )
             return z - step_size * 2 * L.adjoint(g)
 
-        return (yield from _guarded_descent(
-            problem, L, y, lam0 * v, candidate, backtrack=backtrack, mu=mu, slack=2.0,
-            steps=steps, tol=tol, preview_every=preview_every, extra=extra))
+        return (
+            yield from _guarded_descent(
+                problem,
+                L,
+                y,
+                lam0 * v,
+                candidate,
+                backtrack=backtrack,
+                mu=mu,
+                slack=2.0,
+                steps=steps,
+                tol=tol,
+                preview_every=preview_every,
+                extra=extra,
+            )
+        )
