@@ -42,18 +42,18 @@ def main() -> None:
     A = ngp.make_operator("cs", shape=x.shape, m=100, seed=0)
     y = A.measure(x, noise_std=0.01, seed=0)
     device = str(ngp.api.resolve_device(args.device))
-    run = lambda r, s=0: (
-        ngp.reconstruct(
+
+    def run(r, s=0):
+        return ngp.reconstruct(
             y,
             A,
             method="csgm",
             prior=G,
-            restarts=r,  # noqa: E731
+            restarts=r,
             steps=args.steps,
             seed=s,
             device=device,
         ).seconds
-    )
 
     def timed(fn) -> float:
         times = []

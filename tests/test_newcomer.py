@@ -32,6 +32,7 @@ def _simulate_widget(viewer):
 
 # -- 10: help ----------------------------------------------------------------------------------
 
+
 def test_reconstruct_help_names_every_method_and_the_bundled_priors():
     doc = ngp.reconstruct.__doc__
     assert "none in this version" not in doc
@@ -42,6 +43,7 @@ def test_reconstruct_help_names_every_method_and_the_bundled_priors():
 
 
 # -- 1: placement --------------------------------------------------------------------------------
+
 
 @gui
 def test_a_super_resolved_measurement_lies_exactly_over_the_clean_image(viewer, qtbot, nuclei64):
@@ -66,8 +68,9 @@ def test_a_super_resolved_measurement_lies_exactly_over_the_clean_image(viewer, 
 @gui
 @pytest.mark.parametrize("factor", [2, 3])
 def test_super_resolving_a_plain_image_covers_exactly_its_area(viewer, qtbot, nuclei64, factor):
-    low = viewer.add_image(nuclei64[::4, ::4].copy(), name="low", scale=(2.0, 2.0),
-                           translate=(5.0, -1.0))
+    low = viewer.add_image(
+        nuclei64[::4, ::4].copy(), name="low", scale=(2.0, 2.0), translate=(5.0, -1.0)
+    )
     before = _edges(low)
     widget = _reconstruct_widget(viewer)
     widget.layer.value = low
@@ -99,6 +102,7 @@ def test_a_downsample_measurement_layer_is_centred_on_its_blocks():
 
 # -- 3: the layer that is preselected ---------------------------------------------------------------
 
+
 @gui
 def test_the_measurement_is_preselected_and_follows_the_layer_list(viewer):
     widget = _reconstruct_widget(viewer)
@@ -119,14 +123,14 @@ def test_the_measurement_is_preselected_and_follows_the_layer_list(viewer):
 
 # -- 2 and 4: a prior sets the recommended settings, shown; a wrong prior is flagged first -----
 
+
 @gui
 def test_choosing_a_prior_sets_and_shows_the_recommended_settings(viewer):
     widget = _reconstruct_widget(viewer)
     viewer.open_sample("napari-genprior", "nuclei-blur")
     assert not widget.restarts.enabled and not widget.init.enabled  # dip: one start
     widget.prior.value = "nuclei-vae"
-    assert (widget.method.value, widget.restarts.value, widget.init.value) == \
-        ("csgm", 4, "encoder")
+    assert (widget.method.value, widget.restarts.value, widget.init.value) == ("csgm", 4, "encoder")
     assert widget.restarts.enabled and widget.init.enabled
     assert "csgm, 4 restarts, encoder start" in widget.advice.value
     widget.method.value = "tv"
@@ -159,6 +163,7 @@ def test_a_prior_that_does_not_suit_the_image_is_flagged_before_the_long_run(vie
 
 # -- 5: steps and progress agree ------------------------------------------------------------------
 
+
 @gui
 def test_the_progress_bar_counts_the_solvers_own_steps_and_ends_full(viewer, qtbot, nuclei64):
     layer = viewer.add_image(nuclei64, name="cells")
@@ -186,8 +191,9 @@ def test_the_progress_bar_counts_the_solvers_own_steps_and_ends_full(viewer, qtb
 
 
 @gui
-def test_a_run_estimated_over_the_limit_stops_and_continues_on_a_second_click(viewer, qtbot,
-                                                                              nuclei64):
+def test_a_run_estimated_over_the_limit_stops_and_continues_on_a_second_click(
+    viewer, qtbot, nuclei64
+):
     layer = viewer.add_image(nuclei64, name="cells")
     widget = _reconstruct_widget(viewer)
     widget.confirm_seconds = 5.0
@@ -210,6 +216,7 @@ def test_a_run_estimated_over_the_limit_stops_and_continues_on_a_second_click(vi
 
 # -- 6: big outputs ask first -------------------------------------------------------------------
 
+
 @gui
 def test_a_result_far_larger_than_the_input_needs_a_second_click(viewer, qtbot, nuclei64):
     layer = viewer.add_image(nuclei64, name="cells")
@@ -229,6 +236,7 @@ def test_a_result_far_larger_than_the_input_needs_a_second_click(viewer, qtbot, 
 
 # -- 8: names say what made a result --------------------------------------------------------------
 
+
 @gui
 def test_result_names_say_the_prior_and_a_cancelled_run(viewer, qtbot, nuclei64):
     layer = viewer.add_image(nuclei64, name="cells")
@@ -247,6 +255,7 @@ def test_result_names_say_the_prior_and_a_cancelled_run(viewer, qtbot, nuclei64)
 
 # -- 7: layout and tables -------------------------------------------------------------------------
 
+
 @gui
 def test_the_four_widgets_docked_together_fit_a_1080_pixel_screen(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
@@ -263,15 +272,20 @@ def test_the_four_widgets_docked_together_fit_a_1080_pixel_screen(make_napari_vi
 
 # -- 9: absurd settings are made, with a warning that says why ------------------------------------
 
+
 @gui
-@pytest.mark.parametrize("kind, controls, words", [
-    ("denoise", {"noise_std": 1e12}, "noise only"),
-    ("denoise", {"photons": 0.5}, "under one photon"),
-    ("blur", {"sigma": 100.0}, "spans most of the image"),
-    ("mri", {"acceleration": 64.0, "center_fraction": 0.0}, "no k-space centre"),
-])
-def test_implausible_simulation_settings_warn_but_still_simulate(viewer, monkeypatch, nuclei,
-                                                                 kind, controls, words):
+@pytest.mark.parametrize(
+    "kind, controls, words",
+    [
+        ("denoise", {"noise_std": 1e12}, "noise only"),
+        ("denoise", {"photons": 0.5}, "under one photon"),
+        ("blur", {"sigma": 100.0}, "spans most of the image"),
+        ("mri", {"acceleration": 64.0, "center_fraction": 0.0}, "no k-space centre"),
+    ],
+)
+def test_implausible_simulation_settings_warn_but_still_simulate(
+    viewer, monkeypatch, nuclei, kind, controls, words
+):
     from napari_genprior._widgets import simulate as mod
 
     warnings = []
@@ -303,6 +317,7 @@ def test_plausible_simulation_settings_do_not_warn(viewer, monkeypatch, nuclei):
 
 # -- 6: previews are throttled by wall time, not by steps ---------------------------------------
 
+
 @gui
 def test_previews_reach_the_viewer_at_most_about_once_a_second(viewer, qtbot, nuclei64):
     layer = viewer.add_image(nuclei64, name="cells")
@@ -315,8 +330,9 @@ def test_previews_reach_the_viewer_at_most_about_once_a_second(viewer, qtbot, nu
 
     t0 = time.perf_counter()
     widget.start()
-    widget.worker.yielded.connect(lambda u: (updates.append(u.step),
-                                             previews.append(u.image is not None)))
+    widget.worker.yielded.connect(
+        lambda u: (updates.append(u.step), previews.append(u.image is not None))
+    )
     _wait_until_idle(qtbot, widget)
     seconds = time.perf_counter() - t0
     shown = sum(previews)
@@ -342,12 +358,17 @@ def test_a_long_message_wraps_instead_of_widening_the_dock(make_napari_viewer, q
 
 # -- 8: a second sample load does not look like a result -------------------------------------------
 
+
 @gui
 def test_a_second_sample_load_is_named_a_copy_not_like_a_result(viewer):
     viewer.open_sample("napari-genprior", "nuclei-blur")
     viewer.open_sample("napari-genprior", "nuclei-blur")
     names = [lyr.name for lyr in viewer.layers]
-    assert names == ["nuclei", "nuclei [blur 2 px, Poisson]", "nuclei (copy 2)",
-                     "nuclei (copy 2) [blur 2 px, Poisson]"], names
+    assert names == [
+        "nuclei",
+        "nuclei [blur 2 px, Poisson]",
+        "nuclei (copy 2)",
+        "nuclei (copy 2) [blur 2 px, Poisson]",
+    ], names
     viewer.open_sample("napari-genprior", "nuclei")
     assert viewer.layers[-1].name == "nuclei (copy 3)"

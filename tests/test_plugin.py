@@ -12,8 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_npe2_validate_passes():
     exe = Path(sysconfig.get_path("scripts")) / "npe2"
-    out = subprocess.run([str(exe), "validate", "napari-genprior", "--imports"],
-                         capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [str(exe), "validate", "napari-genprior", "--imports"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "valid" in out.stdout.lower()
 
@@ -25,9 +29,19 @@ def test_plugin_manager_knows_the_plugin_and_its_contributions():
     pm.discover()
     mf = pm.get_manifest("napari-genprior")
     assert [w.display_name for w in mf.contributions.widgets] == [
-        "Simulate", "Reconstruct", "Train prior", "Compare"]
+        "Simulate",
+        "Reconstruct",
+        "Train prior",
+        "Compare",
+    ]
     assert {s.key for s in mf.contributions.sample_data} == {
-        "nuclei", "nuclei-inpaint", "nuclei-blur", "mri-phantom", "digit-cs", "nuclei-stack"}
+        "nuclei",
+        "nuclei-inpaint",
+        "nuclei-blur",
+        "mri-phantom",
+        "digit-cs",
+        "nuclei-stack",
+    }
     widget_cmd = mf.contributions.widgets[1].command
     assert pm.get_command(widget_cmd).python_name.endswith("reconstruct:ReconstructWidget")
     assert [r.filename_patterns for r in mf.contributions.readers] == [["*.h5", "*.hdf5"]]

@@ -5,6 +5,7 @@ no layer is added, the input's data and metadata are as they were. Faults (an ex
 solver, running out of memory, Cancel at any moment, the viewer closed mid-run, two runs at
 once) leave the viewer usable, and the event loop keeps turning during a run.
 """
+
 from __future__ import annotations
 
 import copy
@@ -14,9 +15,9 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import latency_limit
 
 import napari_genprior as ngp
-from conftest import latency_limit
 
 pytestmark = pytest.mark.gui
 
@@ -43,8 +44,10 @@ def _wait(qtbot, widget, timeout=60_000):
 
 
 def _snapshot(viewer):
-    return [(lyr.name, np.array(lyr.data, copy=True), copy.deepcopy(dict(lyr.metadata)))
-            for lyr in viewer.layers]
+    return [
+        (lyr.name, np.array(lyr.data, copy=True), copy.deepcopy(dict(lyr.metadata)))
+        for lyr in viewer.layers
+    ]
 
 
 def _unchanged(viewer, before):
@@ -56,6 +59,7 @@ def _unchanged(viewer, before):
 
 
 # -- bad input --------------------------------------------------------------------------------
+
 
 def _kspace_meta():
     A = ngp.make_operator("mri", shape=(16, 16), acceleration=2, seed=0)
@@ -81,49 +85,117 @@ BAD_INPUTS = {
     "one row": (np.ones((1, 40), np.float32), {}, {}, "2x2"),
     "nan pixels": (np.where(np.eye(16) > 0, np.nan, 1.0), {}, {}, "NaN"),
     "inf pixels": (np.where(np.eye(16) > 0, np.inf, 1.0), {}, {}, "infinite"),
-    "nothing to inpaint": (np.ones((16, 16)), {}, {"operator": "inpaint (NaN pixels are missing)"}, "no NaN pixels"),
-    "smaller than the prior's patch": (np.ones((6, 6), np.float32), {},
-                                       {"method": "csgm", "prior": "digits-vae"},
-                                       "not smaller"),
-    "3D image for a 2D prior": (np.ones((2, 8, 8), np.float32),
-                                {"metadata": {"genprior": {"operator": {"kind": "denoise",
-                                                                        "shape": [2, 8, 8]}}}},
-                                {"method": "csgm", "prior": "digits-vae"}, "shape"),
-    "prior method without a prior": (np.ones((8, 8), np.float32), {}, {"method": "csgm"},
-                                     "needs a prior"),
+    "nothing to inpaint": (
+        np.ones((16, 16)),
+        {},
+        {"operator": "inpaint (NaN pixels are missing)"},
+        "no NaN pixels",
+    ),
+    "smaller than the prior's patch": (
+        np.ones((6, 6), np.float32),
+        {},
+        {"method": "csgm", "prior": "digits-vae"},
+        "not smaller",
+    ),
+    "3D image for a 2D prior": (
+        np.ones((2, 8, 8), np.float32),
+        {"metadata": {"genprior": {"operator": {"kind": "denoise", "shape": [2, 8, 8]}}}},
+        {"method": "csgm", "prior": "digits-vae"},
+        "shape",
+    ),
+    "prior method without a prior": (
+        np.ones((8, 8), np.float32),
+        {},
+        {"method": "csgm"},
+        "needs a prior",
+    ),
     "stack that does not fit its operator": (
         np.zeros((4, 32, 32), np.float32),
-        {"metadata": {"genprior": {"operator": {"kind": "denoise", "shape": [32, 32]}}}}, {},
-        "shape"),
-    "metadata not a dict": (np.ones((16, 16)), {"metadata": {"genprior": 5}},
-                            {"operator": "from the layer's metadata"}, "no operator"),
-    "operator spec a string": (np.ones((16, 16)), {"metadata": {"genprior": {"operator": "mri"}}},
-                               {}, "spec"),
-    "operator kind unknown": (_K_DATA, {"metadata": _edited(
-        lambda g: g["operator"].update(kind="xray"))}, {}, "unknown operator kind"),
-    "operator shape negative": (_K_DATA, {"metadata": _edited(
-        lambda g: g["operator"].update(shape=[-16, 16]))}, {}, "shape"),
-    "mask of the wrong length": (_K_DATA, {"metadata": _edited(
-        lambda g: g["operator"].update(mask=[1, 0, 1]))}, {}, "mask"),
-    "stored measurement corrupt": (_K_DATA, {"metadata": _edited(
-        lambda g: g["measurement"].update(complex128="not base64!"))}, {}, "malformed"),
-    "stored measurement of another shape": (_K_DATA, {"metadata": _edited(
-        lambda g: g["measurement"].update(shape=[8, 32]))}, {}, "shape (8, 32)"),
-    "k-space volume file gone": (_K_DATA, {"metadata": _edited(lambda g: (
-        g.pop("measurement"), g.update(source={"path": "/nonexistent/file.h5", "slices": 2,
-                                               "dataset": "kspace"})))}, {}, "cannot be read"),
-    "slices nonsense": (_K_DATA, {"metadata": _edited(lambda g: (
-        g.pop("measurement"), g.update(source={"path": "x.h5", "slices": "many"})))}, {},
-        "slices"),
-    "phase method on a blur": (np.ones((16, 16), np.float32), {},
-                               {"operator": "deblur / deconvolve (PSF)", "method": "twf"},
-                               "magnitude-only"),
+        {"metadata": {"genprior": {"operator": {"kind": "denoise", "shape": [32, 32]}}}},
+        {},
+        "shape",
+    ),
+    "metadata not a dict": (
+        np.ones((16, 16)),
+        {"metadata": {"genprior": 5}},
+        {"operator": "from the layer's metadata"},
+        "no operator",
+    ),
+    "operator spec a string": (
+        np.ones((16, 16)),
+        {"metadata": {"genprior": {"operator": "mri"}}},
+        {},
+        "spec",
+    ),
+    "operator kind unknown": (
+        _K_DATA,
+        {"metadata": _edited(lambda g: g["operator"].update(kind="xray"))},
+        {},
+        "unknown operator kind",
+    ),
+    "operator shape negative": (
+        _K_DATA,
+        {"metadata": _edited(lambda g: g["operator"].update(shape=[-16, 16]))},
+        {},
+        "shape",
+    ),
+    "mask of the wrong length": (
+        _K_DATA,
+        {"metadata": _edited(lambda g: g["operator"].update(mask=[1, 0, 1]))},
+        {},
+        "mask",
+    ),
+    "stored measurement corrupt": (
+        _K_DATA,
+        {"metadata": _edited(lambda g: g["measurement"].update(complex128="not base64!"))},
+        {},
+        "malformed",
+    ),
+    "stored measurement of another shape": (
+        _K_DATA,
+        {"metadata": _edited(lambda g: g["measurement"].update(shape=[8, 32]))},
+        {},
+        "shape (8, 32)",
+    ),
+    "k-space volume file gone": (
+        _K_DATA,
+        {
+            "metadata": _edited(
+                lambda g: (
+                    g.pop("measurement"),
+                    g.update(
+                        source={"path": "/nonexistent/file.h5", "slices": 2, "dataset": "kspace"}
+                    ),
+                )
+            )
+        },
+        {},
+        "cannot be read",
+    ),
+    "slices nonsense": (
+        _K_DATA,
+        {
+            "metadata": _edited(
+                lambda g: (
+                    g.pop("measurement"),
+                    g.update(source={"path": "x.h5", "slices": "many"}),
+                )
+            )
+        },
+        {},
+        "slices",
+    ),
+    "phase method on a blur": (
+        np.ones((16, 16), np.float32),
+        {},
+        {"operator": "deblur / deconvolve (PSF)", "method": "twf"},
+        "magnitude-only",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_gets_one_clear_notification_and_changes_nothing(make_napari_viewer, notes,
-                                                                   case):
+def test_bad_input_gets_one_clear_notification_and_changes_nothing(make_napari_viewer, notes, case):
     data, layer_kw, settings, words = BAD_INPUTS[case]
     viewer = make_napari_viewer()
     viewer.add_image(np.ones((8, 8), np.float32), name="bystander")
@@ -142,8 +214,9 @@ def test_bad_input_gets_one_clear_notification_and_changes_nothing(make_napari_v
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
-def test_integer_images_are_reconstructed_as_floats_and_left_as_they_are(make_napari_viewer,
-                                                                        qtbot, notes, dtype):
+def test_integer_images_are_reconstructed_as_floats_and_left_as_they_are(
+    make_napari_viewer, qtbot, notes, dtype
+):
     """A uint8 microscope frame, a uint16 camera image, an int16 MRI magnitude image."""
     rng = np.random.default_rng(0)
     img = (np.clip(rng.normal(0.5, 0.2, (24, 24)), 0, 1) * 100).astype(dtype)
@@ -163,16 +236,20 @@ def test_integer_images_are_reconstructed_as_floats_and_left_as_they_are(make_na
     assert not [m for lv, m in notes if lv == "error"]
 
 
-def test_a_corrupt_prior_file_is_refused_and_the_chooser_is_unchanged(make_napari_viewer,
-                                                                    notes, tmp_path):
+def test_a_corrupt_prior_file_is_refused_and_the_chooser_is_unchanged(
+    make_napari_viewer, notes, tmp_path
+):
     import pickle
 
     viewer = make_napari_viewer()
     widget = _widget(viewer)
     choices = list(widget.prior.choices)
     value = widget.prior.value
-    bad = {"truncated.safetensors": None, "pickle.safetensors": pickle.dumps({"a": 1}),
-           "text.safetensors": b"hello, not a model"}
+    bad = {
+        "truncated.safetensors": None,
+        "pickle.safetensors": pickle.dumps({"a": 1}),
+        "text.safetensors": b"hello, not a model",
+    }
     good = tmp_path / "good.safetensors"
     ngp.random_prior(latent_dim=2, widths=(4, 16), image_shape=(4, 4)).save(good)
     bad["truncated.safetensors"] = good.read_bytes()[:-100]
@@ -186,11 +263,13 @@ def test_a_corrupt_prior_file_is_refused_and_the_chooser_is_unchanged(make_napar
 
 # -- faults -----------------------------------------------------------------------------------
 
+
 def _replace_solver(monkeypatch, name, solver):
     from napari_genprior import solvers
 
-    monkeypatch.setitem(solvers.METHODS, name,
-                        dataclasses.replace(solvers.METHODS[name], solver=solver))
+    monkeypatch.setitem(
+        solvers.METHODS, name, dataclasses.replace(solvers.METHODS[name], solver=solver)
+    )
 
 
 def _failed_tv_run(viewer, qtbot, notes, image, name, words):
@@ -211,7 +290,8 @@ def _failed_tv_run(viewer, qtbot, notes, image, name, words):
 
 
 def test_an_exception_inside_the_solver_is_reported_and_the_viewer_stays_usable(
-        make_napari_viewer, qtbot, notes, monkeypatch, nuclei64):
+    make_napari_viewer, qtbot, notes, monkeypatch, nuclei64
+):
     from napari_genprior.solvers.common import Update
 
     def broken(problem, *, steps=10, preview_every=1):
@@ -232,7 +312,8 @@ def test_an_exception_inside_the_solver_is_reported_and_the_viewer_stays_usable(
 
 
 def test_running_out_of_gpu_memory_falls_back_to_smaller_chunks_then_cpu_with_a_warning(
-        make_napari_viewer, qtbot, notes, monkeypatch, nuclei64):
+    make_napari_viewer, qtbot, notes, monkeypatch, nuclei64
+):
     """A fake GPU whose every allocation fails: the run restarts with the mosaic's patches in
     chunks of 256 -> 64 -> 16, then on the CPU, where it succeeds; each step is a warning."""
     from napari_genprior import api
@@ -256,7 +337,7 @@ def test_running_out_of_gpu_memory_falls_back_to_smaller_chunks_then_cpu_with_a_
     widget.restarts.value = 1
     widget.steps.value = 3
     monkeypatch.setattr(run, "make_problem", fake_gpu)
-    monkeypatch.setattr(api, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(api._reconstruct, "resolve_device", lambda device: torch.device("cuda"))
     widget.start()
     _wait(qtbot, widget)
     assert attempts == ["cuda", "cuda", "cuda", "cpu"]
@@ -269,16 +350,23 @@ def test_running_out_of_gpu_memory_falls_back_to_smaller_chunks_then_cpu_with_a_
     assert len(result.metadata["genprior"]["notes"]) == 3
 
 
-def test_out_of_memory_even_on_the_cpu_is_an_error_not_a_crash(make_napari_viewer, qtbot, notes,
-                                                              monkeypatch):
+def test_out_of_memory_even_on_the_cpu_is_an_error_not_a_crash(
+    make_napari_viewer, qtbot, notes, monkeypatch
+):
     from napari_genprior.solvers import run
 
     def no_memory(*args):
         raise torch.OutOfMemoryError("out of memory")
 
     monkeypatch.setattr(run, "make_problem", no_memory)
-    _failed_tv_run(make_napari_viewer(), qtbot, notes, np.ones((16, 16), np.float32), "img",
-                   "does not fit in memory")
+    _failed_tv_run(
+        make_napari_viewer(),
+        qtbot,
+        notes,
+        np.ones((16, 16), np.float32),
+        "img",
+        "does not fit in memory",
+    )
 
 
 def _long_run(viewer, nuclei64, widget=None):
@@ -290,11 +378,12 @@ def _long_run(viewer, nuclei64, widget=None):
     return widget, layer
 
 
-@pytest.mark.parametrize("moment", ["before the first step", "mid-run", "while the result is "
-                                                                          "being added"])
-def test_cancel_at_any_moment_keeps_a_result_or_nothing_and_never_hangs(make_napari_viewer,
-                                                                        qtbot, notes, nuclei64,
-                                                                        moment):
+@pytest.mark.parametrize(
+    "moment", ["before the first step", "mid-run", "while the result is being added"]
+)
+def test_cancel_at_any_moment_keeps_a_result_or_nothing_and_never_hangs(
+    make_napari_viewer, qtbot, notes, nuclei64, moment
+):
     viewer = make_napari_viewer()
     widget, layer = _long_run(viewer, nuclei64)
     steps = []
@@ -314,16 +403,18 @@ def test_cancel_at_any_moment_keeps_a_result_or_nothing_and_never_hangs(make_nap
     assert time.perf_counter() - t0 < latency_limit(5.0)
     results = [lyr for lyr in viewer.layers if "[dip" in lyr.name]
     assert len(results) == 1 and np.all(np.isfinite(results[0].data))
-    assert results[0].metadata["genprior"]["cancelled"] == (moment != "while the result is "
-                                                                      "being added")
+    assert results[0].metadata["genprior"]["cancelled"] == (
+        moment != "while the result is being added"
+    )
     assert not [lyr for lyr in viewer.layers if "preview" in lyr.name]
     np.testing.assert_array_equal(layer.data, nuclei64)
     assert widget.run_button.enabled and not widget.cancel_button.enabled
     assert not [m for lv, m in notes if lv == "error"]
 
 
-def test_cancel_between_planes_of_a_stack_keeps_the_planes_done(make_napari_viewer, qtbot, notes,
-                                                               nuclei64):
+def test_cancel_between_planes_of_a_stack_keeps_the_planes_done(
+    make_napari_viewer, qtbot, notes, nuclei64
+):
     viewer = make_napari_viewer()
     stack = np.stack([nuclei64[:32, :32], nuclei64[32:, :32], nuclei64[:32, 32:]])
     layer = viewer.add_image(stack, name="stack")
@@ -342,8 +433,9 @@ def test_cancel_between_planes_of_a_stack_keeps_the_planes_done(make_napari_view
     assert np.all(result.data[2] == 0) and np.any(result.data[0] != 0)
 
 
-def test_closing_the_viewer_during_a_run_stops_the_worker_without_errors(make_napari_viewer,
-                                                                         qtbot, nuclei64):
+def test_closing_the_viewer_during_a_run_stops_the_worker_without_errors(
+    make_napari_viewer, qtbot, nuclei64
+):
     viewer = make_napari_viewer()
     widget, _ = _long_run(viewer, nuclei64)
     widget.start()
@@ -388,12 +480,13 @@ def test_two_reconstructions_at_once(make_napari_viewer, qtbot, notes, nuclei64)
     second.cancel()
     _wait(qtbot, first)
     _wait(qtbot, second)
-    assert {"cells0 [dip, cancelled]", "cells1 [dip, cancelled]"} <= {lyr.name for lyr in viewer.layers}
+    assert {"cells0 [dip, cancelled]", "cells1 [dip, cancelled]"} <= {
+        lyr.name for lyr in viewer.layers
+    }
     assert not [lyr for lyr in viewer.layers if "preview" in lyr.name]
 
 
-def test_the_event_loop_is_never_blocked_for_long_during_a_run(make_napari_viewer, qtbot,
-                                                                nuclei64):
+def test_the_event_loop_is_never_blocked_for_long_during_a_run(make_napari_viewer, qtbot, nuclei64):
     # The 200 ms target is measured in benchmarks/gui_overhead.py (129-159 ms there); this test
     # bounds the stall at 5x the target, so that a busy shared machine (218 ms was seen while
     # a benchmark ran beside the tests) does not fail it at random, while a blocking call in
@@ -422,13 +515,16 @@ def test_the_event_loop_is_never_blocked_for_long_during_a_run(make_napari_viewe
     qtbot.wait(200)
     timer.stop()
     gaps = np.diff(ticks)
-    print(f"event loop: longest gap {gaps.max() * 1000:.0f} ms, median {np.median(gaps) * 1000:.0f} "
-          f"ms over {len(gaps)} ticks of a 10 ms timer")  # pytest -s shows it
+    print(
+        f"event loop: longest gap {gaps.max() * 1000:.0f} ms, median {np.median(gaps) * 1000:.0f} "
+        f"ms over {len(gaps)} ticks of a 10 ms timer"
+    )  # pytest -s shows it
     assert len(ticks) > 50
     assert gaps.max() < latency_limit(1.0), f"the event loop stalled {gaps.max() * 1000:.0f} ms"
 
 
 # -- the Train prior widget: the same worker, the same guarantees ------------------------------
+
 
 @pytest.fixture
 def trainer(make_napari_viewer, nuclei64):
@@ -477,8 +573,9 @@ def test_closing_the_viewer_during_training_stops_it(trainer, qtbot):
     assert len(epochs) == n
 
 
-def test_an_exception_during_training_is_reported_and_nothing_is_registered(trainer, qtbot,
-                                                                            monkeypatch):
+def test_an_exception_during_training_is_reported_and_nothing_is_registered(
+    trainer, qtbot, monkeypatch
+):
     from napari_genprior import api
     from napari_genprior._widgets import train as mod
     from napari_genprior._widgets._session import SESSION_PRIORS

@@ -20,6 +20,7 @@ starts a pop-up's dismiss timer only while its window is the active one, never u
 the workers its window keeps in its task list (every ``thread_worker`` made while a viewer is
 open, for its close-confirmation dialog; never pruned).
 """
+
 from __future__ import annotations
 
 import functools
@@ -31,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import latency_limit
 
 pytestmark = pytest.mark.gui
@@ -46,7 +46,8 @@ QT_SLACK = 16  # napari's own QPropertyAnimations come and go (7 at a time were 
 def _benchmark():
     """``benchmarks/gui_steady.py``, whose census this test shares."""
     spec = importlib.util.spec_from_file_location(
-        "gui_steady", Path(__file__).parents[1] / "benchmarks" / "gui_steady.py")
+        "gui_steady", Path(__file__).parents[1] / "benchmarks" / "gui_steady.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     return bench
@@ -55,12 +56,14 @@ def _benchmark():
 def _census(viewer, compare, objects: bool = False) -> dict:
     """The benchmark's count of what could pile up over runs (one definition for both), with
     the layers' names and Compare's plotted lines."""
-    return {**_benchmark().census(viewer, objects), "layer_names": [lyr.name for lyr in viewer.layers],
-            "plot_lines": len(compare.history_plot.axes.lines)}
+    return {
+        **_benchmark().census(viewer, objects),
+        "layer_names": [lyr.name for lyr in viewer.layers],
+        "plot_lines": len(compare.history_plot.axes.lines),
+    }
 
 
-def test_fifty_reconstructions_in_a_row_leave_nothing_behind(make_napari_viewer, qtbot,
-                                                              nuclei64):
+def test_fifty_reconstructions_in_a_row_leave_nothing_behind(make_napari_viewer, qtbot, nuclei64):
     from napari.utils.notifications import notification_manager
     from qtpy.QtCore import QTimer
 
@@ -110,8 +113,10 @@ def test_fifty_reconstructions_in_a_row_leave_nothing_behind(make_napari_viewer,
             widget.start()
             assert widget.worker is not None, widget.status.value
             if cancel:
-                qtbot.waitUntil(lambda: any(lyr.name.endswith("[preview]")
-                                            for lyr in viewer.layers), timeout=60_000)
+                qtbot.waitUntil(
+                    lambda: any(lyr.name.endswith("[preview]") for lyr in viewer.layers),
+                    timeout=60_000,
+                )
                 widget.cancel()
             qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
             ticks.append(time.perf_counter())
@@ -136,17 +141,30 @@ def test_fifty_reconstructions_in_a_row_leave_nothing_behind(make_napari_viewer,
 
     early, late = counts[EARLY], counts[RUNS]
     gaps = np.array(gaps)
-    print(f"{RUNS} runs in {seconds:.0f} s; event loop while reconstructing: longest stall "
-          f"{gaps.max() * 1000:.0f} ms, median {np.median(gaps) * 1000:.0f} ms, 99th percentile "
-          f"{np.percentile(gaps, 99) * 1000:.0f} ms over {len(gaps)} gaps of a 10 ms timer")
+    print(
+        f"{RUNS} runs in {seconds:.0f} s; event loop while reconstructing: longest stall "
+        f"{gaps.max() * 1000:.0f} ms, median {np.median(gaps) * 1000:.0f} ms, 99th percentile "
+        f"{np.percentile(gaps, 99) * 1000:.0f} ms over {len(gaps)} gaps of a 10 ms timer"
+    )
     print(f"after run {EARLY}: {early}\nafter run {RUNS}: {late}")  # pytest -s shows them
     # nothing of this plugin's piles up
-    assert late["layer_names"] == early["layer_names"] == ["cells", measurement.name,
-                                                 "cells [blur back-projection]"]
-    for key in ("python_threads", "workers_running", "layer_list_callbacks", "plot_lines",
-                "live_layers", "live_workers_not_napari_tasks", "live_figures"):
-        assert late[key] == early[key], f"{key}: {early[key]} after run {EARLY}, {late[key]} " \
-                                        f"after run {RUNS}"
+    assert (
+        late["layer_names"]
+        == early["layer_names"]
+        == ["cells", measurement.name, "cells [blur back-projection]"]
+    )
+    for key in (
+        "python_threads",
+        "workers_running",
+        "layer_list_callbacks",
+        "plot_lines",
+        "live_layers",
+        "live_workers_not_napari_tasks",
+        "live_figures",
+    ):
+        assert late[key] == early[key], (
+            f"{key}: {early[key]} after run {EARLY}, {late[key]} after run {RUNS}"
+        )
     assert late["workers_running"] == 0 and late["plot_lines"] == 1
     for key in ("qt_widgets", "qt_objects"):
         assert late[key] - early[key] <= QT_SLACK, (key, early[key], late[key])
@@ -155,7 +173,10 @@ def test_fifty_reconstructions_in_a_row_leave_nothing_behind(make_napari_viewer,
     infos = [m for level, m in notes if level == "info"]
     assert [n for n in notes if n[0] != "info"] == [], notes
     assert len(infos) == 2 * RUNS  # a run's "done"/"cancelled", Compare's "scored"
-    assert late["notification_toasts"] - early["notification_toasts"] <= len(infos) * (RUNS - EARLY) // RUNS
+    assert (
+        late["notification_toasts"] - early["notification_toasts"]
+        <= len(infos) * (RUNS - EARLY) // RUNS
+    )
     assert late["napari_task_workers"] - early["napari_task_workers"] <= RUNS - EARLY
     # the event loop kept turning while the reconstructions ran
     assert gaps.max() < latency_limit(1.0), f"the event loop stalled {gaps.max() * 1000:.0f} ms"

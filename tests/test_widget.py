@@ -41,14 +41,20 @@ def test_widget_reconstruction_beats_the_input_and_leaves_it_untouched(viewer_an
     widget.start()
     assert widget.worker is not None and not widget.run_button.enabled
     widget.worker.yielded.connect(
-        lambda u: previews.append(f"{meas.name} [preview]" in viewer.layers) if u.image is not None else None)
+        lambda u: (
+            previews.append(f"{meas.name} [preview]" in viewer.layers)
+            if u.image is not None
+            else None
+        )
+    )
     _wait_until_idle(qtbot, widget)
 
     qtbot.wait(300)  # let any queued update land
     result = viewer.layers["nuclei [50% pixels, noisy] [dip]"]
     assert any(previews), "a live preview layer was shown while running"
-    assert [lyr.name for lyr in viewer.layers if "preview" in lyr.name] == [], \
+    assert [lyr.name for lyr in viewer.layers if "preview" in lyr.name] == [], (
         "one preview layer, updated in place and removed at the end"
+    )
     assert len(viewer.layers) == n_layers + 1
     assert np.array_equal(meas.data, before), "the input layer was modified"
     assert meas.metadata["genprior"] == before_meta
@@ -119,11 +125,16 @@ def test_plain_image_layer_is_denoised(make_napari_viewer, qtbot, nuclei64):
     assert ngp.metrics.psnr(nuclei64, result.data) > ngp.metrics.psnr(nuclei64, noisy) + 4
 
 
-@pytest.mark.parametrize("bad, words", [
-    (np.full((32, 32), np.nan, dtype=np.float32), "NaN"),
-    (np.zeros((4, 32, 32), dtype=np.float32), "shape"),
-])
-def test_bad_input_gets_a_notification_and_changes_nothing(make_napari_viewer, monkeypatch, bad, words):
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (np.full((32, 32), np.nan, dtype=np.float32), "NaN"),
+        (np.zeros((4, 32, 32), dtype=np.float32), "shape"),
+    ],
+)
+def test_bad_input_gets_a_notification_and_changes_nothing(
+    make_napari_viewer, monkeypatch, bad, words
+):
     from napari_genprior._widgets import reconstruct as mod
 
     messages = []
@@ -143,8 +154,9 @@ def test_bad_input_gets_a_notification_and_changes_nothing(make_napari_viewer, m
     np.testing.assert_array_equal(layer.data, bad)
 
 
-def test_prior_methods_use_the_chosen_prior_and_say_when_none_is_chosen(make_napari_viewer,
-                                                                       monkeypatch, qtbot):
+def test_prior_methods_use_the_chosen_prior_and_say_when_none_is_chosen(
+    make_napari_viewer, monkeypatch, qtbot
+):
     from napari_genprior._widgets import reconstruct as mod
 
     messages = []
@@ -288,8 +300,9 @@ def test_plain_image_operators_deblur_superresolve_and_inpaint(make_napari_viewe
     _run_and_wait(widget, qtbot)
     filled = viewer.layers["holey [tv]"].data
     assert np.all(np.isfinite(filled)) and np.isnan(layer.data).sum() == 100
-    assert ngp.metrics.psnr(nuclei64[20:30, 20:30], filled[20:30, 20:30],
-                            float(np.ptp(nuclei64))) > 15
+    assert (
+        ngp.metrics.psnr(nuclei64[20:30, 20:30], filled[20:30, 20:30], float(np.ptp(nuclei64))) > 15
+    )
     # deblurring
     A = ngp.make_operator("blur", shape=nuclei64.shape, sigma=1.5)
     blurred = A.measure(nuclei64, noise_std=1.0, seed=0)
@@ -350,7 +363,8 @@ def test_the_result_layer_is_drawn(make_napari_viewer, qtbot):
 
 
 def test_a_kspace_volume_from_the_hdf5_reader_is_reconstructed_slice_by_slice(
-        make_napari_viewer, qtbot, tmp_path):
+    make_napari_viewer, qtbot, tmp_path
+):
     import h5py
 
     from napari_genprior.synthetic import brain_phantoms

@@ -78,16 +78,16 @@ def test_reconstruct_deconvolves_the_stack_as_one_volume(stack_viewer, qtbot):
 
 def test_a_psf_measured_from_beads_marked_by_points(stack_viewer, qtbot):
     viewer, clean = stack_viewer
-    psf = optics_psf((9, 40, 40), microscope="widefield", na=1.2, wavelength=0.52, dxy=0.1,
-                     dz=0.25)
+    psf = optics_psf((9, 40, 40), microscope="widefield", na=1.2, wavelength=0.52, dxy=0.1, dz=0.25)
     beads = np.full((15, 60, 60), 2.0)
     half = np.array(psf.shape) // 2
     for c in ((7, 30, 30),):
         beads[tuple(slice(a - h, a + h + 1) for a, h in zip(c, half))] += 5e4 * psf
     bead_layer = viewer.add_image(beads, name="beads")
     points = viewer.add_points([[7, 30, 31]], name="bead marks")
-    y = ngp.make_operator("blur", shape=clean.data.shape, psf=psf).measure(clean.data,
-                                                                           photons=500, seed=0)
+    y = ngp.make_operator("blur", shape=clean.data.shape, psf=psf).measure(
+        clean.data, photons=500, seed=0
+    )
     meas = viewer.add_image(y, name="widefield", scale=SCALE)
     _, rec = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
     rec.layer.value = meas
@@ -97,8 +97,9 @@ def test_a_psf_measured_from_beads_marked_by_points(stack_viewer, qtbot):
     rec.psf.points.value = points
     y2, A = rec.measurement(meas)
     assert A.shape == (9, 40, 40) and A.psf.shape[0] == 9
-    assert np.corrcoef(A.psf[:, 10:-10, 10:-10].ravel(),
-                       psf[:, 10:-10, 10:-10].ravel())[0, 1] > 0.99
+    assert (
+        np.corrcoef(A.psf[:, 10:-10, 10:-10].ravel(), psf[:, 10:-10, 10:-10].ravel())[0, 1] > 0.99
+    )
 
 
 def test_a_2d_psf_for_a_stack_is_refused_with_a_notification(stack_viewer):

@@ -23,18 +23,23 @@ def scene(make_napari_viewer, nuclei64) -> SimpleNamespace:
     rng = np.random.default_rng(0)
     ref = viewer.add_image(nuclei64, name="reference")
     good = viewer.add_image(
-        nuclei64 + rng.normal(0, 5, nuclei64.shape).astype(np.float32), name="good",
-        metadata={"genprior": {"method": "dip", "seconds": 2.5, "history": [4.0, 2.0, 1.0]}})
+        nuclei64 + rng.normal(0, 5, nuclei64.shape).astype(np.float32),
+        name="good",
+        metadata={"genprior": {"method": "dip", "seconds": 2.5, "history": [4.0, 2.0, 1.0]}},
+    )
     bad = viewer.add_image(
-        nuclei64 + rng.normal(0, 40, nuclei64.shape).astype(np.float32), name="bad",
-        metadata={"genprior": {"method": "adjoint", "seconds": 0.01}})
+        nuclei64 + rng.normal(0, 40, nuclei64.shape).astype(np.float32),
+        name="bad",
+        metadata={"genprior": {"method": "adjoint", "seconds": 0.01}},
+    )
     A = ngp.make_operator("cs", shape=nuclei64.shape, m=400, seed=0)
     y = A.measure(nuclei64, noise_std=1.0, seed=0)
     meas = viewer.add_layer(Layer.create(*measurement_layer(y, A, "cs measurement")))
     _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Compare")
     widget.reference.value = ref
-    return SimpleNamespace(viewer=viewer, widget=widget, ref=ref, good=good, bad=bad, meas=meas,
-                           y=y)
+    return SimpleNamespace(
+        viewer=viewer, widget=widget, ref=ref, good=good, bad=bad, meas=meas, y=y
+    )
 
 
 def _rows(widget) -> dict[str, dict]:
@@ -76,12 +81,17 @@ def test_compare_ranks_results_with_the_metrics_numbers(scene):
     from qtpy.QtCore import QLocale, Qt
 
     native = widget.table.native
-    shown = [native.itemDelegate().displayText(native.item(0, c).data(Qt.ItemDataRole.DisplayRole),
-                                               QLocale()) for c in (1, 2)]
+    shown = [
+        native.itemDelegate().displayText(
+            native.item(0, c).data(Qt.ItemDataRole.DisplayRole), QLocale()
+        )
+        for c in (1, 2)
+    ]
     assert [len(t.split(".")[1]) for t in shown] == [2, 3], shown
     # each loss over its own first value: losses of different methods share one axis
-    assert widget.history_plot.curves == {"good": [1.0, 0.5, 0.25]}, \
+    assert widget.history_plot.curves == {"good": [1.0, 0.5, 0.25]}, (
         "only results with a history, normalised"
+    )
     assert len(s.viewer.layers) == n_layers
     for (data, meta), layer in zip(before, layers):
         assert np.array_equal(layer.data, data) and repr(layer.metadata) == meta
@@ -98,8 +108,11 @@ def test_data_consistency_is_blank_without_a_measurement(scene):
 
 
 def test_only_measurement_layers_are_offered(scene):
-    scene.viewer.add_image(np.zeros((8, 8)), name="rec", metadata={
-        "genprior": {"role": "reconstruction", "operator": {"kind": "denoise"}}})
+    scene.viewer.add_image(
+        np.zeros((8, 8)),
+        name="rec",
+        metadata={"genprior": {"role": "reconstruction", "operator": {"kind": "denoise"}}},
+    )
     assert list(scene.widget.measurement.choices) == [None, scene.meas]
 
 

@@ -18,8 +18,9 @@ LABEL = "mri 4x, 4 coils"
 def multicoil(make_napari_viewer, nuclei64):
     """A viewer with a clean 64x64 layer and its simulated 4-coil measurement, and both widgets."""
     viewer = make_napari_viewer()
-    clean = viewer.add_image(nuclei64.copy(), name="clean", scale=(0.5, 0.5),
-                             metadata={"source": {"note": "untouched"}})
+    clean = viewer.add_image(
+        nuclei64.copy(), name="clean", scale=(0.5, 0.5), metadata={"source": {"note": "untouched"}}
+    )
     _, sim = viewer.window.add_plugin_dock_widget("napari-genprior", "Simulate")
     sim.layer.value = clean
     sim.kind.value = "mri"
@@ -87,7 +88,7 @@ def test_reconstruct_shows_magnitude_phase_and_coil_maps(multicoil, qtbot):
     maps = viewer.layers[f"{meas.name} [coil maps]"]
     assert maps.data.shape == (4, 64, 64) and maps.data.dtype == np.float32
     # birdcage maps are normalised: sum_c |S_c|^2 = 1
-    np.testing.assert_allclose((maps.data ** 2).sum(axis=0), 1.0, rtol=1e-4)
+    np.testing.assert_allclose((maps.data**2).sum(axis=0), 1.0, rtol=1e-4)
     residual = viewer.layers[f"{meas.name} [cg residual]"]
     assert residual.data.shape == (64, 64) and not np.iscomplexobj(residual.data)
     assert np.array_equal(meas.data, before) and meas.metadata == before_meta
@@ -138,12 +139,21 @@ def test_a_multicoil_file_reconstructs_the_slice_shown(make_napari_viewer, qtbot
 
     shape, coils = (64, 64), 4
     yy, xx = np.mgrid[:64, :64] / 64
-    truth = np.stack([((yy - 0.5) ** 2 + (xx - 0.5) ** 2 < r ** 2).astype(float)
-                      for r in (0.2, 0.3, 0.35)])
-    A = ngp.make_operator("mri", shape=shape, acceleration=3, center_fraction=0.35,
-                          mask="equispaced", seed=0, coils=birdcage_maps(shape, coils))
-    kspace = np.stack([A.measure(x * np.exp(0.5j * yy), noise_std=0.001, seed=i)
-                       for i, x in enumerate(truth)])
+    truth = np.stack(
+        [((yy - 0.5) ** 2 + (xx - 0.5) ** 2 < r**2).astype(float) for r in (0.2, 0.3, 0.35)]
+    )
+    A = ngp.make_operator(
+        "mri",
+        shape=shape,
+        acceleration=3,
+        center_fraction=0.35,
+        mask="equispaced",
+        seed=0,
+        coils=birdcage_maps(shape, coils),
+    )
+    kspace = np.stack(
+        [A.measure(x * np.exp(0.5j * yy), noise_std=0.001, seed=i) for i, x in enumerate(truth)]
+    )
     path = tmp_path / "scan.h5"
     with h5py.File(path, "w") as f:
         f.create_dataset("kspace", data=kspace)

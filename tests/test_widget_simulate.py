@@ -21,8 +21,13 @@ TRANSLATE = (10.0, -3.0)
 def sim(make_napari_viewer, nuclei64):
     """A viewer with a placed 64x64 clean layer selected in a docked Simulate widget."""
     viewer = make_napari_viewer()
-    clean = viewer.add_image(nuclei64.copy(), name="clean", scale=SCALE, translate=TRANSLATE,
-                             metadata={"source": {"note": "untouched"}})
+    clean = viewer.add_image(
+        nuclei64.copy(),
+        name="clean",
+        scale=SCALE,
+        translate=TRANSLATE,
+        metadata={"source": {"note": "untouched"}},
+    )
     _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Simulate")
     widget.layer.value = clean
     return viewer, widget, clean
@@ -40,20 +45,29 @@ def _assert_placed(layer, scale, translate):
 
 # kind, widget controls, make_operator keywords (seed added where the kind takes one), label
 CASES = [
-    ("blur", {"sigma": 1.5, "boundary": "periodic"}, {"sigma": 1.5, "boundary": "periodic"},
-     "blur sigma 1.5"),
+    (
+        "blur",
+        {"sigma": 1.5, "boundary": "periodic"},
+        {"sigma": 1.5, "boundary": "periodic"},
+        "blur sigma 1.5",
+    ),
     ("inpaint", {"fraction": 0.3}, {"fraction": 0.3, "seed": 3}, "inpaint 30%"),
     ("downsample", {"factor": 4}, {"factor": 4}, "downsample 4x"),
-    ("mri", {"acceleration": 4.0, "center_fraction": 0.1, "mri_mask": "equispaced"},
-     {"acceleration": 4.0, "center_fraction": 0.1, "mask": "equispaced", "seed": 3}, "mri 4x"),
+    (
+        "mri",
+        {"acceleration": 4.0, "center_fraction": 0.1, "mri_mask": "equispaced"},
+        {"acceleration": 4.0, "center_fraction": 0.1, "mask": "equispaced", "seed": 3},
+        "mri 4x",
+    ),
     ("cs", {"m": 500}, {"m": 500, "seed": 3}, "cs m=500"),
     ("denoise", {}, {}, "denoise"),
 ]
 
 
 @pytest.mark.parametrize("kind, controls, params, label", CASES, ids=[c[0] for c in CASES])
-def test_simulate_adds_a_reproducible_measurement_and_its_adjoint(sim, kind, controls, params,
-                                                                   label):
+def test_simulate_adds_a_reproducible_measurement_and_its_adjoint(
+    sim, kind, controls, params, label
+):
     viewer, widget, clean = sim
     before, before_meta = clean.data.copy(), copy.deepcopy(clean.metadata)
     n_layers = len(viewer.layers)
@@ -83,8 +97,9 @@ def test_simulate_adds_a_reproducible_measurement_and_its_adjoint(sim, kind, con
         assert np.array_equal(meas.data, y)
     if kind == "downsample":
         assert meas.data.shape == (16, 16)
-        _assert_placed(meas, np.multiply(SCALE, 4),
-                       np.add(TRANSLATE, np.multiply(SCALE, 1.5)))  # block centres
+        _assert_placed(
+            meas, np.multiply(SCALE, 4), np.add(TRANSLATE, np.multiply(SCALE, 1.5))
+        )  # block centres
     else:
         _assert_placed(meas, SCALE, TRANSLATE)
     if kind in ("blur", "inpaint", "downsample", "denoise"):  # in the image's units
@@ -144,8 +159,9 @@ def test_inpaint_mask_from_shapes_drawn_in_world_coordinates(sim):
     viewer, widget, _ = sim
     # Shapes at scale 1 in the world: rows 10..20 and columns 10..30 of the (scaled, shifted)
     # clean image lie at world y 15..20 and x -0.5..4.5.
-    shapes = viewer.add_shapes([np.array([[15.0, -0.5], [20.0, 4.5]])], shape_type="rectangle",
-                               name="missing")
+    shapes = viewer.add_shapes(
+        [np.array([[15.0, -0.5], [20.0, 4.5]])], shape_type="rectangle", name="missing"
+    )
     viewer.add_shapes([np.array([[0.0, 0.0], [30.0, 8.0]])], shape_type="line", name="line")
     _set(widget, kind="inpaint", seed=0)
     widget.mask_source.value = shapes
@@ -182,9 +198,15 @@ def test_blur_with_a_psf_layer(sim):
 
 def test_controls_follow_the_operator_kind(sim):
     _, widget, _ = sim
-    shown = {"inpaint": {"mask_source", "fraction"}, "blur": {"psf_source", "sigma", "boundary"},
-             "downsample": {"factor"}, "cs": {"m"}, "phase": {"m"}, "denoise": set(),
-             "mri": {"acceleration", "center_fraction", "mri_mask"}}
+    shown = {
+        "inpaint": {"mask_source", "fraction"},
+        "blur": {"psf_source", "sigma", "boundary"},
+        "downsample": {"factor"},
+        "cs": {"m"},
+        "phase": {"m"},
+        "denoise": set(),
+        "mri": {"acceleration", "center_fraction", "mri_mask"},
+    }
     assert set(widget.kind.choices) == set(shown)
     names = set().union(*shown.values())
     for kind, expected in shown.items():
@@ -204,11 +226,14 @@ def test_widget_offers_only_image_layers(make_napari_viewer):
     assert list(widget.layer.choices) == [img]
 
 
-@pytest.mark.parametrize("bad, words", [
-    (np.zeros((2, 4, 32, 32), dtype=np.float32), "a 2D image or a 3D (z, y, x) stack"),
-    (np.where(np.eye(32) > 0, np.nan, 1.0).astype(np.float32), "NaN"),
-    (np.zeros((32, 32, 3), dtype=np.uint8), "RGB"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (np.zeros((2, 4, 32, 32), dtype=np.float32), "a 2D image or a 3D (z, y, x) stack"),
+        (np.where(np.eye(32) > 0, np.nan, 1.0).astype(np.float32), "NaN"),
+        (np.zeros((32, 32, 3), dtype=np.uint8), "RGB"),
+    ],
+)
 def test_bad_input_gets_a_notification_and_adds_nothing(make_napari_viewer, bad, words):
     viewer = make_napari_viewer()
     layer = viewer.add_image(bad, name="bad")
@@ -225,11 +250,14 @@ def test_bad_input_gets_a_notification_and_adds_nothing(make_napari_viewer, bad,
     np.testing.assert_array_equal(layer.data, bad)
 
 
-@pytest.mark.parametrize("controls, words", [
-    ({"kind": "mri", "photons": 100.0}, "photons"),
-    ({"kind": "downsample", "factor": 3}, "multiple of factor"),
-    ({"kind": "cs", "m": 10_000}, "m (number of measurements)"),
-])
+@pytest.mark.parametrize(
+    "controls, words",
+    [
+        ({"kind": "mri", "photons": 100.0}, "photons"),
+        ({"kind": "downsample", "factor": 3}, "multiple of factor"),
+        ({"kind": "cs", "m": 10_000}, "m (number of measurements)"),
+    ],
+)
 def test_invalid_parameters_are_reported_by_the_api(sim, controls, words):
     viewer, widget, _ = sim
     _set(widget, **controls)
@@ -266,15 +294,19 @@ def test_the_button_simulates(sim):
     widget.kind.value = "denoise"
     widget.noise_std.value = 1.0
     widget.simulate_button.clicked.emit()
-    assert [lyr.name for lyr in viewer.layers][-2:] == ["clean [denoise]", "clean [denoise back-projection]"]
+    assert [lyr.name for lyr in viewer.layers][-2:] == [
+        "clean [denoise]",
+        "clean [denoise back-projection]",
+    ]
     assert "added" in widget.status.value
 
 
 def test_simulated_blur_of_the_nuclei_sample_is_reconstructed_by_tv(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-genprior", "nuclei")
-    crop = viewer.add_image(viewer.layers["nuclei"].data[32:96, 32:96].astype(np.float32),
-                            name="crop")
+    crop = viewer.add_image(
+        viewer.layers["nuclei"].data[32:96, 32:96].astype(np.float32), name="crop"
+    )
     _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Simulate")
     widget.layer.value = crop
     _set(widget, kind="blur", sigma=1.5, noise_std=3.0, seed=0)

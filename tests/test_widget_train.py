@@ -44,8 +44,9 @@ def _wait_until_idle(qtbot, widget, timeout=60_000):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
-def test_training_registers_a_prior_plots_losses_and_leaves_the_input_alone(viewer_and_widget,
-                                                                           qtbot, tmp_path):
+def test_training_registers_a_prior_plots_losses_and_leaves_the_input_alone(
+    viewer_and_widget, qtbot, tmp_path
+):
     viewer, widget = viewer_and_widget
     layer = viewer.layers["nuclei"]
     before = layer.data.copy()
@@ -130,11 +131,14 @@ def test_a_gan_trains_too(viewer_and_widget, qtbot):
     assert set(widget.loss_plot.curves) == {"generator", "discriminator"}
 
 
-@pytest.mark.parametrize("bad, rgb, words", [
-    (np.full((32, 32), np.nan, dtype=np.float32), False, "NaN"),
-    (np.zeros((32, 32, 3), dtype=np.uint8), True, "RGB"),
-    (np.zeros((3, 12, 40), dtype=np.float32), False, "smaller than the 16x16 patch"),
-])
+@pytest.mark.parametrize(
+    "bad, rgb, words",
+    [
+        (np.full((32, 32), np.nan, dtype=np.float32), False, "NaN"),
+        (np.zeros((32, 32, 3), dtype=np.uint8), True, "RGB"),
+        (np.zeros((3, 12, 40), dtype=np.float32), False, "smaller than the 16x16 patch"),
+    ],
+)
 def test_bad_input_gets_a_notification_and_starts_nothing(make_napari_viewer, bad, rgb, words):
     viewer = make_napari_viewer()
     layer = viewer.add_image(bad, name="bad", rgb=rgb)

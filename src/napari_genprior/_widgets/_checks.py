@@ -31,8 +31,12 @@ def _format_seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
 
-def checked_run(run: Generator, fit: dict[str, Any] | None = None,
-                confirm_after: float | None = None, probe: float = 1.0):
+def checked_run(
+    run: Generator,
+    fit: dict[str, Any] | None = None,
+    confirm_after: float | None = None,
+    probe: float = 1.0,
+):
     """Pass on ``run``'s updates after the checks; return its result or a :class:`Stopped`.
 
     Parameters
@@ -48,13 +52,18 @@ def checked_run(run: Generator, fit: dict[str, Any] | None = None,
     if fit is not None:
         from ..advice import check_prior_fit
 
-        result = check_prior_fit(fit["y"], fit["A"], fit["prior"], seed=fit.get("seed", 0),
-                                 device=fit.get("device", "cpu"))
+        result = check_prior_fit(
+            fit["y"],
+            fit["A"],
+            fit["prior"],
+            seed=fit.get("seed", 0),
+            device=fit.get("device", "cpu"),
+        )
         if result.warnings:
             run.close()
             return Stopped("prior", result.warnings)
     start: tuple[float, int] | None = None  # the pace is timed from the first update on (the
-    reply = None                             # set-up before it, a network built, is not a step)
+    reply = None  # set-up before it, a network built, is not a step)
     asked = confirm_after is None
     while True:
         try:
@@ -71,9 +80,14 @@ def checked_run(run: Generator, fit: dict[str, Any] | None = None,
                 per_step = elapsed / steps
                 estimate = elapsed + per_step * (u.total * u.planes - done)
                 if estimate > confirm_after:
-                    return Stopped("slow", [
-                        f"this run would take about {_format_seconds(estimate)} "
-                        f"(at most {u.total * u.planes} steps at {per_step * 1000:.0f} ms each). "
-                        "Click Run again to continue it, or lower max steps."],
-                        run=run, estimate=estimate)
+                    return Stopped(
+                        "slow",
+                        [
+                            f"this run would take about {_format_seconds(estimate)} "
+                            f"(at most {u.total * u.planes} steps at {per_step * 1000:.0f} ms each). "
+                            "Click Run again to continue it, or lower max steps."
+                        ],
+                        run=run,
+                        estimate=estimate,
+                    )
         reply = yield u

@@ -23,8 +23,14 @@ def placement(layer: Image, ndim: int | None = None) -> dict[str, Any]:
     """
     n = layer.ndim if ndim is None else ndim
     if n == layer.ndim:
-        return {"scale": layer.scale, "translate": layer.translate, "rotate": layer.rotate,
-                "shear": layer.shear}
+        return {
+            "scale": layer.scale,
+            "translate": layer.translate,
+            "rotate": layer.rotate,
+            "shear": layer.shear,
+        }
     pad = max(0, n - layer.ndim)
-    return {"scale": (1.0,) * pad + tuple(layer.scale)[-n:],
-            "translate": (0.0,) * pad + tuple(layer.translate)[-n:]}
+    return {
+        "scale": (1.0,) * pad + tuple(layer.scale)[-n:],
+        "translate": (0.0,) * pad + tuple(layer.translate)[-n:],
+    }

@@ -37,8 +37,9 @@ class CurvePlot(FigureCanvasQTAgg):
         What is shown now (name -> y values), for callers and tests.
     """
 
-    def __init__(self, title: str = "", xlabel: str = "", ylabel: str = "",
-                 height: float = 2.6) -> None:
+    def __init__(
+        self, title: str = "", xlabel: str = "", ylabel: str = "", height: float = 2.6
+    ) -> None:
         self.figure = Figure(figsize=(4.0, height), layout="constrained")
         super().__init__(self.figure)
         self.axes = self.figure.add_subplot()
@@ -47,8 +48,9 @@ class CurvePlot(FigureCanvasQTAgg):
         self.setMinimumHeight(int(height * 60))
         self.plot({})
 
-    def plot(self, curves: Mapping[str, Sequence[float]], *, x_start: int = 1,
-             logy: bool = True) -> None:
+    def plot(
+        self, curves: Mapping[str, Sequence[float]], *, x_start: int = 1, logy: bool = True
+    ) -> None:
         """Replace what is shown with ``curves`` (name -> values) and redraw.
 
         Parameters
@@ -94,11 +96,10 @@ class CurvePlot(FigureCanvasQTAgg):
                 lines[name].set_data(list(xs), vs)
                 lines[name].set_marker(marker)
             else:
-                lines[name], = ax.plot(list(xs), vs, label=name, marker=marker)
+                (lines[name],) = ax.plot(list(xs), vs, label=name, marker=marker)
         self._lines = lines
         values = [v for vs in self.curves.values() for v in vs]
-        scale = "log" if logy and values and all(0 < v < float("inf") for v in values) \
-            else "linear"
+        scale = "log" if logy and values and all(0 < v < float("inf") for v in values) else "linear"
         if ax.get_yscale() != scale:
             ax.set_yscale(scale)
         ax.relim()
@@ -117,6 +118,7 @@ def image_layer_select(viewer: napari.viewer.Viewer, label: str, tooltip: str) -
     Its choices are re-read whenever napari resets the choices of the dock widget that holds it
     (napari does so when layers are added, removed, reordered or renamed).
     """
+
     def choices(_widget: Any = None) -> list[tuple[str, Image]]:
         return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, Image)]
 

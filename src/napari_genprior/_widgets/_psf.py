@@ -36,50 +36,106 @@ class PSFControls:
     def __init__(self, viewer: Any, image: Any):
         self._viewer, self._image = viewer, image
         self.source = ComboBox(
-            label="PSF", choices=self._choices,
+            label="PSF",
+            choices=self._choices,
             tooltip="Gaussian: a sigma in pixels (along z scaled by the voxel size). Microscope "
-                    "optics: a widefield or confocal PSF computed by psfmodels. 'PSF image': "
-                    "an image layer holding the PSF (3D for a stack). 'beads in': a PSF "
-                    "measured from an image of sub-resolution beads.")
-        self.sigma = FloatSpinBox(label="sigma (pixels)", value=2.0, min=0.1, max=100.0, step=0.5,
-                                  tooltip="Standard deviation of the Gaussian PSF, in lateral "
-                                          "pixels; for a stack, the same width in micrometres "
-                                          "along z (from the voxel size).")
-        self.microscope = ComboBox(label="microscope", choices=["widefield", "confocal"],
-                                   value="widefield")
-        self.na = FloatSpinBox(label="NA", value=1.2, min=0.05, max=1.7, step=0.05,
-                               tooltip="Numerical aperture of the objective (below the "
-                                       "immersion index).")
-        self.emission = FloatSpinBox(label="emission (nm)", value=520.0, min=200.0, max=2000.0,
-                                     step=10.0)
-        self.excitation = FloatSpinBox(label="excitation (nm)", value=488.0, min=200.0,
-                                       max=2000.0, step=10.0, tooltip="Confocal only.")
-        self.immersion = FloatSpinBox(label="immersion index", value=1.33, min=1.0, max=2.0,
-                                      step=0.01, tooltip="1.0 air, 1.33 water, 1.515 oil.")
+            "optics: a widefield or confocal PSF computed by psfmodels. 'PSF image': "
+            "an image layer holding the PSF (3D for a stack). 'beads in': a PSF "
+            "measured from an image of sub-resolution beads.",
+        )
+        self.sigma = FloatSpinBox(
+            label="sigma (pixels)",
+            value=2.0,
+            min=0.1,
+            max=100.0,
+            step=0.5,
+            tooltip="Standard deviation of the Gaussian PSF, in lateral "
+            "pixels; for a stack, the same width in micrometres "
+            "along z (from the voxel size).",
+        )
+        self.microscope = ComboBox(
+            label="microscope", choices=["widefield", "confocal"], value="widefield"
+        )
+        self.na = FloatSpinBox(
+            label="NA",
+            value=1.2,
+            min=0.05,
+            max=1.7,
+            step=0.05,
+            tooltip="Numerical aperture of the objective (below the immersion index).",
+        )
+        self.emission = FloatSpinBox(
+            label="emission (nm)", value=520.0, min=200.0, max=2000.0, step=10.0
+        )
+        self.excitation = FloatSpinBox(
+            label="excitation (nm)",
+            value=488.0,
+            min=200.0,
+            max=2000.0,
+            step=10.0,
+            tooltip="Confocal only.",
+        )
+        self.immersion = FloatSpinBox(
+            label="immersion index",
+            value=1.33,
+            min=1.0,
+            max=2.0,
+            step=0.01,
+            tooltip="1.0 air, 1.33 water, 1.515 oil.",
+        )
         self.sample = FloatSpinBox(label="sample index", value=1.33, min=1.0, max=2.0, step=0.01)
-        self.dxy = FloatSpinBox(label="pixel size (um)", value=0.1, min=0.001, max=100.0,
-                                step=0.01, tooltip="Lateral pixel size in the sample; read from "
-                                                   "the layer's scale when it has one.")
-        self.dz = FloatSpinBox(label="z step (um)", value=0.25, min=0.001, max=1000.0, step=0.05,
-                               tooltip="Distance between planes; read from the layer's scale "
-                                       "when it has one.")
-        self.points = ComboBox(label="bead points", choices=self._point_choices,
-                               tooltip="A Points layer marking beads to average; or the "
-                                       "brightest bead alone.")
+        self.dxy = FloatSpinBox(
+            label="pixel size (um)",
+            value=0.1,
+            min=0.001,
+            max=100.0,
+            step=0.01,
+            tooltip="Lateral pixel size in the sample; read from "
+            "the layer's scale when it has one.",
+        )
+        self.dz = FloatSpinBox(
+            label="z step (um)",
+            value=0.25,
+            min=0.001,
+            max=1000.0,
+            step=0.05,
+            tooltip="Distance between planes; read from the layer's scale when it has one.",
+        )
+        self.points = ComboBox(
+            label="bead points",
+            choices=self._point_choices,
+            tooltip="A Points layer marking beads to average; or the brightest bead alone.",
+        )
         self.voxel = wrapping_label(value="")
-        self._optics = [self.microscope, self.na, self.emission, self.excitation, self.immersion,
-                        self.sample]
-        self.widgets: list[Widget] = [self.source, self.sigma, *self._optics, self.dxy, self.dz,
-                                      self.points, self.voxel]
+        self._optics = [
+            self.microscope,
+            self.na,
+            self.emission,
+            self.excitation,
+            self.immersion,
+            self.sample,
+        ]
+        self.widgets: list[Widget] = [
+            self.source,
+            self.sigma,
+            *self._optics,
+            self.dxy,
+            self.dz,
+            self.points,
+            self.voxel,
+        ]
         self.source.changed.connect(lambda *_: self.update_visibility(True))
         self.microscope.changed.connect(lambda *_: self.update_visibility(True))
 
     # -- choices -----------------------------------------------------------------------------
     def _choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
         layers = [lyr for lyr in self._viewer.layers if isinstance(lyr, Image)]
-        return [(GAUSSIAN, GAUSSIAN), (OPTICS, OPTICS),
-                *((f"PSF image: {lyr.name}", ("psf", lyr)) for lyr in layers),
-                *((f"beads in: {lyr.name}", ("beads", lyr)) for lyr in layers)]
+        return [
+            (GAUSSIAN, GAUSSIAN),
+            (OPTICS, OPTICS),
+            *((f"PSF image: {lyr.name}", ("psf", lyr)) for lyr in layers),
+            *((f"beads in: {lyr.name}", ("beads", lyr)) for lyr in layers),
+        ]
 
     def _point_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
         layers = [lyr for lyr in self._viewer.layers if isinstance(lyr, Points)]
@@ -120,10 +176,14 @@ class PSFControls:
         if layer is not None:
             scale = np.asarray(layer.scale, dtype=float)
             from_layer = not np.allclose(scale, 1.0)
-            size = (f"{self.dz.value:g} x {self.dxy.value:g} x {self.dxy.value:g} um"
-                    if three_d else f"{self.dxy.value:g} x {self.dxy.value:g} um")
-            self.voxel.value = (f"voxel size {size} "
-                                f"({'from the layer scale' if from_layer else 'set here'})")
+            size = (
+                f"{self.dz.value:g} x {self.dxy.value:g} x {self.dxy.value:g} um"
+                if three_d
+                else f"{self.dxy.value:g} x {self.dxy.value:g} um"
+            )
+            self.voxel.value = (
+                f"voxel size {size} ({'from the layer scale' if from_layer else 'set here'})"
+            )
 
     # -- the operator's keywords -----------------------------------------------------------
     def params(self, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -143,11 +203,15 @@ class PSFControls:
                 return {"sigma": (s * float(self.dxy.value) / float(self.dz.value), s, s)}
             return {"sigma": s}
         if src == OPTICS:
-            optics = {"microscope": self.microscope.value, "na": float(self.na.value),
-                      "wavelength": float(self.emission.value) / 1000,
-                      "immersion_index": float(self.immersion.value),
-                      "sample_index": float(self.sample.value),
-                      "dxy": float(self.dxy.value), "dz": float(self.dz.value)}
+            optics = {
+                "microscope": self.microscope.value,
+                "na": float(self.na.value),
+                "wavelength": float(self.emission.value) / 1000,
+                "immersion_index": float(self.immersion.value),
+                "sample_index": float(self.sample.value),
+                "dxy": float(self.dxy.value),
+                "dz": float(self.dz.value),
+            }
             if self.microscope.value == "confocal":
                 optics["ex_wavelength"] = float(self.excitation.value) / 1000
             return {"optics": optics}
@@ -156,10 +220,15 @@ class PSFControls:
             raise ValueError(f"the PSF layer {layer.name!r} must be a single-scale grey image.")
         data = np.asarray(layer.data, dtype=np.float64)
         if data.ndim != len(shape):
-            raise ValueError(f"the {'bead' if kind == 'beads' else 'PSF'} layer {layer.name!r} "
-                             f"is {data.ndim}D but the image is {len(shape)}D"
-                             + (": a stack needs a 3D PSF (a bead stack or the optics)."
-                                if len(shape) == 3 else "."))
+            raise ValueError(
+                f"the {'bead' if kind == 'beads' else 'PSF'} layer {layer.name!r} "
+                f"is {data.ndim}D but the image is {len(shape)}D"
+                + (
+                    ": a stack needs a 3D PSF (a bead stack or the optics)."
+                    if len(shape) == 3
+                    else "."
+                )
+            )
         if kind == "psf":
             return {"psf": data}
         pts = self.points.value
@@ -168,7 +237,7 @@ class PSFControls:
             points = np.array([layer.world_to_data(pts.data_to_world(p)) for p in pts.data])
             if points.size == 0:
                 raise ValueError(f"the Points layer {pts.name!r} is empty; mark the beads.")
-            points = points[:, -data.ndim:]
+            points = points[:, -data.ndim :]
         # the largest odd crop within the image and the bead layer, at most 65 pixels laterally
         odd = [min(s - 1 + s % 2, b - 1 + b % 2) for s, b in zip(shape, data.shape)]
         size = tuple(min(o, 65) if i >= data.ndim - 2 else o for i, o in enumerate(odd))

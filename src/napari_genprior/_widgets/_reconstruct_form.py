@@ -63,8 +63,7 @@ METHOD_LABELS = {
 }
 #: Roles of the layers this plugin makes from a reconstruction: selecting one in the layer
 #: list does not make it the measurement (the result of a run is selected when it is added).
-RESULT_ROLES = ("reconstruction", "spread", "residual", "adjoint", "preview", "phase",
-                "coil maps")
+RESULT_ROLES = ("reconstruction", "spread", "residual", "adjoint", "preview", "phase", "coil maps")
 
 
 def _multicoil(layer: Image | None) -> bool:
@@ -73,8 +72,9 @@ def _multicoil(layer: Image | None) -> bool:
     from .._layerdata import is_multicoil
 
     spec = _genprior(layer).get("operator")
-    return (isinstance(spec, dict) and spec.get("kind") == "mri" and bool(spec.get("coils"))) \
-        or (layer is not None and is_multicoil(layer.metadata))
+    return (isinstance(spec, dict) and spec.get("kind") == "mri" and bool(spec.get("coils"))) or (
+        layer is not None and is_multicoil(layer.metadata)
+    )
 
 
 def _genprior(layer: Image | None) -> dict:
@@ -97,82 +97,152 @@ class ReconstructForm(Container):
         from ..devices import available_devices
 
         self._viewer = viewer
-        self.layer = create_widget(annotation=Image, label="measurement",
-                                   options={"tooltip": "The image layer to reconstruct from. "
-                                            "It is never modified."})
+        self.layer = create_widget(
+            annotation=Image,
+            label="measurement",
+            options={"tooltip": "The image layer to reconstruct from. It is never modified."},
+        )
         self.operator = ComboBox(
-            label="operator", choices=[FROM_LAYER, *PLAIN_OPERATORS], value=DENOISE,
+            label="operator",
+            choices=[FROM_LAYER, *PLAIN_OPERATORS],
+            value=DENOISE,
             tooltip="How the measurement was made. Layers made by this plugin (Simulate, sample "
-                    "data, the HDF5 reader) carry their operator in their metadata. For a plain "
-                    "image: denoise it, fill its NaN pixels, deblur it or super-resolve it.")
+            "data, the HDF5 reader) carry their operator in their metadata. For a plain "
+            "image: denoise it, fill its NaN pixels, deblur it or super-resolve it.",
+        )
         # the PSF to undo (Gaussian, optics, PSF or bead layer), shared with Simulate; a 3D
         # layer is deconvolved as one volume with a 3D PSF
         self.psf = PSFControls(viewer, lambda: self.layer.value)
         self.sigma = self.psf.sigma
-        self.factor = SpinBox(label="factor", value=2, min=2, max=16,
-                              tooltip="Super-resolution factor: the result has this many times "
-                                      "more pixels along each axis.")
-        self.method = ComboBox(label="method",
-                               choices=[(METHOD_LABELS.get(m, m), m) for m in list_methods()],
-                               value="dip",
-                               tooltip="csgm / twist / sparse-gen / ia: search the latent space "
-                                       "of the trained prior (ia then adapts the prior to this "
-                                       "image). dip: Deep Image Prior, an untrained network "
-                                       "stopped early by held-out measurements. tv, lasso-dct, "
-                                       "lasso-wavelet: classical compressed sensing. "
-                                       "Back-projection: the measurement mapped back to an "
-                                       "image, no prior.")
-        self.prior = ComboBox(label="prior", choices=self._prior_choices, value=NO_PRIOR,
-                              tooltip="The trained generator for csgm, twist and sparse-gen: a "
-                                      "bundled prior, one trained in this session (Train prior), "
-                                      "or a .safetensors file. Its patch size must match the "
-                                      "image.")
-        self.restarts = SpinBox(label="restarts", value=1, min=1, max=64,
-                                tooltip="Random starts of the latent search, run together in one "
-                                        "batch; the best fit wins. With more than one, the "
-                                        "spread over starts is an uncertainty map. Only for "
-                                        "methods with a trained prior.")
-        self.init = ComboBox(label="start", choices=[("random codes", "random"),
-                                                     ("encoder of the measurement", "encoder")],
-                             value="random",
-                             tooltip="Where the latent search starts: random codes, or (first "
-                                     "restart) the prior's encoder applied to the back-projected "
-                                     "measurement: a warm start for denoise, inpaint, deblur.")
+        self.factor = SpinBox(
+            label="factor",
+            value=2,
+            min=2,
+            max=16,
+            tooltip="Super-resolution factor: the result has this many times "
+            "more pixels along each axis.",
+        )
+        self.method = ComboBox(
+            label="method",
+            choices=[(METHOD_LABELS.get(m, m), m) for m in list_methods()],
+            value="dip",
+            tooltip="csgm / twist / sparse-gen / ia: search the latent space "
+            "of the trained prior (ia then adapts the prior to this "
+            "image). dip: Deep Image Prior, an untrained network "
+            "stopped early by held-out measurements. tv, lasso-dct, "
+            "lasso-wavelet: classical compressed sensing. "
+            "Back-projection: the measurement mapped back to an "
+            "image, no prior.",
+        )
+        self.prior = ComboBox(
+            label="prior",
+            choices=self._prior_choices,
+            value=NO_PRIOR,
+            tooltip="The trained generator for csgm, twist and sparse-gen: a "
+            "bundled prior, one trained in this session (Train prior), "
+            "or a .safetensors file. Its patch size must match the "
+            "image.",
+        )
+        self.restarts = SpinBox(
+            label="restarts",
+            value=1,
+            min=1,
+            max=64,
+            tooltip="Random starts of the latent search, run together in one "
+            "batch; the best fit wins. With more than one, the "
+            "spread over starts is an uncertainty map. Only for "
+            "methods with a trained prior.",
+        )
+        self.init = ComboBox(
+            label="start",
+            choices=[("random codes", "random"), ("encoder of the measurement", "encoder")],
+            value="random",
+            tooltip="Where the latent search starts: random codes, or (first "
+            "restart) the prior's encoder applied to the back-projected "
+            "measurement: a warm start for denoise, inpaint, deblur.",
+        )
         self.advice = wrapping_label(value="")
-        self.check_fit = CheckBox(text="check the prior suits the image first", value=True,
-                                  tooltip="Before the run, a few steps test whether the prior "
-                                          "can represent this image, and warn if not.")
-        self.steps = SpinBox(label="max steps", value=2000, min=1, max=100_000, step=100,
-                             tooltip="Upper bound on iterations; dip usually stops earlier.")
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
-                            tooltip="Same seed, same result.")
-        self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto",
-                               tooltip="auto: CUDA if present, else Apple MPS, else CPU.")
-        self.add_spread = CheckBox(text="add uncertainty (spread over restarts)", value=False,
-                                   tooltip="Also add the per-pixel standard deviation over the "
-                                           "restarts as a layer (needs restarts > 1).")
-        self.add_residual = CheckBox(text="add residual", value=False,
-                                     tooltip="Also add what the result does not explain of the "
-                                             "measurement, as an image.")
-        self.show_phase = CheckBox(text="show phase", value=False, visible=False,
-                                   tooltip="Multi-coil MRI reconstructs a complex image: the "
-                                           "result layer shows its magnitude; this also adds "
-                                           "its phase (radians) as a layer.")
-        self.show_coil_maps = CheckBox(text="show coil maps", value=False, visible=False,
-                                       tooltip="Also add the magnitudes of the coil sensitivity "
-                                               "maps of this multi-coil measurement as a layer "
-                                               "(one plane a coil).")
+        self.check_fit = CheckBox(
+            text="check the prior suits the image first",
+            value=True,
+            tooltip="Before the run, a few steps test whether the prior "
+            "can represent this image, and warn if not.",
+        )
+        self.steps = SpinBox(
+            label="max steps",
+            value=2000,
+            min=1,
+            max=100_000,
+            step=100,
+            tooltip="Upper bound on iterations; dip usually stops earlier.",
+        )
+        self.seed = SpinBox(
+            label="seed", value=0, min=0, max=2**31 - 1, tooltip="Same seed, same result."
+        )
+        self.device = ComboBox(
+            label="device",
+            choices=["auto", *available_devices()],
+            value="auto",
+            tooltip="auto: CUDA if present, else Apple MPS, else CPU.",
+        )
+        self.add_spread = CheckBox(
+            text="add uncertainty (spread over restarts)",
+            value=False,
+            tooltip="Also add the per-pixel standard deviation over the "
+            "restarts as a layer (needs restarts > 1).",
+        )
+        self.add_residual = CheckBox(
+            text="add residual",
+            value=False,
+            tooltip="Also add what the result does not explain of the measurement, as an image.",
+        )
+        self.show_phase = CheckBox(
+            text="show phase",
+            value=False,
+            visible=False,
+            tooltip="Multi-coil MRI reconstructs a complex image: the "
+            "result layer shows its magnitude; this also adds "
+            "its phase (radians) as a layer.",
+        )
+        self.show_coil_maps = CheckBox(
+            text="show coil maps",
+            value=False,
+            visible=False,
+            tooltip="Also add the magnitudes of the coil sensitivity "
+            "maps of this multi-coil measurement as a layer "
+            "(one plane a coil).",
+        )
         self.run_button = PushButton(text="Run", tooltip="Start the reconstruction.")
-        self.cancel_button = PushButton(text="Cancel", enabled=False,
-                                        tooltip="Stop now and keep the best result so far.")
+        self.cancel_button = PushButton(
+            text="Cancel", enabled=False, tooltip="Stop now and keep the best result so far."
+        )
         self.status = wrapping_label(value="")
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
-        super().__init__(widgets=[
-            self.layer, self.operator, *self.psf.widgets, self.factor, self.prior, self.method,
-            self.advice, self.restarts, self.init, self.steps, self.seed, self.device,
-            self.check_fit, self.add_spread, self.add_residual, self.show_phase,
-            self.show_coil_maps, self.run_button,
-            self.cancel_button, self.progress, self.status])
+        super().__init__(
+            widgets=[
+                self.layer,
+                self.operator,
+                *self.psf.widgets,
+                self.factor,
+                self.prior,
+                self.method,
+                self.advice,
+                self.restarts,
+                self.init,
+                self.steps,
+                self.seed,
+                self.device,
+                self.check_fit,
+                self.add_spread,
+                self.add_residual,
+                self.show_phase,
+                self.show_coil_maps,
+                self.run_button,
+                self.cancel_button,
+                self.progress,
+                self.status,
+            ]
+        )
         mark(self)  # tabbed with the plugin's other docked widgets
         self._last_prior = NO_PRIOR
         self._priors: dict[str, Any] = {}
@@ -219,8 +289,9 @@ class ReconstructForm(Container):
     def _ask_prior_file(self) -> None:
         from qtpy.QtWidgets import QFileDialog
 
-        path, _ = QFileDialog.getOpenFileName(self.native, "Load a prior", "",
-                                              "Prior files (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(
+            self.native, "Load a prior", "", "Prior files (*.safetensors)"
+        )
         if not path or self.load_prior_file(path) is None:
             self.prior.value = self._last_prior
 
@@ -240,8 +311,11 @@ class ReconstructForm(Container):
         """Whether selecting ``layer`` in the layer list makes it the measurement here: image
         layers, except those this plugin made from a reconstruction (a run's result is selected
         when it is added) and this widget's own preview."""
-        return (isinstance(layer, Image) and self._role(layer) not in RESULT_ROLES
-                and not layer.name.endswith("[preview]"))
+        return (
+            isinstance(layer, Image)
+            and self._role(layer) not in RESULT_ROLES
+            and not layer.name.endswith("[preview]")
+        )
 
     def _pick_initial_layer(self) -> None:
         """The selected layer if it is an image; else the newest measurement layer."""
@@ -289,8 +363,9 @@ class ReconstructForm(Container):
         self.init.enabled = method in ENCODER_METHODS
         self.check_fit.enabled = latent
         if not latent:
-            self.restarts.tooltip = f"{method} runs a single start (only methods with a " \
-                                    "trained prior take restarts)."
+            self.restarts.tooltip = (
+                f"{method} runs a single start (only methods with a trained prior take restarts)."
+            )
 
     def _kind(self) -> str:
         """The operator kind the current choices lead to (for defaults)."""
@@ -298,8 +373,9 @@ class ReconstructForm(Container):
         if value == FROM_LAYER:
             spec = _genprior(self.layer.value).get("operator")
             return str(spec.get("kind", "")) if isinstance(spec, dict) else ""
-        return {DENOISE: "denoise", INPAINT: "inpaint", DEBLUR: "blur",
-                SUPERRES: "downsample"}.get(value, "denoise")
+        return {DENOISE: "denoise", INPAINT: "inpaint", DEBLUR: "blur", SUPERRES: "downsample"}.get(
+            value, "denoise"
+        )
 
     def _volume(self) -> bool:
         """Whether the current choices make one 3D problem of the layer (3D deconvolution)."""
@@ -338,8 +414,10 @@ class ReconstructForm(Container):
         self.init.value = advice.init
         shown = f"{advice.method}"
         if advice.method in LATENT_METHODS:
-            shown += f", {advice.restarts} restart{'s' if advice.restarts > 1 else ''}, " \
-                     f"{'encoder' if advice.init == 'encoder' else 'random'} start"
+            shown += (
+                f", {advice.restarts} restart{'s' if advice.restarts > 1 else ''}, "
+                f"{'encoder' if advice.init == 'encoder' else 'random'} start"
+            )
         self.advice.value = f"recommended: {shown}"
         self.advice.tooltip = f"README 'Which method when': {advice.why}."
         self._on_method_changed(self.method.value)

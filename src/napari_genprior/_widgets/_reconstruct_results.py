@@ -50,51 +50,91 @@ def result_kwargs(src: Image, y: Any, A: Any, ndim: int) -> dict[str, Any]:
 
 def describe(rec: Any, src: Image) -> tuple[np.ndarray, dict[str, Any], str]:
     """The image a result layer shows of ``rec`` (a run's record), its metadata and its name."""
-    meta = {"genprior": {**rec.params, "role": "reconstruction", "source_layer": src.name,
-                         "seconds": rec.seconds, "cancelled": rec.cancelled,
-                         "history": [float(v) for v in rec.history]}}
+    meta = {
+        "genprior": {
+            **rec.params,
+            "role": "reconstruction",
+            "source_layer": src.name,
+            "seconds": rec.seconds,
+            "cancelled": rec.cancelled,
+            "history": [float(v) for v in rec.history],
+        }
+    }
     image = shown(rec.image)  # a complex result: its magnitude (its phase: show_phase)
     if image is not rec.image:
         meta["genprior"]["shown"] = "magnitude"
     prior = rec.params.get("prior")
     prior_name = prior.get("source") if isinstance(prior, dict) else None
-    tags = [rec.method] + ([str(prior_name)] if prior_name else []) \
+    tags = (
+        [rec.method]
+        + ([str(prior_name)] if prior_name else [])
         + (["cancelled"] if rec.cancelled else [])
+    )
     return image, meta, f"{src.name} [{', '.join(tags)}]"
 
 
-def add_extra_layers(viewer: Any, rec: Any, src: Image, y: Any, A: Any, *, spread: bool,
-                     residual: bool, phase: bool, coil_maps: bool,
-                     warn: Callable[[str], Any]) -> None:
+def add_extra_layers(
+    viewer: Any,
+    rec: Any,
+    src: Image,
+    y: Any,
+    A: Any,
+    *,
+    spread: bool,
+    residual: bool,
+    phase: bool,
+    coil_maps: bool,
+    warn: Callable[[str], Any],
+) -> None:
     """The layers asked for next to a result: the spread over restarts, the residual, the phase
     of a complex result and the coil maps of its operator. What cannot be made is ``warn``-ed."""
     if spread:
         if rec.spread is None:
             warn("No uncertainty layer: it needs restarts > 1 with a trained prior.")
         else:
-            viewer.add_image(rec.spread, name=f"{src.name} [{rec.method} spread]",
-                             colormap="magma", **placement(src, rec.image.ndim),
-                             metadata={"genprior": {"role": "spread"}})
+            viewer.add_image(
+                rec.spread,
+                name=f"{src.name} [{rec.method} spread]",
+                colormap="magma",
+                **placement(src, rec.image.ndim),
+                metadata={"genprior": {"role": "spread"}},
+            )
     if residual:
         from ..metrics import residual_image  # here: its scikit-image import takes 0.3 s
 
-        lead = y.shape[:y.ndim - len(A.measurement_shape)]
+        lead = y.shape[: y.ndim - len(A.measurement_shape)]
         try:
-            res = shown(np.stack([residual_image(y[ix], A, rec.image[ix])
-                                  for ix in np.ndindex(*lead)]).reshape(rec.image.shape))
+            res = shown(
+                np.stack(
+                    [residual_image(y[ix], A, rec.image[ix]) for ix in np.ndindex(*lead)]
+                ).reshape(rec.image.shape)
+            )
         except ValueError as exc:
             warn(f"No residual layer: {exc}")
         else:
-            viewer.add_image(res, name=f"{src.name} [{rec.method} residual]",
-                             colormap="twilight_shifted", **placement(src, rec.image.ndim),
-                             metadata={"genprior": {"role": "residual"}})
+            viewer.add_image(
+                res,
+                name=f"{src.name} [{rec.method} residual]",
+                colormap="twilight_shifted",
+                **placement(src, rec.image.ndim),
+                metadata={"genprior": {"role": "residual"}},
+            )
     if phase and np.iscomplexobj(rec.image):
-        viewer.add_image(np.angle(rec.image).astype(np.float32),
-                         name=f"{src.name} [{rec.method} phase]", colormap="twilight",
-                         contrast_limits=(-np.pi, np.pi), **placement(src, rec.image.ndim),
-                         metadata={"genprior": {"role": "phase"}})
+        viewer.add_image(
+            np.angle(rec.image).astype(np.float32),
+            name=f"{src.name} [{rec.method} phase]",
+            colormap="twilight",
+            contrast_limits=(-np.pi, np.pi),
+            **placement(src, rec.image.ndim),
+            metadata={"genprior": {"role": "phase"}},
+        )
     maps = getattr(A, "maps", None)
     if coil_maps and maps is not None:
         maps = np.abs(np.asarray(maps)).astype(np.float32)
-        viewer.add_image(maps, name=f"{src.name} [coil maps]", colormap="viridis",
-                         **placement(src, maps.ndim), metadata={"genprior": {"role": "coil maps"}})
+        viewer.add_image(
+            maps,
+            name=f"{src.name} [coil maps]",
+            colormap="viridis",
+            **placement(src, maps.ndim),
+            metadata={"genprior": {"role": "coil maps"}},
+        )

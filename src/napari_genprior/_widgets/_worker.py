@@ -21,6 +21,7 @@ def warm_up() -> threading.Thread:
     loop, for 130-230 ms at a time. Widgets call this when they open, so that runs do not.
     """
     if not _WARM:
+
         def work() -> None:
             import torch
 
@@ -53,8 +54,12 @@ FIRST_PREVIEW_WAIT = 1.0
 
 
 @thread_worker(start_thread=False, ignore_errors=True)  # errors go to owner._on_error
-def _drive(run: Generator, stop: threading.Event, interval: float,
-           first_shown: threading.Event | None = None):
+def _drive(
+    run: Generator,
+    stop: threading.Event,
+    interval: float,
+    first_shown: threading.Event | None = None,
+):
     """Run the generator in a worker thread, passing on its updates (at most one per
     ``interval`` seconds; the first always); once ``stop`` is set, send it False (the API's
     "stop and return the best so far") after each update. After the first update with a
@@ -107,8 +112,7 @@ def qt_alive(widget: Any) -> bool:
     return True
 
 
-def make_worker(owner: Any, run: Generator, pbar: Any = None,
-                interval: float | None = None) -> Any:
+def make_worker(owner: Any, run: Generator, pbar: Any = None, interval: float | None = None) -> Any:
     """A not-yet-started worker for ``run``, wired to ``owner``'s ``_on_update`` (each yielded
     update), ``_on_done`` (the returned result), ``_on_error`` and ``_on_finished``;
     ``worker.cancel()`` asks the run to stop after its current step. ``pbar`` (a napari
@@ -121,8 +125,9 @@ def make_worker(owner: Any, run: Generator, pbar: Any = None,
     a closed viewer.
     """
     stop, first_shown = threading.Event(), threading.Event()
-    worker = _drive(run, stop, 1 / UPDATES_PER_SECOND if interval is None else interval,
-                    first_shown)
+    worker = _drive(
+        run, stop, 1 / UPDATES_PER_SECOND if interval is None else interval, first_shown
+    )
 
     def cancel() -> None:
         stop.set()
@@ -142,6 +147,7 @@ def make_worker(owner: Any, run: Generator, pbar: Any = None,
         def call(*args: Any) -> None:
             if qt_alive(owner):
                 slot(*args)
+
         return call
 
     def closed(*_: Any) -> None:

@@ -49,26 +49,44 @@ class CompareWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
-        self.reference = create_widget(annotation=Image, label="reference",
-                                       options={"tooltip": "The ground truth the results are "
-                                                "scored against (PSNR, SSIM, NMSE)."})
+        self.reference = create_widget(
+            annotation=Image,
+            label="reference",
+            options={
+                "tooltip": "The ground truth the results are scored against (PSNR, SSIM, NMSE)."
+            },
+        )
         self.results = image_layer_select(
-            viewer, "results",
+            viewer,
+            "results",
             "The layers to score (ctrl/shift-click for several); each must have the "
-            "reference's shape.")
+            "reference's shape.",
+        )
         self.measurement = ComboBox(
-            label="measurement", choices=self._measurement_layers, nullable=True, value=None,
+            label="measurement",
+            choices=self._measurement_layers,
+            nullable=True,
+            value=None,
             tooltip="Optional: a measurement layer made by this plugin (it carries its operator). "
-                    "Its data consistency ||A x - y|| / ||y|| is reported for results of the "
-                    "operator's image shape.")
+            "Its data consistency ||A x - y|| / ||y|| is reported for results of the "
+            "operator's image shape.",
+        )
         self.compare_button = PushButton(text="Compare", tooltip="Score the results.")
         self.status = wrapping_label(value="")
-        self.table = Table(value={"data": [], "index": [],
-                                  "columns": [h for h, _ in COLUMNS.values()]},
-                           tooltip="One row per result; blank where a number cannot be computed "
-                                   "(see the note).")
-        super().__init__(widgets=[self.reference, self.results, self.measurement,
-                                  self.compare_button, self.status, self.table])
+        self.table = Table(
+            value={"data": [], "index": [], "columns": [h for h, _ in COLUMNS.values()]},
+            tooltip="One row per result; blank where a number cannot be computed (see the note).",
+        )
+        super().__init__(
+            widgets=[
+                self.reference,
+                self.results,
+                self.measurement,
+                self.compare_button,
+                self.status,
+                self.table,
+            ]
+        )
         mark(self)  # tabbed with the plugin's other docked widgets
         self.table.native.setEditTriggers(self.table.native.EditTrigger.NoEditTriggers)
         # magicgui's delegate shows every number with 4 decimals ("23.2900"); ours are already
@@ -81,13 +99,17 @@ class CompareWidget(Container):
         self.table.native.setWordWrap(False)
         self.results.native.setMaximumHeight(110)
         self.table.native.setMinimumHeight(190)  # six rows at a glance
-        self.table.native.setSizeAdjustPolicy(
-            self.table.native.SizeAdjustPolicy.AdjustToContents)
-        self.history_plot = CurvePlot(title="loss histories (each over its first value)",
-                                      xlabel="step", ylabel="loss / first loss")
-        self.history_plot.setToolTip("The loss per step of results whose metadata records it, "
-                                     "each divided by its own first value: methods minimise "
-                                     "different losses, so only their shapes compare.")
+        self.table.native.setSizeAdjustPolicy(self.table.native.SizeAdjustPolicy.AdjustToContents)
+        self.history_plot = CurvePlot(
+            title="loss histories (each over its first value)",
+            xlabel="step",
+            ylabel="loss / first loss",
+        )
+        self.history_plot.setToolTip(
+            "The loss per step of results whose metadata records it, "
+            "each divided by its own first value: methods minimise "
+            "different losses, so only their shapes compare."
+        )
         self.native.layout().addWidget(self.history_plot)
         self.rows: list[dict[str, Any]] = []
         """The last comparison, one dict per result: ``layer``, ``method``, ``seconds``,
@@ -100,8 +122,11 @@ class CompareWidget(Container):
         out = []
         for layer in self._viewer.layers:
             info = layer.metadata.get("genprior") if isinstance(layer, Image) else None
-            if isinstance(info, dict) and "operator" in info \
-                    and info.get("role", "measurement") == "measurement":
+            if (
+                isinstance(info, dict)
+                and "operator" in info
+                and info.get("role", "measurement") == "measurement"
+            ):
                 out.append((layer.name, layer))
         return out
 
@@ -124,7 +149,9 @@ class CompareWidget(Container):
         if problems:
             show_error("Compare: " + " ".join(problems))
         scored = sum(row["psnr"] is not None for row in self.rows)
-        self.status.value = f"{scored} of {len(self.rows)} result(s) scored against {reference.name!r}"
+        self.status.value = (
+            f"{scored} of {len(self.rows)} result(s) scored against {reference.name!r}"
+        )
         if not problems:
             show_info(self.status.value)
 
@@ -141,22 +168,38 @@ class CompareWidget(Container):
             problems.append(f"no data consistency from {layer.name!r}: {exc}")
             return None, None
 
-    def _score(self, layer: Image, ref_name: str, ref: np.ndarray, y: np.ndarray | None,
-               A: Operator | None, problems: list[str]) -> dict[str, Any]:
+    def _score(
+        self,
+        layer: Image,
+        ref_name: str,
+        ref: np.ndarray,
+        y: np.ndarray | None,
+        A: Operator | None,
+        problems: list[str],
+    ) -> dict[str, Any]:
         """One row: what the metrics give for ``layer``; None (and a note) where they cannot."""
         from ..metrics import data_consistency
 
         info = layer.metadata.get("genprior")
         info = info if isinstance(info, dict) else {}
-        row: dict[str, Any] = {"layer": layer.name, "method": str(info.get("method", "")),
-                               "seconds": _as_float(info.get("seconds")), "psnr": None,
-                               "ssim": None, "nmse": None, "data_consistency": None, "note": ""}
+        row: dict[str, Any] = {
+            "layer": layer.name,
+            "method": str(info.get("method", "")),
+            "seconds": _as_float(info.get("seconds")),
+            "psnr": None,
+            "ssim": None,
+            "nmse": None,
+            "data_consistency": None,
+            "note": "",
+        }
         notes = []
         data = np.asarray(layer.data)
         if data.shape != ref.shape:
             notes.append(f"shape {data.shape} is not the reference's {ref.shape}")
-            problems.append(f"{layer.name!r} has shape {data.shape} but the reference "
-                            f"{ref_name!r} has shape {ref.shape}; its metrics are left blank.")
+            problems.append(
+                f"{layer.name!r} has shape {data.shape} but the reference "
+                f"{ref_name!r} has shape {ref.shape}; its metrics are left blank."
+            )
         else:
             for key, metric in _reference_metrics().items():
                 try:
@@ -178,13 +221,22 @@ class CompareWidget(Container):
     # -- showing -----------------------------------------------------------------------------
     def _show(self, rows: list[dict[str, Any]]) -> None:
         """Fill the table and plot the loss histories of ``rows``."""
-        cells = [[("" if row[key] is None else fmt.format(row[key])) for key, (_, fmt)
-                  in COLUMNS.items()] for row in rows]
-        self.table.value = {"data": cells, "index": [row["layer"] for row in rows],
-                            "columns": [header for header, _ in COLUMNS.values()]}
+        cells = [
+            [
+                ("" if row[key] is None else fmt.format(row[key]))
+                for key, (_, fmt) in COLUMNS.items()
+            ]
+            for row in rows
+        ]
+        self.table.value = {
+            "data": cells,
+            "index": [row["layer"] for row in rows],
+            "columns": [header for header, _ in COLUMNS.values()],
+        }
         self.table.native.resizeColumnsToContents()
-        self.history_plot.plot({row["layer"]: _relative(row["history"]) for row in rows
-                                if row["history"] is not None})
+        self.history_plot.plot(
+            {row["layer"]: _relative(row["history"]) for row in rows if row["history"] is not None}
+        )
 
 
 def _relative(history: list[float]) -> list[float]:

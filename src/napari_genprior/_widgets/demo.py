@@ -20,8 +20,13 @@ SAMPLE = "nuclei-inpaint"
 BEST_METHOD = "dip"
 
 
-def open_demo(steps: int | None = None, seed: int = 0, device: str = "auto", run: bool = False,
-              show: bool = True) -> tuple[napari.Viewer, ReconstructWidget, CompareWidget]:
+def open_demo(
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    run: bool = False,
+    show: bool = True,
+) -> tuple[napari.Viewer, ReconstructWidget, CompareWidget]:
     """Open napari with the nuclei sample, its measurement and the plugin's widgets docked.
 
     Returns the viewer, the Reconstruct widget and the Compare widget.
@@ -29,7 +34,9 @@ def open_demo(steps: int | None = None, seed: int = 0, device: str = "auto", run
     viewer = napari.Viewer(title="napari-genprior demo", show=show)
     viewer.open_sample("napari-genprior", SAMPLE)
     clean = viewer.layers["nuclei"]
-    measurement = [lyr for lyr in viewer.layers if "operator" in lyr.metadata.get("genprior", {})][-1]
+    measurement = [lyr for lyr in viewer.layers if "operator" in lyr.metadata.get("genprior", {})][
+        -1
+    ]
     _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
     _, compare = viewer.window.add_plugin_dock_widget("napari-genprior", "Compare")
     compare.reference.value = clean

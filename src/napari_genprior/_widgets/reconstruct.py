@@ -92,8 +92,10 @@ class ReconstructWidget(RunControls, ReconstructForm):
         from ..api import make_operator
 
         if layer.multiscale or layer.rgb:
-            raise ValueError(f"layer {layer.name!r} is {'multiscale' if layer.multiscale else 'RGB'};"
-                             " reconstruct needs a single-scale grey image.")
+            raise ValueError(
+                f"layer {layer.name!r} is {'multiscale' if layer.multiscale else 'RGB'};"
+                " reconstruct needs a single-scale grey image."
+            )
         if self.operator.value == FROM_LAYER:
             from .._layerdata import is_multicoil, kspace_slice
 
@@ -110,18 +112,23 @@ class ReconstructWidget(RunControls, ReconstructForm):
         if not hasattr(data, "shape"):
             data = np.asarray(data)
         if data.ndim < 2 or min(data.shape[-2:]) < 2:
-            raise ValueError(f"layer {layer.name!r} has shape {data.shape}; it needs at least "
-                             "2x2 pixels per plane.")
+            raise ValueError(
+                f"layer {layer.name!r} has shape {data.shape}; it needs at least "
+                "2x2 pixels per plane."
+            )
         shape = data.shape[-2:]
         value = self.operator.value
         if value == INPAINT:
             data = np.asarray(data)
             finite = np.isfinite(data).reshape(-1, *shape).all(axis=0)
             if finite.all():
-                raise ValueError(f"layer {layer.name!r} has no NaN pixels, so nothing is missing "
-                                 "to inpaint; use 'denoise', or Simulate to make a mask.")
-            return np.where(np.isfinite(data), data, 0), make_operator("inpaint", shape=shape,
-                                                                        mask=finite)
+                raise ValueError(
+                    f"layer {layer.name!r} has no NaN pixels, so nothing is missing "
+                    "to inpaint; use 'denoise', or Simulate to make a mask."
+                )
+            return np.where(np.isfinite(data), data, 0), make_operator(
+                "inpaint", shape=shape, mask=finite
+            )
         if value == DEBLUR:
             # a stack (z, y, x) is one volume under a 3D PSF (a 4D layer: one per time point)
             shape = tuple(data.shape[-3:]) if data.ndim >= 3 else shape
@@ -134,8 +141,15 @@ class ReconstructWidget(RunControls, ReconstructForm):
     # -- running -----------------------------------------------------------------------------
     def _settings(self, layer: Image, A: Any) -> tuple:
         """What a confirmation applies to: the same layer, operator and settings."""
-        return (layer.unique_id, A.kind, A.shape, self.method.value, str(self.prior.value),
-                int(self.steps.value), int(self.restarts.value))
+        return (
+            layer.unique_id,
+            A.kind,
+            A.shape,
+            self.method.value,
+            str(self.prior.value),
+            int(self.steps.value),
+            int(self.restarts.value),
+        )
 
     def _run_options(self) -> dict[str, Any]:
         method = self.method.value
@@ -173,48 +187,66 @@ class ReconstructWidget(RunControls, ReconstructForm):
                 self._launch(layer, y, A, run, checks=False)
                 return
             self._paused = None
-            planes = int(np.prod(y.shape[:y.ndim - len(A.measurement_shape)]))
+            planes = int(np.prod(y.shape[: y.ndim - len(A.measurement_shape)]))
             shown = np.prod(layer.data.shape[-2:]) if layer.data.ndim >= 2 else 1
             ratio = float(np.prod(A.shape)) / float(shown) if shown else output_ratio(A)
             confirmed = self._confirmed == key
             if ratio > CONFIRM_RATIO and np.prod(A.shape) > CONFIRM_PIXELS and not confirmed:
                 mb = np.prod(A.shape) * planes * 4 / 2**20
                 self._confirmed = key
-                msg = (f"The result will be {A.shape[-2]}x{A.shape[-1]} pixels"
-                       f"{f' x {planes} planes' if planes > 1 else ''} ({ratio:.0f}x the "
-                       f"input, {mb:.0f} MiB). Click Run again to go ahead.")
+                msg = (
+                    f"The result will be {A.shape[-2]}x{A.shape[-1]} pixels"
+                    f"{f' x {planes} planes' if planes > 1 else ''} ({ratio:.0f}x the "
+                    f"input, {mb:.0f} MiB). Click Run again to go ahead."
+                )
                 self.status.value = msg
                 show_warning(msg)
                 return
-            run = iter_reconstruct_stack(y, A, self.method.value, self._selected_prior(),
-                                         steps=self.steps.value, device=self.device.value,
-                                         seed=self.seed.value, **self._run_options())
+            run = iter_reconstruct_stack(
+                y,
+                A,
+                self.method.value,
+                self._selected_prior(),
+                steps=self.steps.value,
+                device=self.device.value,
+                seed=self.seed.value,
+                **self._run_options(),
+            )
         except (ValueError, TypeError, OSError) as exc:
             show_error(f"Cannot reconstruct {layer.name!r}: {exc}")
             return
         self._launch(layer, y, A, run, checks=not confirmed)
         self._confirmed = key
 
-
     def _launch(self, layer: Image, y: Any, A: Any, run: Any, checks: bool) -> None:
         from ._checks import checked_run
 
         self._source, self._y, self._A = layer, y, A
-        self._planes = int(np.prod(y.shape[:y.ndim - len(A.measurement_shape)]))
+        self._planes = int(np.prod(y.shape[: y.ndim - len(A.measurement_shape)]))
         fit = None
-        if checks and self.check_fit.value and self.method.value in LATENT_METHODS \
-                and self._selected_prior() is not None:
+        if (
+            checks
+            and self.check_fit.value
+            and self.method.value in LATENT_METHODS
+            and self._selected_prior() is not None
+        ):
             k = len(A.measurement_shape)
-            fit = {"y": np.asarray(y[(0,) * (y.ndim - k)]), "A": A,
-                   "prior": self._prior_object(), "seed": int(self.seed.value),
-                   "device": self.device.value}
+            fit = {
+                "y": np.asarray(y[(0,) * (y.ndim - k)]),
+                "A": A,
+                "prior": self._prior_object(),
+                "seed": int(self.seed.value),
+                "device": self.device.value,
+            }
         self.progress.max = max(1, self.steps.value * self._planes)
         self.progress.value = 0
         self.progress.visible = True
         self._t0 = None
         limit = self.confirm_seconds if checks else None
-        self._start_worker(checked_run(run, fit, confirm_after=limit),
-                           "checking the prior..." if fit else "starting...")
+        self._start_worker(
+            checked_run(run, fit, confirm_after=limit),
+            "checking the prior..." if fit else "starting...",
+        )
 
     # -- worker callbacks (main thread) ------------------------------------------------------
     def _on_update(self, u) -> None:
@@ -243,8 +275,10 @@ class ReconstructWidget(RunControls, ReconstructForm):
                 if in_viewer(self._viewer, self._preview):
                     self._viewer.layers.remove(self._preview.name)
                 layer = self._viewer.add_image(
-                    image, name=f"{self._source.name} [preview]",
-                    **result_kwargs(self._source, self._y, self._A, image.ndim))
+                    image,
+                    name=f"{self._source.name} [preview]",
+                    **result_kwargs(self._source, self._y, self._A, image.ndim),
+                )
                 if self.worker is None:  # the run ended while the layer was being added
                     self._viewer.layers.remove(layer.name)
                     return
@@ -302,16 +336,26 @@ class ReconstructWidget(RunControls, ReconstructForm):
             result = preview
         else:
             result = self._viewer.add_image(image, name=name, metadata=meta, **kw)
-        add_extra_layers(self._viewer, rec, src, self._y, self._A, spread=self.add_spread.value,
-                         residual=self.add_residual.value,
-                         phase=self.show_phase.value and self.show_phase.enabled,
-                         coil_maps=self.show_coil_maps.value and self.show_coil_maps.enabled,
-                         warn=show_warning)
+        add_extra_layers(
+            self._viewer,
+            rec,
+            src,
+            self._y,
+            self._A,
+            spread=self.add_spread.value,
+            residual=self.add_residual.value,
+            phase=self.show_phase.value and self.show_phase.enabled,
+            coil_maps=self.show_coil_maps.value and self.show_coil_maps.enabled,
+            warn=show_warning,
+        )
         for note in rec.params.get("notes", []):
             show_warning(f"{rec.method}: {note}")
         word = "cancelled, kept the best so far" if rec.cancelled else "done"
-        planes = f", {rec.params.get('planes_done', 1)}/{self._planes} planes" \
-            if self._planes > 1 else ""
+        planes = (
+            f", {rec.params.get('planes_done', 1)}/{self._planes} planes"
+            if self._planes > 1
+            else ""
+        )
         msg = f"{rec.method}: {word} in {rec.seconds:.1f} s ({len(rec.history)} steps{planes})"
         self.status.value = msg
         show_info(msg)

@@ -61,66 +61,131 @@ class SimulateWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
         self.last_layers: list[Layer] = []
-        self.layer = create_widget(annotation=Image, label="clean image",
-                                   options={"tooltip": "The clean (ground-truth) image to measure; "
-                                            "a single 2D grey plane. It is never modified."})
+        self.layer = create_widget(
+            annotation=Image,
+            label="clean image",
+            options={
+                "tooltip": "The clean (ground-truth) image to measure; "
+                "a single 2D grey plane. It is never modified."
+            },
+        )
         self.kind = ComboBox(
-            label="operator", choices=list(OPERATORS), value="blur",
+            label="operator",
+            choices=list(OPERATORS),
+            value="blur",
             tooltip="denoise: noise only. inpaint: missing pixels. blur: convolution with a PSF. "
-                    "downsample: a low-resolution camera. cs: random projections. mri: "
-                    "undersampled k-space. phase: magnitude-only measurements.")
+            "downsample: a low-resolution camera. cs: random projections. mri: "
+            "undersampled k-space. phase: magnitude-only measurements.",
+        )
         # inpaint
         self.mask_source = ComboBox(
-            label="observed pixels", choices=self._mask_choices,
+            label="observed pixels",
+            choices=self._mask_choices,
             tooltip="Which pixels are measured: a random fraction, a Labels layer of the image's "
-                    "shape (nonzero = observed), or a Shapes layer whose rectangles, ellipses "
-                    "and polygons mark MISSING regions.")
-        self.fraction = FloatSpinBox(label="fraction observed", value=0.5, min=0.001, max=1.0,
-                                     step=0.05, tooltip="Fraction of the pixels kept, chosen at "
-                                                        "random by the seed.")
+            "shape (nonzero = observed), or a Shapes layer whose rectangles, ellipses "
+            "and polygons mark MISSING regions.",
+        )
+        self.fraction = FloatSpinBox(
+            label="fraction observed",
+            value=0.5,
+            min=0.001,
+            max=1.0,
+            step=0.05,
+            tooltip="Fraction of the pixels kept, chosen at random by the seed.",
+        )
         # blur: the PSF controls shared with Reconstruct
         self.psf = PSFControls(viewer, lambda: self.layer.value)
         self.psf_source, self.sigma = self.psf.source, self.psf.sigma
-        self.boundary = ComboBox(label="boundary", choices=list(BOUNDARIES), value="zero",
-                                 tooltip="zero: the image is dark outside its frame. periodic: "
-                                         "the image wraps around.")
+        self.boundary = ComboBox(
+            label="boundary",
+            choices=list(BOUNDARIES),
+            value="zero",
+            tooltip="zero: the image is dark outside its frame. periodic: the image wraps around.",
+        )
         # downsample
-        self.factor = SpinBox(label="factor", value=2, min=2, max=64,
-                              tooltip="Average factor x factor blocks of pixels; each image side "
-                                      "must be a multiple of it.")
+        self.factor = SpinBox(
+            label="factor",
+            value=2,
+            min=2,
+            max=64,
+            tooltip="Average factor x factor blocks of pixels; each image side "
+            "must be a multiple of it.",
+        )
         # cs, phase
-        self.m = SpinBox(label="measurements m", value=1000, min=1, max=2**31 - 1, step=100,
-                         tooltip="Number of random measurements (cs: at most the number of "
-                                 "pixels; phase: may exceed it).")
+        self.m = SpinBox(
+            label="measurements m",
+            value=1000,
+            min=1,
+            max=2**31 - 1,
+            step=100,
+            tooltip="Number of random measurements (cs: at most the number of "
+            "pixels; phase: may exceed it).",
+        )
         # mri
-        self.acceleration = FloatSpinBox(label="acceleration", value=4.0, min=1.0, max=64.0,
-                                         step=0.5, tooltip="Undersampling factor: 4 keeps about "
-                                                           "a quarter of the k-space columns.")
-        self.center_fraction = FloatSpinBox(label="center fraction", value=0.08, min=0.0, max=1.0,
-                                            step=0.01, tooltip="Fraction of central (low-frequency) "
-                                                               "columns always sampled.")
-        self.mri_mask = ComboBox(label="k-space mask", choices=list(MASKS), value="random",
-                                 tooltip="How the other columns are chosen (fastMRI conventions).")
-        self.coils = SpinBox(label="coils", value=1, min=1, max=32,
-                             tooltip="Receive coils: 1 is a single-coil scan (real image). More "
-                                     "simulates a multi-coil (SENSE) scan with birdcage "
-                                     "sensitivity maps; the image is then complex and "
-                                     "reconstructions show its magnitude.")
+        self.acceleration = FloatSpinBox(
+            label="acceleration",
+            value=4.0,
+            min=1.0,
+            max=64.0,
+            step=0.5,
+            tooltip="Undersampling factor: 4 keeps about a quarter of the k-space columns.",
+        )
+        self.center_fraction = FloatSpinBox(
+            label="center fraction",
+            value=0.08,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            tooltip="Fraction of central (low-frequency) columns always sampled.",
+        )
+        self.mri_mask = ComboBox(
+            label="k-space mask",
+            choices=list(MASKS),
+            value="random",
+            tooltip="How the other columns are chosen (fastMRI conventions).",
+        )
+        self.coils = SpinBox(
+            label="coils",
+            value=1,
+            min=1,
+            max=32,
+            tooltip="Receive coils: 1 is a single-coil scan (real image). More "
+            "simulates a multi-coil (SENSE) scan with birdcage "
+            "sensitivity maps; the image is then complex and "
+            "reconstructions show its magnitude.",
+        )
         # noise and randomness
-        self.noise_std = FloatSpinBox(label="noise std", value=0.0, min=0.0, max=1e12, step=0.001,
-                                      tooltip="Standard deviation of additive Gaussian noise, in "
-                                              "the units of the measurement (the image's units "
-                                              "for denoise, inpaint, blur and downsample).")
-        self.photons = FloatSpinBox(label="photons (0 = off)", value=0.0, min=0.0, max=1e12,
-                                    step=10.0, tooltip="Poisson (shot) noise: the brightest "
-                                                       "measured value gets this many expected "
-                                                       "photons. 0 turns it off.")
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
-                            tooltip="Seeds the random operator (mask, matrix) and the noise: same "
-                                    "seed, same measurement.")
-        self.simulate_button = PushButton(text="Simulate",
-                                          tooltip="Add the measurement and its back-projection "
-                                                  "as new layers.")
+        self.noise_std = FloatSpinBox(
+            label="noise std",
+            value=0.0,
+            min=0.0,
+            max=1e12,
+            step=0.001,
+            tooltip="Standard deviation of additive Gaussian noise, in "
+            "the units of the measurement (the image's units "
+            "for denoise, inpaint, blur and downsample).",
+        )
+        self.photons = FloatSpinBox(
+            label="photons (0 = off)",
+            value=0.0,
+            min=0.0,
+            max=1e12,
+            step=10.0,
+            tooltip="Poisson (shot) noise: the brightest "
+            "measured value gets this many expected "
+            "photons. 0 turns it off.",
+        )
+        self.seed = SpinBox(
+            label="seed",
+            value=0,
+            min=0,
+            max=2**31 - 1,
+            tooltip="Seeds the random operator (mask, matrix) and the noise: same "
+            "seed, same measurement.",
+        )
+        self.simulate_button = PushButton(
+            text="Simulate", tooltip="Add the measurement and its back-projection as new layers."
+        )
         self.status = wrapping_label(value="")
         self._per_kind: dict[str, list[Widget]] = {
             "inpaint": [self.mask_source, self.fraction],
@@ -131,11 +196,29 @@ class SimulateWidget(Container):
             "phase": [self.m],
         }
         self._parameters: list[Widget] = [
-            self.mask_source, self.fraction, *self.psf.widgets, self.boundary,
-            self.factor, self.m, self.acceleration, self.center_fraction, self.mri_mask,
-            self.coils]
-        super().__init__(widgets=[self.layer, self.kind, *self._parameters, self.noise_std,
-                                  self.photons, self.seed, self.simulate_button, self.status])
+            self.mask_source,
+            self.fraction,
+            *self.psf.widgets,
+            self.boundary,
+            self.factor,
+            self.m,
+            self.acceleration,
+            self.center_fraction,
+            self.mri_mask,
+            self.coils,
+        ]
+        super().__init__(
+            widgets=[
+                self.layer,
+                self.kind,
+                *self._parameters,
+                self.noise_std,
+                self.photons,
+                self.seed,
+                self.simulate_button,
+                self.status,
+            ]
+        )
         mark(self)  # tabbed with the plugin's other docked widgets
         for control in (self.kind, self.mask_source, self.psf_source, self.psf.microscope):
             control.changed.connect(self._update_visibility)
@@ -161,8 +244,9 @@ class SimulateWidget(Container):
         for control in self._parameters:
             if id(control) in psf:
                 continue
-            control.visible = (any(control is w for w in shown)
-                               and not any(control is w for w in hidden))
+            control.visible = any(control is w for w in shown) and not any(
+                control is w for w in hidden
+            )
         self.psf.update_visibility(self.kind.value == "blur")
 
     def operator_params(self, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -191,9 +275,12 @@ class SimulateWidget(Container):
         if kind in ("cs", "phase"):
             return {"m": self.m.value, "seed": seed}
         if kind == "mri":
-            params = {"acceleration": self.acceleration.value,
-                      "center_fraction": self.center_fraction.value,
-                      "mask": self.mri_mask.value, "seed": seed}
+            params = {
+                "acceleration": self.acceleration.value,
+                "center_fraction": self.center_fraction.value,
+                "mask": self.mri_mask.value,
+                "seed": seed,
+            }
             if int(self.coils.value) > 1:  # 1: the single-coil operator, real images
                 params["coils"] = int(self.coils.value)
             return params
@@ -231,20 +318,32 @@ class SimulateWidget(Container):
             return []
 
         label = describe(A)
-        data, kwargs, _ = measurement_layer(y, A, f"{clean.name} [{label}]", noise_std=noise_std,
-                                            photons=photons, **_measurement_look(clean, A, y))
+        data, kwargs, _ = measurement_layer(
+            y,
+            A,
+            f"{clean.name} [{label}]",
+            noise_std=noise_std,
+            photons=photons,
+            **_measurement_look(clean, A, y),
+        )
         added = [self._viewer.add_image(data, **kwargs)]
         if back is not None:
-            added.append(self._viewer.add_image(
-                back, name=f"{clean.name} [{A.kind} back-projection]", colormap=clean.colormap.name,
-                metadata={"genprior": {"role": "adjoint", "operator": A.spec()}},
-                **placement(clean)))
+            added.append(
+                self._viewer.add_image(
+                    back,
+                    name=f"{clean.name} [{A.kind} back-projection]",
+                    colormap=clean.colormap.name,
+                    metadata={"genprior": {"role": "adjoint", "operator": A.spec()}},
+                    **placement(clean),
+                )
+            )
         self.last_layers = added
         self.status.value = f"{label}: added {', '.join(repr(lyr.name) for lyr in added)}"
         from ..advice import check_simulation
 
-        warnings = check_simulation(x, self.kind.value, params, noise_std=noise_std,
-                                    photons=photons)
+        warnings = check_simulation(
+            x, self.kind.value, params, noise_std=noise_std, photons=photons
+        )
         for w in warnings:  # implausible, not impossible: made anyway, with the reason
             show_warning(f"Simulate: {w}")
         if warnings:
@@ -275,8 +374,10 @@ def image_plane(layer: Image, role: str = "image") -> np.ndarray:
     if layer.rgb:
         raise ValueError(f"{what} is RGB; Simulate needs a grey 2D image (split the channels).")
     if layer.ndim not in (2, 3):
-        raise ValueError(f"{what} has {layer.ndim} dimensions (shape {tuple(layer.data.shape)}); "
-                         "Simulate measures a 2D image or a 3D (z, y, x) stack.")
+        raise ValueError(
+            f"{what} has {layer.ndim} dimensions (shape {tuple(layer.data.shape)}); "
+            "Simulate measures a 2D image or a 3D (z, y, x) stack."
+        )
     data = np.asarray(layer.data)
     if data.size == 0:
         raise ValueError(f"{what} is empty.")
@@ -307,19 +408,28 @@ def observed_mask(layer: Labels | Shapes, image: Image, shape: tuple[int, ...]) 
             raise ValueError(f"the mask layer {layer.name!r} is multiscale.")
         labels = np.asarray(layer.data)
         if labels.shape != tuple(shape):
-            raise ValueError(f"the mask layer {layer.name!r} has shape {labels.shape}, but the "
-                             f"image has shape {tuple(shape)}.")
+            raise ValueError(
+                f"the mask layer {layer.name!r} has shape {labels.shape}, but the "
+                f"image has shape {tuple(shape)}."
+            )
         return labels != 0
     if layer.ndim != 2:
-        raise ValueError(f"the Shapes layer {layer.name!r} is {layer.ndim}D; draw the missing "
-                         "regions on a 2D Shapes layer.")
-    closed = [(verts, kind) for verts, kind in zip(layer.data, layer.shape_type)
-              if kind in CLOSED_SHAPES]
+        raise ValueError(
+            f"the Shapes layer {layer.name!r} is {layer.ndim}D; draw the missing "
+            "regions on a 2D Shapes layer."
+        )
+    closed = [
+        (verts, kind) for verts, kind in zip(layer.data, layer.shape_type) if kind in CLOSED_SHAPES
+    ]
     if not closed:
-        raise ValueError(f"the Shapes layer {layer.name!r} has no rectangle, ellipse or polygon "
-                         "to mark missing pixels.")
-    in_image = [np.array([image.world_to_data(layer.data_to_world(v)) for v in verts])
-                for verts, _ in closed]
+        raise ValueError(
+            f"the Shapes layer {layer.name!r} has no rectangle, ellipse or polygon "
+            "to mark missing pixels."
+        )
+    in_image = [
+        np.array([image.world_to_data(layer.data_to_world(v)) for v in verts])
+        for verts, _ in closed
+    ]
     raster = Shapes(in_image, shape_type=[kind for _, kind in closed])
     return ~np.asarray(raster.to_masks(mask_shape=tuple(shape))).any(axis=0)
 

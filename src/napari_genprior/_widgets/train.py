@@ -48,46 +48,98 @@ class TrainWidget(RunControls, Container):
 
         self._viewer = viewer
         self.images = image_layer_select(
-            viewer, "images",
+            viewer,
+            "images",
             "The image layers to train on (ctrl/shift-click for several). A stack's planes are "
-            "separate images. They are never modified.")
+            "separate images. They are never modified.",
+        )
         self.patch_size = ComboBox(
-            label="patch size", choices=list(PATCH_SIZES), value=64,
+            label="patch size",
+            choices=list(PATCH_SIZES),
+            value=64,
             tooltip="Side of the square patches the prior learns and later makes, in pixels. "
-                    "Every image must be at least this large; reconstruct images of this size "
-                    "(or larger ones as a mosaic of patches).")
-        self.kind = ComboBox(label="kind", choices=["vae", "gan"], value="vae",
-                             tooltip="vae: a variational autoencoder (stable, the default). "
-                                     "gan: a DCGAN (sharper samples, harder to train).")
-        self.latent_dim = SpinBox(label="latent dim", value=32, min=1, max=1024,
-                                  tooltip="Size of the latent code z: larger fits more detail, "
-                                          "smaller constrains reconstructions more.")
-        self.epochs = SpinBox(label="epochs", value=20, min=1, max=100_000,
-                              tooltip="Passes of training; each draws 'patches per epoch' "
-                                      "random patches.")
+            "Every image must be at least this large; reconstruct images of this size "
+            "(or larger ones as a mosaic of patches).",
+        )
+        self.kind = ComboBox(
+            label="kind",
+            choices=["vae", "gan"],
+            value="vae",
+            tooltip="vae: a variational autoencoder (stable, the default). "
+            "gan: a DCGAN (sharper samples, harder to train).",
+        )
+        self.latent_dim = SpinBox(
+            label="latent dim",
+            value=32,
+            min=1,
+            max=1024,
+            tooltip="Size of the latent code z: larger fits more detail, "
+            "smaller constrains reconstructions more.",
+        )
+        self.epochs = SpinBox(
+            label="epochs",
+            value=20,
+            min=1,
+            max=100_000,
+            tooltip="Passes of training; each draws 'patches per epoch' random patches.",
+        )
         self.patches_per_epoch = SpinBox(
-            label="patches per epoch", value=2000, min=8, max=1_000_000, step=500,
-            tooltip="Random patches (with flips and rotations) drawn from the images per epoch.")
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
-                            tooltip="Same seed, same prior (on the same device).")
-        self.device = ComboBox(label="device", choices=["auto", *available_devices()],
-                               value="auto",
-                               tooltip="auto: CUDA if present, else Apple MPS, else CPU.")
-        self.prior_name = LineEdit(label="name", value="my-prior",
-                                   tooltip="The name the prior gets in the Reconstruct widget's "
-                                           "prior list (made unique if taken).")
+            label="patches per epoch",
+            value=2000,
+            min=8,
+            max=1_000_000,
+            step=500,
+            tooltip="Random patches (with flips and rotations) drawn from the images per epoch.",
+        )
+        self.seed = SpinBox(
+            label="seed",
+            value=0,
+            min=0,
+            max=2**31 - 1,
+            tooltip="Same seed, same prior (on the same device).",
+        )
+        self.device = ComboBox(
+            label="device",
+            choices=["auto", *available_devices()],
+            value="auto",
+            tooltip="auto: CUDA if present, else Apple MPS, else CPU.",
+        )
+        self.prior_name = LineEdit(
+            label="name",
+            value="my-prior",
+            tooltip="The name the prior gets in the Reconstruct widget's "
+            "prior list (made unique if taken).",
+        )
         self.train_button = PushButton(text="Train", tooltip="Start training.")
-        self.cancel_button = PushButton(text="Cancel", enabled=False,
-                                        tooltip="Stop after the current epoch and keep the "
-                                                "prior trained so far.")
-        self.save_button = PushButton(text="Save...", enabled=False,
-                                      tooltip="Write the last trained prior to a .safetensors "
-                                              "file (with its card), for load_prior(path).")
+        self.cancel_button = PushButton(
+            text="Cancel",
+            enabled=False,
+            tooltip="Stop after the current epoch and keep the prior trained so far.",
+        )
+        self.save_button = PushButton(
+            text="Save...",
+            enabled=False,
+            tooltip="Write the last trained prior to a .safetensors "
+            "file (with its card), for load_prior(path).",
+        )
         self.status = wrapping_label(value="")
-        super().__init__(widgets=[self.images, self.patch_size, self.kind, self.latent_dim,
-                                  self.epochs, self.patches_per_epoch, self.seed, self.device,
-                                  self.prior_name, self.train_button, self.cancel_button,
-                                  self.save_button, self.status])
+        super().__init__(
+            widgets=[
+                self.images,
+                self.patch_size,
+                self.kind,
+                self.latent_dim,
+                self.epochs,
+                self.patches_per_epoch,
+                self.seed,
+                self.device,
+                self.prior_name,
+                self.train_button,
+                self.cancel_button,
+                self.save_button,
+                self.status,
+            ]
+        )
         mark(self)  # tabbed with the plugin's other docked widgets
         self.loss_plot = CurvePlot(title="training loss", xlabel="epoch", ylabel="loss")
         self.loss_plot.setToolTip("Mean loss per epoch (log scale).")
@@ -118,19 +170,27 @@ class TrainWidget(RunControls, Container):
         planes: list[np.ndarray] = []
         for layer in layers:
             if layer.multiscale or layer.rgb:
-                raise ValueError(f"layer {layer.name!r} is "
-                                 f"{'multiscale' if layer.multiscale else 'RGB'}; training needs "
-                                 "single-scale grey images.")
+                raise ValueError(
+                    f"layer {layer.name!r} is "
+                    f"{'multiscale' if layer.multiscale else 'RGB'}; training needs "
+                    "single-scale grey images."
+                )
             data = np.asarray(layer.data)
             if data.ndim < 2:
-                raise ValueError(f"layer {layer.name!r} has shape {data.shape}; it is not an image.")
+                raise ValueError(
+                    f"layer {layer.name!r} has shape {data.shape}; it is not an image."
+                )
             if min(data.shape[-2:]) < patch:
-                raise ValueError(f"layer {layer.name!r} has {data.shape[-2]}x{data.shape[-1]} "
-                                 f"images, smaller than the {patch}x{patch} patch size; choose "
-                                 "a smaller patch size.")
+                raise ValueError(
+                    f"layer {layer.name!r} has {data.shape[-2]}x{data.shape[-1]} "
+                    f"images, smaller than the {patch}x{patch} patch size; choose "
+                    "a smaller patch size."
+                )
             if np.issubdtype(data.dtype, np.number) and not np.all(np.isfinite(data)):
-                raise ValueError(f"layer {layer.name!r} contains NaN or infinite values; "
-                                 "replace them before training.")
+                raise ValueError(
+                    f"layer {layer.name!r} contains NaN or infinite values; "
+                    "replace them before training."
+                )
             planes.extend(data.reshape(-1, *data.shape[-2:]))
         return planes
 
@@ -150,10 +210,18 @@ class TrainWidget(RunControls, Container):
         per_epoch = int(self.patches_per_epoch.value)
         try:
             planes = self._training_images(layers, patch)
-            run = iter_train(planes, kind=self.kind.value, latent_dim=self.latent_dim.value,
-                             epochs=self.epochs.value, device=self.device.value,
-                             seed=self.seed.value, patch_size=patch, patches_per_epoch=per_epoch,
-                             batch_size=min(64, per_epoch), data=f"napari layers {names}")
+            run = iter_train(
+                planes,
+                kind=self.kind.value,
+                latent_dim=self.latent_dim.value,
+                epochs=self.epochs.value,
+                device=self.device.value,
+                seed=self.seed.value,
+                patch_size=patch,
+                patches_per_epoch=per_epoch,
+                batch_size=min(64, per_epoch),
+                data=f"napari layers {names}",
+            )
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot train on {names}: {exc}")
             return
@@ -194,9 +262,12 @@ class TrainWidget(RunControls, Container):
     def _save_dialog(self) -> None:
         from qtpy.QtWidgets import QFileDialog
 
-        path, _ = QFileDialog.getSaveFileName(self.native, "Save the trained prior",
-                                              f"{self.trained_name or 'prior'}.safetensors",
-                                              "Priors (*.safetensors)")
+        path, _ = QFileDialog.getSaveFileName(
+            self.native,
+            "Save the trained prior",
+            f"{self.trained_name or 'prior'}.safetensors",
+            "Priors (*.safetensors)",
+        )
         if path:
             self.save(path)
 
@@ -236,9 +307,12 @@ class TrainWidget(RunControls, Container):
             else:
                 # kept when the run ends, even if it ends while the layer is being added
                 self.preview = self._viewer.add_image(
-                    tiles, name=f"{self._name} [samples]", colormap="gray",
+                    tiles,
+                    name=f"{self._name} [samples]",
+                    colormap="gray",
                     contrast_limits=(0.0, 1.0),
-                    metadata={"genprior": {"role": "prior samples", "prior": self._name}})
+                    metadata={"genprior": {"role": "prior samples", "prior": self._name}},
+                )
                 if self.worker is None:
                     return
         self._progress(u)
@@ -260,8 +334,10 @@ class TrainWidget(RunControls, Container):
         info = G.card.get("training", {})
         epochs, seconds = info.get("epochs", 0), info.get("seconds", 0.0)
         if info.get("cancelled"):
-            msg = (f"prior {name!r}: cancelled after epoch {epochs}; kept the prior trained so "
-                   f"far ({seconds:.1f} s)")
+            msg = (
+                f"prior {name!r}: cancelled after epoch {epochs}; kept the prior trained so "
+                f"far ({seconds:.1f} s)"
+            )
         else:
             msg = f"prior {name!r}: trained {epochs} epochs in {seconds:.1f} s"
         self.status.value = msg

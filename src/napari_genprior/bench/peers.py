@@ -188,14 +188,16 @@ def _ours(
 
     if tool == "ours-csgm":  # Bora's objective as DeepInverse runs it: no ||z||^2, no gain
         G = api.load_prior("digits-vae")  # loaded once, as DeepInverse's model holds it
-        fn = lambda: rec(
-            "csgm",
-            prior=G,
-            restarts=10,
-            steps=sizes.csgm_steps,  # noqa: E731
-            lam=0.0,
-            fit_gain=False,
-        )
+
+        def fn():
+            return rec(
+                "csgm",
+                prior=G,
+                restarts=10,
+                steps=sizes.csgm_steps,
+                lam=0.0,
+                fit_gain=False,
+            )
     elif tool == "ours-dip":  # all the steps (the held-out stop is past the end)
         fn = lambda: rec("dip", steps=sizes.dip_steps, patience=sizes.dip_steps)  # noqa: E731
     elif tool == "ours-rl":  # the peer's iteration count, and a ladder of fewer
@@ -375,12 +377,14 @@ def _skimage(
         )
     if tool == "skimage-rl":
         psf = A.psf.cpu().numpy() if hasattr(A.psf, "cpu") else np.asarray(A.psf)
-        fn = lambda: richardson_lucy(
-            np.clip(y, 0, None),
-            psf,
-            num_iter=sizes.peer_iters,  # noqa: E731
-            clip=False,
-        )
+
+        def fn():
+            return richardson_lucy(
+                np.clip(y, 0, None),
+                psf,
+                num_iter=sizes.peer_iters,
+                clip=False,
+            )
     else:
         mask = A.mask.cpu().numpy() if hasattr(A.mask, "cpu") else np.asarray(A.mask)
         fn = lambda: inpaint_biharmonic(y, ~mask.astype(bool))  # noqa: E731
