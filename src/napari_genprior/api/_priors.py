@@ -68,7 +68,14 @@ def _check_prior(prior: Any, A: Operator, method: str, **tiling: Any):
 
 
 def list_priors() -> list[str]:
-    """Names of the bundled priors (``load_prior(name)``)."""
+    """Names of the bundled priors (``load_prior(name)``).
+
+    Examples
+    --------
+    >>> import napari_genprior as ngp
+    >>> ngp.list_priors()
+    ['digits-conv', 'digits-vae', 'mri-vae', 'nuclei-vae']
+    """
     from ..priors import list_priors as _list
 
     return _list()
@@ -123,7 +130,18 @@ def random_prior(
     image_shape: tuple[int, ...] | None = None,
 ):
     """An expansive Gaussian ReLU network with no biases (Hand-Voroninski); see
-    :func:`napari_genprior.priors.random_prior`."""
+    :func:`napari_genprior.priors.random_prior`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import napari_genprior as ngp
+    >>> R = ngp.random_prior(latent_dim=10, widths=(250, 600), seed=0)
+    >>> R.latent_dim, R.image_shape
+    (10, (1, 600))
+    >>> R(torch.zeros(2, 10)).shape
+    torch.Size([2, 1, 600])
+    """
     from ..priors import random_prior as _random
 
     return _random(latent_dim=latent_dim, widths=widths, seed=seed, image_shape=image_shape)
@@ -186,7 +204,26 @@ def iter_train(
     **options: Any,
 ):
     """Train step by step: a generator of ``TrainUpdate`` (epoch, losses, samples) that returns
-    the generator; send False to stop early. See :func:`napari_genprior.training.iter_train`."""
+    the generator; send False to stop early. See :func:`napari_genprior.training.iter_train`.
+
+    Examples
+    --------
+    Stop after the first of three epochs; the prior trained so far comes back:
+
+    >>> import numpy as np
+    >>> import napari_genprior as ngp
+    >>> images = np.random.default_rng(0).random((16, 16, 16))
+    >>> run = ngp.iter_train(images, latent_dim=4, epochs=3, device="cpu")
+    >>> update = next(run)
+    >>> update.epoch, update.total, sorted(update.losses)
+    (1, 3, ['kl', 'loss', 'reconstruction'])
+    >>> try:
+    ...     run.send(False)
+    ... except StopIteration as stop:
+    ...     G = stop.value
+    >>> G.card["training"]["epochs"], G.card["training"]["cancelled"]
+    (1, True)
+    """
     from ..training import iter_train as _iter
 
     return _iter(

@@ -21,7 +21,16 @@ Callback = Callable[[int, float, "np.ndarray | None"], "bool | None"]
 
 
 def list_methods() -> list[str]:
-    """Names of the reconstruction methods ``reconstruct`` accepts."""
+    """Names of the reconstruction methods ``reconstruct`` accepts.
+
+    Examples
+    --------
+    >>> import napari_genprior as ngp
+    >>> ngp.list_methods()[:5]
+    ['csgm', 'ia', 'twist', 'sparse-gen', 'dip']
+    >>> {"tv", "lasso-wavelet", "richardson-lucy", "cg"} <= set(ngp.list_methods())
+    True
+    """
     return list(METHODS)
 
 
@@ -70,6 +79,30 @@ def iter_reconstruct(
     Same arguments as :func:`reconstruct`. Send ``False`` into the generator to stop early; it
     then returns the best result so far with ``cancelled=True``. Arguments are checked (and
     errors raised) when the generator is created, before any work starts.
+
+    Examples
+    --------
+    Run total variation on a blurred square, watch the updates, and stop after step 5; the
+    generator then returns the best result so far:
+
+    >>> import numpy as np
+    >>> import napari_genprior as ngp
+    >>> x = np.zeros((32, 32)); x[8:24, 8:24] = 1.0
+    >>> A = ngp.make_operator("blur", shape=x.shape, sigma=1.5)
+    >>> run = ngp.iter_reconstruct(A.measure(x, noise_std=0.01, seed=0), A, method="tv",
+    ...                            device="cpu", preview_every=5)
+    >>> steps, reply = [], None
+    >>> try:
+    ...     while True:
+    ...         update = run.send(reply)
+    ...         steps.append((update.step, update.image is not None))
+    ...         reply = False if update.step == 5 else None
+    ... except StopIteration as stop:
+    ...     rec = stop.value
+    >>> steps
+    [(1, False), (2, False), (3, False), (4, False), (5, True)]
+    >>> rec.cancelled, rec.image.shape
+    (True, (32, 32))
     """
     y = _check_measurement(y, A)
     if not isinstance(method, str) or method not in METHODS:
@@ -299,6 +332,24 @@ def measurement_from_layer(data: Any, metadata: dict | None) -> tuple[np.ndarray
     metadata where the layer only shows a picture of it (complex k-space, ``cs`` vectors). A
     k-space volume gives a stack of slices (for :func:`reconstruct_stack`). Raises ValueError
     when the layer carries no operator or its data no longer fit it.
+
+    Examples
+    --------
+    A layer as Simulate makes it (``measurement_layer`` is what Simulate calls), read back:
+
+    >>> import numpy as np
+    >>> import napari_genprior as ngp
+    >>> from napari_genprior._layerdata import measurement_layer
+    >>> A = ngp.make_operator("mri", shape=(32, 32), acceleration=4, seed=0)
+    >>> y = A.measure(np.ones((32, 32)), noise_std=0.01, seed=0)
+    >>> data, kwargs, kind = measurement_layer(y, A, "k-space")
+    >>> y2, A2 = ngp.measurement_from_layer(data, kwargs["metadata"])
+    >>> np.array_equal(y2, y), A2.spec() == A.spec()
+    (True, True)
+    >>> ngp.measurement_from_layer(np.zeros((32, 32)), {})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     from .._layerdata import measurement_planes
 

@@ -37,6 +37,16 @@ class Update:
     plane, planes : int
         Which plane of a stack is being reconstructed, and how many there are
         (:func:`napari_genprior.api.iter_reconstruct_stack`); 0 and 1 for a single image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import napari_genprior as ngp
+    >>> A = ngp.make_operator("denoise", shape=(16, 16))
+    >>> run = ngp.iter_reconstruct(np.ones((16, 16)), A, method="tv", device="cpu")
+    >>> update = next(run)
+    >>> type(update).__name__, update.step, update.planes
+    ('Update', 1, 1)
     """
 
     step: int
@@ -68,6 +78,18 @@ class Reconstruction:
         JSON-serialisable: method, operator spec and every option that reproduces the result.
     cancelled : bool
         True when the run was stopped early by the caller (the result is the best so far).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import napari_genprior as ngp
+    >>> A = ngp.make_operator("inpaint", shape=(16, 16), fraction=0.5, seed=0)
+    >>> rec = ngp.reconstruct(A.measure(np.ones((16, 16)), seed=0), A, method="tv",
+    ...                       device="cpu", seed=3)
+    >>> rec.method, rec.params["seed"], rec.params["operator"]["kind"], rec.spread is None
+    ('tv', 3, 'inpaint', True)
+    >>> len(rec.history) > 0 and rec.seconds > 0  # the objective per step, the time taken
+    True
     """
 
     image: np.ndarray
