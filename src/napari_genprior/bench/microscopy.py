@@ -27,6 +27,7 @@ One more classical baseline, not scikit-image's: Richardson-Lucy made exact at t
 boundary of the ``blur`` operator (:func:`richardson_lucy_normalised`; scikit-image's update
 lacks the division by ``A^T 1``, and its errors pile up along the border), with the same
 thinning rule. The task's second target compares the generator methods with it.
+These baselines and the thinning rule below live in :mod:`._microscopy_baselines`.
 
 Poisson data thinning (Leiner, Duan, Wasserman, Ramdas 2023): the photon counts ``c`` are split
 binomially into two independent Poisson halves ``c1 + c2``; a method runs on ``c1`` with each
@@ -38,7 +39,6 @@ a microscopist calibrates) only.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,6 +46,20 @@ import numpy as np
 
 from . import Result, markdown_table
 from ._common import TASKS, held_out_nuclei, image_grid, median, real_nuclei, scores, solve
+
+# the baselines live in ._microscopy_baselines; imported here for the experiment and re-exported
+# (real_nuclei, tests and benchmarks import them from this module)
+from ._microscopy_baselines import (  # noqa: F401
+    RL_ITERATIONS,
+    RL_NORMALISED,
+    baseline,
+    poisson_deviance,
+    richardson_lucy_normalised,
+    richardson_lucy_thinned,
+    thinned_choice,
+    tv_chambolle_thinned,
+    wavelet_anscombe,
+)
 
 TASK_NAMES = ("deconvolution", "denoising", "inpainting")
 #: Our methods, in table order; the first two use the trained prior.
@@ -57,16 +71,12 @@ BASELINES: dict[str, tuple[str, ...]] = {
     "denoising": ("denoise_tv_chambolle", "denoise_wavelet"),
     "inpainting": ("inpaint_biharmonic",),
 }
-#: Not scikit-image: Richardson-Lucy made exact at the zero boundary of the ``blur`` operator
-#: (:func:`richardson_lucy_normalised`), the fair classical baseline of deconvolution.
-RL_NORMALISED = "RL boundary-normalised"
+#: Not scikit-image: :data:`RL_NORMALISED`, the fair classical baseline of deconvolution.
 EXTRA: dict[str, tuple[str, ...]] = {"deconvolution": (RL_NORMALISED,)}
 GROUPS = ("procedural", "real")
 PRIOR = "nuclei-vae"
 #: The margin of the deconvolution check (dB).
 MARGIN_DB = 1.0
-#: Candidate Richardson-Lucy iteration counts.
-RL_ITERATIONS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 70, 100)
 
 
 @dataclass(frozen=True)
@@ -96,198 +106,6 @@ class Sizes:
 # full: about 20 s per image and task on one thread, most of it dip
 FULL = Sizes(procedural=4, real=4, restarts=4, steps=500, dip_steps=1200)
 QUICK = Sizes(procedural=1, real=1, restarts=2, steps=100, dip_steps=100)
-
-
-# -- Poisson data thinning ----------------------------------------------------------------
-
-
-def poisson_deviance(counts: np.ndarray, mu: np.ndarray) -> float:
-    """The Poisson deviance ``2 sum(c log(c / mu) - (c - mu))`` of counts under means ``mu``."""
-    mu = np.maximum(mu, 1e-9)
-    pos = counts > 0
-    return 2 * float(
-        np.sum(np.where(pos, counts * np.log(np.where(pos, counts, 1) / mu), 0) - (counts - mu))
-    )
-
-
-def thinned_choice(
-    y: np.ndarray,
-    gain: float,
-    candidates: Sequence[Any],
-    estimate: Callable[[np.ndarray, Any], np.ndarray],
-    predict: Callable[[np.ndarray], np.ndarray],
-    seed: int = 0,
-) -> int:
-    """Which of ``candidates`` Poisson data thinning chooses (its index).
-
-    Parameters
-    ----------
-    y : ndarray
-        The measurement in image units: ``gain`` times Poisson counts.
-    gain : float
-        Image units per photon count.
-    candidates : sequence
-        Settings of the method (iteration counts, weights).
-    estimate : callable
-        ``estimate(y_half, candidate) -> image``: the method on half the counts (given in the
-        units of ``y``, i.e. ``2 gain c1``).
-    predict : callable
-        ``predict(image) -> expected measurement`` (the forward model, in image units).
-    seed : int
-        Seed of the binomial split.
-
-    Returns
-    -------
-    int
-        The index of the candidate whose estimate from ``c1`` best predicts ``c2``.
-    """
-    rng = np.random.default_rng(seed)
-    counts = np.round(np.clip(y, 0, None) / gain).astype(np.int64)
-    c1 = rng.binomial(counts, 0.5)
-    c2 = counts - c1
-    y1 = c1 * 2.0 * gain
-    scores_ = [
-        poisson_deviance(c2, np.maximum(predict(estimate(y1, c)), 0) / gain / 2) for c in candidates
-    ]
-    return int(np.argmin(scores_))
-
-
-def richardson_lucy_normalised(y: np.ndarray, psf: np.ndarray, num_iter: int) -> np.ndarray:
-    """Richardson-Lucy for a blur with a zero boundary: ``x <- x A^T(y / A x) / A^T 1``.
-
-    ``A`` is the convolution with ``psf`` that keeps the image's size and treats the outside
-    as zero (the ``blur`` operator's default boundary): near the border part of the light
-    falls outside the image, so ``A^T 1 < 1`` there. scikit-image's ``richardson_lucy`` leaves
-    out the division by ``A^T 1``, which is exact only for a periodic or infinite image; with
-    it, each iteration is the textbook EM step for Poisson data. Starts from the constant
-    ``mean(y)``.
-    """
-    from scipy.signal import fftconvolve
-
-    y = np.clip(y, 0, None)
-    flip = psf[::-1, ::-1]
-    norm = np.maximum(fftconvolve(np.ones_like(y), flip, mode="same"), 1e-12)
-    x = np.full_like(y, max(float(y.mean()), 1e-12))
-    for _ in range(num_iter):
-        ratio = y / np.maximum(fftconvolve(x, psf, mode="same"), 1e-12)
-        x = x * fftconvolve(ratio, flip, mode="same") / norm
-    return x
-
-
-def richardson_lucy_thinned(
-    y: np.ndarray, psf: np.ndarray, photons: float, peak: float, *, normalised: bool = False
-) -> tuple[int, np.ndarray]:
-    """Richardson-Lucy with the iteration count chosen by Poisson thinning.
-
-    The count ``k`` of :data:`RL_ITERATIONS` whose Richardson-Lucy estimate from one binomial
-    half of the counts best predicts the other half (:func:`thinned_choice`) is chosen; then RL
-    runs ``k`` iterations on all of ``y``. Only the measurement and the known photon scale are
-    used, never the ground truth.
-
-    Parameters
-    ----------
-    y : ndarray
-        The blurred, Poisson-noisy image (``peak`` units are ``photons`` counts).
-    psf : ndarray
-        The point-spread function.
-    photons, peak : float
-        ``peak`` image units correspond to ``photons`` expected counts.
-    normalised : bool
-        False: scikit-image's ``richardson_lucy``; True:
-        :func:`richardson_lucy_normalised` (exact at a zero boundary).
-
-    Returns
-    -------
-    k : int
-        The chosen number of iterations.
-    image : ndarray
-        Richardson-Lucy with ``k`` iterations on ``y``.
-    """
-    from scipy.signal import fftconvolve
-    from skimage.restoration import richardson_lucy
-
-    def rl(data: np.ndarray, k: int) -> np.ndarray:
-        if normalised:
-            return richardson_lucy_normalised(data, psf, k)
-        return richardson_lucy(np.clip(data, 0, None), psf, num_iter=k, clip=False)
-
-    i = thinned_choice(
-        y, peak / photons, RL_ITERATIONS, rl, lambda x: fftconvolve(x, psf, mode="same")
-    )
-    k = RL_ITERATIONS[i]
-    return k, rl(y, k)
-
-
-def tv_chambolle_thinned(y: np.ndarray, photons: float, peak: float) -> tuple[float, np.ndarray]:
-    """scikit-image's ``denoise_tv_chambolle`` with its weight chosen by Poisson thinning.
-
-    Candidate weights: 25 from 0.005 to 1 times the 99.9th percentile of ``y`` (log-spaced).
-    The weight ``w1`` chosen on one half of the counts (:func:`thinned_choice`) is for data
-    whose noise std is sqrt(2) times that of ``y`` (half the counts, scaled by 2); as the ROF
-    weight near its optimum grows about linearly with the noise std, ``w1 / sqrt(2)`` is used
-    on ``y`` (checked on procedural images of another seed, never on test images).
-
-    Returns
-    -------
-    weight : float
-        The weight used on ``y``.
-    image : ndarray
-        The denoised image.
-    """
-    from skimage.restoration import denoise_tv_chambolle
-
-    top = float(np.percentile(y, 99.9)) or 1.0
-    weights = top * np.geomspace(0.005, 1.0, 25)
-    i = thinned_choice(
-        y, peak / photons, weights, lambda y1, w: denoise_tv_chambolle(y1, weight=w), lambda x: x
-    )
-    w = float(weights[i]) / math.sqrt(2)
-    return w, denoise_tv_chambolle(y, weight=w)
-
-
-def wavelet_anscombe(y: np.ndarray, photons: float, peak: float) -> np.ndarray:
-    """BayesShrink wavelet denoising of Poisson data through the Anscombe transform.
-
-    The counts ``c`` are mapped to ``2 sqrt(c + 3/8)`` (noise about N(0, 1)), denoised by
-    scikit-image's ``denoise_wavelet`` (BayesShrink, soft thresholds, ``sigma=1``) and mapped
-    back with the closed-form approximation of the exact unbiased inverse (Makitalo & Foi
-    2011).
-    """
-    from skimage.restoration import denoise_wavelet
-
-    gain = peak / photons
-    a = 2 * np.sqrt(np.clip(y, 0, None) / gain + 3 / 8)
-    d = np.maximum(
-        denoise_wavelet(a, sigma=1.0, method="BayesShrink", mode="soft", rescale_sigma=True), 1e-3
-    )
-    s = math.sqrt(1.5)
-    inv = 0.25 * d**2 + 0.25 * s / d - 11 / 8 / d**2 + 0.625 * s / d**3 - 1 / 8
-    return np.clip(inv, 0, None) * gain
-
-
-def baseline(
-    name: str, y: np.ndarray, A: Any, photons: float | None, peak: float
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Run the baseline ``name`` on ``y``; returns the image and what it chose.
-
-    ``peak`` (the largest value of the noise-free ``A(x)``) stands for ``photons`` expected
-    counts: together they give the photon scale, the camera gain a microscopist calibrates
-    (unused by ``inpaint_biharmonic``, whose data are not Poisson counts).
-    """
-    from skimage.restoration import inpaint_biharmonic
-
-    y64 = y.astype(np.float64)
-    if name in ("richardson_lucy", RL_NORMALISED):
-        k, im = richardson_lucy_thinned(y64, A.psf, photons, peak, normalised=name == RL_NORMALISED)
-        return im, {"iterations": k}
-    if name == "denoise_tv_chambolle":
-        w, im = tv_chambolle_thinned(y64, photons, peak)
-        return im, {"weight": w}
-    if name == "denoise_wavelet":
-        return wavelet_anscombe(y64, photons, peak), {}
-    if name == "inpaint_biharmonic":
-        return inpaint_biharmonic(y64, ~A.mask), {}
-    raise ValueError(f"unknown baseline {name!r}")  # pragma: no cover
 
 
 # -- the experiment ------------------------------------------------------------------------
