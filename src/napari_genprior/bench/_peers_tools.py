@@ -11,7 +11,6 @@ import numpy as np
 from ._common import op_times, scores, timed
 from ._peers_cases import PEER_WEIGHTS, RL_LADDER, Sizes
 
-
 # -- timing, and the truth-best weight of a grid ----------------------------------------------
 
 
