@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from napari_genprior.bench import EXPERIMENTS, peers
+from napari_genprior.bench._common import scores
 
 
 def _importable(name: str) -> bool:
@@ -96,3 +97,32 @@ def test_the_quick_table_compares_each_tool_in_its_own_process(monkeypatch):
     assert any("skimage-tv" in claim for claim in result.checks)
     if "error" in runs["denoise-nuclei/deepinv-tv/1"]:  # a missing peer: a row that says so
         assert "not importable" in result.markdown
+
+
+def test_each_rung_of_our_ladder_gets_its_own_truth_best_weight():
+    """As a peer gets the best weight for its own iteration count, each of our step counts gets
+    the best of our grid for that count (not the weight that was best after the longest)."""
+    from dataclasses import replace
+
+    from napari_genprior.bench import _peers_tools
+
+    sizes = replace(peers.QUICK, ladder=(5, 60), grid=(1 / 16, 1.0, 16.0), repeats=1)
+    x, y, A = peers.case_data("mri-brain", sizes, 0)
+    out = _peers_tools._ours("ours-wavelet", "mri-brain", x, y, A, sizes, 0)
+    lam0 = out["default"]["lam"]
+    for rung in out["ladder"]:
+        tried = {}
+        for g in sizes.grid:
+            image = ngp_reconstruct(y, A, lam0 * g, rung["steps"])
+            tried[g] = scores(x, np.abs(image))["psnr"]
+        best = max(tried, key=tried.get)
+        assert rung["weight"] == pytest.approx(lam0 * best), (rung, tried)
+    assert out["psnr"] == out["ladder"][-1]["psnr"]
+
+
+def ngp_reconstruct(y, A, lam, steps):
+    import napari_genprior as ngp
+
+    return ngp.reconstruct(
+        y, A, "lasso-wavelet", device="cpu", seed=0, lam=lam, steps=steps, tol=0.0
+    ).image

@@ -15,7 +15,8 @@ torchvision that imports beside the installed torch).
 
 Equal error, for the classical methods: each tool's weight is picked with the truth from a
 grid of its own units (so no tool is handicapped by a poor weight rule), at its default
-iteration count. Ours is then run at its best weight with a ladder of step counts: "ours at
+iteration count. Ours is run with a ladder of step counts, each rung at its own truth-best
+weight from our grid (as the peer's weight is the best for the peer's iteration count): "ours at
 equal error" is the fewest steps whose PSNR reaches the peer's (within 0.05 dB), and its time.
 """
 
@@ -204,7 +205,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
         + "One process per tool and thread count; times are medians of "
         f"{sizes.repeats} calls. Classical weights: the truth-best of each tool's grid; "
         "'ours s at peer's PSNR' is the fewest steps of our ladder that reach the peer's "
-        f"PSNR (within {EQUAL_DB} dB) at our best weight.\n"
+        f"PSNR (within {EQUAL_DB} dB), each step count at its own truth-best weight.\n"
         + (
             "\nWhere ours is slower, where its time goes (`torch.profiler`, per step "
             "between a 1-step and a longer solve):\n\n" + "\n".join(why) + "\n"
