@@ -14,6 +14,11 @@ import torch
 
 from ..operators import _dct
 
+#: Multiplies power-iteration estimates of largest eigenvalues (a step of 1 / estimate must stay
+#: below 1 / the true value).
+SAFETY = 1.05
+POWER_ITERATIONS = 30
+
 
 def soft_threshold(u: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     """Soft-thresholding ``sgn(u) max(|u| - threshold, 0)``, the prox of ``threshold ||.||_1``
@@ -338,3 +343,8 @@ def largest_eigenvalue(
             return estimate
         estimate, v = norm, w / norm
     return estimate
+
+
+def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``||new - old|| / ||new||`` per batch member."""
+    return (new - old).flatten(1).norm(dim=1) / new.flatten(1).norm(dim=1).clamp_min(1e-12)

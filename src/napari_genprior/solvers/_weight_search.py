@@ -19,8 +19,6 @@ import torch
 from ..operators.base import check_float, check_int
 from .common import Problem, SolverGen, Update, draw_holdout
 
-SAFETY = 1.05  # multiplies power-iteration estimates of largest eigenvalues
-POWER_ITERATIONS = 30
 #: Images with more pixels than this choose their weight one weight at a time (memory), smaller
 #: ones all weights in one batch (speed). 2**23: a 32x512x512 stack.
 SEARCH_BATCH_VOXELS = 2**23
@@ -200,8 +198,3 @@ def _drive(
     assert last is not None
     extra["iterations"] = last.iteration
     return last.x[0], extra
-
-
-def _relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    """``||new - old|| / ||new||`` per batch member."""
-    return (new - old).flatten(1).norm(dim=1) / new.flatten(1).norm(dim=1).clamp_min(1e-12)

@@ -59,15 +59,20 @@ from collections.abc import Generator
 import torch
 
 from ..operators.base import check_int
-from ._classical_ops import DCT, Wavelet, largest_eigenvalue, soft_threshold
-from ._weight_search import (
+from ._classical_ops import (
+    DCT,
     POWER_ITERATIONS,
     SAFETY,
+    Wavelet,
+    largest_eigenvalue,
+    relative_change,
+    soft_threshold,
+)
+from ._weight_search import (
     Core,
     _check_options,
     _drive,
     _Iterate,
-    _relative_change,
     _weighted_misfit,
 )
 from .common import Problem, SolverGen
@@ -112,7 +117,7 @@ def _fista(problem: Problem, transform: DCT | Wavelet, lipschitz: float, tol: fl
             # restart the momentum of a member whose step went against the momentum
             restart = ((z - c_new).conj() * (c_new - c)).real.flatten(1).sum(1) > 0
             t = torch.where(restart, torch.ones_like(t_next), t_next)
-            change = _relative_change(x_new, x)
+            change = relative_change(x_new, x)
             c_prev, c, Ax_prev, Ax, x = c, c_new, Ax, Ax_new, x_new
             objective = 0.5 * _weighted_misfit(Ax, y, weight) + lams * penalised(c).flatten(1).sum(
                 1

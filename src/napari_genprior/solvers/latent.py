@@ -340,7 +340,7 @@ def solve_sparse_gen(
     A^T A. Default ``l1``: 0.1 x the median of |B A^T y| over pixels, a scale-free rule that
     never looks at the ground truth.
     """
-    from ._classical_ops import DCT, Wavelet, largest_eigenvalue, soft_threshold
+    from ._classical_ops import DCT, SAFETY, Wavelet, largest_eigenvalue, soft_threshold
 
     if basis not in ("pixel", "dct", "wavelet"):
         raise ValueError(f"basis must be 'pixel', 'dct' or 'wavelet', got {basis!r}.")
@@ -366,7 +366,7 @@ def solve_sparse_gen(
             largest_eigenvalue(
                 lambda v: A.adjoint(A(v)), A.shape, seed=problem.seed, device=problem.device
             )
-            * 1.05
+            * SAFETY
             + 1e-12
         )
         if l1 is None:

@@ -9,15 +9,21 @@ from collections.abc import Generator
 
 import torch
 
-from ._classical_ops import divergence, gradient, largest_eigenvalue, pixel_norm, total_variation
-from ._weight_search import (
+from ._classical_ops import (
     POWER_ITERATIONS,
     SAFETY,
+    divergence,
+    gradient,
+    largest_eigenvalue,
+    pixel_norm,
+    relative_change,
+    total_variation,
+)
+from ._weight_search import (
     Core,
     _check_options,
     _drive,
     _Iterate,
-    _relative_change,
     _weighted_misfit,
 )
 from .common import Problem, SolverGen
@@ -86,7 +92,7 @@ def _chambolle_pock(problem: Problem, norm: float, tol: float) -> Core:
             )
             tau = tau * factor
             alpha = torch.where(up | down, alpha * ADAPT_DECAY, alpha)
-            change = _relative_change(x_new, x)
+            change = relative_change(x_new, x)
             x, Ax, g, p, q, KTy = x_new, Ax_new, g_new, p_new, q_new, KTy_new
             objective = 0.5 * _weighted_misfit(Ax, y, weight) + lams * total_variation(g)
             done = k == steps or bool(change.max() < tol)
