@@ -213,6 +213,31 @@ def test_a_batch_stopped_by_a_signal_says_so_and_the_rerun_does_the_rest(
     _same_as_reference(out, reference)
 
 
+def test_a_local_cluster_closed_after_an_interrupt_logs_nothing(monkeypatch):
+    """The cut-short tasks' tracebacks (tornado's "Exception in callback") are not printed
+    under the "interrupted" sentence: logging is off while the client and cluster close, and
+    on again after."""
+    from distributed import Client
+
+    from napari_genprior.batch import _dask
+
+    at_close = []
+    real_close = Client.close
+
+    def close(self, *args, **kwargs):
+        at_close.append(logging.root.manager.disable)
+        return real_close(self, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "close", close)
+    with pytest.raises(KeyboardInterrupt), _dask._client(None, 1):
+        raise KeyboardInterrupt
+    assert at_close and min(at_close) >= logging.CRITICAL
+    assert logging.root.manager.disable == logging.NOTSET
+    with _dask._client(None, 1):  # an ordinary close logs as before
+        pass
+    assert at_close[-1] == logging.NOTSET
+
+
 def test_sigterm_while_writing_removes_the_file_being_written(
     inputs, tmp_path, monkeypatch, capsys
 ):

@@ -35,6 +35,17 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _logging_off() -> Iterator[None]:
+    """No log record of any logger (any thread) inside the block; as before after it."""
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(before)
+
+
+@contextlib.contextmanager
 def _client(scheduler: Any, workers: int) -> Iterator[tuple[Any, str]]:
     """A distributed client: to ``scheduler`` (an address or a Client, left open), or to a
     LocalCluster of ``workers`` single-threaded processes started and closed here."""
@@ -48,8 +59,10 @@ def _client(scheduler: Any, workers: int) -> Iterator[tuple[Any, str]]:
             yield client, scheduler
         return
     n = workers
+    teardown = contextlib.ExitStack()  # exits last: after the client and the cluster closed
     # no dashboard; the scheduler's small HTTP server on a free port, not 8787 (often taken)
     with (
+        teardown,
         LocalCluster(
             n_workers=n,
             threads_per_worker=1,
@@ -60,7 +73,14 @@ def _client(scheduler: Any, workers: int) -> Iterator[tuple[Any, str]]:
         ) as cluster,
         Client(cluster) as client,
     ):
-        yield client, f"LocalCluster ({n} worker{'s' * (n > 1)})"
+        try:
+            yield client, f"LocalCluster ({n} worker{'s' * (n > 1)})"
+        except KeyboardInterrupt:
+            # the user stopped the run and is told so: closing the cluster mid-task must not
+            # print the tracebacks of the tasks it cut short (tornado's "Exception in
+            # callback", distributed's errors, at the ERROR level that silence_logs keeps)
+            teardown.enter_context(_logging_off())
+            raise
 
 
 def _solve_plane(
