@@ -44,7 +44,7 @@ class Sizes:
 
 FULL = Sizes(
     tiles=4,
-    csgm_steps=500,
+    csgm_steps=300,
     ia_steps=800,
     dip_steps=2000,
     restarts=4,
