@@ -37,7 +37,7 @@ def test_real_mri_quick_scores_every_method_on_held_out_real_data(quick_real):
     data = json.loads((quick_real / "real-mri-quick.json").read_text())["data"]
     assert data["images"][0].startswith("MNI152 z=")  # a held-out slab slice
     by_m = data["medians"]["4x variable-density"]
-    assert set(by_m) == {"ia", "csgm", "tv", "lasso-wavelet", "adjoint"}
+    assert set(by_m) == {"score", "ia", "csgm", "tv", "lasso-wavelet", "adjoint"}
     assert all(np.isfinite(v["psnr"]) for v in by_m.values())
     # even at smoke-test sizes, tv beats the zero-filled image (the table is not noise)
     assert by_m["tv"]["psnr"] > by_m["adjoint"]["psnr"]

@@ -12,11 +12,14 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 
 def test_bundled_priors_are_listed_and_load():
     names = ngp.list_priors()
-    assert {"digits-vae", "nuclei-vae", "mri-vae"} <= set(names)
+    assert {"digits-vae", "nuclei-vae", "mri-vae", "mri-score"} <= set(names)
     for name in names:
         G = ngp.load_prior(name)
         assert G.card["name"] == name and G.card["data"] and G.card["training"]["epochs"] > 0
-        assert hasattr(G, "encoder")
+        if G.card["kind"] == "score":  # a diffusion prior: no encoder; its held-out record
+            assert G.card["heldout_denoising_gain_db"]["0.05"] > 5
+        else:
+            assert hasattr(G, "encoder")
     assert ngp.load_prior("digits-vae").image_shape == (28, 28)
     assert ngp.load_prior("nuclei-vae").image_shape == (64, 64)
     total = sum(

@@ -214,6 +214,14 @@ def test_make_operator_measure_reconstruct_only_raise_value_or_type_errors(data)
             prior = ngp.random_prior(latent_dim=3, widths=(8, n), image_shape=A.shape)
         elif prior == "rp-other":
             prior = ngp.random_prior(latent_dim=3, widths=(8, 15), image_shape=(3, 5))
+    elif method == "score":  # an untrained score prior: any image size
+        from napari_genprior.priors import ScoreUNet
+
+        prior = data.draw(st.sampled_from(["sp"] * 6 + [None, "rp"]), label="prior")
+        if prior == "sp":
+            prior = ScoreUNet(channels=2, levels=1)
+        elif prior == "rp":
+            prior = ngp.random_prior(latent_dim=3, widths=(8, int(np.prod(A.shape))))
     kwargs = data.draw(
         st.sampled_from(
             [{}] * 12
@@ -279,6 +287,10 @@ def test_each_method_on_a_one_pixel_image_is_a_result_or_a_sentence(method):
         if method in ("csgm", "twist", "sparse-gen", "ia")
         else None
     )
+    if method == "score":
+        from napari_genprior.priors import ScoreUNet
+
+        prior = ScoreUNet(channels=2, levels=1)
     try:
         rec = ngp.reconstruct(y, A, method, prior, steps=3, device="cpu")
     except EXPECTED as exc:

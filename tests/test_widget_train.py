@@ -131,6 +131,22 @@ def test_a_gan_trains_too(viewer_and_widget, qtbot):
     assert set(widget.loss_plot.curves) == {"generator", "discriminator"}
 
 
+def test_a_score_prior_trains_and_the_reconstruct_widget_picks_its_method(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    _tiny(widget, viewer.layers["nuclei"], epochs=1, patches=64, name="diffusion")
+    widget.kind.value = "score"
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    G = SESSION_PRIORS.get("diffusion")
+    assert G.card["kind"] == "score" and G.card["architecture"] == "score-unet"
+    assert set(widget.loss_plot.curves) == {"denoising"}
+    samples = viewer.layers["diffusion [samples]"].data
+    assert samples.ndim == 2 and np.isfinite(samples).all()  # drawn by the denoiser
+    _, rec = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
+    rec.prior.value = "diffusion"
+    assert rec.method.value == "score" and not rec.restarts.enabled
+
+
 @pytest.mark.parametrize(
     "bad, rgb, words",
     [

@@ -22,9 +22,17 @@ from torch import nn
 
 from ._drive import drive
 from .devices import resolve_device
-from .priors import ENCODERS, ConvDecoder, DCGANGenerator, FCDecoder, Generator, save_prior
+from .priors import (
+    ENCODERS,
+    ConvDecoder,
+    DCGANGenerator,
+    FCDecoder,
+    Generator,
+    ScoreUNet,
+    save_prior,
+)
 
-KINDS = ("vae", "gan")
+KINDS = ("vae", "gan", "score")
 NORMALISATIONS = ("percentile", "global", "none")
 
 
@@ -219,6 +227,8 @@ def iter_train(
     arch = (
         "dcgan"
         if kind == "gan"
+        else "score-unet"
+        if kind == "score"
         else (_default_architecture(patch) if architecture == "auto" else architecture)
     )
     if kind == "vae" and arch not in ENCODERS:
@@ -239,6 +249,8 @@ def iter_train(
         if arch == "fc-decoder":
             G: Generator = FCDecoder(latent_dim, patch, hidden=tuple(hidden))
             enc_cfg = {"latent_dim": latent_dim, "image_shape": list(patch), "hidden": list(hidden)}
+        elif arch == "score-unet":  # latent_dim does not apply: a denoiser has no latent
+            G = ScoreUNet(patch, channels=channels)
         elif arch == "conv-decoder":
             G = ConvDecoder(latent_dim, patch, channels=channels)
             enc_cfg = {"latent_dim": latent_dim, "image_shape": list(patch), "channels": channels}
@@ -296,11 +308,19 @@ def _train(
         G.encoder = encoder  # saved with the decoder: warm starts and further training
         G.card["encoder"] = enc_cfg
         opt = torch.optim.Adam(G.parameters(), lr=lr or 1e-3)
+    elif kind == "score":
+        opt = torch.optim.Adam(G.parameters(), lr=lr or 1e-3)
+        # cosine decay over the whole run: the denoiser's last steps refine the small noise levels
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, max(1, epochs * max(1, per_epoch // batch_size)), eta_min=1e-5
+        )
     else:
         D = D.to(dev)
         opt = torch.optim.Adam(G.parameters(), lr=lr or 2e-4, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(D.parameters(), lr=lr or 2e-4, betas=(0.5, 0.999))
-    fixed_z = torch.randn((8, G.latent_dim), generator=torch_gen).to(dev)
+    fixed_z = (
+        None if kind == "score" else torch.randn((8, G.latent_dim), generator=torch_gen).to(dev)
+    )
     t0 = time.perf_counter()
     cancelled = False
     epoch = 0
@@ -324,6 +344,14 @@ def _train(
                 loss.backward()
                 opt.step()
                 parts = {"loss": loss.item(), "reconstruction": rec.item(), "kl": kl.item()}
+            elif kind == "score":
+                loss = G.loss(x, torch_gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(G.parameters(), 1.0)  # the first steps can blow up
+                opt.step()
+                sched.step()
+                parts = {"denoising": loss.item()}
             else:
                 z = torch.randn((batch_size, G.latent_dim), generator=torch_gen).to(dev)
                 fake = G(z)
@@ -348,7 +376,15 @@ def _train(
         if epoch % samples_every == 0 or epoch == epochs:
             G.eval()
             with torch.no_grad():
-                samples = G(fixed_z).cpu().numpy()
+                samples = (
+                    (
+                        G.sample(8, steps=20, generator=torch.Generator().manual_seed(seed))
+                        if kind == "score"
+                        else G(fixed_z)
+                    )
+                    .cpu()
+                    .numpy()
+                )
         G.card.update(
             _card(
                 G,
@@ -426,10 +462,12 @@ def train_prior(
     ----------
     images : array or list of arrays
         A 2D image, a stack ``(N, H, W)``, or a list of 2D images of any sizes.
-    kind : {"vae", "gan"}
-        A VAE (decoder + encoder, the default) or a DCGAN (square patches of 4 * 2**k pixels).
+    kind : {"vae", "gan", "score"}
+        A VAE (decoder + encoder, the default), a DCGAN (square patches of 4 * 2**k pixels), or
+        a score (diffusion) prior: a noise-conditional denoiser trained by denoising score
+        matching (:class:`~napari_genprior.priors.ScoreUNet`, for method ``"score"``).
     latent_dim : int
-        Size of the latent code z.
+        Size of the latent code z (not used by ``"score"``).
     epochs : int
         Passes over the data (``patches_per_epoch`` random patches each when cropping).
     device : str

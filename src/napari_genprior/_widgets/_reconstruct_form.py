@@ -48,6 +48,7 @@ DEFAULT_METHOD = NO_PRIOR_METHOD
 METHOD_LABELS = {
     "csgm": "csgm: search the prior's latent space",
     "ia": "ia: prior adapted to this image",
+    "score": "score: diffusion prior (annealed denoising)",
     "twist": "twist: latent search with sign flips",
     "sparse-gen": "sparse-gen: prior + sparse deviation",
     "dip": "dip: Deep Image Prior (no training)",

@@ -63,10 +63,12 @@ class TrainWidget(RunControls, Container):
         )
         self.kind = ComboBox(
             label="kind",
-            choices=["vae", "gan"],
+            choices=["vae", "gan", "score"],
             value="vae",
             tooltip="vae: a variational autoencoder (stable, the default). "
-            "gan: a DCGAN (sharper samples, harder to train).",
+            "gan: a DCGAN (sharper samples, harder to train). "
+            "score: a diffusion prior (a denoiser of any noise level) for method 'score'; "
+            "it has no latent code and reconstructs images of any size.",
         )
         self.latent_dim = SpinBox(
             label="latent dim",

@@ -16,7 +16,7 @@ def _check_prior(prior: Any, A: Operator, method: str, **tiling: Any):
     A 2D patch prior smaller than the image becomes a :class:`~napari_genprior.tiling.Mosaic`
     of its patches (``tiling``: its ``overlap`` and ``max_batch``)."""
     from ..priors import Generator as PriorModule
-    from ..priors import load_prior
+    from ..priors import ScoreUNet, load_prior
 
     if prior is None:
         raise ValueError(
@@ -27,11 +27,35 @@ def _check_prior(prior: Any, A: Operator, method: str, **tiling: Any):
     if isinstance(prior, (str, bytes)) or hasattr(prior, "__fspath__"):
         source = str(prior)
         prior = load_prior(prior)
-    if not isinstance(prior, PriorModule):
+    if not isinstance(prior, (PriorModule, ScoreUNet)):
         raise TypeError(
             f"prior must be a generator (from load_prior, random_prior or "
             f"train_prior) or its name/path, got {type(prior).__name__}."
         )
+    if isinstance(prior, ScoreUNet) != (method == "score"):
+        name = source or prior.card.get("name") or prior.card.get("architecture")
+        raise ValueError(
+            f"the prior {name!r} is a score (diffusion) prior, which only method 'score' uses"
+            if method != "score"
+            else f"method 'score' needs a score prior (for example 'mri-score'); {name!r} is a "
+            "latent generator, which 'csgm', 'ia' and the other latent methods use."
+        )
+    if isinstance(prior, ScoreUNet):  # fully convolutional: any 2D image size, no mosaic
+        if tiling:
+            raise TypeError(f"a score prior denoises whole images; it takes no {sorted(tiling)}.")
+        if len(A.shape) not in (2, 3):
+            raise ValueError(
+                f"a score prior reconstructs 2D images and the planes of 3D stacks; the "
+                f"{A.kind!r} operator is for images of shape {tuple(A.shape)}."
+            )
+        info = {
+            "architecture": prior.card.get("architecture"),
+            "latent_dim": None,
+            "image_shape": list(prior.image_shape),
+            "data": prior.card.get("data"),
+            "source": source or prior.card.get("name"),
+        }
+        return prior, info
     patch, shape = tuple(prior.image_shape), tuple(A.shape)
     mosaic = None
     if patch != shape:
@@ -74,7 +98,7 @@ def list_priors() -> list[str]:
     --------
     >>> import napari_genprior as ngp
     >>> ngp.list_priors()
-    ['digits-conv', 'digits-vae', 'mri-vae', 'nuclei-vae']
+    ['digits-conv', 'digits-vae', 'mri-score', 'mri-vae', 'nuclei-vae']
     """
     from ..priors import list_priors as _list
 

@@ -27,7 +27,7 @@ def list_methods() -> list[str]:
     --------
     >>> import napari_genprior as ngp
     >>> ngp.list_methods()[:5]
-    ['csgm', 'ia', 'twist', 'sparse-gen', 'dip']
+    ['csgm', 'ia', 'score', 'twist', 'sparse-gen']
     >>> {"tv", "lasso-wavelet", "richardson-lucy", "cg"} <= set(ngp.list_methods())
     True
     """
@@ -232,7 +232,8 @@ def reconstruct(
         One of :func:`list_methods`. With a trained prior: ``"csgm"`` (latent search, Bora et
         al.), ``"twist"`` (subgradient descent with the sign-flip twist), ``"sparse-gen"``
         (G(z) plus a sparse deviation), ``"ia"`` (image-adaptive: the latent search, then the
-        prior's weights fitted to this image). Without one: ``"dip"`` (Deep Image Prior, an
+        prior's weights fitted to this image), and with a score (diffusion) prior ``"score"``
+        (annealed denoising steps pulled back to the measurements). Without one: ``"dip"`` (Deep Image Prior, an
         untrained network stopped on held-out measurements), the classical ``"tv"``,
         ``"lasso-dct"``, ``"lasso-wavelet"`` (weights chosen on held-out measurements),
         ``"richardson-lucy"`` (deconvolution; iteration count by held-out measurements),
@@ -245,6 +246,7 @@ def reconstruct(
         ``"digits-conv"``), a ``.safetensors`` path, or a loaded prior. An image larger than
         its patches is reconstructed as a mosaic of patches; a 3D stack as a mosaic per
         plane, every plane with its own codes, all fitted together against the 3D operator.
+        For ``score``, a score prior (``"mri-score"``), which denoises any image size whole.
     restarts : int
         Random starts optimised together (methods with a trained prior); with more than one,
         ``.spread`` is the per-pixel standard deviation over them.

@@ -7,6 +7,7 @@ sees (in any orientation), and dipy's T1 coronal slice (another subject and scan
 256x256 in [0, 1]. Each is measured by ``mri`` (8% of the columns at the centre kept; variable-
 density or equispaced masks at 4x and 8x) + complex noise of std 0.005. Methods: zero-filled
 (``adjoint``), ``tv`` and ``lasso-wavelet`` (weights chosen on held-out k-space samples),
+``score`` (the ``mri-score`` diffusion prior; noise level and iterate from held-out k-space),
 ``csgm`` and ``ia`` (``mri-vae`` as a mosaic of 64x64 patches, encoder warm start; ``ia``
 stops on held-out k-space samples). Nothing is tuned on the ground truth. Medians over images.
 """
@@ -22,9 +23,10 @@ from . import Result, markdown_table
 from ._common import image_grid, label, median, solve
 
 PRIOR = "mri-vae"
+SCORE_PRIOR = "mri-score"
 NOISE_STD = 0.005
-METHODS = ("ia", "csgm", "tv", "lasso-wavelet", "adjoint")
-GENERATIVE = ("ia", "csgm")
+METHODS = ("score", "ia", "csgm", "tv", "lasso-wavelet", "adjoint")
+GENERATIVE = ("score", "ia", "csgm")
 #: The bars: the best generative method over max(tv, lasso-wavelet), in dB, by acceleration.
 BARS = {4: 1.0, 8: 2.0}
 
@@ -43,8 +45,10 @@ class Sizes:
         Centre crop of each slice (None: the whole 256x256 slice).
     settings : tuple of (acceleration, mask)
         The sampling patterns.
-    csgm_steps, ia_steps : int
-        Steps of ``csgm`` and of ``ia`` (in all, search and adaptation).
+    csgm_steps, ia_steps, score_steps : int
+        Steps of ``csgm``, of ``ia`` (in all, search and adaptation) and of ``score``.
+    methods : tuple of str
+        The methods run (of :data:`METHODS`).
     """
 
     images: int
@@ -53,9 +57,13 @@ class Sizes:
     settings: tuple[tuple[int, str], ...]
     csgm_steps: int
     ia_steps: int
+    score_steps: int
+    methods: tuple[str, ...] = METHODS
 
 
-# full: about 50 minutes on one CPU thread (ia costs 4-6 minutes per slice and pattern)
+# full: about 15 minutes on one CPU thread. ``ia`` is left out: it costs 6-7 minutes per slice
+# and pattern (50 of the 64 minutes of the last run with it, which gave it 39.36 dB at 4x and
+# 30.45 dB at 8x; docs/benchmarks.md) and ``score`` beats it at both (add it back to compare).
 FULL = Sizes(
     images=3,
     dipy=True,
@@ -63,9 +71,17 @@ FULL = Sizes(
     settings=((4, "variable-density"), (8, "equispaced")),
     csgm_steps=300,
     ia_steps=1500,
+    score_steps=100,
+    methods=("score", "csgm", "tv", "lasso-wavelet", "adjoint"),
 )
 QUICK = Sizes(
-    images=1, dipy=False, crop=64, settings=((4, "variable-density"),), csgm_steps=20, ia_steps=40
+    images=1,
+    dipy=False,
+    crop=64,
+    settings=((4, "variable-density"),),
+    csgm_steps=20,
+    ia_steps=40,
+    score_steps=10,
 )
 
 
@@ -90,6 +106,8 @@ def method_options(method: str, sizes: Sizes) -> dict[str, Any]:
     """Keyword arguments of :func:`napari_genprior.reconstruct` for ``method``."""
     if method == "csgm":
         return {"prior": PRIOR, "steps": sizes.csgm_steps, "init": "encoder"}
+    if method == "score":
+        return {"prior": SCORE_PRIOR, "steps": sizes.score_steps}
     if method == "ia":  # noise 0.005 is low: end with the back-projection
         return {"prior": PRIOR, "steps": sizes.ia_steps, "init": "encoder", "back_project": True}
     return {}
@@ -115,7 +133,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
                 seed=seed + i,
             )
             y = A.measure(x, noise_std=NOISE_STD, seed=seed + i)
-            for m in METHODS:
+            for m in sizes.methods:
                 r = solve(x, y, A, m, seed=seed + i, device=device, **method_options(m, sizes))
                 runs.setdefault(key, {}).setdefault(m, []).append(
                     {
@@ -138,17 +156,18 @@ def run(quick: bool, device: str, seed: int) -> Result:
         }
         for k, by_m in runs.items()
     }
-    header = ["sampling"] + [f"{label(m)} PSNR / SSIM / s" for m in METHODS] + ["margin (dB)"]
+    methods = [m for m in METHODS if m in sizes.methods]
+    header = ["sampling"] + [f"{label(m)} PSNR / SSIM / s" for m in methods] + ["margin (dB)"]
     rows, checks, margins = [], {}, {}
     for key, by_m in med.items():
-        best_gen = max(by_m[m]["psnr"] for m in GENERATIVE)
+        best_gen = max(by_m[m]["psnr"] for m in GENERATIVE if m in by_m)
         best_cls = max(by_m[m]["psnr"] for m in ("tv", "lasso-wavelet"))
         margins[key] = best_gen - best_cls
         rows.append(
             [key]
             + [
                 f"{by_m[m]['psnr']:.2f} / {by_m[m]['ssim']:.3f} / {by_m[m]['seconds']:.3g}"
-                for m in METHODS
+                for m in methods
             ]
             + [f"{margins[key]:+.2f}"]
         )
@@ -161,10 +180,23 @@ def run(quick: bool, device: str, seed: int) -> Result:
     text = [
         f"{len(images)} held-out real slices ({names}; {images[0][1].shape[0]}x"
         f"{images[0][1].shape[1]}), `mri` with 8% centre columns + complex noise std "
-        f"{NOISE_STD}. `csgm` ({sizes.csgm_steps} steps) and `ia` (at most {sizes.ia_steps} "
-        f"steps, stopped on held-out k-space, back-projected) use `{PRIOR}` with an encoder warm start; `tv` and "
+        f"{NOISE_STD}. `score` ({sizes.score_steps} noise levels; noise and iterate from "
+        f"held-out k-space) uses the diffusion prior `{SCORE_PRIOR}`. `csgm` "
+        f"({sizes.csgm_steps} steps)"
+        + (
+            f" and `ia` (at most {sizes.ia_steps} steps, stopped on held-out k-space, "
+            "back-projected) use"
+            if "ia" in sizes.methods
+            else " uses"
+        )
+        + f" `{PRIOR}` with an encoder warm start; `tv` and "
         "`lasso-wavelet` choose their weights on held-out k-space. Medians over images; the "
-        "margin is the best generative method minus the best of `tv` and `lasso-wavelet`.",
+        "margin is the best generative method minus the best of `tv` and `lasso-wavelet`."
+        + (
+            ""
+            if "ia" in sizes.methods
+            else " `ia` is not run here (6-7 minutes a slice; see docs/benchmarks.md)."
+        ),
         "",
         markdown_table(header, rows),
         "",
@@ -178,6 +210,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
         data={
             "sizes": asdict(sizes),
             "prior": PRIOR,
+            "score_prior": SCORE_PRIOR,
             "images": [n for n, _ in images],
             "runs": runs,
             "medians": med,

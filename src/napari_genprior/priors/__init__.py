@@ -14,6 +14,7 @@ from .generators import (
     RandomReLU,
 )
 from .io import list_priors, load_prior, read_card, save_prior
+from .score import ScoreUNet
 
 
 def random_prior(
@@ -53,6 +54,7 @@ __all__ = [
     "FCEncoder",
     "Generator",
     "RandomReLU",
+    "ScoreUNet",
     "dip_depth",
     "list_priors",
     "load_prior",

@@ -17,7 +17,12 @@ from typing import Any
 import torch
 
 from ._write import CARD_KEY, save_prior
-from .generators import ARCHITECTURES, ENCODERS, Generator
+from .generators import ARCHITECTURES as _GENERATORS
+from .generators import ENCODERS, Generator
+from .score import ScoreUNet
+
+#: Every architecture a prior file may name: the latent generators and the score priors.
+ARCHITECTURES: dict[str, type] = {**_GENERATORS, ScoreUNet.architecture: ScoreUNet}
 
 __all__ = ["CARD_KEY", "list_priors", "load_prior", "read_card", "save_prior"]
 
@@ -75,7 +80,9 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
     return card
 
 
-def load_prior(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+def load_prior(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> Generator | ScoreUNet:
     """Load a bundled prior by name, or a prior file by path (safetensors; never pickle).
 
     Raises

@@ -13,6 +13,7 @@ from .dip import solve_dip
 from .latent import solve_csgm, solve_sparse_gen, solve_twist
 from .phase_baselines import solve_copram, solve_sparta, solve_twf
 from .richardson_lucy import solve_richardson_lucy
+from .score import solve_score
 from .tv import solve_tv
 
 
@@ -51,6 +52,15 @@ METHODS: dict[str, Method] = {
             description="image-adaptive (Hussein et al. 2020): csgm, then z and a private "
             "copy of the prior's weights fitted together; stops on held-out "
             "measurements",
+        ),
+        Method(
+            "score",
+            solve_score,
+            needs_prior=True,
+            iterative=True,
+            needs_linear=True,
+            description="score-based (diffusion) prior: annealed denoising steps pulled back "
+            "to the measurements (DiffPIR); noise and stopping from held-out measurements",
         ),
         Method(
             "twist",
