@@ -327,6 +327,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
             settings=(),
             csgm_steps=0,
             ia_steps=0,
+            score_steps=0,
         )
     )
     jobs = [(sizes, images, acc, seed, device, k == 0) for k, acc in enumerate(sizes.accelerations)]

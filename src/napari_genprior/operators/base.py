@@ -15,6 +15,9 @@ DENSE_LIMIT = 2**27  # entries of an explicitly requested dense matrix (512 MB o
 #: The longest image side accepted (larger sizes overflowed FFT size helpers with a bare
 #: OverflowError instead of a sentence).
 MAX_SIDE = 2**31 - 1
+#: Pixels of one image (4 GiB of float32 a copy): larger images and stacks go plane by plane or
+#: tile by tile (``napari-genprior batch``), never through one operator.
+MAX_PIXELS = 2**30
 
 
 def check_dense(m: int, n: int, other: str) -> None:
@@ -40,6 +43,12 @@ def as_image_shape(shape: Any, ndims: tuple[int, ...] = (2, 3)) -> tuple[int, ..
     if any(s > MAX_SIDE for s in out):
         raise ValueError(
             f"shape {shape!r} has a side over {MAX_SIDE} pixels; no image is that large."
+        )
+    if math.prod(out) > MAX_PIXELS:
+        raise ValueError(
+            f"shape {shape!r} has {math.prod(out):,} pixels, {math.prod(out) * 4 / 2**30:.0f} "
+            f"GiB a copy in float32 (at most {MAX_PIXELS:,}); reconstruct it plane by plane or "
+            "tile by tile (napari-genprior batch)."
         )
     return out
 
