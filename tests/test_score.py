@@ -97,6 +97,8 @@ def test_method_and_prior_kinds_refuse_each_other():
         ngp.reconstruct(y, A, method="score", prior="mri-vae", steps=2)
     with pytest.raises(ValueError, match="needs a prior"):
         ngp.reconstruct(y, A, method="score", steps=2)
+    with pytest.raises(ValueError, match="runs a single start"):  # deterministic
+        ngp.reconstruct(y, A, method="score", prior="mri-score", steps=2, restarts=2)
     with pytest.raises(TypeError, match="whole images"):
         ngp.reconstruct(y, A, method="score", prior="mri-score", steps=2, overlap=8)
     with pytest.raises(ValueError, match="phase"):  # needs a linear operator

@@ -116,8 +116,11 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
 
 
 def is_score_prior(prior: Any) -> bool:
-    """Whether ``prior`` is a score (diffusion) prior, which only method ``score`` uses."""
-    return getattr(prior, "architecture", None) == "score-unet"
+    """:func:`napari_genprior.priors.is_score_prior`, imported on use (it brings torch, which
+    this module, loaded with the widgets, does not import at start-up)."""
+    from .priors.score import is_score_prior as _is_score
+
+    return _is_score(prior)
 
 
 # -- does the prior suit the image? --------------------------------------------------------------

@@ -40,25 +40,12 @@ def _check_prior(prior: Any, A: Operator, method: str, **tiling: Any):
             else f"method 'score' needs a score prior (for example 'mri-score'); {name!r} is a "
             "latent generator, which 'csgm', 'ia' and the other latent methods use."
         )
-    if isinstance(prior, ScoreUNet):  # fully convolutional: any 2D image size, no mosaic
-        if tiling:
-            raise TypeError(f"a score prior denoises whole images; it takes no {sorted(tiling)}.")
-        if len(A.shape) not in (2, 3):
-            raise ValueError(
-                f"a score prior reconstructs 2D images and the planes of 3D stacks; the "
-                f"{A.kind!r} operator is for images of shape {tuple(A.shape)}."
-            )
-        info = {
-            "architecture": prior.card.get("architecture"),
-            "latent_dim": None,
-            "image_shape": list(prior.image_shape),
-            "data": prior.card.get("data"),
-            "source": source or prior.card.get("name"),
-        }
-        return prior, info
     patch, shape = tuple(prior.image_shape), tuple(A.shape)
     mosaic = None
-    if patch != shape:
+    if isinstance(prior, ScoreUNet):  # fully convolutional: any image size whole, no mosaic
+        if tiling:
+            raise TypeError(f"a score prior denoises whole images; it takes no {sorted(tiling)}.")
+    elif patch != shape:
         if (
             len(patch) == 2
             and len(shape) in (2, 3)

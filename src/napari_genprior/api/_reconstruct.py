@@ -144,7 +144,7 @@ def iter_reconstruct(
         raise TypeError(f"method {method!r} uses no prior, so it takes no {sorted(tiling)}.")
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
         raise ValueError(f"restarts must be a positive integer, got {restarts!r}.")
-    if restarts != 1 and not m.needs_prior:
+    if restarts != 1 and not m.takes_restarts:
         raise ValueError(f"method {method!r} runs a single start; use restarts=1.")
     if restarts > 10_000:
         raise ValueError(f"restarts={restarts} is more than anyone needs; use at most 10000.")

@@ -14,7 +14,7 @@ from .generators import (
     RandomReLU,
 )
 from .io import list_priors, load_prior, read_card, save_prior
-from .score import ScoreUNet
+from .score import ScoreUNet, is_score_prior
 
 
 def random_prior(
@@ -56,6 +56,7 @@ __all__ = [
     "RandomReLU",
     "ScoreUNet",
     "dip_depth",
+    "is_score_prior",
     "list_priors",
     "load_prior",
     "random_prior",

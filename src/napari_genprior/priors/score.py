@@ -26,6 +26,11 @@ from ._write import save_prior
 SIGMA_DATA = 0.3
 
 
+def is_score_prior(prior: Any) -> bool:
+    """Whether ``prior`` is a score (diffusion) prior, which only method ``score`` uses."""
+    return getattr(prior, "architecture", None) == ScoreUNet.architecture
+
+
 class _Block(nn.Sequential):
     def __init__(self, cin: int, cout: int, convs: int = 2):
         layers: list[nn.Module] = []

@@ -31,6 +31,12 @@ class Method:
     #: Estimates complex images itself (multi-coil MRI); the others get a magnitude with the
     #: smooth phase of the data (:class:`~napari_genprior.operators.mri.FixedPhase`).
     complex_images: bool = False
+    #: Runs several starts at once (``restarts=``); None: the methods that need a prior do.
+    restarts: bool | None = None
+
+    @property
+    def takes_restarts(self) -> bool:
+        return self.needs_prior if self.restarts is None else self.restarts
 
 
 METHODS: dict[str, Method] = {
@@ -59,6 +65,7 @@ METHODS: dict[str, Method] = {
             needs_prior=True,
             iterative=True,
             needs_linear=True,
+            restarts=False,  # deterministic: every start would give the same image
             description="score-based (diffusion) prior: annealed denoising steps pulled back "
             "to the measurements (DiffPIR); noise and stopping from held-out measurements",
         ),

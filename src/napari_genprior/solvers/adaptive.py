@@ -38,7 +38,14 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..operators.base import check_float, check_int
-from .common import Problem, SolverGen, Update, split_holdout
+from .common import (
+    Problem,
+    SolverGen,
+    Update,
+    conjugate_gradients,
+    real_normal,
+    split_holdout,
+)
 from .latent import _finish, _init_latent, _keep_best, _Latent, _misfit
 
 
@@ -87,30 +94,10 @@ def _pseudo_inverse(
     gradients on the normal equations ``A^T W A d = A^T W r`` in image space, from d = 0 (so the
     minimum-norm solution). In image space the system is consistent even when the measurement
     space has directions no real image reaches (the conjugate-symmetric part of k-space)."""
-    A = problem.A
-
-    def normal(d: torch.Tensor) -> torch.Tensor:
-        out = A.adjoint(A(d) * weight)
-        return out.real if out.is_complex() else out
-
-    b = A.adjoint(r * weight)
+    b = problem.A.adjoint(r * weight)
     b = b.real if b.is_complex() else b
-    shape = (-1,) + (1,) * (b.ndim - 1)
-    d = torch.zeros_like(b)
-    res, p = b.clone(), b.clone()
-    rs = res.square().flatten(1).sum(1)
-    rs0 = rs.clone()
-    for _ in range(iterations):
-        Np = normal(p)
-        alpha = rs / (p * Np).flatten(1).sum(1).clamp_min(1e-30)
-        d = d + alpha.reshape(shape) * p
-        res = res - alpha.reshape(shape) * Np
-        rs_new = res.square().flatten(1).sum(1)
-        if bool((rs_new <= 1e-10 * rs0.clamp_min(1e-30)).all()):
-            break
-        p = res + (rs_new / rs.clamp_min(1e-30)).reshape(shape) * p
-        rs = rs_new
-    return d
+    normal = real_normal(problem.A, weight)
+    return conjugate_gradients(normal, torch.zeros_like(b), b, iterations, tol=1e-10)
 
 
 def solve_ia(

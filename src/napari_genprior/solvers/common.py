@@ -174,3 +174,42 @@ def split_holdout(
     observed, held = draw_holdout(problem, fraction if n_obs >= min_observed else 0.0)
     real = y.real.dtype
     return (observed & ~held).to(real), held.to(real)
+
+
+def real_normal(A: Operator, weight: torch.Tensor, rho: float = 0.0):
+    """``d -> Re A^T W A d + rho d``: the normal operator of a weighted least-squares fit of a
+    real image (plus a Tikhonov term), for :func:`conjugate_gradients`."""
+
+    def normal(d: torch.Tensor) -> torch.Tensor:
+        out = A.adjoint(A(d) * weight)
+        out = out.real if out.is_complex() else out
+        return out + rho * d if rho else out
+
+    return normal
+
+
+def conjugate_gradients(
+    normal: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    r: torch.Tensor,
+    iterations: int,
+    tol: float,
+) -> torch.Tensor:
+    """Conjugate gradients on ``normal(x) = b`` for real images ``(B, ...)``, each batch member
+    its own system: from ``x`` with residual ``r = b - normal(x)``; stops after ``iterations``
+    or once every member's squared residual is below ``tol`` times its first."""
+    shape = (-1,) + (1,) * (r.ndim - 1)
+    p = r.clone()
+    rs = r.square().flatten(1).sum(1)
+    rs0 = rs.clone()
+    for _ in range(iterations):
+        Np = normal(p)
+        alpha = rs / (p * Np).flatten(1).sum(1).clamp_min(1e-30)
+        x = x + alpha.reshape(shape) * p
+        r = r - alpha.reshape(shape) * Np
+        rs_new = r.square().flatten(1).sum(1)
+        if bool((rs_new <= tol * rs0.clamp_min(1e-30)).all()):
+            break
+        p = r + (rs_new / rs.clamp_min(1e-30)).reshape(shape) * p
+        rs = rs_new
+    return x

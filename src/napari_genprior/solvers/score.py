@@ -28,39 +28,23 @@ from typing import Any
 import torch
 
 from ..operators.base import check_float, check_int
-from .common import Problem, SolverGen, Update, split_holdout
-
-
-def _is_score_prior(prior: Any) -> bool:
-    return getattr(prior, "architecture", None) == "score-unet"
+from .common import (
+    Problem,
+    SolverGen,
+    Update,
+    conjugate_gradients,
+    real_normal,
+    split_holdout,
+)
 
 
 def _data_step(
     A, y: torch.Tensor, weight: torch.Tensor, z: torch.Tensor, rho: float, iterations: int
 ) -> torch.Tensor:
     """``argmin_x ||A x - y||^2_W + rho ||x - z||^2`` by conjugate gradients from ``x = z``."""
-
-    def normal(d: torch.Tensor) -> torch.Tensor:
-        out = A.adjoint(A(d) * weight)
-        return (out.real if out.is_complex() and not d.is_complex() else out) + rho * d
-
-    x = z.clone()
-    r = A.adjoint((y - A(x)) * weight)
-    r = r.real if r.is_complex() and not x.is_complex() else r
-    p = r.clone()
-    rs = float((r.conj() * r).real.sum())
-    rs0 = rs
-    for _ in range(iterations):
-        if rs <= 1e-12 * max(rs0, 1e-30):
-            break
-        Np = normal(p)
-        alpha = rs / max(float((p.conj() * Np).real.sum()), 1e-30)
-        x = x + alpha * p
-        r = r - alpha * Np
-        rs_new = float((r.conj() * r).real.sum())
-        p = r + (rs_new / max(rs, 1e-30)) * p
-        rs = rs_new
-    return x
+    r = A.adjoint((y - A(z)) * weight)
+    r = r.real if r.is_complex() else r
+    return conjugate_gradients(real_normal(A, weight, rho), z, r, iterations, tol=1e-12)
 
 
 def _ensemble_denoise(prior, v: torch.Tensor, sigma: float, transforms: int) -> torch.Tensor:
@@ -108,18 +92,7 @@ def solve_score(
         Denoise in this many orientations (flips, transposes) and average: a little better,
         this many times slower.
     """
-    prior = problem.prior
-    if not _is_score_prior(prior):
-        raise ValueError(
-            "method 'score' needs a score prior (for example 'mri-score'); "
-            f"{getattr(prior, 'architecture', type(prior).__name__)!r} is a latent generator: "
-            "use 'csgm' or 'ia' with it."
-        )
-    if problem.restarts != 1:
-        raise ValueError(
-            f"method 'score' runs a single start (it is deterministic); use restarts=1, "
-            f"not {problem.restarts}."
-        )
+    prior = problem.prior  # a score prior: api._check_prior refuses any other kind
     if len(problem.shape) != 2:
         raise ValueError(
             f"method 'score' reconstructs 2D images (stacks plane by plane); got shape "
