@@ -341,10 +341,18 @@ def train_mri(device: str) -> None:
 
 
 def _train_score_prior(
-    name: str, patches: np.ndarray, data: str, device: str, *, steps: int, channels: int = 32
+    name: str,
+    patches: np.ndarray,
+    data: str,
+    device: str,
+    held_out: list[np.ndarray],
+    *,
+    steps: int,
+    channels: int = 32,
 ) -> None:
     """A score (diffusion) prior: a U-Net denoiser trained by denoising score matching for
-    ``steps`` batches of 16 patches (flips and rotations), cosine learning-rate decay."""
+    ``steps`` batches of 16 patches (flips and rotations), cosine learning-rate decay; its card
+    records its denoising gain on ``held_out`` images."""
     import napari_genprior as ngp
 
     per_epoch = 16 * 200
@@ -364,15 +372,19 @@ def _train_score_prior(
         callback=lambda e, losses, s: print(f"  {name} epoch {e}: {losses}"),
     )
     G.card["name"] = name
+    G.card["heldout_denoising_gain_db"] = denoising_gains(G, held_out)
+    print(
+        f"  {name} denoising gain on held-out images (dB, median): {G.card['heldout_denoising_gain_db']}"
+    )
     G.save(BUNDLED / f"{name}.safetensors")
 
 
-def record_denoising_gains(name: str, images: list[np.ndarray]) -> None:
-    """Write into ``name``'s card what its denoiser gains (PSNR, dB) on held-out images at a few
-    noise levels: a score prior has no floor (it is not a closed family of images)."""
+def denoising_gains(G, images: list[np.ndarray]) -> dict[str, float]:
+    """What a score prior's denoiser gains (PSNR, dB, median over ``images``) at a few noise
+    levels: its card's record on held-out data (it has no floor: it is not a closed family of
+    images)."""
     import napari_genprior as ngp
 
-    G = ngp.load_prior(name)
     gains = {}
     for sigma in (0.01, 0.05, 0.2):
         per_image = []
@@ -385,14 +397,15 @@ def record_denoising_gains(name: str, images: list[np.ndarray]) -> None:
                 ngp.metrics.psnr(x, den, 1.0) - ngp.metrics.psnr(x, noisy[0].numpy(), 1.0)
             )
         gains[str(sigma)] = round(float(np.median(per_image)), 2)
-    G.card["heldout_denoising_gain_db"] = gains
-    G.save(BUNDLED / f"{name}.safetensors")
-    print(f"  {name} denoising gain on held-out images (dB, median): {gains}")
+    return gains
 
 
 def train_mri_score(device: str) -> None:
     """``mri-score``: the diffusion prior of real brain MRI, on the same MNI152 patches as
     ``mri-vae`` (outside the held-out slab, augmented; no phantoms)."""
+    with np.load(MRI_TEST) as d:  # the held-out template slices and dipy's slice
+        held = [im.astype(np.float32) / 255 for im in d["mni152_axial"][:3]]
+        held += [im.astype(np.float32) / 255 for im in d["dipy_t1"]]
     _train_score_prior(
         "mri-score",
         real_mri_patches(6_000, seed=0),
@@ -401,12 +414,9 @@ def train_mri_score(device: str) -> None:
         f"augmented; the axial slab z {HELD_OUT_Z[0]}-{HELD_OUT_Z[1] - 1} never trained on, in "
         "any orientation)",
         device,
+        held,
         steps=MRI_SCORE_STEPS,
     )
-    with np.load(MRI_TEST) as d:  # the held-out template slices and dipy's slice
-        held = [im.astype(np.float32) / 255 for im in d["mni152_axial"][:3]]
-        held += [im.astype(np.float32) / 255 for im in d["dipy_t1"]]
-    record_denoising_gains("mri-score", held)
 
 
 def train_digits_conv(device: str) -> None:

@@ -118,6 +118,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
     from .. import api
 
     sizes = QUICK if quick else FULL
+    methods = [m for m in METHODS if m in sizes.methods]  # in the table's order
     images = held_out_slices(sizes)
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     example: list[tuple[str, np.ndarray]] = []
@@ -133,7 +134,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
                 seed=seed + i,
             )
             y = A.measure(x, noise_std=NOISE_STD, seed=seed + i)
-            for m in sizes.methods:
+            for m in methods:
                 r = solve(x, y, A, m, seed=seed + i, device=device, **method_options(m, sizes))
                 runs.setdefault(key, {}).setdefault(m, []).append(
                     {
@@ -156,7 +157,6 @@ def run(quick: bool, device: str, seed: int) -> Result:
         }
         for k, by_m in runs.items()
     }
-    methods = [m for m in METHODS if m in sizes.methods]
     header = ["sampling"] + [f"{label(m)} PSNR / SSIM / s" for m in methods] + ["margin (dB)"]
     rows, checks, margins = [], {}, {}
     for key, by_m in med.items():
