@@ -43,7 +43,9 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,8 +135,10 @@ def _train_patch_prior(
     channels: int = 8,
     beta: float = 0.1,
     epochs: int = 20,
+    floor: Callable[[Any], dict[str, Any]] | None = None,
 ) -> None:
-    """A 64x64 conv VAE (default latent 64, KL weight 0.1) on patches; per-image card."""
+    """A 64x64 conv VAE (default latent 64, KL weight 0.1) on patches; per-image card, with
+    ``floor(G)`` recorded in it when given."""
     import napari_genprior as ngp
 
     G = ngp.train_prior(
@@ -153,7 +157,64 @@ def _train_patch_prior(
     )
     G.card["name"] = name
     G.card["normalisation"] = {"kind": "minmax", "low": 0.0, "high": 1.0, "per_image": True}
+    if floor is not None:
+        G.card["floor"] = floor(G)
+        print(f"  {name} floor: {G.card['floor']}")
     G.save(BUNDLED / f"{name}.safetensors")
+
+
+# The floors in the cards: csgm's best fit to a clean held-out image (A = identity, no noise,
+# no latent penalty), which no csgm reconstruction from measurements can beat.
+FLOOR_DIGITS, FLOOR_RESTARTS, FLOOR_DIGIT_STEPS, FLOOR_MRI_STEPS = 30, 5, 500, 300
+
+
+def _fit_clean(G, x: np.ndarray, seed: int, **options: Any) -> np.ndarray:
+    import napari_genprior as ngp
+
+    A = ngp.make_operator("denoise", shape=x.shape)
+    rec = ngp.reconstruct(A.measure(x), A, method="csgm", prior=G, lam=0.0, seed=seed, **options)
+    return rec.image
+
+
+def digits_floor(G) -> dict[str, Any]:
+    """MSE of the fit to each of the first held-out test digits (``digits_test.npz``)."""
+    with np.load(SAMPLES / "digits_test.npz") as d:
+        X = d["images"][:FLOOR_DIGITS].astype(np.float32) / 255
+    opts = {"restarts": FLOOR_RESTARTS, "steps": FLOOR_DIGIT_STEPS, "device": "cpu"}
+    fits = [_fit_clean(G, x, i, **opts) for i, x in enumerate(X)]
+    mse = np.array([np.mean((f - x) ** 2) for f, x in zip(fits, X)])
+    rel = np.array([np.linalg.norm(f - x) / np.linalg.norm(x) for f, x in zip(fits, X)])
+    return {
+        "held_out": f"{FLOOR_DIGITS} MNIST test digits (sample_data/digits_test.npz)",
+        "mse_mean": round(float(mse.mean()), 5),
+        "mse_median": round(float(np.median(mse)), 5),
+        "fraction_within_relative_error_0.2": round(float(np.mean(rel < 0.2)), 3),
+        "how": f"csgm fitted to the clean digit (denoise, no noise, lam 0), {FLOOR_RESTARTS} "
+        f"restarts x {FLOOR_DIGIT_STEPS} steps",
+    }
+
+
+def mri_floor(G) -> dict[str, Any]:
+    """PSNR of the fit to the first held-out template slice and to dipy's slice, 256x256."""
+    import napari_genprior as ngp
+
+    with np.load(MRI_TEST) as d:
+        slices = {
+            f"MNI152 z={int(d['mni152_z'][0])}": d["mni152_axial"][0],
+            "dipy T1": d["dipy_t1"][0],
+        }
+    opts = {"steps": FLOOR_MRI_STEPS, "init": "encoder", "device": "cpu"}
+    psnr = {}
+    for name, im in slices.items():
+        x = im.astype(np.float32) / 255
+        psnr[name] = round(ngp.metrics.psnr(x, _fit_clean(G, x, 0, **opts), 1.0), 2)
+    return {
+        "held_out": "sample_data/mri_heldout.npz: MNI152 axial z=88 and dipy's T1 coronal "
+        "slice, 256x256",
+        "psnr_db": psnr,
+        "how": "csgm fitted to the clean slice (denoise, no noise, lam 0), 5x5 mosaic, "
+        f"{FLOOR_MRI_STEPS} steps, encoder start",
+    }
 
 
 def load_stardist_img2d(cache: Path | None = None) -> np.ndarray:
@@ -340,6 +401,7 @@ def train_mri(device: str) -> None:
         channels=MRI_CHANNELS,
         beta=MRI_BETA,
         epochs=MRI_EPOCHS,
+        floor=mri_floor,
     )
 
 
@@ -445,6 +507,8 @@ def train_digits_conv(device: str) -> None:
         callback=lambda e, losses, s: print(f"  digits-conv epoch {e}: {losses}"),
     )
     G.card["name"] = "digits-conv"
+    G.card["floor"] = digits_floor(G)
+    print(f"  digits-conv floor: {G.card['floor']}")
     G.save(BUNDLED / "digits-conv.safetensors")
 
 
@@ -455,8 +519,9 @@ JOBS = {
     "mri": train_mri,
     "mri-score": train_mri_score,
 }
-# Seconds each takes on one CPU thread (the cards' "seconds"): what --jobs balances.
-COST = {"digits": 120, "digits-conv": 800, "nuclei": 650, "mri": 1930, "mri-score": 1960}
+# Seconds each took in a 2-process run on a 2-core CPU (2026-12-04; floors added from their own
+# timing): what --jobs balances. Contention makes them 10-40% above a quiet machine's.
+COST = {"digits": 160, "digits-conv": 655, "nuclei": 900, "mri": 1760, "mri-score": 1920}
 
 
 def prepare(names: list[str]) -> None:

@@ -64,3 +64,38 @@ def test_patch_priors_denoise_their_own_kind_of_image(name):
     y = A.measure(x, noise_std=100, seed=0)
     rec = ngp.reconstruct(y, A, method="csgm", prior=name, restarts=5, steps=300, seed=0)
     assert ngp.metrics.psnr(x, rec.image) > ngp.metrics.psnr(x, y) + 3
+
+
+def _training_script():
+    """``scripts/train_bundled_priors.py`` as a module (it is not part of the package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_bundled_priors.py"
+    spec = importlib.util.spec_from_file_location("train_bundled_priors", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_script_balances_the_priors_over_processes():
+    T = _training_script()
+    names = list(T.JOBS)
+    groups = T.balance(names, 2)
+    assert sorted(n for g in groups for n in g) == sorted(names)  # each trained once
+    loads = [sum(T.COST[n] for n in g) for g in groups]
+    # the two processes carry about half each: the two largest in different ones
+    assert max(loads) < 0.6 * sum(T.COST.values())
+    assert T.balance(names, 1) == [sorted(names, key=lambda n: -T.COST[n])]
+
+
+def test_training_script_writes_the_floor_recorded_in_the_card(monkeypatch):
+    """The floor the script measures for ``digits-conv`` has the card's fields and, on a few
+    digits with fewer steps, the card's scale (the full measurement reproduces the card)."""
+    T = _training_script()
+    monkeypatch.setattr(T, "FLOOR_DIGITS", 3)
+    monkeypatch.setattr(T, "FLOOR_DIGIT_STEPS", 150)
+    G = ngp.load_prior("digits-conv")
+    floor = T.digits_floor(G)
+    assert set(floor) == set(G.card["floor"])
+    assert 0 < floor["mse_mean"] < 5 * G.card["floor"]["mse_mean"]
+    assert "3 MNIST test digits" in floor["held_out"]
