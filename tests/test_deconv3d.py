@@ -366,26 +366,34 @@ def test_the_deconv_3d_benchmark_runs_at_quick_size(tmp_path):
     assert all("error" not in r and r["peak_gib"] > 0 for r in scale)
 
 
-def test_a_large_volume_searches_its_tv_weight_one_weight_at_a_time(monkeypatch, small_volume):
+def test_a_large_volume_searches_its_weight_one_weight_at_a_time(monkeypatch, small_volume):
     from napari_genprior.solvers import _weight_search
 
     x, A, y = small_volume
-    batched = ngp.reconstruct(y, A, method="tv", steps=30, search_steps=30, n_lams=4)
+    opts = {"steps": 30, "search_steps": 30, "n_lams": 4}
+    lasso = ngp.reconstruct(y, A, method="lasso-dct", **opts)
+    tv = ngp.reconstruct(y, A, method="tv", n_lams=8)  # batched, 300 steps for every weight
     monkeypatch.setattr(_weight_search, "SEARCH_BATCH_VOXELS", 0)  # as if it were too large
     updates = []
     chunked = ngp.reconstruct(
-        y,
-        A,
-        method="tv",
-        steps=30,
-        search_steps=30,
-        n_lams=4,
-        callback=lambda s, loss, im: updates.append(s),
+        y, A, method="lasso-dct", callback=lambda s, loss, im: updates.append(s), **opts
     )
-    # the same weight is chosen, from the same held-out misfits, with the same result
-    assert chunked.params["lam"] == batched.params["lam"]
+    # a lasso starts every weight from zero: the same weight from the same held-out misfits,
+    # with the same result
+    assert chunked.params["lam"] == lasso.params["lam"]
     np.testing.assert_allclose(
-        chunked.params["heldout_misfit"], batched.params["heldout_misfit"], rtol=1e-4
+        chunked.params["heldout_misfit"], lasso.params["heldout_misfit"], rtol=1e-4
     )
-    np.testing.assert_allclose(chunked.image, batched.image, rtol=1e-4, atol=1e-5)
-    assert len(updates) > len(batched.history)  # four searches, one after another
+    np.testing.assert_allclose(chunked.image, lasso.image, rtol=1e-4, atol=1e-5)
+    assert len(updates) > len(lasso.history)  # four searches, one after another
+    # tv follows a path from the largest weight down, each warm-started from the one before,
+    # with at most 50 steps a weight: as good as the batched search run to 300 steps a weight
+    path = ngp.reconstruct(y, A, method="tv", n_lams=8)
+    assert path.params["search_iterations"] <= 50 < tv.params["search_iterations"]
+    grid = path.params["lam_grid"]
+    assert abs(grid.index(path.params["lam"]) - grid.index(tv.params["lam"])) <= 1
+    assert ngp.metrics.psnr(x, path.image) > ngp.metrics.psnr(x, tv.image) - 0.3
+    # and the same path with too few steps a weight does not run away (it did when a weight
+    # inherited the step lengths adapted to the one before: held-out misfits 8000x too large)
+    short = ngp.reconstruct(y, A, method="tv", n_lams=8, search_steps=30)
+    assert max(short.params["heldout_misfit"]) < 2 * max(tv.params["heldout_misfit"])

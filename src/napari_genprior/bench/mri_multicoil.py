@@ -181,7 +181,7 @@ sec = time.perf_counter() - t0
 print(json.dumps({"side": side, "coils": coils, "seconds": sec,
                   "psnr": float(ngp.metrics.psnr(x, np.abs(rec.image), 1.0)),
                   "iterations": rec.params["iterations"],
-                  "search_iterations": rec.params["search_iterations"],
+                  "search_iterations": rec.params["search_iterations_total"],
                   "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 """
 
@@ -415,7 +415,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
                 f"error: {scale['error']}"
                 if "error" in scale
                 else f"{scale['seconds']:.1f} s, peak {scale['peak_gib']:.2f} GiB, "
-                f"{scale['psnr']:.2f} dB, {scale['search_iterations']} search + "
+                f"{scale['psnr']:.2f} dB, {scale['search_iterations']} search (all weights) + "
                 f"{scale['iterations']} iterations"
             )
         ),

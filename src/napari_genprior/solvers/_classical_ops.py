@@ -290,9 +290,21 @@ def divergence(q: torch.Tensor, ndim: int) -> torch.Tensor:
     return out
 
 
+def abs_squared(z: torch.Tensor) -> torch.Tensor:
+    """``|z|^2`` elementwise, real. For complex ``z`` as ``(z conj(z)).real``: ``z.abs()`` takes a
+    square root per entry and was 4x slower (16-coil k-space, one thread)."""
+    return (z * z.conj()).real if z.is_complex() else z * z
+
+
+def batch_norm(z: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm per batch member (over every axis but the first), real. Complex tensors
+    are read as real pairs: torch's norm of a complex tensor was 90x slower on one thread."""
+    return (torch.view_as_real(z) if z.is_complex() else z).flatten(1).norm(dim=1)
+
+
 def pixel_norm(g: torch.Tensor) -> torch.Tensor:
     """Euclidean norm over the component axis 1 of a gradient field, kept as a size-1 axis."""
-    return (g.abs() if g.is_complex() else g).pow(2).sum(dim=1, keepdim=True).sqrt()
+    return abs_squared(g).sum(dim=1, keepdim=True).sqrt()
 
 
 def total_variation(g: torch.Tensor) -> torch.Tensor:
@@ -347,4 +359,4 @@ def largest_eigenvalue(
 
 def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     """``||new - old|| / ||new||`` per batch member."""
-    return (new - old).flatten(1).norm(dim=1) / new.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return batch_norm(new - old) / batch_norm(new).clamp_min(1e-12)

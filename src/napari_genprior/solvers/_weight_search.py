@@ -17,14 +17,19 @@ from typing import Any
 import torch
 
 from ..operators.base import check_float, check_int
+from ._classical_ops import abs_squared
 from .common import Problem, SolverGen, Update, draw_holdout
 
 #: Images with more pixels than this choose their weight one weight at a time (memory), smaller
 #: ones all weights in one batch (speed). 2**23: a 32x512x512 stack.
 SEARCH_BATCH_VOXELS = 2**23
-#: Measurements with more entries than the image (multi-coil k-space) batch the weights only
-#: up to this many entries.
-SEARCH_BATCH_MEASUREMENTS = 2**18
+#: Searching one weight at a time along a path (``tv``), each weight is warm-started from the
+#: one before and runs at most this many iterations (unless ``search_steps`` says otherwise): on
+#: a 16-coil 320x320 slice, 50 chose as good a weight as 300 (38.52 and 38.51 dB) in a third of
+#: the time. The lassos start every weight from zero: a large weight's solution carries
+#: components that the measurement does not see, which FISTA then removes only at the rate of
+#: the next, smaller weight (8 coils: 19.4 dB after a path, 29.1 dB from zero).
+PATH_SEARCH_STEPS = 50
 
 
 @dataclass
@@ -65,7 +70,7 @@ def _holdout_masks(
 
 def _weighted_misfit(Ax: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``sum weight |Ax - y|^2`` per batch member."""
-    return ((Ax - y).abs().pow(2) * weight).flatten(1).sum(1)
+    return (abs_squared(Ax - y) * weight).flatten(1).sum(1)
 
 
 def _check_options(
@@ -77,9 +82,10 @@ def _check_options(
     n_lams: int,
     lam_ratio: float,
     holdout: float,
-) -> tuple[int, int, float | None]:
+) -> tuple[int, int | None, float | None]:
     steps = check_int("steps", steps, 1)
-    search_steps = steps if search_steps is None else check_int("search_steps", search_steps, 1)
+    if search_steps is not None:
+        search_steps = check_int("search_steps", search_steps, 1)
     check_int("preview_every", preview_every, 1)
     check_float("tol", tol, low=0)
     if lam is not None:
@@ -102,13 +108,15 @@ def _drive(
     lam_ratio: float,
     holdout: float,
     steps: int,
-    search_steps: int,
+    search_steps: int | None,
     preview_every: int,
+    path: bool = False,
 ) -> SolverGen:
     """Choose ``lam`` by hold-out (unless given), then solve with it on all observed entries.
 
     ``core(weight, lams, steps, warm)`` is a generator of :class:`_Iterate` for the batch of
-    weights ``lams`` (a 1D tensor) and the measurement mask ``weight``.
+    weights ``lams`` (a 1D tensor) and the measurement mask ``weight``. With ``path``, weights
+    tried one at a time are tried from the largest down, each warm-started from the one before.
     """
     y = problem.y
     observed, train, held = _holdout_masks(problem, holdout if lam is None else 0.0)
@@ -122,12 +130,13 @@ def _drive(
     # the weights are solved together in one batch, or one at a time when a batch of them would
     # not fit (a 64x512x512 stack: 17 GB for 4 weights at once, 4 GB one at a time) or would be
     # slower (multi-coil k-space: 8 coils of 256x256 took 92 ms per weight in a batch of 8 and
-    # 21 ms alone, as the batch leaves the CPU's caches)
+    # 21 ms alone, as the batch leaves the CPU's caches); one at a time, they follow a path
     entries = math.prod(problem.A.measurement_shape)
-    batched = problem.A.size <= SEARCH_BATCH_VOXELS and entries <= max(
-        problem.A.size, SEARCH_BATCH_MEASUREMENTS
-    )
+    batched = problem.A.size <= SEARCH_BATCH_VOXELS and entries <= problem.A.size
     chunk = n_lams if batched else 1
+    path = path and not batched
+    if search_steps is None:
+        search_steps = min(steps, PATH_SEARCH_STEPS) if path else steps
     n_chunks = -(-n_lams // chunk)
     total = steps if lam is not None else n_chunks * search_steps + steps
     if lam is None:
@@ -137,13 +146,20 @@ def _drive(
             lam_max = 1.0  # no signal on the training entries: any scale will do
         grid = torch.logspace(math.log10(lam_ratio), 0.0, n_lams, dtype=torch.float64) * lam_max
         lams = grid.to(torch.float32).to(y.device)  # cast on the CPU (MPS has no float64)
-        cancelled, misfits, iterations = False, [], 0
+        cancelled, iterations, total_iterations = False, 0, 0
+        misfits: list[float | None] = [None] * n_lams  # None: not tried (cancelled)
         kept = None  # (held-out misfit, index, x, warm) of the best weight so far
-        for first in range(0, n_lams, chunk):
+        starts = list(range(0, n_lams, chunk))
+        if path:
+            starts.reverse()
+        start: dict[str, torch.Tensor] | None = None  # along a path: the weight before's state
+        for first in starts:
             part, last = lams[first : first + chunk], None
-            for last in core(train, part, search_steps, None):
-                heldout = _weighted_misfit(last.Ax, y, held) / n_held
-                best = int(torch.argmin(heldout))
+            for last in core(train, part, search_steps, start):
+                # the member shown: the one whose held-out misfit is lowest (alone: no choice)
+                best = (
+                    0 if len(part) == 1 else int(torch.argmin(_weighted_misfit(last.Ax, y, held)))
+                )
                 step += 1
                 show = step % preview_every == 0 or last.done
                 keep_going = yield Update(
@@ -157,16 +173,15 @@ def _drive(
                     break
             assert last is not None
             heldout = _weighted_misfit(last.Ax, y, held) / n_held
-            misfits += [float(v) for v in heldout.cpu()]
+            misfits[first : first + len(part)] = [float(v) for v in heldout.cpu()]
             iterations = max(iterations, last.iteration)
+            total_iterations += last.iteration
             best = int(torch.argmin(heldout))
-            if kept is None or misfits[first + best] < kept[0]:
-                kept = (
-                    misfits[first + best],
-                    first + best,
-                    last.x[best],
-                    {k: v[best : best + 1] for k, v in last.warm.items()},
-                )
+            state = {k: v[best : best + 1] for k, v in last.warm.items()}
+            if path:
+                start = state
+            if kept is None or heldout[best] < kept[0]:
+                kept = (float(heldout[best]), first + best, last.x[best], state)
             del last
             if cancelled:
                 break
@@ -179,6 +194,7 @@ def _drive(
             heldout_misfit=misfits,
             heldout_entries=int(n_held),
             search_iterations=iterations,
+            search_iterations_total=total_iterations,
         )
         if cancelled:
             extra.update(cancelled_at=step, iterations=0)

@@ -38,13 +38,16 @@ Choice of ``lam`` (the same honest rule for the three methods; the ground truth 
 used): a random 10% (``holdout``) of the observed measurement entries is held out, drawn with a
 ``torch.Generator`` seeded by the run's seed. The problem is solved on the other 90% for a
 geometric grid of ``n_lams`` (8) weights from ``lam_ratio * lam_max`` (1e-4) to ``lam_max``,
-all at once as one batch. ``lam_max = max |T A^T W y|`` over the penalised coefficients for the
+all at once as one batch (or, where a batch would be too large: multi-coil k-space, large
+stacks, one weight at a time: for ``tv`` from the largest down, each warm-started from the
+solution of the one before and run for at most 50 iterations). ``lam_max = max |T A^T W y|`` over the penalised coefficients for the
 lassos (for the DCT lasso, the smallest weight whose solution is 0) and ``max |A^T W y|`` for
 TV (the same scale measured on the pixels). The weight whose solution has the smallest
 mean misfit ``|A x - y|^2`` on the held-out entries is chosen, and the problem is solved again
 with it on all observed entries, starting from the held-out solution. ``params`` records
 ``lam``, ``lam_grid``, ``heldout_misfit`` (one per grid weight), ``lam_max``,
-``heldout_entries``, ``search_iterations`` and ``iterations``. Passing ``lam=`` skips the search.
+``heldout_entries``, ``search_iterations`` (the most any weight took),
+``search_iterations_total`` and ``iterations``. Passing ``lam=`` skips the search.
 
 Both phases yield :class:`~.common.Update` objects; steps count on from the search into the
 final solve (``total = search_steps + steps``), and sending ``False`` stops either phase. Each
@@ -216,7 +219,8 @@ def solve_lasso_dct(
     steps : int
         Most FISTA iterations of the final solve.
     search_steps : int, optional
-        Most iterations of the batched search over ``lam`` (``steps`` when None).
+        Most iterations of the search over ``lam``, per weight (when None: ``steps``; for
+        ``tv`` trying weights one at a time along a warm-started path, at most 50).
     preview_every : int
         A preview image every this many steps.
     tol : float

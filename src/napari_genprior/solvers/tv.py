@@ -12,6 +12,7 @@ import torch
 from ._classical_ops import (
     POWER_ITERATIONS,
     SAFETY,
+    batch_norm,
     divergence,
     gradient,
     largest_eigenvalue,
@@ -63,7 +64,13 @@ def _chambolle_pock(problem: Problem, norm: float, tol: float) -> Core:
             x = warm["x"].expand(batch, *problem.shape).clone()
             q = warm["q"].expand(batch, ndim, *problem.shape).clone()
             q = q / torch.clamp(pixel_norm(q) / lam, min=1)
-            tau, alpha = warm["tau"].expand(batch).clone(), warm["alpha"].expand(batch).clone()
+            if bool((warm["lam"] == lams).all()):  # the same weight: its steps carry on
+                tau, alpha = warm["tau"].expand(batch).clone(), warm["alpha"].expand(batch).clone()
+            else:  # another weight (a path): the primal step adapted to one weight can be far
+                # too long for the next (a blur stack diverged) and, its adaptation decayed,
+                # could not shrink back in time: the steps start afresh
+                tau = torch.full((batch,), 1.0 / norm, device=y.device)
+                alpha = torch.full((batch,), ADAPT_START, device=y.device)
         Ax, g = A(x), gradient(x, ndim)
         p = weight * (Ax - y)  # the optimal data dual at x (any start converges)
         KTy = A.adjoint(p) - divergence(q, ndim)
@@ -80,10 +87,10 @@ def _chambolle_pock(problem: Problem, norm: float, tol: float) -> Core:
             q_new = q_new / torch.clamp(pixel_norm(q_new) / lam, min=1)  # onto |q| <= lam
             KTy_new = A.adjoint(p_new) - divergence(q_new, ndim)
             # primal and dual residuals; a larger primal one asks for a longer primal step
-            res_p = ((x - x_new) / tau.view(img) - (KTy - KTy_new)).flatten(1).norm(dim=1)
+            res_p = batch_norm((x - x_new) / tau.view(img) - (KTy - KTy_new))
             res_d = (
-                ((p - p_new) / sigma.view(meas) - (Ax - Ax_new)).abs().pow(2).flatten(1).sum(1)
-                + ((q - q_new) / sigma.view(grd) - (g - g_new)).abs().pow(2).flatten(1).sum(1)
+                batch_norm((p - p_new) / sigma.view(meas) - (Ax - Ax_new)).square()
+                + batch_norm((q - q_new) / sigma.view(grd) - (g - g_new)).square()
             ).sqrt()
             up = res_p > ADAPT_SCALE * ADAPT_RATIO * res_d
             down = res_p * ADAPT_RATIO < ADAPT_SCALE * res_d
@@ -96,7 +103,9 @@ def _chambolle_pock(problem: Problem, norm: float, tol: float) -> Core:
             x, Ax, g, p, q, KTy = x_new, Ax_new, g_new, p_new, q_new, KTy_new
             objective = 0.5 * _weighted_misfit(Ax, y, weight) + lams * total_variation(g)
             done = k == steps or bool(change.max() < tol)
-            yield _Iterate(x, Ax, objective, k, done, {"x": x, "q": q, "tau": tau, "alpha": alpha})
+            yield _Iterate(
+                x, Ax, objective, k, done, {"x": x, "q": q, "tau": tau, "alpha": alpha, "lam": lams}
+            )
             if done:
                 return
 
@@ -179,5 +188,6 @@ def solve_tv(
         steps=steps,
         search_steps=search_steps,
         preview_every=preview_every,
+        path=True,
     )
     return result
