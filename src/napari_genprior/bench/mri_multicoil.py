@@ -13,8 +13,8 @@ Methods: zero-filled SENSE combination (``adjoint``), SENSE by conjugate gradien
 count chosen on held-out k-space), ``tv`` and ``lasso-wavelet`` (complex images, weights chosen
 on held-out k-space), SigPy's ``L1WaveletRecon`` (same maps, same data; its weight picked with
 the ground truth from a grid, an upper bound for it; its time is of the one solve at that
-weight), ``csgm`` and ``ia`` with ``mri-vae`` (a magnitude prior; the phase from the fully
-sampled centre).
+weight), ``csgm`` and ``ia`` with ``mri-vae`` and ``score`` with ``mri-score`` (magnitude
+priors; the phase from the fully sampled centre).
 
 Scale: a 16-coil 320x320 slice reconstructed with ``tv`` in a fresh process (CPU, 1 thread):
 seconds and peak resident memory.
@@ -38,8 +38,18 @@ PRIOR = "mri-vae"
 NOISE_STD = 0.005
 #: Our lasso-wavelet run as SigPy's is run here (its weight grid, picked by the truth, 100 steps).
 LIKE_FOR_LIKE = "lasso-wavelet (SigPy's grid)"
-METHODS = ("ia", "csgm", "tv", "lasso-wavelet", LIKE_FOR_LIKE, "sigpy-l1wavelet", "cg", "adjoint")
-GENERATIVE = ("ia", "csgm")
+METHODS = (
+    "score",
+    "ia",
+    "csgm",
+    "tv",
+    "lasso-wavelet",
+    LIKE_FOR_LIKE,
+    "sigpy-l1wavelet",
+    "cg",
+    "adjoint",
+)
+GENERATIVE = ("score", "ia", "csgm")
 CLASSICAL = ("cg", "tv", "lasso-wavelet")
 #: The bars: best generative over max(cg, tv, lasso-wavelet), in dB, by acceleration.
 BARS = {4: 1.0, 8: 2.0}
@@ -65,8 +75,8 @@ class Sizes:
         Equispaced undersampling factors.
     coils : int
         Simulated coils.
-    csgm_steps, ia_steps : int
-        Steps of ``csgm`` and of ``ia``.
+    csgm_steps, ia_steps, score_steps : int
+        Steps of ``csgm``, of ``ia`` and of ``score``.
     scale_side, scale_coils : int
         The slice of the scale probe.
     center_fraction : float
@@ -82,6 +92,7 @@ class Sizes:
     coils: int
     csgm_steps: int
     ia_steps: int
+    score_steps: int
     scale_side: int
     scale_coils: int
     center_fraction: float = 0.08
@@ -96,6 +107,7 @@ FULL = Sizes(
     coils=8,
     csgm_steps=300,
     ia_steps=600,
+    score_steps=100,
     scale_side=320,
     scale_coils=16,
 )
@@ -107,6 +119,7 @@ QUICK = Sizes(
     coils=4,
     csgm_steps=20,
     ia_steps=30,
+    score_steps=10,
     scale_side=64,
     scale_coils=4,
     center_fraction=0.16,
@@ -396,7 +409,8 @@ def run(quick: bool, device: str, seed: int) -> Result:
         f"weight picked with the truth from {len(SIGPY_LAMDAS)} (its time: the one solve); "
         f"'{LIKE_FOR_LIKE}' is ours run the same way (same weights, 100 iterations). "
         f"`csgm` ({sizes.csgm_steps} steps) and `ia` (at most {sizes.ia_steps} steps, "
-        f"back-projected) use `{PRIOR}` (a magnitude prior; phase from the fully sampled "
+        f"back-projected) use `{PRIOR}`, `score` ({sizes.score_steps} steps) "
+        f"`{real_mri.SCORE_PRIOR}` (magnitude priors; phase from the fully sampled "
         "centre). Medians over images; the margin is the best generative method minus the "
         "best of `cg`, `tv` and `lasso-wavelet`.",
         "",
