@@ -250,3 +250,38 @@ def test_multicoil_on_cuda_matches_cpu(slice8):
         torch.testing.assert_close(G(x.cuda()).cpu(), op(x), rtol=1e-4, atol=1e-4)
     rec = ngp.reconstruct(y, A, "tv", steps=50, device="cuda")
     assert rec.image.dtype == np.complex64
+
+
+def test_score_refines_the_phase_from_the_data():
+    """A held-out 256x256 slice with a smooth random phase, 8 coils at 8x, coil maps estimated
+    from the data (ESPIRiT, as on a scanner). The centre's phase is not precise enough for a
+    magnitude prior (an error of 0.02 rad leaves a misfit the magnitude cannot explain):
+    ``score`` refines it from the data, and its magnitude comes out far closer to the truth."""
+    from napari_genprior._io import sample_path
+    from napari_genprior.bench.mri_multicoil import smooth_phase
+    from napari_genprior.operators.coils import espirit_maps
+
+    with np.load(sample_path("mri_heldout.npz")) as data:
+        x = data["mni152_axial"][1].astype(np.float32) / 255
+    xc = x * np.exp(1j * smooth_phase(x.shape, 1))
+    T = ngp.make_operator(
+        "mri",
+        shape=x.shape,
+        acceleration=8,
+        mask="equispaced",
+        center_fraction=0.08,
+        seed=1,
+        coils=8,
+    )
+    y = T.measure(xc, noise_std=0.005, seed=1)
+    A = ngp.make_operator(
+        "mri", shape=x.shape, mask=T.mask[0], coils=espirit_maps(y), center_fraction=0.08
+    )
+    opts = {"prior": "mri-score", "seed": 0, "device": "cpu"}
+    fixed = ngp.reconstruct(y, A, "score", phase_every=0, **opts)
+    refined = ngp.reconstruct(y, A, "score", **opts)
+    assert refined.image.dtype == np.complex64 and "refined" in refined.params["phase"]
+    assert "centre" in fixed.params["phase"] and "refined" not in fixed.params["phase"]
+    assert refined.params["phase_updates"] >= 5
+    # measured: 25.4 dB with the centre's phase, 31.2 dB refined (tv: 29.7 dB)
+    assert _psnr(x, refined.image) > _psnr(x, fixed.image) + 3.0

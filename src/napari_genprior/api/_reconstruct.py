@@ -197,12 +197,15 @@ def _with_phase(
             reply = yield u
     except StopIteration as stop:
         rec: Reconstruction = stop.value
-    rec.image = (rec.image * rotation).astype(np.complex64)
+    if np.iscomplexobj(rec.image):  # the method refined the phase itself (score)
+        rec.image = (rec.image * phase[1]).astype(np.complex64)
+        how = "refined from the data as the method went, starting from the centre's"
+    else:
+        rec.image = (rec.image * rotation).astype(np.complex64)
+        how = "from the Hann-windowed fully sampled centre of k-space"
     if rec.spread is not None:
         rec.spread = (rec.spread * phase[1]).astype(np.float32)
-    rec.params["phase"] = (
-        "magnitude from the method, phase from the Hann-windowed fully sampled centre of k-space"
-    )
+    rec.params["phase"] = f"magnitude from the method, phase {how}"
     return rec
 
 

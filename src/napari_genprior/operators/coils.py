@@ -177,7 +177,7 @@ def check_maps(maps: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError("coil maps contain NaN or infinite values.")
     if not np.any(arr):
         raise ValueError("coil maps are all zero: no coil sees the image.")
-    return arr.astype(np.complex64)
+    return np.ascontiguousarray(arr, dtype=np.complex64)  # ESPIRiT gives coils-last strides
 
 
 def rss(images: Any, axis: int = -3) -> np.ndarray:

@@ -335,6 +335,18 @@ class FixedPhase(Operator):
     def holdout_candidates(self) -> np.ndarray | None:
         return self.inner.holdout_candidates()
 
+    def rotation(self, like: torch.Tensor) -> torch.Tensor:
+        """``e^{i phi}`` on ``like``'s device."""
+        return self._buffer("rotation", like)
+
+    def rotated(self, rotation: torch.Tensor) -> FixedPhase:
+        """The same operator with the phase ``angle(rotation)`` (unit-modulus, complex), on
+        ``rotation``'s device: for solvers that refine the phase as they go."""
+        out = self.copy()
+        out.phase = None  # known only as the tensor (read it back with :meth:`rotation`)
+        out._buffers["rotation"] = rotation
+        return out
+
     def compacted(self, y: np.ndarray) -> tuple[Operator, np.ndarray]:
         inner, y = self.inner.compacted(y)
         return (self if inner is self.inner else FixedPhase(inner, self.phase)), y

@@ -138,6 +138,8 @@ def _drive(
     if search_steps is None:
         search_steps = min(steps, PATH_SEARCH_STEPS) if path else steps
     n_chunks = -(-n_lams // chunk)
+    if path and lam is None:  # the chosen weight ends with as many steps in all as a batched
+        steps += max(0, steps - search_steps)  # search would give it (the solve continues)
     total = steps if lam is not None else n_chunks * search_steps + steps
     if lam is None:
         n_held = float(held.sum())

@@ -19,6 +19,14 @@ that; it was chosen, among 0.05, 0.1, 0.25 and 1, on two held-out MNI152 slices,
 whose data step is then repeated on every observed entry. With fewer than 200 observed entries
 nothing is held out, ``noise_var`` comes from the fit's own misfit and the last iterate is
 returned.
+
+Complex images (multi-coil MRI) are reconstructed as a magnitude under the prior with a phase
+(:class:`~napari_genprior.operators.mri.FixedPhase`). The phase from the fully sampled centre
+is not precise enough: an error of 0.02 rad leaves a misfit the magnitude cannot explain
+(25.4 dB at 8x on a held-out slice, 33.6 dB with the true phase). Every ``phase_every`` steps the
+phase is therefore refined from the data: the complex image nearest the current magnitude
+with that phase that fits the training entries, ``argmin_x ||A x - y||^2_W + rho_phase ||x -
+m e^{i phi}||^2`` (conjugate gradients), gives the new phase ``angle(x)``.
 """
 
 from __future__ import annotations
@@ -47,6 +55,30 @@ def _data_step(
     return conjugate_gradients(real_normal(A, weight, rho), z, r, iterations, tol=1e-12)
 
 
+def _refined_rotation(
+    A, y: torch.Tensor, weight: torch.Tensor, m: torch.Tensor, rho: float, iterations: int
+) -> torch.Tensor:
+    """``e^{i angle(x)}`` for ``x = argmin ||A_c x - y||^2_W + rho ||x - m e^{i phi}||^2``, the
+    complex operator ``A_c = A.inner`` and the phase ``phi`` of the fixed-phase operator ``A``
+    (conjugate gradients on the real and imaginary parts); the old phase where ``x = 0``."""
+    inner = A.inner
+    start = m.to(torch.complex64) * A.rotation(m)
+
+    def normal(d: torch.Tensor) -> torch.Tensor:  # on real pairs (..., 2)
+        c = torch.view_as_complex(d.contiguous())
+        return torch.view_as_real(inner.adjoint(inner(c) * weight) + rho * c)
+
+    r = torch.view_as_real(inner.adjoint((y - inner(start)) * weight))
+    x = torch.view_as_complex(
+        conjugate_gradients(
+            normal, torch.view_as_real(start), r, iterations, tol=1e-12
+        ).contiguous()
+    )
+    size = x.abs()
+    rotation = torch.where(size > 0, x / size.clamp_min(1e-30), A.rotation(m).expand_as(x))
+    return rotation.reshape(m.shape[-2:])
+
+
 def _ensemble_denoise(prior, v: torch.Tensor, sigma: float, transforms: int) -> torch.Tensor:
     """``D(v, sigma)`` averaged over ``transforms`` of the 8 flips and transposes of the image
     (self-ensembling: the denoiser's errors differ between orientations, its image does not)."""
@@ -71,6 +103,8 @@ def solve_score(
     holdout: float = 0.05,
     cg_iterations: int = 8,
     ensemble: int = 1,
+    phase_every: int = 10,
+    rho_phase: float = 0.1,
     preview_every: int = 5,
 ) -> SolverGen:
     """Annealed splitting under a score prior; see the module docstring.
@@ -91,6 +125,12 @@ def solve_score(
     ensemble : {1, 2, 4, 8}
         Denoise in this many orientations (flips, transposes) and average: a little better,
         this many times slower.
+    phase_every : int
+        For complex images (a magnitude with a phase): refine the phase every this many steps
+        (0: keep the phase of the fully sampled centre).
+    rho_phase : float
+        Pull of the phase refinement's complex image towards the current one (small: the data
+        decide the phase).
     """
     prior = problem.prior  # a score prior: api._check_prior refuses any other kind
     if len(problem.shape) != 2:
@@ -106,7 +146,10 @@ def solve_score(
     cg_iterations = check_int("cg_iterations", cg_iterations, 1)
     if ensemble not in (1, 2, 4, 8) or isinstance(ensemble, bool):
         raise ValueError(f"ensemble must be 1, 2, 4 or 8 orientations, got {ensemble!r}.")
+    phase_every = check_int("phase_every", phase_every, 0)
+    rho_phase = check_float("rho_phase", rho_phase, low=0, low_open=True)
     A, y = problem.A, problem.y
+    refine = phase_every > 0 and hasattr(A, "rotated")  # a fixed-phase operator
     train, held = split_holdout(problem, holdout)
     n_train, n_held = float(train.sum()), float(held.sum())
     sigmas = prior.sigmas(steps, sigma_max, sigma_min)
@@ -117,7 +160,8 @@ def solve_score(
         v = _data_step(A, y, train, x, 1e-3, cg_iterations)
         noise_var = 0.0  # unknown before the first iterate: the first data step fits the data
         best, best_val, best_step = x[0].clone(), float("inf"), 0
-        best_z, best_rho = x, 0.0
+        best_z, best_rho, best_A = x, 0.0, A
+        phase_updates = 0
         extra: dict[str, Any] = {}
         for k, s in enumerate(sigmas, start=1):
             z = _ensemble_denoise(prior, v, s, ensemble)
@@ -130,21 +174,28 @@ def solve_score(
                 noise_var = min(noise_var, val) if noise_var else val
                 if val < best_val:
                     best, best_val, best_step = x[0].clone(), val, k
-                    best_z, best_rho = z, rho
+                    best_z, best_rho, best_A = z, rho, A
             else:
                 noise_var = min(noise_var, fit) if noise_var else fit
                 best, best_step = x[0], k
+            if refine and k % phase_every == 0 and k < len(sigmas):
+                A = A.rotated(_refined_rotation(A, y, train, x, rho_phase, 2 * cg_iterations))
+                phase_updates += 1
             v = x
             preview = problem.to_numpy(x[0]) if k % preview_every == 0 or k == steps else None
             if (yield Update(k, steps, fit, preview)) is False:
                 extra["cancelled_at"] = k
                 break
         if n_held and best_step:  # the chosen step's data step again, on every observed entry
-            best = _data_step(A, y, train + held, best_z, best_rho, cg_iterations)[0]
+            best = _data_step(best_A, y, train + held, best_z, best_rho, cg_iterations)[0]
+        if refine:  # the image is complex: its magnitude with the phase refined so far
+            best = best.to(torch.complex64) * best_A.rotation(best)
     extra.update(
         chosen_step=best_step,
         chosen_sigma=sigmas[best_step - 1] if best_step else None,
         noise_var=noise_var,
         heldout_entries=int(n_held),
     )
+    if refine:
+        extra["phase_updates"] = phase_updates
     return best, extra
