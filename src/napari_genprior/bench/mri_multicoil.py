@@ -239,8 +239,8 @@ def method_options(method: str, sizes: Sizes) -> dict[str, Any]:
 
 def _grid_lasso(x: np.ndarray, y: np.ndarray, A: Any, seed: int, device: str) -> dict[str, Any]:
     """Our ``lasso-wavelet`` exactly as SigPy's is run here: the same weights (converted to our
-    normalised units), the same 100 iterations, the best by the truth; its time: the one solve (median of
-    :data:`TIMING_REPEATS`)."""
+    normalised units), the same 100 iterations, the best by the truth; its time: the one solve
+    at that weight (median of :data:`TIMING_REPEATS`)."""
     import torch
 
     from .. import api
