@@ -41,9 +41,10 @@ geometric grid of ``n_lams`` (8) weights from ``lam_ratio * lam_max`` (1e-4) to 
 all at once as one batch (or, where a batch would be too large: multi-coil k-space, large
 stacks, one weight at a time: for ``tv`` from the largest down, each warm-started from the
 solution of the one before and run for at most 50 iterations, the final solve then running
-up to ``2 steps - search_steps``: the chosen weight's total with a batched search). ``lam_max = max |T A^T W y|`` over the penalised coefficients for the
-lassos (for the DCT lasso, the smallest weight whose solution is 0) and ``max |A^T W y|`` for
-TV (the same scale measured on the pixels). The weight whose solution has the smallest
+up to ``2 steps - search_steps``: the chosen weight's total with a batched search).
+``lam_max = max |T A^T W y|`` over the penalised coefficients for the lassos (for the DCT
+lasso, the smallest weight whose solution is 0) and ``max |A^T W y|`` for TV (the same scale
+measured on the pixels). The weight whose solution has the smallest
 mean misfit ``|A x - y|^2`` on the held-out entries is chosen, and the problem is solved again
 with it on all observed entries, starting from the held-out solution. ``params`` records
 ``lam``, ``lam_grid``, ``heldout_misfit`` (one per grid weight), ``lam_max``,
