@@ -37,20 +37,28 @@ def one(size: int, steps: int, threads: int, device: str, max_batch: int) -> dic
     A = ngp.make_operator("blur", shape=x.shape, sigma=2.0)
     y = A.measure(x, photons=100, seed=0)
     dev = ngp.api.resolve_device(device)
+
+    def solve(n: int):
+        return ngp.reconstruct(
+            y,
+            A,
+            method="csgm",
+            prior="nuclei-vae",
+            steps=n,
+            seed=0,
+            device=device,
+            max_batch=max_batch,
+            init="encoder",
+        )
+
+    # a 1-step solve first, not timed: each size runs in a fresh process, and CUDA's context
+    # and kernels load on first use (on an H200 that made every size ~0.48 s a step, 10 steps)
+    solve(1)
     if dev.type == "cuda":
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    rec = ngp.reconstruct(
-        y,
-        A,
-        method="csgm",
-        prior="nuclei-vae",
-        steps=steps,
-        seed=0,
-        device=device,
-        max_batch=max_batch,
-        init="encoder",
-    )
+    rec = solve(steps)
     seconds = time.perf_counter() - t0
     grid = rec.params["prior"]["mosaic"]["grid"]
     out = {

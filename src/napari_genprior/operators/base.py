@@ -121,6 +121,10 @@ class Operator:
     complex_measurements: ClassVar[bool] = False
     #: Whether images are complex (multi-coil MRI); solvers then estimate complex images.
     complex_images: bool = False
+    #: Whether each measurement entry reads one pixel (``denoise``, ``inpaint``): then
+    #: ``A^T diag(w) A`` is diagonal for any entry weights ``w``, and ``tv`` solves its data term
+    #: exactly in each step instead of linearising it.
+    pixelwise: ClassVar[bool] = False
 
     def __init__(self, shape: Any, ndims: tuple[int, ...] = (2, 3)):
         self.shape = as_image_shape(shape, ndims)

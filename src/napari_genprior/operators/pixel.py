@@ -15,6 +15,7 @@ class Denoise(Operator):
     """Identity: every pixel is measured, with noise (``measure(noise_std=..., photons=...)``)."""
 
     kind = "denoise"
+    pixelwise = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -50,6 +51,7 @@ class Inpaint(Operator):
     """
 
     kind = "inpaint"
+    pixelwise = True
 
     def __init__(
         self,
