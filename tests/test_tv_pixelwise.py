@@ -106,3 +106,15 @@ def test_pixelwise_tv_on_cuda_matches_the_cpu(kind, tile):
     gpu = ngp.reconstruct(y, A, "tv", steps=100, seed=0, device="cuda")
     assert gpu.params["lam"] == pytest.approx(cpu.params["lam"])
     np.testing.assert_allclose(gpu.image, cpu.image, atol=2e-3)
+
+
+@pytest.mark.parametrize("kind", ["denoise", "inpaint", "blur"])
+def test_a_zero_weight_is_least_squares_not_nan(kind):
+    # lam = 0 once gave 0 / 0 in the dual projection (inpainting diverged to NaN)
+    x = rectangles(16)
+    A = ngp.make_operator(kind, shape=x.shape, **({"sigma": 1.0} if kind == "blur" else {}))
+    y = A.measure(x, noise_std=0.01, seed=0)
+    rec = ngp.reconstruct(y, A, "tv", lam=0.0, steps=300, device="cpu")
+    assert np.all(np.isfinite(rec.image))
+    fit = np.abs(A.measure(rec.image) - y).max()  # measure() without noise: A applied
+    assert fit < 0.05, fit

@@ -42,6 +42,13 @@ PRIMAL_STEP = 0.1
 CHECK_EVERY = 10
 
 
+def _onto_ball(q: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """Each pixel's gradient-field vector of ``q`` projected onto the ball ``|q| <= lam``
+    (``lam = 0``, plain least squares, gives 0 rather than 0 / 0)."""
+    norm = pixel_norm(q)
+    return q * (lam / torch.maximum(norm, lam).clamp_min(1e-30))
+
+
 # -- Chambolle-Pock for TV ---------------------------------------------------------------------
 
 
@@ -70,7 +77,7 @@ def _chambolle_pock(problem: Problem, norm: float, tol: float) -> Core:
         else:
             x = warm["x"].expand(batch, *problem.shape).clone()
             q = warm["q"].expand(batch, ndim, *problem.shape).clone()
-            q = q / torch.clamp(pixel_norm(q) / lam, min=1)
+            q = _onto_ball(q, lam)
             if bool((warm["lam"] == lams).all()):  # the same weight: its steps carry on
                 tau, alpha = warm["tau"].expand(batch).clone(), warm["alpha"].expand(batch).clone()
             else:  # another weight (a path): the primal step adapted to one weight can be far
@@ -91,7 +98,7 @@ def _chambolle_pock(problem: Problem, norm: float, tol: float) -> Core:
             Ax_bar, g_bar = 2 * Ax_new - Ax, 2 * g_new - g  # K applied to 2 x_new - x
             p_new = weight * (p + sigma.view(meas) * (Ax_bar - y)) / (1 + sigma.view(meas))
             q_new = q + sigma.view(grd) * g_bar
-            q_new = q_new / torch.clamp(pixel_norm(q_new) / lam, min=1)  # onto |q| <= lam
+            q_new = _onto_ball(q_new, lam)
             KTy_new = A.adjoint(p_new) - divergence(q_new, ndim)
             # primal and dual residuals; a larger primal one asks for a longer primal step
             res_p = batch_norm((x - x_new) / tau.view(img) - (KTy - KTy_new))
@@ -146,7 +153,7 @@ def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
         d = A.adjoint(weight * A(ones)).reshape(1, *shape)
         b = A.adjoint(weight * y).reshape(1, *shape)
         mu = float(d.min())
-        fresh = PRIMAL_STEP * max(float(b.abs().max()), 1e-6) / lams
+        fresh = PRIMAL_STEP * max(float(b.abs().max()), 1e-6) / lams.clamp_min(1e-8)
         if warm is None:
             x = b.expand(batch, *shape).clone()
             q = torch.zeros((batch, ndim, *shape), device=y.device, dtype=problem.dtype)
@@ -154,7 +161,7 @@ def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
         else:
             x = warm["x"].expand(batch, *shape).clone()
             q = warm["q"].expand(batch, ndim, *shape).clone()
-            q = q / torch.clamp(pixel_norm(q) / lam, min=1)
+            q = _onto_ball(q, lam)
             same = bool((warm["lam"] == lams).all())  # the same weight: its steps carry on
             tau = warm["tau"].expand(batch).clone() if same else fresh
         g = gradient(x, ndim)
@@ -162,7 +169,7 @@ def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
         for k in range(1, steps + 1):
             sigma = 1.0 / (lip * tau)
             q = q + sigma.view(batch, 1, *([1] * ndim)) * g_bar
-            q = q / torch.clamp(pixel_norm(q) / lam, min=1)  # onto |q| <= lam
+            q = _onto_ball(q, lam)
             t = tau.view(img)
             x_new = (x + t * (divergence(q, ndim) + b)) / (1 + t * d)
             if mu > 0:  # accelerated: tau shrinks, sigma grows, tau sigma stays 1 / lip
