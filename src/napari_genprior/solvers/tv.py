@@ -135,8 +135,10 @@ def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
     ``K = grad`` alone (``||K||^2 <= 4 ndim``, no power iteration), no data dual, and, where every
     pixel is observed (``d > 0``: denoising), the accelerated steps of Chambolle and Pock (2011,
     Algorithm 2) for a ``min(d)``-strongly convex term. The start is ``b`` (the measurement, with
-    its holes at zero). About a sixth of the torch operations per step of the linearised
-    :func:`_chambolle_pock`, and on a real nuclei tile as good in a tenth of the steps.
+    its holes at zero). About half the torch operations per step of the linearised
+    :func:`_chambolle_pock` (151 against 277 on a 64x64 tile), and on real nuclei tiles the same
+    PSNR in a fifth to a quarter of the steps (denoising: 10 against 50; inpainting: 25 against
+    100).
     """
     A, y = problem.A, problem.y
     ndim = len(problem.shape)
