@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -355,6 +356,37 @@ def largest_eigenvalue(
             return estimate
         estimate, v = norm, w / norm
     return estimate
+
+
+def normal_bound(
+    problem: Any, extra: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> float:
+    """:data:`SAFETY` times the largest eigenvalue of ``A^T W A`` (``W``: the observed
+    measurement entries), plus ``extra(v)`` where given (``tv``: ``grad^T grad``), by
+    :data:`POWER_ITERATIONS` power iterations on the problem's image shape, device and dtype.
+
+    ``problem`` is a ``solvers.common.Problem``, not imported: this module sits beside
+    ``common`` in the solvers' layers."""
+    A, y = problem.A, problem.y
+    weight = (
+        None
+        if problem.observed is None
+        else problem.observed.to(device=y.device, dtype=y.real.dtype)
+    )
+
+    def normal(v: torch.Tensor) -> torch.Tensor:
+        Av = A(v)
+        out = A.adjoint(Av if weight is None else Av * weight)
+        return out if extra is None else out + extra(v)
+
+    return SAFETY * largest_eigenvalue(
+        normal,
+        problem.shape,
+        seed=problem.seed,
+        device=problem.device,
+        iterations=POWER_ITERATIONS,
+        dtype=problem.dtype,
+    )
 
 
 def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:

@@ -71,10 +71,8 @@ import torch
 from ..operators.base import check_int
 from ._classical_ops import (
     DCT,
-    POWER_ITERATIONS,
-    SAFETY,
     Wavelet,
-    largest_eigenvalue,
+    normal_bound,
     relative_change,
     soft_threshold,
 )
@@ -142,25 +140,7 @@ def _fista(problem: Problem, transform: DCT | Wavelet, lipschitz: float, tol: fl
 
 def _lipschitz(problem: Problem) -> float:
     """``1.05 x`` the largest eigenvalue of ``A^T W A`` (W: the observed entries)."""
-    A = problem.A
-    weight = (
-        None
-        if problem.observed is None
-        else problem.observed.to(device=problem.y.device, dtype=problem.y.real.dtype)
-    )
-
-    def normal(v: torch.Tensor) -> torch.Tensor:
-        Av = A(v)
-        return A.adjoint(Av if weight is None else Av * weight)
-
-    L = SAFETY * largest_eigenvalue(
-        normal,
-        problem.shape,
-        seed=problem.seed,
-        device=problem.device,
-        iterations=POWER_ITERATIONS,
-        dtype=problem.dtype,
-    )
+    L = normal_bound(problem)
     return L if L > 0 else 1.0
 
 

@@ -10,12 +10,10 @@ from collections.abc import Generator
 import torch
 
 from ._classical_ops import (
-    POWER_ITERATIONS,
-    SAFETY,
     batch_norm,
     divergence,
     gradient,
-    largest_eigenvalue,
+    normal_bound,
     pixel_norm,
     relative_change,
     total_variation,
@@ -149,8 +147,9 @@ def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
     ) -> Generator[_Iterate, None, None]:
         batch = lams.numel()
         shape = problem.shape
-        img = (batch, *([1] * ndim))
-        lam = lams.view(batch, 1, *([1] * ndim))
+        img = (batch, *([1] * ndim))  # broadcast a per-member value over images...
+        grd = (batch, 1, *([1] * ndim))  # ...and over gradient fields
+        lam = lams.view(grd)
         ones = torch.ones((1, *shape), device=y.device, dtype=problem.dtype)
         d = A.adjoint(weight * A(ones)).reshape(1, *shape)
         b = A.adjoint(weight * y).reshape(1, *shape)
@@ -170,7 +169,7 @@ def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
         g_bar = g
         for k in range(1, steps + 1):
             sigma = 1.0 / (lip * tau)
-            q = q + sigma.view(batch, 1, *([1] * ndim)) * g_bar
+            q = q + sigma.view(grd) * g_bar
             q = _onto_ball(q, lam)
             t = tau.view(img)
             x_new = (x + t * (divergence(q, ndim) + b)) / (1 + t * d)
@@ -180,7 +179,7 @@ def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
             else:
                 theta = torch.ones_like(tau)
             g_new = gradient(x_new, ndim)
-            g_bar = g_new + theta.view(batch, 1, *([1] * ndim)) * (g_new - g)  # grad of x_bar
+            g_bar = g_new + theta.view(grd) * (g_new - g)  # grad of x_bar
             check = k >= CHECK_EVERY and k % CHECK_EVERY == 0
             converged = check and bool(relative_change(x_new, x).max() < tol)
             x, g = x_new, g_new
@@ -234,29 +233,10 @@ def solve_tv(
     )
     A, y = problem.A, problem.y
     ndim = len(problem.shape)
-    weight = (
-        None
-        if problem.observed is None
-        else problem.observed.to(device=y.device, dtype=y.real.dtype)
-    )
-
-    def normal(v: torch.Tensor) -> torch.Tensor:  # K^T K = A^T W A + grad^T grad
-        Av = A(v)
-        return A.adjoint(Av if weight is None else Av * weight) - divergence(
-            gradient(v, ndim), ndim
-        )
-
     if A.pixelwise and not problem.dtype.is_complex:
         core = _chambolle_pock_pixelwise(problem, tol)
-    else:
-        norm_sq = SAFETY * largest_eigenvalue(
-            normal,
-            problem.shape,
-            seed=problem.seed,
-            device=problem.device,
-            iterations=POWER_ITERATIONS,
-            dtype=problem.dtype,
-        )
+    else:  # K^T K = A^T W A + grad^T grad
+        norm_sq = normal_bound(problem, lambda v: -divergence(gradient(v, ndim), ndim))
         core = _chambolle_pock(problem, math.sqrt(norm_sq), tol)
 
     def lam_scale(w: torch.Tensor) -> float:
