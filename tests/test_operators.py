@@ -486,3 +486,13 @@ def test_an_absurd_image_side_is_refused_with_a_sentence():
     for kind, params in (("blur", {"sigma": 1.0}), ("denoise", {})):
         with pytest.raises(ValueError, match="no image is that large"):
             ngp.make_operator(kind, shape=(2**63, 12), **params)
+
+
+def test_scale_quantile_is_torch_quantile():
+    """The scale estimate's 99.9th percentile (top-k, not a full sort) is torch.quantile's."""
+    from napari_genprior.operators.base import _quantile
+
+    gen = torch.Generator().manual_seed(0)
+    for n in (1, 2, 3, 999, 1000, 1001, 4096, 262_144):
+        values = torch.rand(n, generator=gen, dtype=torch.float64) ** 3
+        assert _quantile(values, 0.999) == float(torch.quantile(values, 0.999)), n

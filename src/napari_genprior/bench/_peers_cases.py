@@ -26,6 +26,7 @@ class Sizes:
     grid: tuple[float, ...]
     peer_grid: tuple[float, ...]
     mri_side: int
+    cell_side: int
     repeats: int
 
 
@@ -37,6 +38,7 @@ FULL = Sizes(
     grid=(1 / 16, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
     peer_grid=(1 / 16, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
     mri_side=128,
+    cell_side=512,
     repeats=3,
 )
 QUICK = Sizes(
@@ -47,6 +49,7 @@ QUICK = Sizes(
     grid=(1.0,),
     peer_grid=(1.0,),
     mri_side=32,
+    cell_side=32,
     repeats=1,
 )
 
@@ -58,6 +61,7 @@ COMPARISONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("tv", "deblur-nuclei", "ours-tv", ("deepinv-tv",)),
     ("tv", "mri-brain", "ours-tv", ("sigpy-tv", "deepinv-tv")),
     ("tv", "denoise-nuclei", "ours-tv", ("skimage-tv", "deepinv-tv")),
+    ("tv", "denoise-cell", "ours-tv", ("skimage-tv",)),
     ("l1-wavelet", "mri-brain", "ours-wavelet", ("sigpy-wavelet", "deepinv-wavelet")),
     ("richardson-lucy", "deblur-nuclei", "ours-rl", ("skimage-rl",)),
     ("inpainting", "inpaint-nuclei", "ours-tv", ("skimage-biharmonic",)),
@@ -69,6 +73,7 @@ PEER_WEIGHTS = {
     ("deepinv-tv", "denoise-nuclei"): 0.04,
     ("sigpy-tv", "mri-brain"): 0.002,
     ("skimage-tv", "denoise-nuclei"): 0.08,
+    ("skimage-tv", "denoise-cell"): 0.08,
     ("sigpy-wavelet", "mri-brain"): 0.002,
     ("deepinv-wavelet", "mri-brain"): 0.002,
 }
@@ -92,6 +97,14 @@ def case_data(case: str, sizes: Sizes, seed: int) -> tuple[np.ndarray, np.ndarra
             else api.make_operator("cs", shape=x.shape, m=100, seed=seed)
         )
         return x, A.measure(x, noise_std=0.01, seed=seed), A
+    if case == "denoise-cell":  # a microscope image at a size users denoise (64x64 above)
+        from skimage import data
+
+        cell = data.cell().astype(np.float32)  # ships with scikit-image
+        x = (cell - cell.min()) / (cell.max() - cell.min())
+        x = np.ascontiguousarray(x[: sizes.cell_side, : sizes.cell_side])
+        A = api.make_operator("denoise", shape=x.shape)
+        return x, A.measure(x, noise_std=0.1, seed=seed), A
     if case.endswith("-nuclei"):
         x = real_nuclei(1)[0][0]
         kind, params, noise = {

@@ -105,6 +105,16 @@ def real_inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.conj() * b).real.sum() if (a.is_complex() or b.is_complex()) else (a * b).sum()
 
 
+def _quantile(values: torch.Tensor, q: float) -> float:
+    """``torch.quantile(values, q)`` (linear interpolation) from the top ``(1 - q) n + 1`` values
+    alone: ``torch.quantile`` sorts them all (25 ms for a 512x512 image, 2.6 ms this way)."""
+    n = values.numel()
+    pos = q * (n - 1)
+    lo = int(pos)
+    top = values.topk(n - lo).values  # descending: [-1] is order statistic lo, [-2] lo + 1
+    return float(torch.lerp(top[-1], top[max(-2, -len(top))], pos - lo))
+
+
 class Operator:
     """A forward model ``y = A(x)`` acting on images of shape :attr:`shape`.
 
@@ -315,10 +325,10 @@ class Operator:
         it from the back-projection ``A^T y``; non-linear ones override this.
         """
         with torch.no_grad():
-            back = self.adjoint(y).abs().flatten().to(torch.float64)
-        if back.numel() > 1_000_000:  # quantile() has a size limit; a strided sample suffices
+            back = self.adjoint(y).abs().flatten()
+        if back.numel() > 1_000_000:  # a strided sample suffices
             back = back[:: back.numel() // 1_000_000 + 1]
-        scale = float(torch.quantile(back, 0.999)) if back.numel() else 0.0
+        scale = _quantile(back.to("cpu", torch.float64), 0.999) if back.numel() else 0.0
         return scale if math.isfinite(scale) and scale > 0 else 1.0
 
     def __repr__(self) -> str:
