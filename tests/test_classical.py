@@ -10,13 +10,14 @@ import scipy.fft
 import torch  # first, before anything that may import Qt (conftest sets one thread)
 
 import napari_genprior as ngp
-from napari_genprior.solvers import _weight_search, classical, tv
+from napari_genprior.solvers import _weight_search, classical, run, tv
 from napari_genprior.solvers._classical_ops import (
     DCT,
     Wavelet,
     divergence,
     gradient,
     largest_eigenvalue,
+    normal_bound,
 )
 from napari_genprior.solvers.common import Problem
 
@@ -293,33 +294,29 @@ def _last(iterates):
     return collections.deque(iterates, maxlen=1)[0]
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [*METHODS, "tv multi-coil"])
 def test_the_batched_search_equals_separate_solves(method):
     # one batch of two weights, as in the search, against two single-weight runs
-    if method == "tv":  # complex measurements, a mask of observed entries
-        x = smooth_image(16)
-        A = ngp.make_operator("mri", shape=x.shape, acceleration=2, seed=0)
+    x = smooth_image(16)
+    if method.startswith("tv"):  # complex measurements, a mask of observed entries
+        coils = 2 if "multi" in method else None
+        A = ngp.make_operator("mri", shape=x.shape, acceleration=2, seed=0, coils=coils)
     else:
-        x = smooth_image(16)
         A = ngp.make_operator("cs", shape=x.shape, m=100, seed=0)
     y = A.measure(x, noise_std=0.01, seed=0)
-    problem = make_problem(y, A)
-    if method == "tv":
-        norm = np.sqrt(
-            1.05
-            * largest_eigenvalue(
-                lambda v: A.adjoint(A(v)) - divergence(gradient(v, 2), 2),
-                x.shape,
-                seed=0,
-                device="cpu",
-            )
-        )
-        core = tv._chambolle_pock(problem, float(norm), tol=0.0)
+    problem = run.make_problem(y, A, torch.device("cpu"), 0, None, 1)
+    if method == "tv":  # single-coil: the data term solved exactly, in Fourier
+        core = tv._chambolle_pock_exact(problem, tol=0.0)
+    elif method.startswith("tv"):  # complex images: the linearised core
+        norm = normal_bound(problem, lambda v: -divergence(gradient(v, 2), 2))
+        core = tv._chambolle_pock(problem, float(np.sqrt(norm)), tol=0.0)
     else:
         transform = DCT(x.shape) if method == "lasso-dct" else Wavelet(x.shape, "db4", 3)
         core = classical._fista(problem, transform, classical._lipschitz(problem), tol=0.0)
     observed = (
-        torch.ones(y.shape) if problem.observed is None else problem.observed.to(torch.float32)
+        torch.ones(problem.y.shape)
+        if problem.observed is None
+        else problem.observed.to(torch.float32)
     )
     lams = torch.tensor([0.003, 0.03])
     both = _last(core(observed, lams, 40, None))
@@ -329,7 +326,14 @@ def test_the_batched_search_equals_separate_solves(method):
         torch.testing.assert_close(both.objective[i], one.objective[0], rtol=1e-5, atol=1e-6)
         # ... and the public API with that fixed weight runs the same iterations
         rec = ngp.reconstruct(
-            y, A, method=method, lam=float(lams[i]), steps=40, tol=0.0, seed=0, device="cpu"
+            y,
+            A,
+            method=method.split()[0],
+            lam=float(lams[i]),
+            steps=40,
+            tol=0.0,
+            seed=0,
+            device="cpu",
         )
         np.testing.assert_allclose(rec.image, problem.to_numpy(one.x[0]), atol=1e-5)
         assert rec.params["lam_grid"] is None and rec.params["iterations"] == 40

@@ -496,3 +496,18 @@ def test_scale_quantile_is_torch_quantile():
     for n in (1, 2, 3, 999, 1000, 1001, 4096, 262_144):
         values = torch.rand(n, generator=gen, dtype=torch.float64) ** 3
         assert _quantile(values, 0.999) == float(torch.quantile(values, 0.999)), n
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (15, 17), (16, 13)])
+def test_single_coil_mri_normal_map_is_its_fourier_multiplier(shape):
+    """tv's exact data step relies on A^T W A x = irfft2(rfft2(x) m) for real images."""
+    A = ngp.make_operator("mri", shape=shape, acceleration=3, mask="random", seed=1)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, *shape, generator=gen, dtype=torch.float64)
+    w = (torch.rand(shape, generator=gen, dtype=torch.float64) > 0.3).double()
+    m = A.normal_multiplier(w)
+    torch.testing.assert_close(
+        torch.fft.irfft2(torch.fft.rfft2(x) * m, s=shape), A.adjoint(w * A(x)), atol=1e-12, rtol=0
+    )
+    assert ngp.make_operator("mri", shape=shape, coils=2).normal_multiplier(w) is None
+    assert ngp.make_operator("blur", shape=shape, sigma=1.0).normal_multiplier(w) is None

@@ -220,6 +220,22 @@ class MRI(Operator):
             return (images * self._buffer("maps", y).conj()).sum(-3)
         return images.real
 
+    def normal_multiplier(self, weight: torch.Tensor) -> torch.Tensor | None:
+        """Single-coil: ``A^T W A x = irfft2(rfft2(x) * m)`` with ``m`` the weighted mask,
+        uncentred (the centring shifts cancel around a convolution) and averaged with its
+        mirror ``k -> -k`` (the adjoint's real part: for real ``x`` each frequency's weight
+        pairs with its mirror's), cut to ``rfft2``'s half plane. None with coils (their maps
+        mix frequencies)."""
+        if self.coils:
+            return None
+        d = (weight * self._buffer("mask", weight)).expand(self.shape)
+        mirror = d.flip((-2, -1))  # k -> -k on the centred grid: a flip, then for an even
+        for axis, n in zip((-2, -1), self.shape):  # length a roll by one (-n/2 is its own)
+            if n % 2 == 0:
+                mirror = mirror.roll(1, dims=axis)
+        sym = torch.fft.ifftshift((d + mirror) / 2, dim=(-2, -1))
+        return sym[..., : self.shape[1] // 2 + 1].contiguous()
+
     def coil_images(self, y: torch.Tensor) -> torch.Tensor:
         """The zero-filled image of each coil, ``F^H M y_c`` (complex, the measurement's shape)."""
         return ifft2c(y * self._buffer("mask", y))

@@ -31,8 +31,10 @@ Each solves a convex problem in the normalised units of :class:`~.common.Problem
   ``inpaint``: ``A^T W A`` diagonal) take the data term into the primal step exactly instead:
   ``K = grad`` alone, ``L^2 = 4 ndim`` with no power iteration, primal step
   ``0.1 max|A^T W y| / lam``, and Chambolle and Pock's accelerated steps where every pixel is
-  observed (``solvers/tv.py``'s ``_chambolle_pock_pixelwise``; the same minimum, and the same
-  PSNR in a fifth to a quarter of the steps on real nuclei tiles).
+  observed (``solvers/tv.py``'s ``_chambolle_pock_exact``; the same minimum, and the same
+  PSNR in a fifth to a quarter of the steps on real nuclei tiles). Single-coil Cartesian MRI
+  (``A^T W A`` a Fourier multiplier, :meth:`Operator.normal_multiplier`) takes the same path,
+  its data step a division between two FFTs, primal step ``0.01 max|A^T W y| / lam``.
 
 ``W`` is the 0/1 mask of observed measurement entries (all ones when every entry carries
 data). Complex measurements (``mri``) are handled with the real inner product ``Re <a, b>``

@@ -37,6 +37,11 @@ ADAPT_START, ADAPT_DECAY, ADAPT_RATIO, ADAPT_SCALE = 0.2, 0.95, 1.5, 0.1
 #: 0.1 reached 39.0 dB in 20 inpainting steps where 0.01 reached 23.5 (and the linearised
 #: Chambolle-Pock 21.1); for denoising 0.03 to 0.1 were alike.
 PRIMAL_STEP = 0.1
+#: The same for operators whose ``A^T W A`` is a Fourier multiplier (single-coil MRI). On two
+#: held-out 256x256 brain slices at 4x and 8x, 0.01 gave `tv`'s PSNR (within 0.1 dB) in 0.4-0.6x
+#: the linearised core's time, and the objective within 1% in 100 steps; 0.03 and 0.1 converged
+#: more slowly (the unsampled frequencies are left to the dual's steps).
+FOURIER_PRIMAL_STEP = 0.01
 #: Pixel-wise operators test the relative change every this many steps (a sync on a GPU).
 CHECK_EVERY = 10
 
@@ -174,8 +179,8 @@ def _axpy(y: torch.Tensor, x: torch.Tensor, a: float | torch.Tensor, out: torch.
         torch.addcmul(y, x, a, out=out)
 
 
-def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
-    """Chambolle-Pock with the data term in the primal step, for pixel-wise operators.
+def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
+    """Chambolle-Pock with the data term solved exactly in the primal step, where it can be.
 
     When each measurement entry reads one pixel (:attr:`Operator.pixelwise`), the data term
     ``1/2 ||W (A x - y)||^2`` is ``1/2 sum d (x - b / d)^2`` up to a constant, with the diagonal
@@ -185,7 +190,9 @@ def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
     Algorithm 2) for a ``min(d)``-strongly convex term. The start is ``b`` (the measurement, with
     its holes at zero). On real nuclei tiles it reaches the linearised :func:`_chambolle_pock`'s
     PSNR in a fifth to a quarter of the steps (denoising: 10 against 50; inpainting: 25 against
-    100).
+    100). Where ``A^T W A`` is a Fourier multiplier ``m`` instead
+    (:meth:`Operator.normal_multiplier`: single-coil Cartesian MRI), the proximal map is the
+    same division in the Fourier domain, ``irfft2(rfft2(v + tau b) / (1 + tau m))``: two FFTs.
 
     A step is written for few passes over memory and few torch calls: every image and field lives
     in a buffer allocated once (a 512x512 image is allocated and page-faulted afresh otherwise),
@@ -206,10 +213,12 @@ def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
         grd = (batch, 1, *([1] * ndim))  # ...and over gradient fields
         lam = lams.view(grd)
         ones = torch.ones((1, *shape), device=y.device, dtype=problem.dtype)
-        d = A.adjoint(weight * A(ones)).reshape(1, *shape)
+        m = None if A.pixelwise else A.normal_multiplier(weight)
+        d = A.adjoint(weight * A(ones)).reshape(1, *shape) if m is None else m
         b = A.adjoint(weight * y).reshape(1, *shape)
         d_min, d_max = (float(v) for v in torch.aminmax(d))
-        fresh = PRIMAL_STEP * max(float(b.abs().max()), 1e-6) / lams.clamp_min(1e-8)
+        step = PRIMAL_STEP if m is None else FOURIER_PRIMAL_STEP
+        fresh = step * max(float(b.abs().max()), 1e-6) / lams.clamp_min(1e-8)
         if warm is None:
             x = b.expand(batch, *shape).clone()
             q = torch.zeros((batch, ndim, *shape), device=y.device, dtype=problem.dtype)
@@ -251,7 +260,11 @@ def _chambolle_pock_pixelwise(problem: Problem, tol: float) -> Core:
             t = per_member(taus, img)
             x, x_new = xs[cur], xs[1 - cur]
             _axpy(x, v, t, out=x_new)
-            x_new.div_(1 + t * d_min if d_min == d_max else d * t + 1)
+            if m is not None:  # the division in the Fourier domain
+                spectrum = torch.fft.rfft2(x_new)
+                torch.fft.irfft2(spectrum.div_(m * t + 1), s=shape, out=x_new)
+            else:
+                x_new.div_(1 + t * d_min if d_min == d_max else d * t + 1)
             # accelerated where d > 0: tau shrinks, sigma grows, tau sigma stays 1 / lip
             thetas = [1 / math.sqrt(1 + 2 * d_min * t) if d_min > 0 else 1.0 for t in taus]
             taus = [t * th for t, th in zip(taus, thetas)]
@@ -314,8 +327,9 @@ def solve_tv(
     )
     A, y = problem.A, problem.y
     ndim = len(problem.shape)
-    if A.pixelwise and not problem.dtype.is_complex:
-        core = _chambolle_pock_pixelwise(problem, tol)
+    exact = A.pixelwise or A.normal_multiplier(torch.ones(A.measurement_shape)) is not None
+    if exact and not problem.dtype.is_complex:
+        core = _chambolle_pock_exact(problem, tol)
     else:  # K^T K = A^T W A + grad^T grad
         norm_sq = normal_bound(problem, lambda v: -divergence(gradient(v, ndim), ndim))
         core = _chambolle_pock(problem, math.sqrt(norm_sq), tol)
