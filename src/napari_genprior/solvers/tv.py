@@ -198,7 +198,9 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
     in a buffer allocated once (a 512x512 image is allocated and page-faulted afresh otherwise),
     the dual update and its projection run in place, ``grad(x_bar)`` is one ``lerp`` of two
     gradients, and the step sizes, scalars per weight, are computed on the host (floats for one
-    weight: a tensor op for each costs more than an image op on a 64x64 tile).
+    weight: a tensor op for each costs more than an image op on a 64x64 tile). So an iterate
+    handed out is overwritten two steps later: the driver reads each at once and keeps only a
+    finished run's last.
     """
     A, y = problem.A, problem.y
     ndim = len(problem.shape)
