@@ -10,7 +10,6 @@ from collections.abc import Generator
 import torch
 
 from ._classical_ops import (
-    abs_squared,
     batch_norm,
     divergence,
     gradient,
@@ -160,15 +159,15 @@ def _divergence_views(
     ]
 
 
-def _norm_into(field: torch.Tensor, parts: list[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-    """:func:`pixel_norm` of a gradient field into ``out`` (``(B, 1, *shape)``): one ``hypot``
-    of the two component views ``parts`` in 2D (``linalg.vector_norm`` over the component axis
-    was 70-100x slower)."""
-    if len(parts) == 2:
-        torch.hypot(parts[0], parts[1], out=out[:, 0])
-    else:
-        torch.sum(abs_squared(field), dim=1, keepdim=True, out=out).sqrt_()
-    return out
+def _norm_into(parts: list[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+    """:func:`pixel_norm` of a real gradient field given as its component views ``parts``,
+    written into ``out`` (a view of shape ``(B, *shape)``): a product, a fused multiply-add per
+    further component and a square root, in place (``torch.hypot`` took 1.7x as long on a
+    512x512 field, ``linalg.vector_norm`` over the component axis 70-100x)."""
+    torch.mul(parts[0], parts[0], out=out)
+    for part in parts[1:]:
+        out.addcmul_(part, part)
+    return out.sqrt_()
 
 
 def _axpy(y: torch.Tensor, x: torch.Tensor, a: float | torch.Tensor, out: torch.Tensor) -> None:
@@ -244,6 +243,7 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
         gs = (torch.zeros_like(q), torch.zeros_like(q))
         grads = [_gradient_views(xi, gi, ndim) for xi, gi in zip(xs, gs)]
         v, norm = torch.empty_like(x), torch.empty_like(q[:, :1])
+        norm_view = norm[:, 0]
         divs = _divergence_views(q, v, ndim)
         parts = {id(f): [f[:, i] for i in range(ndim)] for f in (q, *gs)}
         for ahead, at, out in grads[0]:
@@ -252,7 +252,7 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
         cur = 0  # x = xs[cur], g = gs[cur]
         for k in range(1, steps + 1):
             _axpy(q, g_bar, per_member([1 / (lip * t) for t in taus], grd), out=q)
-            _norm_into(q, parts[id(q)], norm)  # q onto |q| <= lam
+            _norm_into(parts[id(q)], norm_view)  # q onto |q| <= lam
             torch.div(lam, torch.maximum(norm, lam, out=norm).clamp_min_(1e-30), out=norm)
             q.mul_(norm)
             v.copy_(b.expand_as(v))  # v = div q + b
@@ -278,7 +278,7 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
             converged = check and bool(relative_change(x_new, x).max() < tol)
             cur = 1 - cur
             Ax = A(x_new)
-            tv = _norm_into(g_new, parts[id(g_new)], norm).sum(dim=tuple(range(1, ndim + 2)))
+            tv = _norm_into(parts[id(g_new)], norm_view).sum(dim=tuple(range(1, ndim + 1)))
             objective = 0.5 * _weighted_misfit(Ax, y, weight) + lams * tv
             done = k == steps or converged
             state = {"x": x_new, "q": q, "tau": torch.tensor(taus, device=y.device), "lam": lams}
