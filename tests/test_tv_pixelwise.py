@@ -153,3 +153,15 @@ def test_a_zero_weight_is_least_squares_not_nan(kind):
     assert np.all(np.isfinite(rec.image))
     fit = np.abs(A.measure(rec.image) - y).max()  # measure() without noise: A applied
     assert fit < 0.05, fit
+
+
+@pytest.mark.parametrize("kind", ["denoise", "inpaint"])
+def test_the_pixelwise_weight_search_is_short_and_chooses_as_a_full_one(kind, tile):
+    A = ngp.make_operator(kind, shape=tile.shape, **({"seed": 0} if kind == "inpaint" else {}))
+    y = A.measure(tile, noise_std=0.1 if kind == "denoise" else 0.05, seed=0)
+    short = ngp.reconstruct(y, A, "tv", seed=0, device="cpu")
+    full = ngp.reconstruct(y, A, "tv", seed=0, device="cpu", search_steps=300)
+    assert short.params["search_iterations"] <= tv.PIXELWISE_SEARCH_STEPS
+    assert full.params["search_iterations"] > tv.PIXELWISE_SEARCH_STEPS  # the search was cut
+    assert short.params["lam"] == full.params["lam"]
+    assert abs(psnr(tile, short.image) - psnr(tile, full.image)) < 0.05

@@ -48,7 +48,9 @@ geometric grid of ``n_lams`` (8) weights from ``lam_ratio * lam_max`` (1e-4) to 
 all at once as one batch (or, where a batch would be too large: multi-coil k-space, large
 stacks, one weight at a time: for ``tv`` from the largest down, each warm-started from the
 solution of the one before and run for at most 50 iterations, the final solve then running
-up to ``2 steps - search_steps``: the chosen weight's total with a batched search).
+up to ``2 steps - search_steps``: the chosen weight's total with a batched search; ``tv``
+on pixel-wise operators also searches with at most 50 iterations a weight, which chose the
+same weights as 300 on real nuclei tiles).
 ``lam_max = max |T A^T W y|`` over the penalised coefficients for the lassos (for the DCT
 lasso, the smallest weight whose solution is 0) and ``max |A^T W y|`` for TV (the same scale
 measured on the pixels). The weight whose solution has the smallest
@@ -209,7 +211,8 @@ def solve_lasso_dct(
         Most FISTA iterations of the final solve.
     search_steps : int, optional
         Most iterations of the search over ``lam``, per weight (when None: ``steps``; for
-        ``tv`` trying weights one at a time along a warm-started path, at most 50).
+        ``tv`` trying weights one at a time along a warm-started path, or on a pixel-wise
+        operator (``denoise``, ``inpaint``), at most 50).
     preview_every : int
         A preview image every this many steps.
     tol : float

@@ -43,6 +43,11 @@ PRIMAL_STEP = 0.1
 FOURIER_PRIMAL_STEP = 0.01
 #: Pixel-wise operators test the relative change every this many steps (a sync on a GPU).
 CHECK_EVERY = 10
+#: Pixel-wise operators search the weight with at most this many steps each (``search_steps``
+#: unset): on a 512x512 denoise and 4 real nuclei tiles x (denoise, inpaint) it chose the same
+#: weight as the full 300 steps, 2-12x sooner (25 steps chose others on 2 of the 9). Not for
+#: MRI: there 50 steps chose the smallest weight at 4x (0.4-1.1 dB worse).
+PIXELWISE_SEARCH_STEPS = 50
 
 
 def _onto_ball(q: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -332,6 +337,8 @@ def solve_tv(
     exact = A.pixelwise or A.normal_multiplier(torch.ones(A.measurement_shape)) is not None
     if exact and not problem.dtype.is_complex:
         core = _chambolle_pock_exact(problem, tol)
+        if A.pixelwise and search_steps is None:
+            search_steps = min(steps, PIXELWISE_SEARCH_STEPS)
     else:  # K^T K = A^T W A + grad^T grad
         norm_sq = normal_bound(problem, lambda v: -divergence(gradient(v, ndim), ndim))
         core = _chambolle_pock(problem, math.sqrt(norm_sq), tol)
