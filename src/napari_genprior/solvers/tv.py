@@ -48,11 +48,6 @@ CHECK_EVERY = 10
 #: weight as the full 300 steps, 2-12x sooner (25 steps chose others on 2 of the 9). Not for
 #: MRI: there 50 steps chose the smallest weight at 4x (0.4-1.1 dB worse).
 PIXELWISE_SEARCH_STEPS = 50
-#: ...and try this many weights (``n_lams`` unset; 8 elsewhere): a factor 1.9 apart instead of
-#: 3.7. On 4 real nuclei tiles x (denoise at noise 0.1, inpaint 50% at 0.05) the held-out rule
-#: then scored a median 33.8 and 35.3 dB instead of 31.9 and 32.8 (29 weights: 33.8, 35.3), in
-#: about the same time (the search is short).
-PIXELWISE_N_LAMS = 15
 
 
 def _onto_ball(q: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -307,7 +302,7 @@ def solve_tv(
     preview_every: int = 10,
     tol: float = 1e-5,
     lam: float | None = None,
-    n_lams: int | None = None,
+    n_lams: int = 8,
     lam_ratio: float = 1e-4,
     holdout: float = 0.1,
 ) -> SolverGen:
@@ -318,9 +313,7 @@ def solve_tv(
     problem : Problem
         The measurement; its operator must be linear.
     steps, search_steps, preview_every, tol, lam, n_lams, lam_ratio, holdout
-        As for :func:`solve_lasso_dct` (``steps`` count primal-dual iterations); on pixel-wise
-        operators (``denoise``, ``inpaint``) ``n_lams`` defaults to 15 and ``search_steps`` to
-        at most 50 (see ``PIXELWISE_N_LAMS`` and ``PIXELWISE_SEARCH_STEPS``).
+        As for :func:`solve_lasso_dct` (``steps`` count primal-dual iterations).
 
     Yields
     ------
@@ -336,12 +329,10 @@ def solve_tv(
 
     See the module docstring for the problem solved and the rule choosing ``lam``.
     """
-    A, y = problem.A, problem.y
-    if n_lams is None:
-        n_lams = PIXELWISE_N_LAMS if A.pixelwise else 8
     steps, search_steps, lam = _check_options(
         steps, search_steps, preview_every, tol, lam, n_lams, lam_ratio, holdout
     )
+    A, y = problem.A, problem.y
     ndim = len(problem.shape)
     exact = A.pixelwise or A.normal_multiplier(torch.ones(A.measurement_shape)) is not None
     if exact and not problem.dtype.is_complex:
