@@ -323,13 +323,13 @@ def test_previews_reach_the_viewer_at_most_about_once_a_second(
     viewer, qtbot, nuclei64, monkeypatch
 ):
     # tv denoises this tile in well under a second and stops on convergence; never testing
-    # convergence keeps it at its 3000 steps, seconds of updates
+    # convergence keeps it at its 30000 steps (0.1 ms each), seconds of updates
     monkeypatch.setattr("napari_genprior.solvers.tv.CHECK_EVERY", 10**9)
     layer = viewer.add_image(nuclei64, name="cells")
     widget = _reconstruct_widget(viewer)
     widget.layer.value = layer
     widget.method.value = "tv"
-    widget.steps.value = 3000  # every 10th step makes a preview in the solver: hundreds of them
+    widget.steps.value = 30000  # every 10th step makes a preview in the solver: thousands
     updates, previews = [], []
     import time
 
