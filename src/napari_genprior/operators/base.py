@@ -136,12 +136,6 @@ class Operator:
     #: exactly in each step instead of linearising it.
     pixelwise: ClassVar[bool] = False
 
-    def normal_multiplier(self, weight: torch.Tensor) -> torch.Tensor | None:
-        """``A^T diag(weight) A`` as a multiplier ``m`` of ``rfft2`` over the last two axes,
-        ``irfft2(rfft2(x) * m)``, where it is one (single-coil ``mri``); else None. ``tv`` then
-        solves its data term exactly in each step, with two FFTs."""
-        return None
-
     def __init__(self, shape: Any, ndims: tuple[int, ...] = (2, 3)):
         self.shape = as_image_shape(shape, ndims)
         self.device = torch.device("cpu")
@@ -184,6 +178,12 @@ class Operator:
         None means all of them. Entries outside it (missing pixels when inpainting, unsampled
         k-space) are zero in every measurement; solvers neither fit them nor hold them out.
         """
+        return None
+
+    def normal_multiplier(self, weight: torch.Tensor) -> torch.Tensor | None:
+        """``A^T diag(weight) A`` as a multiplier ``m`` of ``rfft2`` over the last two axes,
+        ``irfft2(rfft2(x) * m)``, where it is one (single-coil ``mri``); else None. ``tv`` then
+        solves its data term exactly in each step, with two FFTs."""
         return None
 
     # -- shared behaviour --------------------------------------------------------------------

@@ -201,8 +201,9 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
     A step is written for few passes over memory and few torch calls: every image and field lives
     in a buffer allocated once (a 512x512 image is allocated and page-faulted afresh otherwise),
     the dual update and its projection run in place, ``grad(x_bar)`` is one ``lerp`` of two
-    gradients, and the step sizes, scalars per weight, are computed on the host (floats for one
-    weight: a tensor op for each costs more than an image op on a 64x64 tile). So an iterate
+    gradients, and the step sizes, scalars per weight, are computed on the host for all steps at
+    once (floats for one weight: a tensor op for each costs more than an image op on a 64x64
+    tile; one device table for several: no host-device copy, on a GPU a sync, in a step). So an iterate
     handed out is overwritten two steps later: the driver reads each at once and keeps only a
     finished run's last.
     """
@@ -218,9 +219,12 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
         img = (batch, *([1] * ndim))  # broadcast a per-member value over images...
         grd = (batch, 1, *([1] * ndim))  # ...and over gradient fields
         lam = lams.view(grd)
-        ones = torch.ones((1, *shape), device=y.device, dtype=problem.dtype)
         m = None if A.pixelwise else A.normal_multiplier(weight)
-        d = A.adjoint(weight * A(ones)).reshape(1, *shape) if m is None else m
+        if m is None:
+            ones = torch.ones((1, *shape), device=y.device, dtype=problem.dtype)
+            d = A.adjoint(weight * A(ones)).reshape(1, *shape)
+        else:
+            d = m
         b = A.adjoint(weight * y).reshape(1, *shape)
         d_min, d_max = (float(v) for v in torch.aminmax(d))
         step = PRIMAL_STEP if m is None else FOURIER_PRIMAL_STEP
@@ -235,12 +239,24 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
             q = _onto_ball(q, lam)
             same = bool((warm["lam"] == lams).all())  # the same weight: its steps carry on
             tau = warm["tau"].expand(batch).clone() if same else fresh
-        taus = [float(v) for v in tau.cpu()]
+        # the step sizes follow a fixed recursion (accelerated where d > 0: tau shrinks, sigma
+        # grows, tau sigma stays 1 / lip), so they are computed on the host for every step at
+        # once: (sigma, tau, theta) per step and weight. A step then copies nothing between host
+        # and device (on a GPU, a sync): floats for one weight, rows of one device table for more
+        taus = [[float(v) for v in tau.cpu()]]
+        rows = []
+        for _ in range(steps):
+            thetas = [1 / math.sqrt(1 + 2 * d_min * t) if d_min > 0 else 1.0 for t in taus[-1]]
+            rows.append([[1 / (lip * t) for t in taus[-1]], taus[-1], thetas])
+            taus.append([t * th for t, th in zip(taus[-1], thetas)])
+        table = None if batch == 1 else torch.tensor(rows, device=y.device, dtype=problem.dtype)
 
-        def per_member(values: list[float], view: tuple[int, ...]) -> float | torch.Tensor:
-            if batch == 1:
-                return values[0]
-            return torch.tensor(values, device=y.device, dtype=problem.dtype).view(view)
+        def step_sizes(k: int) -> tuple[float | torch.Tensor, ...]:
+            """``(sigma, tau, theta)`` of step ``k`` (from 1), broadcast for several weights."""
+            if table is None:
+                return tuple(r[0] for r in rows[k - 1])
+            row = table[k - 1]
+            return row[0].view(grd), row[1].view(img), row[2].view(grd)
 
         # buffers, allocated once, and their views, taken once: two images and their gradients
         # in turn (the gradients' far edges stay zero), the dual q, the divergence v, a norm
@@ -256,7 +272,8 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
         g_bar = gs[0].clone()
         cur = 0  # x = xs[cur], g = gs[cur]
         for k in range(1, steps + 1):
-            _axpy(q, g_bar, per_member([1 / (lip * t) for t in taus], grd), out=q)
+            sigma, t, theta = step_sizes(k)
+            _axpy(q, g_bar, sigma, out=q)
             _norm_into(parts[id(q)], norm_view)  # q onto |q| <= lam
             torch.div(lam, torch.maximum(norm, lam, out=norm).clamp_min_(1e-30), out=norm)
             q.mul_(norm)
@@ -264,7 +281,6 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
             for qi, lo, hi in divs:
                 lo.add_(qi)
                 hi.sub_(qi)
-            t = per_member(taus, img)
             x, x_new = xs[cur], xs[1 - cur]
             _axpy(x, v, t, out=x_new)
             if m is not None:  # the division in the Fourier domain
@@ -272,13 +288,10 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
                 torch.fft.irfft2(spectrum.div_(m * t + 1), s=shape, out=x_new)
             else:
                 x_new.div_(1 + t * d_min if d_min == d_max else d * t + 1)
-            # accelerated where d > 0: tau shrinks, sigma grows, tau sigma stays 1 / lip
-            thetas = [1 / math.sqrt(1 + 2 * d_min * t) if d_min > 0 else 1.0 for t in taus]
-            taus = [t * th for t, th in zip(taus, thetas)]
             for ahead, at, out in grads[1 - cur]:
                 torch.sub(ahead, at, out=out)
             g, g_new = gs[cur], gs[1 - cur]
-            torch.lerp(g_new, g, -per_member(thetas, grd), out=g_bar)  # grad(x_bar)
+            torch.lerp(g_new, g, -theta, out=g_bar)  # grad(x_bar)
             check = k >= CHECK_EVERY and k % CHECK_EVERY == 0
             converged = check and bool(relative_change(x_new, x).max() < tol)
             cur = 1 - cur
@@ -286,7 +299,7 @@ def _chambolle_pock_exact(problem: Problem, tol: float) -> Core:
             tv = _norm_into(parts[id(g_new)], norm_view).sum(dim=tuple(range(1, ndim + 1)))
             objective = 0.5 * _weighted_misfit(Ax, y, weight) + lams * tv
             done = k == steps or converged
-            state = {"x": x_new, "q": q, "tau": torch.tensor(taus, device=y.device), "lam": lams}
+            state = {"x": x_new, "q": q, "tau": torch.tensor(taus[k]), "lam": lams}  # tau: host
             yield _Iterate(x_new, Ax, objective, k, done, state)
             if done:
                 return
@@ -334,7 +347,9 @@ def solve_tv(
     )
     A, y = problem.A, problem.y
     ndim = len(problem.shape)
-    exact = A.pixelwise or A.normal_multiplier(torch.ones(A.measurement_shape)) is not None
+    exact = A.pixelwise or (
+        A.normal_multiplier(torch.ones(A.measurement_shape, device=y.device)) is not None
+    )
     if exact and not problem.dtype.is_complex:
         core = _chambolle_pock_exact(problem, tol)
         if A.pixelwise and search_steps is None:
