@@ -323,13 +323,14 @@ def test_previews_reach_the_viewer_at_most_about_once_a_second(
     viewer, qtbot, nuclei64, monkeypatch
 ):
     # tv denoises this tile in well under a second and stops on convergence; never testing
-    # convergence keeps it at its 30000 steps (0.1 ms each), seconds of updates
+    # convergence keeps it at its 6000 steps (its SURE search: 8 weights and their probes in
+    # one batch, about 0.5 ms a step), seconds of updates
     monkeypatch.setattr("napari_genprior.solvers.tv.CHECK_EVERY", 10**9)
     layer = viewer.add_image(nuclei64, name="cells")
     widget = _reconstruct_widget(viewer)
     widget.layer.value = layer
     widget.method.value = "tv"
-    widget.steps.value = 30000  # every 10th step makes a preview in the solver: thousands
+    widget.steps.value = 6000  # every 10th step makes a preview in the solver: thousands
     updates, previews = [], []
     import time
 

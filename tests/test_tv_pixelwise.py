@@ -159,8 +159,8 @@ def test_a_zero_weight_is_least_squares_not_nan(kind):
 def test_the_pixelwise_weight_search_is_short_and_chooses_as_a_full_one(kind, tile):
     A = ngp.make_operator(kind, shape=tile.shape, **({"seed": 0} if kind == "inpaint" else {}))
     y = A.measure(tile, noise_std=0.1 if kind == "denoise" else 0.05, seed=0)
-    short = ngp.reconstruct(y, A, "tv", seed=0, device="cpu")
-    full = ngp.reconstruct(y, A, "tv", seed=0, device="cpu", search_steps=300)
+    short = ngp.reconstruct(y, A, "tv", seed=0, device="cpu", rule="holdout")
+    full = ngp.reconstruct(y, A, "tv", seed=0, device="cpu", search_steps=300, rule="holdout")
     assert short.params["search_iterations"] <= tv.PIXELWISE_SEARCH_STEPS
     assert full.params["search_iterations"] > tv.PIXELWISE_SEARCH_STEPS  # the search was cut
     assert short.params["lam"] == full.params["lam"]

@@ -1,0 +1,177 @@
+"""Choosing ``tv``'s weight *and* when to stop it, for denoising, by Stein's unbiased risk
+estimate (SURE), with no ground truth and no held-out pixels.
+
+For ``y = x + n``, ``n`` independent with variances ``v_i``, and an estimate ``f(y)``,
+
+    SURE(f) = ||f(y) - y||^2 - sum v + 2 sum_i v_i df_i/dy_i
+
+is an unbiased estimate of ``||f(y) - x||^2`` (Stein 1981; for a Gaussian ``n``, and a close
+one for Poisson counts). The divergence is estimated by Monte-Carlo (Ramani, Blu and Unser,
+"Monte-Carlo SURE", IEEE TIP 2008): ``sum v_i df_i/dy_i ~ <v b, f(y + eps b) - f(y)> / eps``
+for one Gaussian probe ``b`` (seeded by the run's seed). So the solver runs each weight twice,
+on ``y`` and on ``y + eps b``, in one batch, and SURE is known for every weight at every
+iterate: the search keeps the (weight, iterate) of least estimated risk. An early iterate of a
+larger weight is a different, often better, denoiser than the minimum of any weight (on a real
+512x512 microscope image: 39.3 dB against at most 37.9 for the TV minimum).
+
+The noise is not given: its variance is modelled as ``alpha * mean + beta`` (Poisson-Gaussian:
+photon counts plus camera read noise) and fitted to the finest Haar diagonal detail
+coefficients (noise alone, nearly: they cancel anything smooth), grouped by the local mean in
+bins of equal count, from each bin's second moment below its 90th percentile (robust to edges,
+and to the counts' discreteness, which a median is not).
+
+Why not the held-out rule of :mod:`._weight_search`: a held-out pixel of a denoising problem is
+predicted from its neighbours (an inpainting), which favours smoother solutions than the best
+denoiser; on four real nuclei tiles it chose weights 1-3.6 dB under SURE's choice.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .common import Problem, SolverGen, Update
+
+#: Bins of the local mean over which the noise variance is fitted.
+NOISE_BINS = 8
+#: The second moment of a unit Gaussian below its 90th percentile of ``|n|`` (1.645):
+#: ``1 - 2 q phi(q) / (2 Phi(q) - 1)``.
+TRUNCATED_MOMENT = 0.6236
+#: The probe's size, relative to the noise std (and at least 1e-4 of the image's scale).
+PROBE = 0.1
+#: The search stops once the least risk of all weights has not fallen by this fraction of the
+#: noise variance in ``patience`` steps (weights far from the best that still creep towards
+#: their minimum are not waited for).
+MIN_GAIN = 1e-4
+
+
+def _haar_detail(y: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per 2x2 block of the last two axes (pairs along a 1D signal): the finest Haar diagonal
+    (finest detail) coefficient and the block's mean, both flattened."""
+    if ndim == 1:
+        n = (y.shape[-1] // 2) * 2
+        a, b = y[..., 0:n:2], y[..., 1:n:2]
+        return ((a - b) / math.sqrt(2)).flatten(), ((a + b) / 2).flatten()
+    h, w = (y.shape[-2] // 2) * 2, (y.shape[-1] // 2) * 2
+    y = y[..., :h, :w]
+    a, b = y[..., 0::2, 0::2], y[..., 0::2, 1::2]
+    c, e = y[..., 1::2, 0::2], y[..., 1::2, 1::2]
+    return ((a - b - c + e) / 2).flatten(), ((a + b + c + e) / 4).flatten()
+
+
+def noise_model(y: torch.Tensor, ndim: int) -> tuple[float, float]:
+    """``(alpha, beta)`` of the noise variance ``alpha * mean + beta`` of the image ``y``
+    (shape ``(*image_shape)``, real), both at least 0; see the module docstring."""
+    detail, mean = _haar_detail(y.detach().float(), ndim)
+    if detail.numel() < 2:
+        raise ValueError(f"an image of shape {tuple(y.shape)} is too small to estimate its noise.")
+    bins = max(1, min(NOISE_BINS, detail.numel() // 16))
+    means, variances = [], []
+    for part in torch.tensor_split(torch.argsort(mean), bins):
+        mag = detail[part].abs()
+        kept = mag[mag <= torch.quantile(mag, 0.9)]
+        means.append(float(mean[part].mean()))
+        variances.append(float(kept.square().mean()) / TRUNCATED_MOMENT)
+    M = torch.tensor(means, dtype=torch.float64)
+    V = torch.tensor(variances, dtype=torch.float64)
+    spread = float((M - M.mean()).square().sum())
+    alpha = float(((M - M.mean()) * (V - V.mean())).sum()) / spread if spread > 0 else 0.0
+    beta = float(V.mean()) - alpha * float(M.mean())
+    if alpha <= 0:  # no growth with the signal: one variance everywhere
+        alpha, beta = 0.0, float(V.mean())
+    elif beta < 0:  # a line through the origin (pure counts)
+        alpha, beta = float((M * V).sum() / (M * M).sum().clamp_min(1e-30)), 0.0
+    return alpha, beta
+
+
+def _variance_map(y: torch.Tensor, ndim: int, alpha: float, beta: float) -> torch.Tensor:
+    """The noise variance per pixel: the model at the 3-wide (3x3) local mean of ``y``."""
+    if alpha == 0:
+        return torch.full_like(y, beta)
+    flat = y.reshape(-1, 1, *y.shape[-ndim:]) if ndim <= 2 else y.reshape(-1, 1, *y.shape[-2:])
+    pool = torch.nn.functional.avg_pool1d if ndim == 1 else torch.nn.functional.avg_pool2d
+    local = pool(flat, 3, 1, 1, count_include_pad=False).reshape(y.shape)
+    return alpha * local.clamp_min(0) + beta
+
+
+def sure_search(
+    problem: Problem,
+    core: Any,
+    lams: torch.Tensor,
+    *,
+    steps: int,
+    preview_every: int,
+    chunk: int,
+    patience: int,
+) -> SolverGen:
+    """Run ``core`` (:func:`.tv._chambolle_pock_exact`'s, which takes a measurement per batch
+    member) for the weights ``lams``, ``chunk`` at a time, each on ``y`` and ``y + eps b``, and
+    return the iterate of least SURE with ``extra`` for ``params``."""
+    y, ndim = problem.y, len(problem.shape)
+    alpha, beta = noise_model(y, ndim)
+    v = _variance_map(y, ndim, alpha, beta)
+    v_mean = float(v.mean())
+    eps = max(PROBE * math.sqrt(v_mean), 1e-4 * float(y.abs().max()), 1e-12)
+    gen = torch.Generator(device="cpu").manual_seed(problem.seed)
+    probe = torch.randn(y.shape, generator=gen).to(y.device, y.dtype)
+    weighted = (v * probe / eps).unsqueeze(0)
+    weight = torch.ones_like(y)
+    n_pix, n = y.numel(), lams.numel()
+    risks = torch.full((n,), float("inf"), dtype=torch.float64, device=y.device)
+    at = torch.zeros(n, dtype=torch.long, device=y.device)
+    best: tuple[float, torch.Tensor] | None = None  # (risk, iterate) of the best chunk so far
+    step, cancelled = 0, False
+    total = -(-n // chunk) * steps
+    for first in range(0, n, chunk):
+        part = lams[first : first + chunk]
+        size = part.numel()
+        ys = torch.cat([y.expand(size, *y.shape), (y + eps * probe).expand(size, *y.shape)])
+        risk, when = risks[first : first + size], at[first : first + size]  # views
+        xs = torch.zeros((size, *y.shape), device=y.device, dtype=y.dtype)
+        checked = math.inf
+        for it in core(weight, torch.cat([part, part]), steps, None, ys=ys):
+            x, x_probe = it.x[:size], it.x[size:]  # the core's buffers: read them now
+            fit = (x - y).square().flatten(1).sum(1)
+            div = ((x_probe - x) * weighted).flatten(1).sum(1)
+            sure = ((fit + 2 * div) / n_pix - v_mean).double()
+            better = sure < risk - MIN_GAIN * v_mean
+            risk.copy_(torch.where(better, sure, risk))
+            when.copy_(torch.where(better, it.iteration, when))
+            xs = torch.where(better.view(-1, *([1] * ndim)), x, xs)
+            step += 1
+            show = step % preview_every == 0 or it.done
+            lead = int(torch.argmin(risk))
+            keep_going = yield Update(
+                step, total, float(risk[lead]), problem.to_numpy(xs[lead]) if show else None
+            )
+            if keep_going is False:
+                cancelled = True
+                break
+            if it.iteration % patience == 0:  # the least risk so far, all weights
+                least = float(risks.min())
+                if least > checked - MIN_GAIN * v_mean:
+                    break  # has not gained for `patience` steps
+                checked = least
+        lead = int(torch.argmin(risk))
+        if best is None or float(risk[lead]) < best[0]:
+            best = (float(risk[lead]), xs[lead])
+        if cancelled:
+            break
+    chosen = int(torch.argmin(risks))
+    scale = problem.scale
+    extra: dict[str, Any] = {
+        "rule": "sure",
+        "lam": float(lams[chosen]),
+        "lam_grid": [float(t) for t in lams.cpu()],
+        "sure": [None if not math.isfinite(r) else r * scale**2 for r in risks.cpu().tolist()],
+        "sure_iterations": [int(t) for t in at.cpu()],
+        "iterations": int(at[chosen]),
+        "noise_std": math.sqrt(v_mean) * scale,
+        "noise_model": {"gain": alpha * scale, "floor_std": math.sqrt(beta) * scale},
+    }
+    if cancelled:
+        extra["cancelled_at"] = step
+    assert best is not None
+    return best[1], extra
