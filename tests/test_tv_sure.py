@@ -96,3 +96,21 @@ def test_rule_sure_refuses_other_operators_and_unknown_rules_are_refused(tiles):
     with pytest.raises(ValueError, match="rule must be"):
         ngp.reconstruct(y, A, "tv", device="cpu", rule="oracle")
     assert ngp.reconstruct(y, A, "tv", device="cpu").params.get("rule") != "sure"
+
+
+def test_going_on_with_the_best_three_weights_chooses_as_all_eight(tiles, monkeypatch):
+    A, y = _noisy(tiles[0], "poisson", 0)  # chosen after the pruning (measured: step 19)
+    pruned = ngp.reconstruct(y, A, "tv", device="cpu", seed=0)
+    assert pruned.params["iterations"] > 10  # past the first check, where the pruning happens
+    monkeypatch.setattr(_sure, "KEEP", 100)
+    full = ngp.reconstruct(y, A, "tv", device="cpu", seed=0)
+    assert pruned.params["lam"] == full.params["lam"]
+    assert abs(psnr(tiles[0], pruned.image) - psnr(tiles[0], full.image)) < 0.1
+
+
+def test_one_weight_at_a_time_goes_from_the_largest_and_stops_the_rest_early(tiles, monkeypatch):
+    monkeypatch.setattr(tv, "SEARCH_BATCH_VOXELS", 1)
+    A, y = _noisy(tiles[1], "gaussian", 1)
+    rec = ngp.reconstruct(y, A, "tv", device="cpu", seed=0)
+    # 8 weights; none creeps on towards its minimum (measured: 20 steps each at most)
+    assert len(rec.history) <= 8 * 40 and max(rec.params["sure_iterations"]) <= 40

@@ -247,7 +247,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
         f"`csgm`: `{PRIOR}`, {sizes.restarts} restarts x {sizes.steps} Adam steps, encoder "
         f"warm start; `sparse-gen`: `{PRIOR}`, 1 start x {sizes.steps} steps; `dip`: at "
         f"most {sizes.dip_steps} steps with held-out early stopping; `tv`: weight chosen on "
-        "held-out pixels. scikit-image baselines choose their settings by Poisson data "
+        "held-out pixels (denoising: weight and stopping step by SURE). scikit-image baselines choose their settings by Poisson data "
         "thinning (no ground truth; see the module docstring). Medians over images; "
         "seconds: median wall clock per reconstruction (all images)."
     )

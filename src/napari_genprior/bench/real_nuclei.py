@@ -125,7 +125,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
         f"{sigma:.3f}). `ia` at most {sizes.ia_steps} steps and `csgm` {sizes.csgm_steps} "
         f"steps, {sizes.restarts} restart(s), encoder warm start; `dip` at most "
         f"{sizes.dip_steps} steps; `tv` and `dip` stop or choose weights on held-out "
-        "measurements; Richardson-Lucy's iteration count by Poisson thinning. Medians over "
+        "measurements (`tv` denoising: weight and stop by SURE); Richardson-Lucy's iteration count by Poisson thinning. Medians over "
         "tiles.",
         "",
     ]

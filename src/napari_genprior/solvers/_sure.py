@@ -12,7 +12,12 @@ for one Gaussian probe ``b`` (seeded by the run's seed). So the solver runs each
 on ``y`` and on ``y + eps b``, in one batch, and SURE is known for every weight at every
 iterate: the search keeps the (weight, iterate) of least estimated risk. An early iterate of a
 larger weight is a different, often better, denoiser than the minimum of any weight (on a real
-512x512 microscope image: 39.3 dB against at most 37.9 for the TV minimum).
+512x512 microscope image: 39.3 dB against at most 37.9 for the TV minimum). After the first
+``patience`` steps only the :data:`KEEP` weights of least risk go on, each from where it is
+(512x512: 0.93 s instead of 1.57, 39.31 against 39.34 dB); the search ends once the least risk
+has not fallen for ``patience`` steps. Weights too many for one batch run one chunk at a time,
+the largest first (they settle soonest, and a smaller one that does no better then stops after
+``patience`` steps instead of creeping towards its minimum).
 
 The noise is not given: its variance is modelled as ``alpha * mean + beta`` (Poisson-Gaussian:
 photon counts plus camera read noise) and fitted to the finest Haar diagonal detail
@@ -41,6 +46,8 @@ NOISE_BINS = 8
 TRUNCATED_MOMENT = 0.6236
 #: The probe's size, relative to the noise std (and at least 1e-4 of the image's scale).
 PROBE = 0.1
+#: After the first ``patience`` steps only this many weights (those of least risk then) go on.
+KEEP = 3
 #: The search stops once the least risk of all weights has not fallen by this fraction of the
 #: noise variance in ``patience`` steps (weights far from the best that still creep towards
 #: their minimum are not waited for).
@@ -124,41 +131,50 @@ def sure_search(
     best: tuple[float, torch.Tensor] | None = None  # (risk, iterate) of the best chunk so far
     step, cancelled = 0, False
     total = -(-n // chunk) * steps
-    for first in range(0, n, chunk):
-        part = lams[first : first + chunk]
-        size = part.numel()
-        ys = torch.cat([y.expand(size, *y.shape), (y + eps * probe).expand(size, *y.shape)])
-        risk, when = risks[first : first + size], at[first : first + size]  # views
-        xs = torch.zeros((size, *y.shape), device=y.device, dtype=y.dtype)
-        checked = math.inf
-        for it in core(weight, torch.cat([part, part]), steps, None, ys=ys):
-            x, x_probe = it.x[:size], it.x[size:]  # the core's buffers: read them now
-            fit = (x - y).square().flatten(1).sum(1)
-            div = ((x_probe - x) * weighted).flatten(1).sum(1)
-            sure = ((fit + 2 * div) / n_pix - v_mean).double()
-            better = sure < risk - MIN_GAIN * v_mean
-            risk.copy_(torch.where(better, sure, risk))
-            when.copy_(torch.where(better, it.iteration, when))
-            xs = torch.where(better.view(-1, *([1] * ndim)), x, xs)
-            step += 1
-            show = step % preview_every == 0 or it.done
-            lead = int(torch.argmin(risk))
-            keep_going = yield Update(
-                step, total, float(risk[lead]), problem.to_numpy(xs[lead]) if show else None
-            )
-            if keep_going is False:
-                cancelled = True
-                break
-            if it.iteration % patience == 0:  # the least risk so far, all weights
-                least = float(risks.min())
+    # the largest weights first: they settle in a few steps, and then a smaller weight that
+    # does no better stops after `patience` steps instead of creeping towards its minimum
+    for first in reversed(range(0, n, chunk)):
+        idx = torch.arange(first, min(first + chunk, n), device=y.device)
+        xs = torch.zeros((idx.numel(), *y.shape), device=y.device, dtype=y.dtype)
+        warm, done, checked, finished = None, 0, math.inf, False
+        while not finished and not cancelled:
+            size, finished = idx.numel(), True
+            ys = torch.cat([y.expand(size, *y.shape), (y + eps * probe).expand(size, *y.shape)])
+            for it in core(weight, lams[idx].repeat(2), steps - done, warm, ys=ys):
+                k = done + it.iteration
+                x, x_probe = it.x[:size], it.x[size:]  # the core's buffers: read them now
+                fit = (x - y).square().flatten(1).sum(1)
+                div = ((x_probe - x) * weighted).flatten(1).sum(1)
+                sure = ((fit + 2 * div) / n_pix - v_mean).double()
+                risk = risks[idx]
+                better = sure < risk - MIN_GAIN * v_mean
+                risks[idx] = torch.where(better, sure, risk)
+                at[idx] = torch.where(better, k, at[idx])
+                xs = torch.where(better.view(-1, *([1] * ndim)), x, xs)
+                step += 1
+                show = step % preview_every == 0 or it.done
+                lead = int(torch.argmin(risks[idx]))
+                keep_going = yield Update(
+                    step, total, float(risks[lead]), problem.to_numpy(xs[lead]) if show else None
+                )
+                if keep_going is False:
+                    cancelled = True
+                    break
+                if k % patience:
+                    continue
+                least = float(risks.min())  # of all weights so far
                 if least > checked - MIN_GAIN * v_mean:
                     break  # has not gained for `patience` steps
                 checked = least
-        lead = int(torch.argmin(risk))
-        if best is None or float(risk[lead]) < best[0]:
-            best = (float(risk[lead]), xs[lead])
-        if cancelled:
-            break
+                if size > KEEP:  # go on with the best few, each from where it is
+                    keep = torch.argsort(risks[idx])[:KEEP]
+                    rows = torch.cat([keep, keep + size])
+                    warm = {key: t[rows.to(t.device)] for key, t in it.warm.items()}
+                    idx, xs, done, finished = idx[keep], xs[keep], k, False
+                    break
+        lead = int(torch.argmin(risks[idx]))
+        if best is None or float(risks[idx[lead]]) < best[0]:
+            best = (float(risks[idx[lead]]), xs[lead])
     chosen = int(torch.argmin(risks))
     scale = problem.scale
     extra: dict[str, Any] = {
