@@ -114,3 +114,25 @@ def test_one_weight_at_a_time_goes_from_the_largest_and_stops_the_rest_early(til
     rec = ngp.reconstruct(y, A, "tv", device="cpu", seed=0)
     # 8 weights; none creeps on towards its minimum (measured: 20 steps each at most)
     assert len(rec.history) <= 8 * 40 and max(rec.params["sure_iterations"]) <= 40
+
+
+def test_a_1d_signal_is_denoised_along_its_one_axis():
+    x = np.sin(np.linspace(0, 20, 400)).astype(np.float32)[None]
+    A = ngp.make_operator("denoise", shape=x.shape)
+    y = A.measure(x, noise_std=0.1, seed=0)
+    rec = ngp.reconstruct(y, A, "tv", device="cpu", seed=0)
+    held = ngp.reconstruct(y, A, "tv", device="cpu", seed=0, rule="holdout")
+    assert abs(rec.params["noise_std"] - 0.1) < 0.015, rec.params["noise_std"]
+    # measured: 35.5 dB against 30.7 (the noisy signal: 26.1)
+    assert psnr(x, rec.image, 2.0) > psnr(x, held.image, 2.0) + 2
+
+
+def test_noiseless_constant_and_tiny_images():
+    A = ngp.make_operator("denoise", shape=(32, 32))
+    rec = ngp.reconstruct(np.full((32, 32), 5, np.float32), A, "tv", device="cpu")
+    assert np.abs(rec.image - 5).max() < 1e-4 and len(rec.history) <= 40  # stops at once
+    tiny = ngp.make_operator("denoise", shape=(4, 4))  # too few pixels for a noise estimate
+    y = np.random.default_rng(0).random((4, 4)).astype(np.float32)
+    assert ngp.reconstruct(y, tiny, "tv", device="cpu").params.get("rule") != "sure"
+    with pytest.raises(ValueError, match="at least 64"):
+        ngp.reconstruct(y, tiny, "tv", device="cpu", rule="sure")

@@ -39,8 +39,9 @@ import torch
 
 from .common import Problem, SolverGen, Update
 
-#: Bins of the local mean over which the noise variance is fitted.
-NOISE_BINS = 8
+#: Bins of the local mean over which the noise variance is fitted, from at most this many
+#: detail coefficients (evenly spaced through the image).
+NOISE_BINS, NOISE_SAMPLES = 8, 2**21
 #: The second moment of a unit Gaussian below its 90th percentile of ``|n|`` (1.645):
 #: ``1 - 2 q phi(q) / (2 Phi(q) - 1)``.
 TRUNCATED_MOMENT = 0.6236
@@ -71,7 +72,11 @@ def _haar_detail(y: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor
 def noise_model(y: torch.Tensor, ndim: int) -> tuple[float, float]:
     """``(alpha, beta)`` of the noise variance ``alpha * mean + beta`` of the image ``y``
     (shape ``(*image_shape)``, real), both at least 0; see the module docstring."""
-    detail, mean = _haar_detail(y.detach().float(), ndim)
+    y = y.detach().float().squeeze()  # a (1, n) signal: pairs along its one axis
+    detail, mean = _haar_detail(y, min(ndim, y.ndim))
+    if detail.numel() > NOISE_SAMPLES:  # plenty for 8 variances (and within torch.quantile's reach)
+        step = -(-detail.numel() // NOISE_SAMPLES)
+        detail, mean = detail[::step], mean[::step]
     if detail.numel() < 2:
         raise ValueError(f"an image of shape {tuple(y.shape)} is too small to estimate its noise.")
     bins = max(1, min(NOISE_BINS, detail.numel() // 16))
@@ -97,8 +102,10 @@ def _variance_map(y: torch.Tensor, ndim: int, alpha: float, beta: float) -> torc
     """The noise variance per pixel: the model at the 3-wide (3x3) local mean of ``y``."""
     if alpha == 0:
         return torch.full_like(y, beta)
-    flat = y.reshape(-1, 1, *y.shape[-ndim:]) if ndim <= 2 else y.reshape(-1, 1, *y.shape[-2:])
-    pool = torch.nn.functional.avg_pool1d if ndim == 1 else torch.nn.functional.avg_pool2d
+    sq = y.squeeze()
+    one = min(ndim, sq.ndim) == 1
+    flat = sq.reshape(-1, 1, *sq.shape[-1 if one else -2 :])
+    pool = torch.nn.functional.avg_pool1d if one else torch.nn.functional.avg_pool2d
     local = pool(flat, 3, 1, 1, count_include_pad=False).reshape(y.shape)
     return alpha * local.clamp_min(0) + beta
 
@@ -119,7 +126,7 @@ def sure_search(
     y, ndim = problem.y, len(problem.shape)
     alpha, beta = noise_model(y, ndim)
     v = _variance_map(y, ndim, alpha, beta)
-    v_mean = float(v.mean())
+    v_mean = max(float(v.mean()), 1e-12)  # (a noiseless constant image: any stop will do)
     eps = max(PROBE * math.sqrt(v_mean), 1e-4 * float(y.abs().max()), 1e-12)
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
     probe = torch.randn(y.shape, generator=gen).to(y.device, y.dtype)

@@ -56,6 +56,8 @@ PIXELWISE_SEARCH_STEPS = 50
 #: and Poisson noise and a 512x512 cell image, 1e-2 gave a median 0.1 dB more than 1e-4, and
 #: 2 dB more on one tile).
 HOLDOUT_LAM_RATIO, SURE_LAM_RATIO = 1e-4, 1e-2
+#: Smaller images are too small to estimate their noise from: the held-out rule chooses.
+SURE_MIN_PIXELS = 64
 
 
 def _onto_ball(q: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -386,10 +388,12 @@ def solve_tv(
         core = _chambolle_pock(problem, math.sqrt(norm_sq), tol)
 
     denoising = A.kind == "denoise" and problem.observed is None and not problem.dtype.is_complex
+    denoising = denoising and A.size >= SURE_MIN_PIXELS
     if rule == "sure" and not denoising:
         raise ValueError(
             "rule='sure' (Stein's unbiased risk estimate) needs a denoising problem: the "
-            f"'denoise' operator with every pixel observed, not {A.kind!r}; use rule='holdout'."
+            f"'denoise' operator with every pixel observed and at least {SURE_MIN_PIXELS} "
+            f"pixels, not {A.kind!r} of shape {A.shape}; use rule='holdout'."
         )
     if lam is None and denoising and rule != "holdout":
         lam_max = float(y.abs().max()) or 1.0
