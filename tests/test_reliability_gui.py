@@ -468,6 +468,8 @@ def test_two_reconstructions_at_once(make_napari_viewer, qtbot, notes, nuclei64)
     viewer.window.add_dock_widget(second, name="second Reconstruct")
     second, _ = _long_run(viewer, nuclei64[::-1].copy(), second)
     first.layer.value = cells0  # it followed the new layer's selection
+    first.method.value = "dip"  # (choosing the layer set the recommended method: tv)
+    first.steps.value = 100_000
     first.start()
     running = first.worker
     first.start()

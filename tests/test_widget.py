@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -121,6 +122,8 @@ def test_plain_image_layer_is_denoised(make_napari_viewer, qtbot, nuclei64):
     widget.start()
     _wait_until_idle(qtbot, widget)
     result = viewer.layers["noisy [tv]"]
+    said = re.search(r"noise std ([0-9.]+) \(estimated\)", widget.status.value)
+    assert said and abs(float(said.group(1)) - 15) < 2, widget.status.value  # SURE's estimate
     assert result.metadata["genprior"]["operator"]["kind"] == "denoise"
     assert ngp.metrics.psnr(nuclei64, result.data) > ngp.metrics.psnr(nuclei64, noisy) + 4
 

@@ -357,6 +357,12 @@ class ReconstructWidget(RunControls, ReconstructForm):
             else ""
         )
         msg = f"{rec.method}: {word} in {rec.seconds:.1f} s ({len(rec.history)} steps{planes})"
+        if rec.params.get("rule") == "sure":  # what SURE chose, and the noise it assumed
+            p = rec.params
+            msg += (
+                f"; noise std {p['noise_std']:.3g} (estimated), weight {p['lam']:.3g} "
+                f"stopped at step {p['iterations']}"
+            )
         self.status.value = msg
         show_info(msg)
         self.result_added.emit(result)
