@@ -133,7 +133,7 @@ def sure_search(
     weighted = (v * probe / eps).unsqueeze(0)
     weight = torch.ones_like(y)
     n_pix, n = y.numel(), lams.numel()
-    risks = torch.full((n,), float("inf"), dtype=torch.float64, device=y.device)
+    risks = torch.full((n,), float("inf"), device=y.device)  # float32: MPS has no float64
     at = torch.zeros(n, dtype=torch.long, device=y.device)
     best: tuple[float, torch.Tensor] | None = None  # (risk, iterate) of the best chunk so far
     step, cancelled = 0, False
@@ -152,7 +152,7 @@ def sure_search(
                 x, x_probe = it.x[:size], it.x[size:]  # the core's buffers: read them now
                 fit = (x - y).square().flatten(1).sum(1)
                 div = ((x_probe - x) * weighted).flatten(1).sum(1)
-                sure = ((fit + 2 * div) / n_pix - v_mean).double()
+                sure = (fit + 2 * div) / n_pix - v_mean
                 risk = risks[idx]
                 better = sure < risk - MIN_GAIN * v_mean
                 risks[idx] = torch.where(better, sure, risk)
