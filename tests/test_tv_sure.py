@@ -102,6 +102,8 @@ def test_going_on_with_the_best_three_weights_chooses_as_all_eight(tiles, monkey
     A, y = _noisy(tiles[0], "poisson", 0)  # chosen after the pruning (measured: step 19)
     pruned = ngp.reconstruct(y, A, "tv", device="cpu", seed=0)
     assert pruned.params["iterations"] > 10  # past the first check, where the pruning happens
+    h = pruned.history  # the least estimated risk so far: it never rises, pruned or not
+    assert all(b <= a for a, b in zip(h, h[1:])), h
     monkeypatch.setattr(_sure, "KEEP", 100)
     full = ngp.reconstruct(y, A, "tv", device="cpu", seed=0)
     assert pruned.params["lam"] == full.params["lam"]

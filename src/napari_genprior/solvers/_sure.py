@@ -160,9 +160,10 @@ def sure_search(
                 xs = torch.where(better.view(-1, *([1] * ndim)), x, xs)
                 step += 1
                 show = step % preview_every == 0 or it.done
-                lead = int(torch.argmin(risks[idx]))
+                now = risks[idx]
+                lead = int(torch.argmin(now))  # of this batch's weights
                 keep_going = yield Update(
-                    step, total, float(risks[lead]), problem.to_numpy(xs[lead]) if show else None
+                    step, total, float(now[lead]), problem.to_numpy(xs[lead]) if show else None
                 )
                 if keep_going is False:
                     cancelled = True
@@ -173,7 +174,7 @@ def sure_search(
                 if least > checked - MIN_GAIN * v_mean:
                     break  # has not gained for `patience` steps
                 checked = least
-                if size > KEEP:  # go on with the best few, each from where it is
+                if size > KEEP and k < steps:  # go on with the best few, each from where it is
                     keep = torch.argsort(risks[idx])[:KEEP]
                     rows = torch.cat([keep, keep + size])
                     warm = {key: t[rows.to(t.device)] for key, t in it.warm.items()}
@@ -182,6 +183,8 @@ def sure_search(
         lead = int(torch.argmin(risks[idx]))
         if best is None or float(risks[idx[lead]]) < best[0]:
             best = (float(risks[idx[lead]]), xs[lead])
+        if cancelled:
+            break
     chosen = int(torch.argmin(risks))
     scale = problem.scale
     extra: dict[str, Any] = {

@@ -350,8 +350,9 @@ def solve_tv(
         defaults to 1e-4 for the held-out rule and 1e-2 for SURE.
     rule : {"auto", "holdout", "sure"}
         How ``lam`` is chosen when not given: ``"sure"`` (denoising only; :mod:`._sure`) picks
-        the weight and the iterate of least estimated risk (the search is the solve, and stops
-        once no weight gains for 10 steps); ``"holdout"`` the weight whose minimum best
+        the weight and the iterate of least estimated risk (the search is the solve: the 3 best
+        weights go on after 10 steps, and it stops once the least risk has not fallen for 10
+        steps); ``"holdout"`` the weight whose minimum best
         predicts held-out entries. ``"auto"``: SURE for ``denoise``, held out otherwise.
 
     Yields
