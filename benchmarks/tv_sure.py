@@ -28,12 +28,12 @@ ORACLE_GRID = np.geomspace(0.01, 1.0, 25)
 
 
 def _timed(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+    """:func:`napari_genprior.bench._common.timed`, and the last call's output."""
+    from napari_genprior.bench._common import timed
+
+    out = []
+    seconds, _ = timed(lambda: out.append(fn()), repeats)
+    return seconds, out[-1]
 
 
 def cases():

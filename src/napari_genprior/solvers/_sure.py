@@ -147,23 +147,23 @@ def sure_search(
         while not finished and not cancelled:
             size, finished = idx.numel(), True
             ys = torch.cat([y.expand(size, *y.shape), (y + eps * probe).expand(size, *y.shape)])
+            risk = risks[idx]  # carried through the steps, written back each step
             for it in core(weight, lams[idx].repeat(2), steps - done, warm, ys=ys):
                 k = done + it.iteration
                 x, x_probe = it.x[:size], it.x[size:]  # the core's buffers: read them now
                 fit = (x - y).square().flatten(1).sum(1)
                 div = ((x_probe - x) * weighted).flatten(1).sum(1)
                 sure = (fit + 2 * div) / n_pix - v_mean
-                risk = risks[idx]
                 better = sure < risk - MIN_GAIN * v_mean
-                risks[idx] = torch.where(better, sure, risk)
+                risk = torch.where(better, sure, risk)  # this batch's weights'
+                risks[idx] = risk
                 at[idx] = torch.where(better, k, at[idx])
                 xs = torch.where(better.view(-1, *([1] * ndim)), x, xs)
                 step += 1
                 show = step % preview_every == 0 or it.done
-                now = risks[idx]
-                lead = int(torch.argmin(now))  # of this batch's weights
+                lead = int(torch.argmin(risk))
                 keep_going = yield Update(
-                    step, total, float(now[lead]), problem.to_numpy(xs[lead]) if show else None
+                    step, total, float(risk[lead]), problem.to_numpy(xs[lead]) if show else None
                 )
                 if keep_going is False:
                     cancelled = True
@@ -175,7 +175,7 @@ def sure_search(
                     break  # has not gained for `patience` steps
                 checked = least
                 if size > KEEP and k < steps:  # go on with the best few, each from where it is
-                    keep = torch.argsort(risks[idx])[:KEEP]
+                    keep = torch.argsort(risk)[:KEEP]
                     rows = torch.cat([keep, keep + size])
                     warm = {key: t[rows.to(t.device)] for key, t in it.warm.items()}
                     idx, xs, done, finished = idx[keep], xs[keep], k, False

@@ -68,6 +68,13 @@ def _holdout_masks(
     return observed.to(real), (observed & ~held).to(real), held.to(real)
 
 
+def weight_grid(lam_max: float, lam_ratio: float, n_lams: int, device: Any) -> torch.Tensor:
+    """``n_lams`` weights, geometric from ``lam_ratio * lam_max`` to ``lam_max`` (float32 on
+    ``device``; computed in float64 and cast on the CPU: MPS has no float64)."""
+    grid = torch.logspace(math.log10(lam_ratio), 0.0, n_lams, dtype=torch.float64) * lam_max
+    return grid.to(torch.float32).to(device)
+
+
 def _weighted_misfit(Ax: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``sum weight |Ax - y|^2`` per batch member."""
     return (abs_squared(Ax - y) * weight).flatten(1).sum(1)
@@ -146,8 +153,7 @@ def _drive(
         lam_max = lam_scale(train)
         if not (math.isfinite(lam_max) and lam_max > 0):
             lam_max = 1.0  # no signal on the training entries: any scale will do
-        grid = torch.logspace(math.log10(lam_ratio), 0.0, n_lams, dtype=torch.float64) * lam_max
-        lams = grid.to(torch.float32).to(y.device)  # cast on the CPU (MPS has no float64)
+        lams = weight_grid(lam_max, lam_ratio, n_lams, y.device)
         cancelled, iterations, total_iterations = False, 0, 0
         misfits: list[float | None] = [None] * n_lams  # None: not tried (cancelled)
         kept = None  # (held-out misfit, index, x, warm) of the best weight so far

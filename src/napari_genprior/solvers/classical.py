@@ -63,8 +63,8 @@ with it on all observed entries, starting from the held-out solution. ``params``
 ``tv`` on ``denoise`` (every pixel observed) chooses otherwise by default (``rule="auto"``;
 ``rule="holdout"`` for the rule above): the weight *and* the iterate of least Stein's unbiased
 risk estimate, 8 weights from ``0.01 lam_max`` up and each on a probe-perturbed copy of the
-measurement in one batch (the 3 best going on after 10 steps), with a Poisson-Gaussian noise model fitted to the image (see
-:mod:`._sure`). A held-out pixel of a denoising problem is predicted from its neighbours, an
+measurement in one batch (the 3 best going on after 10 steps), with a Poisson-Gaussian noise
+model fitted to the image (see :mod:`._sure`). A held-out pixel of a denoising problem is predicted from its neighbours, an
 inpainting, which favours smoother images than the best denoiser. ``params`` then records
 ``rule`` ("sure"), ``lam``, ``lam_grid``, ``sure`` (the least estimated mean squared error of
 each weight, in the data's units squared; it carries the error of the noise model's variance,

@@ -26,6 +26,7 @@ from ._weight_search import (
     _drive,
     _Iterate,
     _weighted_misfit,
+    weight_grid,
 )
 from .common import Problem, SolverGen
 
@@ -352,8 +353,8 @@ def solve_tv(
         How ``lam`` is chosen when not given: ``"sure"`` (denoising only; :mod:`._sure`) picks
         the weight and the iterate of least estimated risk (the search is the solve: the 3 best
         weights go on after 10 steps, and it stops once the least risk has not fallen for 10
-        steps); ``"holdout"`` the weight whose minimum best
-        predicts held-out entries. ``"auto"``: SURE for ``denoise``, held out otherwise.
+        steps); ``"holdout"`` the weight whose minimum best predicts held-out entries.
+        ``"auto"``: SURE for ``denoise``, held out otherwise.
 
     Yields
     ------
@@ -399,12 +400,11 @@ def solve_tv(
     if lam is None and denoising and rule != "holdout":
         lam_max = float(y.abs().max()) or 1.0
         ratio = SURE_LAM_RATIO if lam_ratio is None else lam_ratio
-        grid = torch.logspace(math.log10(ratio), 0.0, n_lams, dtype=torch.float64) * lam_max
         chunk = max(1, min(n_lams, SEARCH_BATCH_VOXELS // (2 * A.size)))
         x, extra = yield from sure_search(
             problem,
             core,
-            grid.to(torch.float32).to(y.device),
+            weight_grid(lam_max, ratio, n_lams, y.device),
             steps=steps,
             preview_every=preview_every,
             chunk=chunk,
