@@ -231,3 +231,23 @@ def test_sparse_gen_in_wavelets_fits_a_wavelet_sparse_departure_from_the_range()
     assert err(sg) < 0.7 * err(cs), (err(sg), err(cs))
     with pytest.raises(ValueError, match="basis"):
         ngp.reconstruct(y, A, method="sparse-gen", basis="curvelet", **common)
+
+
+@pytest.mark.parametrize("restarts", [1, 2])
+def test_csgm_returns_its_least_misfit_iterate_not_its_last(G, restarts):
+    """A long Adam step oscillates: the loss reported (the least misfit so far) never rises,
+    and the image returned is the iterate of that least misfit (one restart: chosen on the host;
+    several: by ``torch.where``), not the last."""
+    z0, x0 = _truth(G, 4)
+    A = ngp.make_operator("cs", shape=x0.shape, m=10 * K, seed=4)
+    y = A.measure(x0, seed=0)
+    rec = ngp.reconstruct(
+        y, A, method="csgm", prior=G, restarts=restarts, steps=60, lr=0.8, lam=0.0, device="cpu"
+    )
+    history = np.array(rec.history)
+    assert np.all(np.diff(history) <= 0), history
+    scale = rec.params["scale"]
+    residual = A.forward(torch.as_tensor(rec.image)[None]).numpy()[0] - y
+    misfit = float(np.sum(residual**2)) / scale**2
+    assert misfit == pytest.approx(history[-1], rel=1e-3)
+    assert min(rec.params["restart_misfits"]) == pytest.approx(history[-1], rel=1e-6)
