@@ -3,6 +3,7 @@ to the end, and reading a measurement back from a napari layer's data and metada
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Generator
 from typing import Any
@@ -32,6 +33,12 @@ def list_methods() -> list[str]:
     True
     """
     return list(METHODS)
+
+
+@functools.cache
+def _parameters(solver: Callable[..., Any]) -> frozenset[str]:
+    """The names a solver takes (``inspect.signature`` costs as much as a small TV solve)."""
+    return frozenset(inspect.signature(solver).parameters)
 
 
 def _check_measurement(y: Any, A: Operator) -> np.ndarray:
@@ -156,7 +163,7 @@ def iter_reconstruct(
         or preview_every < 1
     ):
         raise ValueError(f"preview_every must be a positive integer, got {preview_every!r}.")
-    accepted = inspect.signature(m.solver).parameters
+    accepted = _parameters(m.solver)
     if steps is not None:
         if not m.iterative:
             steps = None  # a direct method: nothing to count

@@ -37,8 +37,9 @@ class _Iterate:
     """What an iteration hands to the driver (all batched over the weights ``lam``)."""
 
     x: torch.Tensor  # (B, *shape)
-    Ax: torch.Tensor  # (B, *measurement_shape)
-    objective: torch.Tensor  # (B,)
+    # (B, *measurement_shape) and (B,); None from a core run for SURE (:mod:`._sure`)
+    Ax: torch.Tensor | None
+    objective: torch.Tensor | None
     iteration: int
     done: bool  # converged (relative change below tol) or out of steps
     warm: dict[str, torch.Tensor]  # state that warm-starts another run (batched)
@@ -59,6 +60,14 @@ def _holdout_masks(
     """Real 0/1 masks over the measurement entries: observed, training (observed minus held
     out) and held out, the held-out entries drawn with a generator seeded by ``problem.seed``."""
     real = problem.y.real.dtype
+    if fraction == 0:  # nothing held out (a weight given): no draw
+        y = problem.y
+        observed = (
+            torch.ones(y.shape, dtype=real, device=y.device)
+            if problem.observed is None
+            else problem.observed.to(device=y.device, dtype=torch.bool).to(real)
+        )
+        return observed, observed, torch.zeros_like(observed)
     observed, held = draw_holdout(problem, fraction)
     if fraction > 0 and int(observed.sum()) - int(held.sum()) < 1:
         raise ValueError(
@@ -214,7 +223,7 @@ def _drive(
         step += 1
         show = step % preview_every == 0 or last.done
         keep_going = yield Update(
-            step, total, float(last.objective[0]), problem.to_numpy(last.x[0]) if show else None
+            step, total, last.objective.item(), problem.to_numpy(last.x[0]) if show else None
         )
         if keep_going is False:
             extra["cancelled_at"] = step
