@@ -100,7 +100,8 @@ def run_method(
                 ) from exc
             history.clear()
     seconds = time.perf_counter() - t0
-    if not bool(torch.isfinite(x).all()):
+    # (one NaN or inf makes the sum so; ``isfinite(x).all()`` took 20 us on a 64x64 image)
+    if not bool(torch.isfinite(x.sum())):
         raise ValueError(
             f"method {m.name!r} diverged: its result has NaN or infinite values. "
             "Use a smaller step (lr= or step_size=) or the method's defaults."
