@@ -108,8 +108,9 @@ def _ours(
 
 def step_profile(solve: Callable[[int], Any], sizes: Sizes, top: int = 5) -> dict[str, Any]:
     """Where a classical solve's time goes: its set-up (a 1-step solve) and, under
-    ``torch.profiler``, its torch ops per step between a 1-step and an ``n``-step solve."""
-    n = sizes.ladder[len(sizes.ladder) // 2]
+    ``torch.profiler``, its torch ops per step between a 1-step and an ``n``-step solve (``n``:
+    50, or the ladder's last rung if shorter)."""
+    n = min(50, sizes.ladder[-1])
     setup, _ = _timed(lambda: solve(1), sizes.repeats)
     per_n, _ = _timed(lambda: solve(n), sizes.repeats)
 
