@@ -70,6 +70,16 @@ inpainting, which favours smoother images than the best denoiser. ``params`` the
 each weight, in the data's units squared; it carries the error of the noise model's variance,
 so it can be negative), ``sure_iterations``, ``iterations``, ``noise_std`` and ``noise_model``.
 
+``tv`` on ``blur`` (deconvolution) with no weight given runs FISTA instead (``rule="early"``, see
+:mod:`._tv_fista`): from the back-projection, on the 90% kept, 8 weights from ``0.001 lam_max``
+to ``0.1 lam_max`` in one batch; every iterate of every weight is scored on the held-out
+entries, a weight stops once the best score has not improved for 20 steps, and the chosen
+weight runs for the chosen number of steps on every entry. Its early iterates deconvolve
+better than any weight's minimum (on real nuclei tiles, +1.1 to +2.9 dB over the rule above).
+``params`` then records ``rule`` ("early"), ``lam``, ``lam_grid``, ``heldout_misfit`` (each
+weight's least), ``heldout_iterations`` (its step), ``search_iterations`` and ``iterations``.
+A given weight still gets the TV minimum (Chambolle-Pock), unless ``rule="early"``.
+
 Both phases yield :class:`~.common.Update` objects; steps count on from the search into the
 final solve (``total = search_steps + steps``), and sending ``False`` stops either phase. Each
 phase stops early when the relative change of ``x`` falls below ``tol`` (for the search: for

@@ -19,6 +19,7 @@ from ._classical_ops import (
     total_variation,
 )
 from ._sure import sure_search
+from ._tv_fista import early_search, fista_core
 from ._weight_search import (
     SEARCH_BATCH_VOXELS,
     Core,
@@ -358,7 +359,8 @@ def solve_tv(
     rule: str = "auto",
 ) -> SolverGen:
     """Isotropic total variation (2D or 3D), by Chambolle-Pock; ``lam`` by held-out measurements,
-    or, for denoising, ``lam`` and the iterate by Stein's unbiased risk estimate.
+    or, for denoising, ``lam`` and the iterate by Stein's unbiased risk estimate, or, for
+    deconvolution, ``lam`` and the iterate of FISTA by held-out measurements.
 
     Parameters
     ----------
@@ -367,12 +369,16 @@ def solve_tv(
     steps, search_steps, preview_every, tol, lam, n_lams, lam_ratio, holdout
         As for :func:`solve_lasso_dct` (``steps`` count primal-dual iterations). ``lam_ratio``
         defaults to 1e-4 for the held-out rule and 1e-2 for SURE.
-    rule : {"auto", "holdout", "sure"}
+    rule : {"auto", "holdout", "sure", "early"}
         How ``lam`` is chosen when not given: ``"sure"`` (denoising only; :mod:`._sure`) picks
         the weight and the iterate of least estimated risk (the search is the solve: the 3 best
         weights go on after 10 steps, and it stops once the least risk has not fallen for 10
-        steps); ``"holdout"`` the weight whose minimum best predicts held-out entries.
-        ``"auto"``: SURE for ``denoise``, held out otherwise.
+        steps); ``"early"`` (deconvolution, ``blur``, only; :mod:`._tv_fista`) runs FISTA from
+        the back-projection and picks the weight and the step whose iterate best predicts
+        held-out entries (stopping once that has not improved for 20 steps), then runs them on
+        every entry; with ``lam`` given, ``"early"`` runs FISTA at ``lam`` for ``steps``;
+        ``"holdout"`` the weight whose minimum best predicts held-out entries.
+        ``"auto"``: SURE for ``denoise``, early for ``blur``, held out otherwise.
 
     Yields
     ------
@@ -392,14 +398,40 @@ def solve_tv(
     steps, search_steps, lam = _check_options(
         steps, search_steps, preview_every, tol, lam, n_lams, ratio, holdout
     )
-    if rule not in ("auto", "holdout", "sure"):
-        raise ValueError(f"rule must be 'auto', 'holdout' or 'sure', got {rule!r}.")
+    if rule not in ("auto", "holdout", "sure", "early"):
+        raise ValueError(f"rule must be 'auto', 'holdout', 'sure' or 'early', got {rule!r}.")
     A, y = problem.A, problem.y
     ndim = len(problem.shape)
+
+    def lam_scale(w: torch.Tensor) -> float:
+        return float(A.adjoint(w * y).abs().max())
+
+    deconvolving = A.kind == "blur" and not problem.dtype.is_complex
+    if rule == "early" and not deconvolving:
+        raise ValueError(
+            "rule='early' (the weight and the stopping step on held-out measurements, for "
+            f"FISTA's early iterates) is for deconvolution ('blur'), not {A.kind!r}; use "
+            "rule='holdout'."
+        )
     exact = A.pixelwise or (
         A.normal_multiplier(torch.ones(A.measurement_shape, device=y.device)) is not None
     )
-    if exact and not problem.dtype.is_complex:
+    # deconvolution with no weight given, or rule="early": FISTA's early iterates
+    # (:mod:`._tv_fista`); a given weight otherwise gets the TV minimum (Chambolle-Pock)
+    if deconvolving and (rule == "early" or (lam is None and rule == "auto")):
+        core = fista_core(problem, tol)
+        if lam is None:
+            result = yield from early_search(
+                problem,
+                core,
+                lam_scale,
+                n_lams=n_lams,
+                holdout=holdout,
+                steps=steps,
+                preview_every=preview_every,
+            )
+            return result
+    elif exact and not problem.dtype.is_complex:
         core = _chambolle_pock_exact(problem, tol)
         if A.pixelwise and search_steps is None:
             search_steps = min(steps, PIXELWISE_SEARCH_STEPS)
@@ -429,9 +461,6 @@ def solve_tv(
             patience=CHECK_EVERY,
         )
         return x, {**extra, "lam_max": lam_max}
-
-    def lam_scale(w: torch.Tensor) -> float:
-        return float(A.adjoint(w * y).abs().max())
 
     result = yield from _drive(
         problem,
