@@ -80,7 +80,7 @@ def main() -> None:
     seconds = time.perf_counter() - t_start
 
     def med(key):
-        return statistics.median(r[key]["psnr"] for r in rows)
+        return round(statistics.median(r[key]["psnr"] for r in rows), 2)
 
     gains = [r["early"]["psnr"] - r["holdout"]["psnr"] for r in rows]
     lines = [
