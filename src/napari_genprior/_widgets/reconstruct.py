@@ -363,6 +363,12 @@ class ReconstructWidget(RunControls, ReconstructForm):
                 f"; noise std {p['noise_std']:.3g} (estimated), weight {p['lam']:.3g} "
                 f"stopped at step {p['iterations']}"
             )
+        elif rec.params.get("rule") == "early":  # deconvolution: FISTA's weight and step
+            p = rec.params
+            msg += (
+                f"; weight {p['lam']:.3g} and stop at step {p['iterations']} chosen on "
+                f"{p['heldout_entries']} held-out pixels"
+            )
         self.status.value = msg
         show_info(msg)
         self.result_added.emit(result)
