@@ -94,3 +94,11 @@ def test_rule_early_is_for_deconvolution_only():
     y = A.measure(np.ones((32, 32)), noise_std=0.01, seed=0)
     with pytest.raises(ValueError, match="is for deconvolution"):
         ngp.reconstruct(y, A, "tv", device="cpu", rule="early")
+
+
+def test_the_early_rule_takes_the_weight_grid_it_is_given(tiles):
+    A, y = _blurred(tiles[2], 2)
+    rec = ngp.reconstruct(y, A, "tv", device="cpu", n_lams=3, lam_ratio=0.1)
+    grid, top = rec.params["lam_grid"], 0.1 * rec.params["lam_max"]
+    assert len(grid) == 3 and grid[-1] == pytest.approx(top, rel=1e-5)
+    assert grid[0] == pytest.approx(0.1 * top, rel=1e-5)

@@ -122,6 +122,7 @@ def early_search(
     holdout: float,
     steps: int,
     preview_every: int,
+    lam_ratio: float = EARLY_LAM_RATIO,
     patience: int = EARLY_PATIENCE,
 ) -> SolverGen:
     """Choose ``lam`` and the number of steps by held-out measurements (every iterate of every
@@ -132,7 +133,7 @@ def early_search(
     lam_max = lam_scale(train)
     if not (math.isfinite(lam_max) and lam_max > 0):
         lam_max = 1.0  # no signal on the training entries: any scale will do
-    lams = weight_grid(EARLY_LAM_TOP * lam_max, EARLY_LAM_RATIO, n_lams, y.device)
+    lams = weight_grid(EARLY_LAM_TOP * lam_max, lam_ratio, n_lams, y.device)
     chunk = max(1, min(n_lams, SEARCH_BATCH_VOXELS // max(1, problem.A.size)))
     total = -(-n_lams // chunk) * steps + steps
     misfits = [math.inf] * n_lams  # each weight's least held-out misfit

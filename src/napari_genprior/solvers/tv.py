@@ -368,7 +368,8 @@ def solve_tv(
         The measurement; its operator must be linear.
     steps, search_steps, preview_every, tol, lam, n_lams, lam_ratio, holdout
         As for :func:`solve_lasso_dct` (``steps`` count primal-dual iterations). ``lam_ratio``
-        defaults to 1e-4 for the held-out rule and 1e-2 for SURE.
+        defaults to 1e-4 for the held-out rule and 1e-2 for SURE and the early rule (whose
+        weights end at 0.1 ``lam_max``, and whose search ends by itself: no ``search_steps``).
     rule : {"auto", "holdout", "sure", "early"}
         How ``lam`` is chosen when not given: ``"sure"`` (denoising only; :mod:`._sure`) picks
         the weight and the iterate of least estimated risk (the search is the solve: the 3 best
@@ -429,6 +430,7 @@ def solve_tv(
                 holdout=holdout,
                 steps=steps,
                 preview_every=preview_every,
+                **({} if lam_ratio is None else {"lam_ratio": lam_ratio}),
             )
             return result
     elif exact and not problem.dtype.is_complex:
