@@ -18,6 +18,7 @@ def test_recommendations_follow_which_method_when():
     assert advice.recommend("mri").method == "tv"
     assert advice.recommend("inpaint").method == "dip"
     assert advice.recommend("denoise").method == "tv"  # SURE: above dip on real nuclei
+    assert advice.recommend("blur").method == "tv"  # FISTA's early iterate: above dip too
     assert advice.recommend("cs").method == "lasso-dct"
     for kind in ("denoise", "inpaint", "blur", "downsample", "cs", "mri", "phase"):
         for prior in (None, nuclei_vae):

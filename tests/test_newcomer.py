@@ -110,7 +110,7 @@ def test_the_measurement_is_preselected_and_follows_the_layer_list(viewer):
     clean = viewer.layers["nuclei"]
     meas = [lyr for lyr in viewer.layers if lyr is not clean][0]
     assert widget.layer.value is meas, "the new measurement, not the clean image"
-    assert widget.operator.value.startswith("from the layer") and widget.method.value == "dip"
+    assert widget.operator.value.startswith("from the layer") and widget.method.value == "tv"
     viewer.layers.selection.active = clean
     assert widget.layer.value is clean
     viewer.layers.selection.active = meas
@@ -128,7 +128,7 @@ def test_the_measurement_is_preselected_and_follows_the_layer_list(viewer):
 def test_choosing_a_prior_sets_and_shows_the_recommended_settings(viewer):
     widget = _reconstruct_widget(viewer)
     viewer.open_sample("napari-genprior", "nuclei-blur")
-    assert not widget.restarts.enabled and not widget.init.enabled  # dip: one start
+    assert not widget.restarts.enabled and not widget.init.enabled  # tv: one start
     widget.prior.value = "nuclei-vae"
     assert (widget.method.value, widget.restarts.value, widget.init.value) == ("csgm", 4, "encoder")
     assert widget.restarts.enabled and widget.init.enabled

@@ -126,4 +126,4 @@ def test_a_stack_to_deconvolve_gets_the_volume_recommendation(stack_viewer):
     flat = viewer.add_image(clean.data[0], name="one plane")
     rec.layer.value = flat
     rec.operator.value = DEBLUR
-    assert rec.method.value == "dip"
+    assert rec.method.value == "tv"  # one plane: FISTA's early iterate (the 2D recommendation)
