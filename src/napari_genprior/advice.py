@@ -67,8 +67,8 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
                 VOLUME_BLUR_METHOD,
                 1,
                 "random",
-                "a stack under a 3D PSF: Richardson-Lucy, stopped on held-out voxels "
-                "(fast, and within a fraction of a dB of the best in bench deconv-3d)",
+                "a stack under a 3D PSF: Richardson-Lucy, stopped on held-out voxels (fast; "
+                "tv deconvolves 2.4-4.1 dB better in bench deconv-3d, in 3.5-4x the time)",
             )
         return Advice(
             "csgm",
