@@ -35,6 +35,7 @@ from ._weight_search import (
     _holdout_masks,
     _Iterate,
     _weighted_misfit,
+    final_solve,
     weight_grid,
 )
 from .common import Problem, SolverGen, Update
@@ -84,13 +85,10 @@ def fista_core(problem: Problem, tol: float, inner: int = INNER) -> Core:
         shape = problem.shape
         grd = (batch, 1, *([1] * ndim))
         w = (lams * step).view(grd)  # the prox's weight
-        if warm is None:
-            x = A.adjoint(weight * y).reshape(1, *shape).expand(batch, *shape).clone()
-            p = torch.zeros((batch, ndim, *shape), device=y.device, dtype=problem.dtype)
-        else:  # (momentum restarts; the dual onto the new weight's ball)
-            x = warm["x"].expand(batch, *shape).clone()
-            p = warm["p"].expand(batch, ndim, *shape).clone()
-            p = p * (w / torch.maximum(pixel_norm(p), w).clamp_min(1e-30))
+        # (always from the back-projection: its search and the driver's given weight never
+        # warm-start it, so ``warm`` is not read)
+        x = A.adjoint(weight * y).reshape(1, *shape).expand(batch, *shape).clone()
+        p = torch.zeros((batch, ndim, *shape), device=y.device, dtype=problem.dtype)
         Ax = A(x)
         x_prev, Ax_prev, t = x, Ax, 1.0
         for k in range(1, steps + 1):
@@ -184,20 +182,7 @@ def early_search(
     if cancelled:
         extra["cancelled_at"] = step_no
         return best[3], extra
-    lam_t = torch.tensor([lam], dtype=torch.float32, device=y.device)
-    last = None
-    for last in core(observed, lam_t, iterations, None):
-        step_no += 1
-        show = step_no % preview_every == 0 or last.done
-        keep_going = yield Update(
-            step_no,
-            total,
-            last.objective.item(),
-            problem.to_numpy(last.x[0]) if show else None,
-        )
-        if keep_going is False:
-            extra["cancelled_at"] = step_no
-            break
-    assert last is not None
-    extra["iterations"] = last.iteration
-    return last.x[0], extra
+    result = yield from final_solve(
+        problem, core, observed, lam, iterations, None, step_no, total, preview_every, extra
+    )
+    return result

@@ -217,7 +217,27 @@ def _drive(
             extra.update(cancelled_at=step, iterations=0)
             return kept[2], extra
         warm = kept[3]
-    lam_t = torch.tensor([lam], dtype=torch.float32, device=y.device)
+    result = yield from final_solve(
+        problem, core, observed, lam, steps, warm, step, total, preview_every, extra
+    )
+    return result
+
+
+def final_solve(
+    problem: Problem,
+    core: Core,
+    observed: torch.Tensor,
+    lam: float,
+    steps: int,
+    warm: dict[str, torch.Tensor] | None,
+    step: int,
+    total: int,
+    preview_every: int,
+    extra: dict[str, Any],
+) -> SolverGen:
+    """The chosen weight on every observed entry, the updates counting on from ``step``;
+    ``extra`` gets ``iterations`` (and ``cancelled_at`` when stopped)."""
+    lam_t = torch.tensor([lam], dtype=torch.float32, device=problem.y.device)
     last = None
     for last in core(observed, lam_t, steps, warm):
         step += 1
