@@ -19,7 +19,7 @@ def tiles():
 
 
 def _blurred(tile, seed, sigma=2.0, **noise):
-    A = ngp.make_operator("blur", shape=tile.shape, sigma=sigma)
+    A = ngp.make_operator("blur", shape=tile.shape, sigma=sigma, boundary="zero")
     return A, A.measure(tile, seed=seed, **(noise or {"photons": 100}))
 
 
@@ -78,7 +78,7 @@ def test_fista_at_a_given_weight_approaches_the_tv_minimum(tiles):
 
 def test_a_3d_stack_and_cancel(tiles):
     stack = np.stack([np.roll(tiles[1], 3 * i, axis=1) for i in range(6)])
-    A = ngp.make_operator("blur", shape=stack.shape, sigma=(1.0, 2.0, 2.0))
+    A = ngp.make_operator("blur", shape=stack.shape, sigma=(1.0, 2.0, 2.0), boundary="zero")
     y = A.measure(stack, photons=100, seed=0)
     rec = ngp.reconstruct(y, A, "tv", device="cpu")
     assert rec.image.shape == stack.shape and rec.params["rule"] == "early"

@@ -40,7 +40,7 @@ def _check_prior(prior: Any, A: Operator, method: str, **tiling: Any):
             else f"method 'score' needs a score prior (for example 'mri-score'); {name!r} is a "
             "latent generator, which 'csgm', 'ia' and the other latent methods use."
         )
-    patch, shape = tuple(prior.image_shape), tuple(A.shape)
+    patch, shape = tuple(prior.image_shape), tuple(A.domain_shape)
     mosaic = None
     if isinstance(prior, ScoreUNet):  # fully convolutional: any image size whole, no mosaic
         if tiling:

@@ -95,7 +95,7 @@ def _quality(args: tuple[Sizes, float, int, str]) -> dict[str, Any]:
 
     sizes, photons, seed, device = args
     x = nuclei_volume(sizes.shape, voxel=VOXEL, seed=seed)
-    A = api.make_operator("blur", shape=x.shape, optics=OPTICS)
+    A = api.make_operator("blur", shape=x.shape, optics=OPTICS, boundary="zero")
     y = A.measure(x, photons=photons, seed=seed)
     rows: dict[str, dict[str, Any]] = {}
     images: dict[str, np.ndarray] = {"truth": x, "measured": y}
@@ -157,7 +157,9 @@ def _quality(args: tuple[Sizes, float, int, str]) -> dict[str, Any]:
     run("csgm (nuclei-vae)", "csgm", prior="nuclei-vae", steps=sizes.csgm_steps, init="encoder")
 
     # plane by plane with the PSF's in-focus plane: the best of RL and tv per stack
-    A2 = api.make_operator("blur", shape=x.shape[1:], psf=A.psf[A.psf.shape[0] // 2])
+    A2 = api.make_operator(
+        "blur", shape=x.shape[1:], psf=A.psf[A.psf.shape[0] // 2], boundary="zero"
+    )
     for method, options in (
         ("richardson-lucy", {"steps": sizes.rl_steps}),
         ("tv", {"steps": sizes.tv_steps, "search_steps": sizes.tv_search, "n_lams": 4}),
@@ -185,7 +187,7 @@ from napari_genprior.bench.deconv3d import OPTICS, VOXEL
 shape, method, iters = json.loads(sys.argv[1])
 x = nuclei_volume(shape, voxel=VOXEL, seed=0)
 t0 = time.perf_counter()
-A = ngp.make_operator("blur", shape=shape, optics=OPTICS)
+A = ngp.make_operator("blur", shape=shape, optics=OPTICS, boundary="zero")
 y = A.measure(x, photons=1000, seed=0)
 setup = time.perf_counter() - t0
 opts = ({"steps": iters, "patience": 10 * iters} if method == "richardson-lucy"

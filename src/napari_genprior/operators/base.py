@@ -197,6 +197,18 @@ class Operator:
         """
         return self.observed()
 
+    @property
+    def domain_shape(self) -> tuple[int, ...]:
+        """The shape of the image the solvers estimate: :attr:`shape`, or larger where the
+        measurement depends on the scene beyond the field of view (``blur`` with
+        ``boundary="unknown"``: the field of view plus the PSF's reach on each side)."""
+        return self.shape
+
+    def for_solver(self) -> tuple[Operator, tuple[slice, ...] | None]:
+        """The operator the solvers use, on images of :attr:`domain_shape`, and the slices of
+        that domain that are the field of view (None: the whole domain, this operator)."""
+        return self, None
+
     def compacted(self, y: np.ndarray) -> tuple[Operator, np.ndarray]:
         """An equivalent operator for solvers that stores only the entries that carry data,
         and ``y`` in its form (the operator itself and ``y`` unless a subclass can do better;

@@ -12,7 +12,74 @@ from scipy.fft import next_fast_len
 from .._io import decode_array, encode_array
 from .base import Operator, check_float
 
-BOUNDARIES = ("zero", "periodic")
+#: ``"unknown"`` (the default): the field of view is a window onto a larger scene; ``"zero"``: the
+#: scene is dark outside the frame; ``"periodic"``: the image wraps around.
+BOUNDARIES = ("unknown", "zero", "periodic")
+
+
+def margins(kernel_shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """``(before, after)`` per axis: how far outside the field of view light reaches it through
+    a kernel of this shape, whose centre is the pixel ``(k - 1) // 2`` along each axis."""
+    return tuple((k - 1 - (k - 1) // 2, (k - 1) // 2) for k in kernel_shape)
+
+
+def mirror_index(n: int, before: int, after: int) -> np.ndarray:
+    """Indices into an axis of length ``n`` that extend it by ``before`` and ``after`` samples by
+    mirroring (numpy's ``mode="symmetric"``, repeated for extensions longer than ``n``)."""
+    p = np.arange(-before, n + after) % (2 * n)
+    return np.where(p >= n, 2 * n - 1 - p, p)
+
+
+class _WindowedBlur(Operator):
+    """The blur of a scene larger than the field of view (the solvers' operator for
+    ``boundary="unknown"``): images have the field of view's shape plus the kernel's reach on
+    each side (:func:`margins`), and the measurement is the part of their linear convolution
+    with the kernel that the scene outside them cannot reach (the "valid" part), i.e. the field
+    of view. No assumption is made about the scene beyond the field of view: the margins are
+    unknowns like any other pixel, which the data constrain only through the light they send
+    into the field of view (Bertero and Boccacci, A&A 437, 2005; deconwolf's approach).
+    """
+
+    kind = "blur"
+
+    def __init__(self, fov: tuple[int, ...], kernel: np.ndarray, public: Blur):
+        ext = tuple(s + k - 1 for s, k in zip(fov, kernel.shape))
+        super().__init__(ext)
+        self._fov = tuple(fov)
+        self._public = public
+        self.boundary = "unknown"
+        self.psf = kernel
+        self._dims = tuple(range(-len(fov), 0))
+        # a circular convolution of any length >= the extended size has no wrap-around in the
+        # valid part: y[i] = (x * k)[i + k - 1]
+        self._fft_shape = tuple(next_fast_len(n, real=True) for n in ext)
+        self._crop = tuple(slice(k - 1, k - 1 + s) for s, k in zip(fov, kernel.shape))
+        self._buffers["kernel"] = torch.from_numpy(kernel)
+
+    @property
+    def measurement_shape(self) -> tuple[int, ...]:
+        return self._fov
+
+    def _conv(self, x: torch.Tensor, adjoint: bool) -> torch.Tensor:
+        kernel = self._buffer("kernel", x)
+        key = ("otf", kernel.device, kernel.dtype)
+        if key not in self._cache:
+            self._cache[key] = torch.fft.rfftn(kernel, s=self._fft_shape, dim=self._dims)
+        otf = self._cache[key]
+        spec = torch.fft.rfftn(x, s=self._fft_shape, dim=self._dims)
+        spec = spec * (otf.conj() if adjoint else otf)
+        return torch.fft.irfftn(spec, s=self._fft_shape, dim=self._dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv(x, adjoint=False)[(..., *self._crop)]
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        padded = y.new_zeros((*y.shape[: y.ndim - len(self._fov)], *self._fft_shape))
+        padded[(..., *self._crop)] = y
+        return self._conv(padded, adjoint=True)[(..., *(slice(0, n) for n in self.shape))]
+
+    def spec(self) -> dict[str, Any]:
+        return self._public.spec()
 
 
 def gaussian_psf(
@@ -52,11 +119,21 @@ class Blur(Operator):
         A PSF computed from the microscope's optics by ``psfmodels``
         (:func:`~napari_genprior.operators.psf.optics_psf`: ``microscope``, ``na``,
         ``wavelength``, ``dxy``, ``dz``, ...); the spec stores these numbers, not the array.
-    boundary : {"zero", "periodic"}
-        ``"zero"`` (default): the image is zero outside its frame, and the measurement is the
-        frame-sized central part of the full linear convolution (scipy's ``mode="same"``
-        with zero padding). ``"periodic"``: circular convolution (the image wraps around).
-        Forward and adjoint use the same boundary rule, so the adjoint is exact for either.
+    boundary : {"unknown", "zero", "periodic"}
+        What lies outside the field of view. ``"unknown"`` (default; right for nearly every real
+        acquisition, a window onto a larger sample whose light reaches the border): the
+        solvers estimate the scene on the field of view extended by the PSF's reach on each
+        side (along z too), fit only the field of view, and return the field of view; the
+        operator's own ``forward`` on a field-of-view image (what :meth:`measure` and Simulate
+        use) extends it by mirroring, a plausible scene that the solvers do not assume.
+        ``"zero"``: the scene is dark outside the frame (beads or nuclei on a black
+        background with nothing bright near the border, or a simulation that made it so); the
+        measurement is the frame-sized central part of the full linear convolution (scipy's
+        ``mode="same"`` with zero padding). ``"periodic"``: circular convolution, right only
+        for data that really wrap around (a simulation by FFT). With ``"zero"`` or
+        ``"periodic"`` on a crop of a larger field, deconvolution frames the result with
+        bright and dark bands. Forward and adjoint use the same rule, so the adjoint is exact
+        for each.
     """
 
     kind = "blur"
@@ -66,7 +143,7 @@ class Blur(Operator):
         shape: Any,
         sigma: Any = None,
         psf: Any = None,
-        boundary: str = "zero",
+        boundary: str = "unknown",
         optics: dict[str, Any] | None = None,
     ):
         super().__init__(shape)
@@ -130,7 +207,13 @@ class Blur(Operator):
         self._dims = tuple(range(-nd, 0))
         center = tuple((k - 1) // 2 for k in kernel.shape)
         self._center = center
-        if boundary == "zero":
+        if boundary == "unknown":
+            self._margins = margins(kernel.shape)
+            self._pad_index = [
+                torch.from_numpy(mirror_index(s, a, b)) for s, (a, b) in zip(self.shape, self._margins)
+            ]
+            self._window = _WindowedBlur(self.shape, kernel, self)
+        elif boundary == "zero":
             # any size >= s + k - 1 gives the linear convolution: take sizes whose prime
             # factors are small (an FFT of 438 = 2*3*73 points is several times slower than 450)
             self._fft_shape = tuple(
@@ -163,19 +246,64 @@ class Blur(Operator):
         spec = spec * (otf.conj() if adjoint else otf)
         return torch.fft.irfftn(spec, s=self._fft_shape, dim=self._dims)
 
+    def _extend(self, x: torch.Tensor) -> torch.Tensor:
+        """The field-of-view image extended by mirroring over the kernel's reach."""
+        lead = x.ndim - len(self.shape)
+        for axis, idx in enumerate(self._pad_index):
+            x = x.index_select(lead + axis, idx.to(x.device))
+        return x
+
+    def _extend_adjoint(self, z: torch.Tensor) -> torch.Tensor:
+        """The adjoint of :meth:`_extend`: each mirrored sample added back onto its source."""
+        lead = z.ndim - len(self.shape)
+        for axis, idx in reversed(list(enumerate(self._pad_index))):
+            shape = list(z.shape)
+            shape[lead + axis] = self.shape[axis]
+            z = z.new_zeros(shape).index_add_(lead + axis, idx.to(z.device), z)
+        return z
+
+    @property
+    def domain_shape(self) -> tuple[int, ...]:
+        if self.boundary == "unknown":
+            return self._window.shape
+        return self.shape
+
+    def for_solver(self) -> tuple[Operator, tuple[slice, ...] | None]:
+        if self.boundary != "unknown":
+            return self, None
+        window = self._window.copy().to(self.device)
+        return window, tuple(slice(a, a + s) for (a, _), s in zip(self._margins, self.shape))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.boundary == "unknown":
+            return self._window.forward(self._extend(x))
         full = self._conv(x, adjoint=False)
         if self.boundary == "periodic":
             return full
         return full[(..., *self._crop)]
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        if self.boundary == "unknown":
+            return self._extend_adjoint(self._window.adjoint(y))
         if self.boundary == "periodic":
             return self._conv(y, adjoint=True)
         padded = y.new_zeros((*y.shape[: y.ndim - len(self.shape)], *self._fft_shape))
         padded[(..., *self._crop)] = y
         full = self._conv(padded, adjoint=True)
         return full[(..., *(slice(0, s) for s in self.shape))]
+
+    def to(self, device: str | torch.device) -> Blur:
+        super().to(device)
+        if self.boundary == "unknown":
+            self._window.to(device)
+        return self
+
+    def copy(self) -> Blur:
+        out = super().copy()
+        if self.boundary == "unknown":
+            out._window = self._window.copy()
+            out._window._public = out
+        return out
 
     def _params(self) -> dict[str, Any]:
         if self.sigma is not None:

@@ -118,6 +118,8 @@ class Problem:
     holdout: torch.Tensor | None = None  # bool: the entries that may be held out (None: observed)
     prior: Any = None  # the generator (torch.nn.Module on ``device``) for methods that use one
     restarts: int = 1
+    #: The field of view within the solvers' domain (``Operator.for_solver``); None: all of it.
+    crop: tuple[slice, ...] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -129,6 +131,9 @@ class Problem:
         return torch.complex64 if self.A.complex_images else torch.float32
 
     def to_numpy(self, x: torch.Tensor) -> np.ndarray:
+        """An estimate in the data's units, cut to the field of view, as numpy."""
+        if self.crop is not None:
+            x = x[(..., *self.crop)]
         out = x.detach().to("cpu", torch.complex64 if x.is_complex() else torch.float32).numpy()
         return (out * self.scale).astype(out.dtype)
 

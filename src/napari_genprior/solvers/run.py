@@ -29,7 +29,8 @@ def make_problem(y, A, dev, seed, prior, restarts) -> Problem:
     observed, candidates = A.observed(), A.holdout_candidates()
     if candidates is observed:
         candidates = None
-    op = A.copy().to(dev)
+    solver_op, crop = A.for_solver()  # a blur with an unknown border: the extended scene
+    op = solver_op.copy().to(dev)
     y_t = torch.as_tensor(
         y, dtype=torch.complex64 if A.complex_measurements else torch.float32, device=dev
     )
@@ -47,6 +48,7 @@ def make_problem(y, A, dev, seed, prior, restarts) -> Problem:
         seed=seed,
         observed=None if observed is None else torch.as_tensor(observed, device=dev),
         holdout=None if candidates is None else torch.as_tensor(candidates, device=dev),
+        crop=crop,
     )
 
 
