@@ -79,6 +79,7 @@ def iter_reconstruct(
     device: Any = "auto",
     seed: int = 0,
     preview_every: int = 10,
+    camera: Any = "auto",
     **options: Any,
 ) -> Generator[Update, bool | None, Reconstruction]:
     """Reconstruct step by step: a generator of :class:`Update` that returns the result.
@@ -115,6 +116,11 @@ def iter_reconstruct(
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list_methods()}.")
     m = METHODS[method]
+    cam = _camera(y, A, camera)
+    if cam is not None:
+        y = ((y - cam["offset"]) / cam["gain"]).astype(np.float32)
+        if m.name == "richardson-lucy" and "read_variance" not in options:
+            options["read_variance"] = cam["read_noise"] ** 2
     if m.phase_only and A.kind != "phase":
         raise ValueError(
             f"method {method!r} is for magnitude-only measurements (operator "
@@ -179,7 +185,61 @@ def iter_reconstruct(
         raise TypeError(f"method {method!r} does not take option(s) {unknown}; it takes {allowed}.")
     dev = resolve_device(device)
     run = run_method(y, A, m, dev, int(seed), options, prior, int(restarts), prior_info)
+    if cam is not None:
+        run = _in_layer_units(run, cam)
     return run if phase is None else _with_phase(run, phase)
+
+
+#: Operators whose measurements are light intensities a camera records (the camera model
+#: applies): with ``camera="auto"``, a blur's is estimated from its noise.
+CAMERA_KINDS = ("blur", "denoise", "inpaint", "downsample")
+
+
+def _camera(y: np.ndarray, A: Operator, camera: Any) -> dict[str, Any] | None:
+    """The camera behind ``y`` (:mod:`napari_genprior.solvers.camera`), or None where there is
+    none to model: ``camera=None``, or ``"auto"`` for an operator other than ``blur``."""
+    if camera is None or (isinstance(camera, str) and camera == "auto" and A.kind != "blur"):
+        return None
+    if isinstance(camera, str) and camera != "auto":
+        raise ValueError(f"camera must be 'auto', None or a dict, got {camera!r}.")
+    if A.kind not in CAMERA_KINDS or A.complex_measurements or np.iscomplexobj(y):
+        raise ValueError(
+            f"camera= models a camera recording intensities ({', '.join(CAMERA_KINDS)}); "
+            f"the {A.kind!r} operator's measurements are not that."
+        )
+    from ..solvers.camera import estimate_camera
+
+    observed = A.observed()
+    data = y if observed is None else np.where(observed, y, np.median(y[observed]))
+    try:
+        return estimate_camera(data, None if isinstance(camera, str) else camera)
+    except ValueError:
+        if not isinstance(camera, str):
+            raise
+        return None  # too small an image to fit a camera to: the data as they are
+
+
+def _in_layer_units(
+    run: Generator[Update, bool | None, Reconstruction], cam: dict[str, Any]
+) -> Generator[Update, bool | None, Reconstruction]:
+    """A run in photoelectrons, its previews and result put back into the layer's units
+    (``offset + gain * x``), the camera recorded in ``params["camera"]``."""
+    offset, gain = cam["offset"], cam["gain"]
+    reply = None
+    try:
+        while True:
+            u = run.send(reply)
+            if u.image is not None:
+                image = (offset + gain * u.image).astype(np.float32)
+                u = Update(u.step, u.total, u.loss, image, plane=u.plane, planes=u.planes)
+            reply = yield u
+    except StopIteration as stop:
+        rec: Reconstruction = stop.value
+    rec.image = (offset + gain * rec.image).astype(np.float32)
+    if rec.spread is not None:
+        rec.spread = (gain * rec.spread).astype(np.float32)
+    rec.params["camera"] = dict(cam)
+    return rec
 
 
 def _with_phase(
@@ -228,6 +288,7 @@ def reconstruct(
     seed: int = 0,
     callback: Callback | None = None,
     preview_every: int = 10,
+    camera: Any = "auto",
     **options: Any,
 ) -> Reconstruction:
     """Reconstruct an image from the measurement ``y`` of operator ``A``.
@@ -270,6 +331,15 @@ def reconstruct(
         ``callback(step, loss, image)`` after every step; ``image`` is a preview every
         ``preview_every`` steps and None otherwise. Returning False stops the run cleanly: the
         best result so far is returned with ``cancelled=True``.
+    camera : "auto", None or dict
+        The camera that recorded ``y`` (:mod:`napari_genprior.solvers.camera`): ``{"offset":
+        ADU at zero light, "gain": ADU per photoelectron, "read_noise": electrons rms}``, any
+        key left out fitted from the image's noise. ``"auto"`` (default) fits all three for a
+        ``blur`` (deconvolution of a microscope image, uint16 counts with an offset and all)
+        and models no camera for other operators; None models none. The method then works in
+        photoelectrons (Richardson-Lucy's Poisson likelihood needs them) and the result comes
+        back in the layer's units, ``offset + gain * x``; ``params["camera"]`` says what was
+        used and which values were fitted.
     **options
         Method options (e.g. ``lr``, ``channels``, ``patience`` for ``"dip"``).
 
@@ -329,6 +399,7 @@ def reconstruct(
         device=device,
         seed=seed,
         preview_every=preview_every,
+        camera=camera,
         **options,
     )
     if callback is None:

@@ -279,7 +279,14 @@ class Operator:
         return x
 
     def measure(
-        self, x: Any, noise_std: float = 0.0, photons: float | None = None, seed: int | None = None
+        self,
+        x: Any,
+        noise_std: float = 0.0,
+        photons: float | None = None,
+        seed: int | None = None,
+        *,
+        background: float = 0.0,
+        camera: dict[str, float] | None = None,
     ) -> np.ndarray:
         """Simulate a measurement ``y = A(x)`` with noise, from a numpy image.
 
@@ -299,6 +306,15 @@ class Operator:
             Gaussian noise when both are given (camera read noise on top of shot noise).
         seed : int, optional
             Seed of the noise; the same seed gives the same measurement.
+        background : float
+            Light added to ``A(x)`` before the noise, in the units of ``x`` (out-of-focus
+            haze, autofluorescence); with ``photons`` it adds ``photons * background / peak``
+            expected photons to every entry.
+        camera : dict, optional
+            Record the photon counts with a camera, as a microscope does: ``{"offset": ADU at
+            zero light, "gain": ADU per photoelectron, "read_noise": electrons rms}`` (needs
+            ``photons``). The result is then in ADU, rounded to integers and clipped at 0,
+            ``offset + gain * (counts + read noise)``, not in the units of ``x``.
 
         Returns
         -------
@@ -307,6 +323,9 @@ class Operator:
         """
         x = self.check_image(x)
         noise_std = check_float("noise_std", noise_std, low=0)
+        background = check_float("background", background, low=0)
+        if camera is not None and photons is None:
+            raise ValueError("camera= records photon counts: give photons= too.")
         with torch.no_grad():
             y = self.forward(torch.from_numpy(x).to(self.device)).cpu().numpy()
         rng = np.random.default_rng(seed)
@@ -323,7 +342,19 @@ class Operator:
                     "photons= needs a measurement with some positive signal; "
                     "A(x) is <= 0 everywhere."
                 )
-            y = rng.poisson(np.clip(y, 0, None) * (photons / peak)) * (peak / photons)
+            counts = rng.poisson((np.clip(y, 0, None) + background) * (photons / peak))
+            if camera is not None:
+                offset, gain = camera.get("offset", 100.0), camera.get("gain", 1.0)
+                read = camera.get("read_noise", 0.0)
+                check_float("camera gain", gain, low=0, low_open=True)
+                check_float("camera read_noise", read, low=0)
+                adu = offset + gain * (counts + read * rng.standard_normal(y.shape))
+                y = np.clip(np.round(adu + noise_std * rng.standard_normal(y.shape)), 0, None)
+                observed = self.observed()
+                return (y * observed if observed is not None else y).astype(np.float32)
+            y = counts * (peak / photons)
+        elif background:
+            y = y + background
         if noise_std > 0:
             if np.iscomplexobj(y):
                 noise = rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape)

@@ -69,9 +69,10 @@ def _haar_detail(y: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor
     return ((a - b - c + e) / 2).flatten(), ((a + b + c + e) / 4).flatten()
 
 
-def noise_model(y: torch.Tensor, ndim: int) -> tuple[float, float]:
-    """``(alpha, beta)`` of the noise variance ``alpha * mean + beta`` of the image ``y``
-    (shape ``(*image_shape)``, real), both at least 0; see the module docstring."""
+def noise_bins(y: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(means, variances)``: the local mean and the noise variance of up to
+    :data:`NOISE_BINS` groups of the image's finest Haar details of equal count, sorted by
+    local mean (float64); see the module docstring."""
     y = y.detach().float().squeeze()  # a (1, n) signal: pairs along its one axis
     detail, mean = _haar_detail(y, min(ndim, y.ndim))
     if detail.numel() > NOISE_SAMPLES:  # plenty for 8 variances (and within torch.quantile's reach)
@@ -86,11 +87,21 @@ def noise_model(y: torch.Tensor, ndim: int) -> tuple[float, float]:
         kept = mag[mag <= torch.quantile(mag, 0.9)]
         means.append(float(mean[part].mean()))
         variances.append(float(kept.square().mean()) / TRUNCATED_MOMENT)
-    M = torch.tensor(means, dtype=torch.float64)
-    V = torch.tensor(variances, dtype=torch.float64)
+    return torch.tensor(means, dtype=torch.float64), torch.tensor(variances, dtype=torch.float64)
+
+
+def line_fit(M: torch.Tensor, V: torch.Tensor) -> tuple[float, float]:
+    """``(slope, intercept)`` of the least-squares line through ``(M, V)``."""
     spread = float((M - M.mean()).square().sum())
     alpha = float(((M - M.mean()) * (V - V.mean())).sum()) / spread if spread > 0 else 0.0
-    beta = float(V.mean()) - alpha * float(M.mean())
+    return alpha, float(V.mean()) - alpha * float(M.mean())
+
+
+def noise_model(y: torch.Tensor, ndim: int) -> tuple[float, float]:
+    """``(alpha, beta)`` of the noise variance ``alpha * mean + beta`` of the image ``y``
+    (shape ``(*image_shape)``, real), both at least 0; see the module docstring."""
+    M, V = noise_bins(y, ndim)
+    alpha, beta = line_fit(M, V)
     if alpha <= 0:  # no growth with the signal: one variance everywhere
         alpha, beta = 0.0, float(V.mean())
     elif beta < 0:  # a line through the origin (pure counts)

@@ -6,6 +6,9 @@ image border of a zero-boundary blur and lets missing entries simply be left out
 iteration count is its only regulariser; it is chosen as ``dip`` chooses its stopping step: a
 random 5% of the measurement is held out, the others are fitted, and the iterate with the least
 misfit on the held-out entries is returned (it stops ``patience`` steps after that minimum).
+Gaussian read noise of variance ``read_variance`` (counts squared; the camera's, which
+``reconstruct`` passes) is handled by the shift of Snyder et al. (1993): ``y + s`` is nearly
+Poisson with mean ``A x + s``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def solve_richardson_lucy(
     steps: int = 1000,
     holdout: float = 0.05,
     patience: int = 50,
+    read_variance: float = 0.0,
     preview_every: int = 10,
 ) -> SolverGen:
     """Richardson-Lucy iterations with held-out stopping; see the module docstring."""
@@ -40,7 +44,9 @@ def solve_richardson_lucy(
     steps = check_int("steps", steps, 1)
     holdout = check_float("holdout", holdout, low=0, high=0.5)
     patience = check_int("patience", patience, 1)
-    y = problem.y.clamp_min(0)
+    # Gaussian read noise of variance s (in counts): y + s is nearly Poisson with mean A x + s
+    shift = check_float("read_variance", read_variance, low=0) / problem.scale
+    y = (problem.y + shift).clamp_min(0)
     train, held = split_holdout(problem, holdout)
     n_train, n_held = float(train.sum()), float(held.sum())
     with torch.no_grad():
@@ -50,9 +56,10 @@ def solve_richardson_lucy(
         seen = norm > floor
         norm = norm.clamp_min(floor)
         eps = 1e-6 * max(float(y.max()), 1e-12)
+        # (the start: the mean of the counts, less the shift the model adds back)
         x = torch.full(
             (1, *A.shape),
-            float((y * train).sum() / max(n_train, 1.0)),
+            float((y * train).sum() / max(n_train, 1.0)) - shift,
             device=y.device,
             dtype=y.dtype,
         ).clamp_min(eps)
@@ -60,7 +67,7 @@ def solve_richardson_lucy(
     extra: dict[str, Any] = {}
     for step in range(1, steps + 1):
         with torch.no_grad():
-            Ax = A(x)[0]
+            Ax = A(x)[0] + shift
             resid = Ax - y
             loss = float((resid * train).square().sum() / max(n_train, 1.0))
             if n_held:

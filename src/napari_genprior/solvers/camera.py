@@ -1,0 +1,129 @@
+"""The camera between the photons and the numbers in a layer: offset, gain and read noise.
+
+A scientific camera (sCMOS, CCD, EMCCD without its multiplication) records
+
+    y = offset + gain * (Poisson(A x + b) + read noise)        (in ADU, often uint16)
+
+where ``A x + b`` is the expected number of photoelectrons at each pixel (the blurred sample
+plus its diffuse background ``b``), ``gain`` converts photoelectrons into ADU, ``offset`` is the
+dark level the maker adds so that noise never goes below zero (often 100 ADU), and the read
+noise is Gaussian (``read_noise`` electrons rms). The solvers then work in photoelectrons,
+``(y - offset) / gain``, where counts are Poisson: Richardson-Lucy's likelihood needs that (an
+offset of 100 ADU under it bends every update), and its read noise enters as the usual shift
+of ``read_noise^2`` (Snyder et al. 1993). Results go back into the layer's units,
+``offset + gain * x``, so they overlay the input with the same contrast limits.
+
+Nothing of this need be known: :func:`estimate_camera` fits the noise's variance as
+``alpha * mean + beta`` over the image (:func:`._sure.noise_model`, from the finest Haar
+details, which a blur leaves to the noise alone); ``alpha`` is the gain, and the level where the
+fitted variance would fall to the read noise is the offset. What the user knows (an offset
+from the camera's data sheet or a dark frame, the gain) is taken as given and the rest fitted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..operators.base import check_float
+
+#: The fitted variance must grow over the image's levels by this part of its mean for the
+#: noise to be read as photon counts (with a gain); else the camera is the identity.
+POISSON_SHARE = 0.25
+#: The keys of a camera dict: ADU at zero light, ADU per photoelectron, electrons rms.
+KEYS = ("offset", "gain", "read_noise")
+
+
+def check_camera(camera: Any) -> dict[str, float | None]:
+    """A camera dict with every key present (None: to be estimated), each value checked."""
+    if not isinstance(camera, dict):
+        raise ValueError(
+            "camera must be 'auto', None or a dict with any of "
+            f"{list(KEYS)} (offset in ADU, gain in ADU per photoelectron, read_noise in "
+            f"electrons rms), got {camera!r:.100}."
+        )
+    unknown = sorted(set(camera) - set(KEYS) - {"estimated"})
+    if unknown:
+        raise ValueError(f"camera does not take {unknown}; it takes {list(KEYS)}.")
+    out: dict[str, float | None] = {}
+    for key in KEYS:
+        value = camera.get(key)
+        if value is None:
+            out[key] = None
+        elif key == "gain":
+            out[key] = check_float("camera gain", value, low=0, low_open=True)
+        elif key == "read_noise":
+            out[key] = check_float("camera read_noise", value, low=0)
+        else:
+            out[key] = check_float("camera offset", value)
+    return out
+
+
+def estimate_camera(y: np.ndarray, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The camera behind the image ``y`` (2D or a 3D stack, in the layer's units), fitted from
+    its noise, with whatever ``known`` gives taken as it is.
+
+    Returns ``{"offset", "gain", "read_noise", "estimated": [keys fitted]}``. Where the noise
+    does not grow with the signal (Gaussian noise alone, or too little of it to tell), the
+    camera is the identity: offset 0, gain 1, and the read noise the noise's std.
+
+    Examples
+    --------
+    A blurred image recorded with 200 photons at its brightest, a background, gain 2 ADU per
+    electron, an offset of 100 ADU and 2 electrons of read noise:
+
+    >>> import numpy as np
+    >>> from scipy import ndimage
+    >>> from skimage import data
+    >>> rng = np.random.default_rng(0)
+    >>> x = ndimage.gaussian_filter(data.camera() / 255.0, 2)
+    >>> y = 100 + 2 * (rng.poisson(200 * x + 10) + rng.normal(0, 2, x.shape))
+    >>> cam = estimate_camera(y)
+    >>> round(cam["gain"], 1), 85 < cam["offset"] <= 100
+    (2.0, True)
+    >>> estimate_camera(y, {"offset": 100})["estimated"]
+    ['gain', 'read_noise']
+    """
+    from ._sure import line_fit, noise_bins
+
+    known = check_camera(known or {})
+    img = torch.as_tensor(np.asarray(y, dtype=np.float32))
+    planes = img.reshape(-1, *img.shape[-2:]) if img.ndim >= 2 else img.reshape(1, 1, -1)
+    M, V = noise_bins(planes, 2)
+    alpha, beta = line_fit(M, V)
+    estimated = [k for k in KEYS if known[k] is None]
+    # a Poisson part only where the variance grows with the signal by a good part of itself
+    # over the image's range of levels (Gaussian noise alone gives a slope of about 0)
+    poisson = alpha > 0 and alpha * float(M.max() - M.min()) > POISSON_SHARE * float(V.mean())
+    if not poisson:
+        beta = float(V.mean())
+    gain = known["gain"] if known["gain"] is not None else (alpha if poisson else None)
+    if gain is None:
+        # no Poisson part to read a gain from: the identity camera, Gaussian noise
+        off = known["offset"] if known["offset"] is not None else 0.0
+        read = known["read_noise"] if known["read_noise"] is not None else math.sqrt(beta)
+        return {"offset": off, "gain": 1.0, "read_noise": read, "estimated": estimated}
+    # the variance beta + alpha * level; at the offset it is the read noise's alone, gain^2 r^2
+    if known["offset"] is not None:
+        offset = known["offset"]
+    else:
+        r2 = (known["read_noise"] or 0.0) ** 2 * gain * gain
+        offset = (r2 - beta) / max(alpha, 1e-30) if alpha > 0 else 0.0
+        # never above the darkest part of the image (a 3x3 mean's 0.1th percentile): the
+        # counts there are >= 0, and a too-high offset would make them negative
+        smooth = torch.nn.functional.avg_pool2d(planes[:, None], 3, 1, 1, count_include_pad=False)
+        floor = float(torch.quantile(smooth.flatten()[:: max(1, smooth.numel() // 2**20)], 1e-3))
+        offset = min(offset, floor) if math.isfinite(offset) else floor
+    if known["read_noise"] is not None:
+        read = known["read_noise"]
+    else:
+        read = math.sqrt(max(beta + alpha * offset, 0.0)) / gain
+    return {
+        "offset": float(offset),
+        "gain": float(gain),
+        "read_noise": float(read),
+        "estimated": estimated,
+    }
