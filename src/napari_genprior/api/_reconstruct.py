@@ -184,7 +184,10 @@ def iter_reconstruct(
         allowed = sorted(set(accepted) - {"problem"})
         raise TypeError(f"method {method!r} does not take option(s) {unknown}; it takes {allowed}.")
     dev = resolve_device(device)
-    run = run_method(y, A, m, dev, int(seed), options, prior, int(restarts), prior_info)
+    precision = _precision(y, cam) if cam is not None and m.name in WEIGHTED else None
+    run = run_method(
+        y, A, m, dev, int(seed), options, prior, int(restarts), prior_info, precision
+    )
     if cam is not None:
         run = _in_layer_units(run, cam)
     return run if phase is None else _with_phase(run, phase)
@@ -193,6 +196,24 @@ def iter_reconstruct(
 #: Operators whose measurements are light intensities a camera records (the camera model
 #: applies): with ``camera="auto"``, a blur's is estimated from its noise.
 CAMERA_KINDS = ("blur", "denoise", "inpaint", "downsample")
+
+
+#: Methods whose least-squares fit weighs each entry by its inverse noise variance when the
+#: camera is modelled (Richardson-Lucy's Poisson likelihood does so by itself).
+WEIGHTED = ("tv",)
+
+
+def _precision(y: np.ndarray, cam: dict[str, Any]) -> np.ndarray:
+    """Inverse noise variance per entry of ``y`` (photoelectrons) under the camera ``cam``:
+    Poisson counts at the 3x3 local mean plus the read noise, normalised to mean 1."""
+    from scipy.ndimage import uniform_filter
+
+    size = [1] * (y.ndim - 2) + [3, 3] if y.ndim >= 2 else 3
+    level = np.clip(uniform_filter(y.astype(np.float64), size=size, mode="reflect"), 0, None)
+    var = level + cam["read_noise"] ** 2
+    var = np.maximum(var, 0.05 * max(float(var.mean()), 1e-12))  # dark entries: not infinite
+    w = 1.0 / var
+    return (w / w.mean()).astype(np.float32)
 
 
 def _camera(y: np.ndarray, A: Operator, camera: Any) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ EXPERIMENTS: dict[str, str] = {
     "deconv-3d": "deconv3d",
     "deconv-3d-scale": "deconv3d_scale",
     "peers": "peers",
+    "real-acquisition": "real_acquisition",
 }
 
 

@@ -210,7 +210,8 @@ class Blur(Operator):
         if boundary == "unknown":
             self._margins = margins(kernel.shape)
             self._pad_index = [
-                torch.from_numpy(mirror_index(s, a, b)) for s, (a, b) in zip(self.shape, self._margins)
+                torch.from_numpy(mirror_index(s, a, b))
+                for s, (a, b) in zip(self.shape, self._margins)
             ]
             self._window = _WindowedBlur(self.shape, kernel, self)
         elif boundary == "zero":

@@ -362,7 +362,7 @@ def normal_bound(
     problem: Any, extra: Callable[[torch.Tensor], torch.Tensor] | None = None
 ) -> float:
     """:data:`SAFETY` times the largest eigenvalue of ``A^T W A`` (``W``: the observed
-    measurement entries), plus ``extra(v)`` where given (``tv``: ``grad^T grad``), by
+    measurement entries, times their inverse noise variance where the problem has one), plus ``extra(v)`` where given (``tv``: ``grad^T grad``), by
     :data:`POWER_ITERATIONS` power iterations on the problem's image shape, device and dtype.
 
     ``problem`` is a ``solvers.common.Problem``, not imported: this module sits beside
@@ -373,6 +373,10 @@ def normal_bound(
         if problem.observed is None
         else problem.observed.to(device=y.device, dtype=y.real.dtype)
     )
+    precision = getattr(problem, "precision", None)
+    if precision is not None:  # entries weighed by their inverse noise variance
+        precision = precision.to(device=y.device, dtype=y.real.dtype)
+        weight = precision if weight is None else weight * precision
 
     def normal(v: torch.Tensor) -> torch.Tensor:
         Av = A(v)

@@ -67,6 +67,8 @@ def _holdout_masks(
             if problem.observed is None
             else problem.observed.to(device=y.device, dtype=torch.bool).to(real)
         )
+        if problem.precision is not None:
+            observed = observed * problem.precision
         return observed, observed, torch.zeros_like(observed)
     observed, held = draw_holdout(problem, fraction)
     if fraction > 0 and int(observed.sum()) - int(held.sum()) < 1:
@@ -74,7 +76,10 @@ def _holdout_masks(
             f"only {int(observed.sum())} measurement entries carry data: too few to "
             "hold some out for choosing lam; pass lam= explicitly."
         )
-    return observed.to(real), (observed & ~held).to(real), held.to(real)
+    masks = observed.to(real), (observed & ~held).to(real), held.to(real)
+    if problem.precision is not None:  # each entry weighed by its inverse noise variance
+        masks = tuple(m * problem.precision for m in masks)
+    return masks
 
 
 def weight_grid(lam_max: float, lam_ratio: float, n_lams: int, device: Any) -> torch.Tensor:

@@ -120,6 +120,9 @@ class Problem:
     restarts: int = 1
     #: The field of view within the solvers' domain (``Operator.for_solver``); None: all of it.
     crop: tuple[slice, ...] | None = None
+    #: Per-entry inverse noise variance, mean 1 (a camera's Poisson-Gaussian noise), that the
+    #: weighted least-squares fits of ``tv`` and the lassos weigh entries by; None: all alike.
+    precision: torch.Tensor | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -24,7 +24,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )  # CUDA/MPS; CPU allocator
 
 
-def make_problem(y, A, dev, seed, prior, restarts) -> Problem:
+def make_problem(y, A, dev, seed, prior, restarts, precision=None) -> Problem:
     A, y = A.compacted(y)
     observed, candidates = A.observed(), A.holdout_candidates()
     if candidates is observed:
@@ -49,11 +49,12 @@ def make_problem(y, A, dev, seed, prior, restarts) -> Problem:
         observed=None if observed is None else torch.as_tensor(observed, device=dev),
         holdout=None if candidates is None else torch.as_tensor(candidates, device=dev),
         crop=crop,
+        precision=None if precision is None else torch.as_tensor(precision, device=dev),
     )
 
 
 def run_method(
-    y, A, m, dev, seed, options, prior=None, restarts=1, prior_info=None
+    y, A, m, dev, seed, options, prior=None, restarts=1, prior_info=None, precision=None
 ) -> Generator[Update, bool | None, Reconstruction]:
     """Run method ``m`` on ``y``, ``A`` (checked by the caller) as a generator of updates
     that returns the :class:`Reconstruction`.
@@ -68,7 +69,7 @@ def run_method(
         problem = solver = None
         reply: bool | None = None
         try:  # setting up (the prior and data moved to the device) can run out of memory too
-            problem = make_problem(y, A, dev, seed, prior, restarts)
+            problem = make_problem(y, A, dev, seed, prior, restarts, precision)
             solver = m.solver(problem, **options)
             while True:
                 update = solver.send(reply)
