@@ -115,6 +115,18 @@ class PSFControls:
             self.immersion,
             self.sample,
         ]
+        # what lies beyond the field of view (operators.blur.BOUNDARIES)
+        self.boundary = ComboBox(
+            label="boundary",
+            choices=["unknown", "zero", "periodic"],
+            value="unknown",
+            tooltip=(
+                "What lies outside the image. unknown (right for nearly every real image, a "
+                "window onto a larger sample): the light from beyond the border is estimated, "
+                "no frame. zero: dark outside (nuclei or beads on black with nothing bright at "
+                "the border). periodic: the image wraps around (only FFT simulations)."
+            ),
+        )
         self.widgets: list[Widget] = [
             self.source,
             self.sigma,
@@ -123,6 +135,7 @@ class PSFControls:
             self.dz,
             self.points,
             self.voxel,
+            self.boundary,
         ]
         self.source.changed.connect(lambda *_: self.update_visibility(True))
         self.microscope.changed.connect(lambda *_: self.update_visibility(True))
@@ -173,6 +186,7 @@ class PSFControls:
         self.dz.visible = shown and three_d and kind in (OPTICS, GAUSSIAN)
         self.points.visible = shown and kind == "beads"
         self.voxel.visible = shown
+        self.boundary.visible = shown
         if layer is not None:
             scale = np.asarray(layer.scale, dtype=float)
             from_layer = not np.allclose(scale, 1.0)

@@ -132,7 +132,9 @@ class ReconstructWidget(RunControls, ReconstructForm):
         if value == DEBLUR:
             # a stack (z, y, x) is one volume under a 3D PSF (a 4D layer: one per time point)
             shape = tuple(data.shape[-3:]) if data.ndim >= 3 else shape
-            return data, make_operator("blur", shape=shape, **self.psf.params(shape))
+            return data, make_operator(
+                "blur", shape=shape, boundary=self.psf.boundary.value, **self.psf.params(shape)
+            )
         if value == SUPERRES:
             f = int(self.factor.value)
             return data, make_operator("downsample", shape=(shape[0] * f, shape[1] * f), factor=f)

@@ -27,7 +27,6 @@ from napari.layers import Image, Labels, Layer, Shapes
 from napari.utils.notifications import show_error, show_warning
 
 from ..operators import OPERATORS
-from ..operators.blur import BOUNDARIES
 from ..operators.mri import MASKS
 from ._dock import mark, wrapping_label
 from ._layers import placement
@@ -96,12 +95,7 @@ class SimulateWidget(Container):
         # blur: the PSF controls shared with Reconstruct
         self.psf = PSFControls(viewer, lambda: self.layer.value)
         self.psf_source, self.sigma = self.psf.source, self.psf.sigma
-        self.boundary = ComboBox(
-            label="boundary",
-            choices=list(BOUNDARIES),
-            value="zero",
-            tooltip="zero: the image is dark outside its frame. periodic: the image wraps around.",
-        )
+        self.boundary = self.psf.boundary
         # downsample
         self.factor = SpinBox(
             label="factor",
@@ -189,7 +183,7 @@ class SimulateWidget(Container):
         self.status = wrapping_label(value="")
         self._per_kind: dict[str, list[Widget]] = {
             "inpaint": [self.mask_source, self.fraction],
-            "blur": [*self.psf.widgets, self.boundary],
+            "blur": self.psf.widgets,
             "downsample": [self.factor],
             "cs": [self.m],
             "mri": [self.acceleration, self.center_fraction, self.mri_mask, self.coils],
@@ -199,7 +193,6 @@ class SimulateWidget(Container):
             self.mask_source,
             self.fraction,
             *self.psf.widgets,
-            self.boundary,
             self.factor,
             self.m,
             self.acceleration,

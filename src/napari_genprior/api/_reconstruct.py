@@ -185,9 +185,7 @@ def iter_reconstruct(
         raise TypeError(f"method {method!r} does not take option(s) {unknown}; it takes {allowed}.")
     dev = resolve_device(device)
     precision = _precision(y, cam) if cam is not None and m.name in WEIGHTED else None
-    run = run_method(
-        y, A, m, dev, int(seed), options, prior, int(restarts), prior_info, precision
-    )
+    run = run_method(y, A, m, dev, int(seed), options, prior, int(restarts), prior_info, precision)
     if cam is not None:
         run = _in_layer_units(run, cam)
     return run if phase is None else _with_phase(run, phase)
