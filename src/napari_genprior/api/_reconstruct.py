@@ -191,6 +191,9 @@ def iter_reconstruct(
     return run if phase is None else _with_phase(run, phase)
 
 
+#: ``camera="auto"`` fits a camera to images of at least this many pixels (fewer: no camera;
+#: on a 16x16 image with Gaussian noise the fit read a spurious gain).
+AUTO_CAMERA_PIXELS = 64 * 64
 #: Operators whose measurements are light intensities a camera records (the camera model
 #: applies): with ``camera="auto"``, a blur's is estimated from its noise.
 CAMERA_KINDS = ("blur", "denoise", "inpaint", "downsample")
@@ -198,7 +201,7 @@ CAMERA_KINDS = ("blur", "denoise", "inpaint", "downsample")
 
 #: Methods whose least-squares fit weighs each entry by its inverse noise variance when the
 #: camera is modelled (Richardson-Lucy's Poisson likelihood does so by itself).
-WEIGHTED = ("tv",)
+WEIGHTED = ("tv", "lasso-dct", "lasso-wavelet", "csgm", "twist", "sparse-gen", "ia")
 
 
 def _precision(y: np.ndarray, cam: dict[str, Any]) -> np.ndarray:
@@ -228,6 +231,9 @@ def _camera(y: np.ndarray, A: Operator, camera: Any) -> dict[str, Any] | None:
         )
     from ..solvers.camera import estimate_camera
 
+    auto = isinstance(camera, str)
+    if auto and y.size < AUTO_CAMERA_PIXELS:
+        return None  # too few pixels to tell photon counts from Gaussian noise
     observed = A.observed()
     data = y if observed is None else np.where(observed, y, np.median(y[observed]))
     try:

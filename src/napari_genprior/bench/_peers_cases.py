@@ -110,7 +110,7 @@ def case_data(case: str, sizes: Sizes, seed: int) -> tuple[np.ndarray, np.ndarra
     if case.endswith("-nuclei"):
         x = real_nuclei(1)[0][0]
         kind, params, noise = {
-            "deblur-nuclei": ("blur", {"sigma": 2.0}, 0.01),
+            "deblur-nuclei": ("blur", {"sigma": 2.0, "boundary": "zero"}, 0.01),
             "denoise-nuclei": ("denoise", {}, 0.1),
             "inpaint-nuclei": ("inpaint", {"seed": seed}, 0.01),
         }[case]

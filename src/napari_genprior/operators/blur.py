@@ -81,6 +81,11 @@ class _WindowedBlur(Operator):
     def spec(self) -> dict[str, Any]:
         return self._public.spec()
 
+    def extend(self, y: torch.Tensor) -> torch.Tensor:
+        """A field-of-view image (the measurement) extended by mirroring to this operator's
+        images: a plausible start for solvers that would otherwise start from zero."""
+        return self._public._extend(y)
+
 
 def gaussian_psf(
     sigma: tuple[float, ...], shape: tuple[int, ...] | None = None, truncate: float = 4.0

@@ -29,9 +29,14 @@ def _cgls(
 ) -> Generator[tuple[torch.Tensor, torch.Tensor, float], None, None]:
     """Yield ``(x, Ax, misfit)`` after each CG iteration on ``A^H W A x = A^H W y``."""
     A, y = problem.A, problem.y
-    x = torch.zeros((1, *problem.shape), dtype=problem.dtype, device=y.device)
-    Ax = torch.zeros_like(y).unsqueeze(0)
-    r = A.adjoint(weight * y).unsqueeze(0).to(problem.dtype)
+    start = problem.start()
+    if start is None:
+        x = torch.zeros((1, *problem.shape), dtype=problem.dtype, device=y.device)
+        Ax = torch.zeros_like(y).unsqueeze(0)
+    else:  # the margins beyond a blur's field of view start at the mirrored measurement
+        x = start.to(problem.dtype).unsqueeze(0)
+        Ax = A(x)
+    r = A.adjoint(weight * (y - Ax[0])).unsqueeze(0).to(problem.dtype)
     p = r.clone()
     rs = float(real_inner(r, r))
     rs0 = rs

@@ -124,6 +124,13 @@ class Problem:
     #: weighted least-squares fits of ``tv`` and the lassos weigh entries by; None: all alike.
     precision: torch.Tensor | None = None
 
+    def start(self) -> torch.Tensor | None:
+        """A plausible image on the solvers' domain to start from where the domain is larger
+        than the measurement (a blur's unknown border: the measurement mirrored over the
+        margins), else None. Normalised units, shape :attr:`shape`."""
+        extend = getattr(self.A, "extend", None)
+        return None if extend is None else extend(self.y.real)
+
     @property
     def shape(self) -> tuple[int, ...]:
         return self.A.shape

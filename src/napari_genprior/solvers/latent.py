@@ -63,10 +63,13 @@ class _Latent:
 
 def _misfit(problem: Problem, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Per-restart measurement misfit ``||A x - y||^2`` (a ``(R,)`` tensor), over the entries
-    that ``weight`` (0/1 over the measurement) keeps when given."""
+    that ``weight`` (0/1 over the measurement) keeps when given, each entry weighed by its
+    inverse noise variance where the problem has one (a camera's Poisson-Gaussian noise)."""
     r = problem.A(x) - problem.y
     if weight is not None:
         r = r * weight
+    if problem.precision is not None:
+        r = r * problem.precision.sqrt()
     if r.is_complex():
         r = torch.view_as_real(r)
     return r.square().flatten(1).sum(1)
