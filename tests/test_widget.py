@@ -306,9 +306,13 @@ def test_plain_image_operators_deblur_superresolve_and_inpaint(make_napari_viewe
     assert (
         ngp.metrics.psnr(nuclei64[20:30, 20:30], filled[20:30, 20:30], float(np.ptp(nuclei64))) > 15
     )
-    # deblurring
+    # deblurring (against the sample smoothed a little: the raw crop's own camera noise would
+    # cap what any deconvolution can score against it)
+    from scipy import ndimage
+
+    clean = ndimage.gaussian_filter(nuclei64, 1.0)
     A = ngp.make_operator("blur", shape=nuclei64.shape, sigma=1.5)
-    blurred = A.measure(nuclei64, noise_std=1.0, seed=0)
+    blurred = A.measure(clean, noise_std=1.0, seed=0)
     layer = viewer.add_image(blurred, name="blurred")
     widget.layer.value = layer
     widget.operator.value = mod_const("DEBLUR")
@@ -316,7 +320,7 @@ def test_plain_image_operators_deblur_superresolve_and_inpaint(make_napari_viewe
     widget.method.value = "tv"
     _run_and_wait(widget, qtbot)
     sharp = viewer.layers["blurred [tv]"].data
-    assert ngp.metrics.psnr(nuclei64, sharp) > ngp.metrics.psnr(nuclei64, blurred) + 1
+    assert ngp.metrics.psnr(clean, sharp) > ngp.metrics.psnr(clean, blurred) + 2
     # with no weight, tv deconvolves by FISTA's early iterate, and the status says what chose it
     assert re.search(r"stop at step \d+ chosen on \d+ held-out pixels", widget.status.value)
 

@@ -184,7 +184,8 @@ def iter_reconstruct(
         allowed = sorted(set(accepted) - {"problem"})
         raise TypeError(f"method {method!r} does not take option(s) {unknown}; it takes {allowed}.")
     dev = resolve_device(device)
-    precision = _precision(y, cam) if cam is not None and m.name in WEIGHTED else None
+    weigh = cam is not None and cam["poisson"] and m.name in WEIGHTED and A.kind == "blur"
+    precision = _precision(y, cam) if weigh else None
     run = run_method(y, A, m, dev, int(seed), options, prior, int(restarts), prior_info, precision)
     if cam is not None:
         run = _in_layer_units(run, cam)

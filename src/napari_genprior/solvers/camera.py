@@ -35,6 +35,8 @@ from ..operators.base import check_float
 #: The fitted variance must grow over the image's levels by this part of its mean for the
 #: noise to be read as photon counts (with a gain); else the camera is the identity.
 POISSON_SHARE = 0.25
+#: ...and by this many standard errors of the fitted slope.
+POISSON_T = 6.0
 #: The keys of a camera dict: ADU at zero light, ADU per photoelectron, electrons rms.
 KEYS = ("offset", "gain", "read_noise")
 
@@ -68,9 +70,10 @@ def estimate_camera(y: np.ndarray, known: dict[str, Any] | None = None) -> dict[
     """The camera behind the image ``y`` (2D or a 3D stack, in the layer's units), fitted from
     its noise, with whatever ``known`` gives taken as it is.
 
-    Returns ``{"offset", "gain", "read_noise", "estimated": [keys fitted]}``. Where the noise
-    does not grow with the signal (Gaussian noise alone, or too little of it to tell), the
-    camera is the identity: offset 0, gain 1, and the read noise the noise's std.
+    Returns ``{"offset", "gain", "read_noise", "poisson", "estimated": [keys fitted]}``. Where
+    the noise does not grow with the signal (Gaussian noise alone, or too little of it to
+    tell) and no gain is given, the camera is the identity: offset 0, gain 1, the read noise
+    the noise's std, and ``poisson`` False (the values are not photon counts).
 
     Examples
     --------
@@ -98,8 +101,19 @@ def estimate_camera(y: np.ndarray, known: dict[str, Any] | None = None) -> dict[
     alpha, beta = line_fit(M, V)
     estimated = [k for k in KEYS if known[k] is None]
     # a Poisson part only where the variance grows with the signal by a good part of itself
-    # over the image's range of levels (Gaussian noise alone gives a slope of about 0)
-    poisson = alpha > 0 and alpha * float(M.max() - M.min()) > POISSON_SHARE * float(V.mean())
+    # over the image's range of levels (Gaussian noise alone gives a slope of about 0), and
+    # the growth is no accident of the bins' own scatter: each bin's variance, from n
+    # detail coefficients, is uncertain by about sqrt(2 / n) of itself (chi-square), which
+    # bounds the slope's standard error (a 64x64 tile with Gaussian noise read a "gain" of
+    # 5e-5 without this)
+    n = max(planes.numel() // 4 // len(M), 1)
+    spread = float((M - M.mean()).square().sum())
+    se = float(V.mean()) * math.sqrt(2.0 / n) / math.sqrt(spread) if spread > 0 else math.inf
+    poisson = (
+        alpha > 0
+        and alpha * float(M.max() - M.min()) > POISSON_SHARE * float(V.mean())
+        and alpha > POISSON_T * se
+    )
     if not poisson:
         beta = float(V.mean())
     gain = known["gain"] if known["gain"] is not None else (alpha if poisson else None)
@@ -107,7 +121,13 @@ def estimate_camera(y: np.ndarray, known: dict[str, Any] | None = None) -> dict[
         # no Poisson part to read a gain from: the identity camera, Gaussian noise
         off = known["offset"] if known["offset"] is not None else 0.0
         read = known["read_noise"] if known["read_noise"] is not None else math.sqrt(beta)
-        return {"offset": off, "gain": 1.0, "read_noise": read, "estimated": estimated}
+        return {
+            "offset": off,
+            "gain": 1.0,
+            "read_noise": read,
+            "poisson": False,
+            "estimated": estimated,
+        }
     # the variance beta + alpha * level; at the offset it is the read noise's alone, gain^2 r^2
     if known["offset"] is not None:
         offset = known["offset"]
@@ -127,5 +147,6 @@ def estimate_camera(y: np.ndarray, known: dict[str, Any] | None = None) -> dict[
         "offset": float(offset),
         "gain": float(gain),
         "read_noise": float(read),
+        "poisson": True,
         "estimated": estimated,
     }

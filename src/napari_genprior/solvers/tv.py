@@ -116,7 +116,10 @@ def _chambolle_pock(problem: Problem, norm: float, tol: float) -> Core:
             x_new = x - tau.view(img) * KTy
             Ax_new, g_new = A(x_new), gradient(x_new, ndim)
             Ax_bar, g_bar = 2 * Ax_new - Ax, 2 * g_new - g  # K applied to 2 x_new - x
-            p_new = weight * (p + sigma.view(meas) * (Ax_bar - y)) / (1 + sigma.view(meas))
+            # the prox of sigma F* for F = 1/2 sum w (v - y)^2 (w: 0/1 masks, or times the
+            # entries' inverse noise variances)
+            sig = sigma.view(meas)
+            p_new = weight * (p + sig * (Ax_bar - y)) / (weight + sig)
             q_new = q + sigma.view(grd) * g_bar
             q_new = _onto_ball(q_new, lam)
             KTy_new = A.adjoint(p_new) - divergence(q_new, ndim)
