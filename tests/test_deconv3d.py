@@ -371,10 +371,13 @@ def test_a_large_volume_searches_its_weight_one_weight_at_a_time(monkeypatch, sm
     from napari_genprior.solvers import _weight_search
 
     x, A, y = small_volume
-    opts = {"steps": 30, "search_steps": 30, "n_lams": 4}
+    # (no camera model: the search's mechanics on the data as they are)
+    opts = {"steps": 30, "search_steps": 30, "n_lams": 4, "camera": None}
     lasso = ngp.reconstruct(y, A, method="lasso-dct", **opts)
     # (the held-out rule for tv: a blur's default is now the early rule, below)
-    tv = ngp.reconstruct(y, A, method="tv", n_lams=8, rule="holdout")  # batched, 300 steps a weight
+    tv = ngp.reconstruct(
+        y, A, camera=None, method="tv", n_lams=8, rule="holdout"
+    )  # batched, 300 steps a weight
     monkeypatch.setattr(_weight_search, "SEARCH_BATCH_VOXELS", 0)  # as if it were too large
     updates = []
     chunked = ngp.reconstruct(
@@ -390,14 +393,16 @@ def test_a_large_volume_searches_its_weight_one_weight_at_a_time(monkeypatch, sm
     assert len(updates) > len(lasso.history)  # four searches, one after another
     # tv follows a path from the largest weight down, each warm-started from the one before,
     # with at most 50 steps a weight: as good as the batched search run to 300 steps a weight
-    path = ngp.reconstruct(y, A, method="tv", n_lams=8, rule="holdout")
+    path = ngp.reconstruct(y, A, camera=None, method="tv", n_lams=8, rule="holdout")
     assert path.params["search_iterations"] <= 50 < tv.params["search_iterations"]
     grid = path.params["lam_grid"]
     assert abs(grid.index(path.params["lam"]) - grid.index(tv.params["lam"])) <= 1
     assert ngp.metrics.psnr(x, path.image) > ngp.metrics.psnr(x, tv.image) - 0.3
     # and the same path with too few steps a weight does not run away (it did when a weight
     # inherited the step lengths adapted to the one before: held-out misfits 8000x too large)
-    short = ngp.reconstruct(y, A, method="tv", n_lams=8, search_steps=30, rule="holdout")
+    short = ngp.reconstruct(
+        y, A, camera=None, method="tv", n_lams=8, search_steps=30, rule="holdout"
+    )
     assert max(short.params["heldout_misfit"]) < 2 * max(tv.params["heldout_misfit"])
 
 
@@ -407,10 +412,10 @@ def test_the_early_rule_on_a_large_volume_runs_one_weight_at_a_time_and_chooses_
     from napari_genprior.solvers import _tv_fista
 
     x, A, y = small_volume
-    batched = ngp.reconstruct(y, A, method="tv")
+    batched = ngp.reconstruct(y, A, camera=None, method="tv")
     assert batched.params["rule"] == "early"
     monkeypatch.setattr(_tv_fista, "SEARCH_BATCH_VOXELS", 0)  # as if it were too large
-    chunked = ngp.reconstruct(y, A, method="tv")
+    chunked = ngp.reconstruct(y, A, camera=None, method="tv")
     # the largest weight first; each stops 20 steps after the best of all so far
     assert chunked.params["lam"] == batched.params["lam"]
     assert abs(chunked.params["iterations"] - batched.params["iterations"]) <= 2

@@ -213,7 +213,17 @@ def test_controls_follow_the_operator_kind(sim):
         widget.kind.value = kind
         visible = {n for n in names if not getattr(widget, n).native.isHidden()}
         assert visible == expected, kind
-    for name in [*names, "layer", "kind", "noise_std", "photons", "seed", "simulate_button"]:
+    for name in [
+        *names,
+        "layer",
+        "kind",
+        "noise_std",
+        "photons",
+        "background",
+        "camera",
+        "seed",
+        "simulate_button",
+    ]:
         assert getattr(widget, name).tooltip, name
 
 
@@ -315,3 +325,28 @@ def test_simulated_blur_of_the_nuclei_sample_is_reconstructed_by_tv(make_napari_
     p_meas = ngp.metrics.psnr(crop.data, meas.data)
     p_rec = ngp.metrics.psnr(crop.data, rec.image)
     assert p_rec > p_meas + 1, (p_meas, p_rec)
+
+
+def test_simulate_records_with_a_camera_and_reconstruct_fits_it(sim):
+    """Real physics in Simulate: a background and a camera's ADU (offset, gain, read noise);
+    the library fits that camera back from the noise and returns the layer's units."""
+    viewer, widget, clean = sim
+    x = clean.data.astype(np.float64)
+    x = x / x.max()
+    clean.data = x.astype(np.float32)
+    _set(widget, kind="blur", sigma=1.5, photons=300.0, background=0.05, seed=1)
+    assert widget.boundary.value == "unknown"  # the default: a window onto a larger sample
+    widget.camera.value = True
+    meas, _ = widget.simulate()
+    assert meas.metadata["genprior"]["camera"]["offset"] == 100.0
+    y, A = measurement_of(meas.data, meas.metadata)
+    assert A.boundary == "unknown" and np.array_equal(y, np.round(y)) and y.min() >= 100 - 10
+    rec = ngp.reconstruct(y, A, method="richardson-lucy", device="cpu")
+    assert rec.params["camera"]["gain"] == pytest.approx(2.0, rel=0.2)
+    assert abs(float(rec.image.mean()) - float(y.mean())) < 0.05 * float(y.mean())
+    # a camera without photons is refused with a sentence, and nothing is added
+    n_layers = len(viewer.layers)
+    _set(widget, photons=0.0)
+    with patch("napari_genprior._widgets.simulate.show_error") as err:
+        assert widget.simulate() == []
+    assert "photons" in err.call_args[0][0] and len(viewer.layers) == n_layers

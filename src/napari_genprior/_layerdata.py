@@ -63,6 +63,7 @@ def measurement_layer(
     *,
     noise_std: float | None = None,
     photons: float | None = None,
+    camera: dict[str, float] | None = None,
     **layer_kwargs: Any,
 ) -> tuple:
     """A napari layer-data tuple ``(data, kwargs, "image")`` for the measurement ``y`` of ``A``.
@@ -81,6 +82,8 @@ def measurement_layer(
         meta["noise_std"] = float(noise_std)
     if photons is not None:
         meta["photons"] = float(photons)
+    if camera is not None:  # the simulated camera (Reconstruct fits its own from the noise)
+        meta["camera"] = {k: float(v) for k, v in camera.items()}
     if stores_measurement(y, A):
         meta["measurement"] = encode_array(y)
     shown = display_of(y)

@@ -30,6 +30,7 @@ from ..operators import OPERATORS
 from ..operators.mri import MASKS
 from ._dock import mark, wrapping_label
 from ._layers import placement
+from ._noise import CAMERA, NoiseControls
 from ._psf import PSFControls
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -148,27 +149,10 @@ class SimulateWidget(Container):
             "sensitivity maps; the image is then complex and "
             "reconstructions show its magnitude.",
         )
-        # noise and randomness
-        self.noise_std = FloatSpinBox(
-            label="noise std",
-            value=0.0,
-            min=0.0,
-            max=1e12,
-            step=0.001,
-            tooltip="Standard deviation of additive Gaussian noise, in "
-            "the units of the measurement (the image's units "
-            "for denoise, inpaint, blur and downsample).",
-        )
-        self.photons = FloatSpinBox(
-            label="photons (0 = off)",
-            value=0.0,
-            min=0.0,
-            max=1e12,
-            step=10.0,
-            tooltip="Poisson (shot) noise: the brightest "
-            "measured value gets this many expected "
-            "photons. 0 turns it off.",
-        )
+        # noise and the camera
+        noise = NoiseControls()
+        self.noise_std, self.photons = noise.noise_std, noise.photons
+        self.background, self.camera = noise.background, noise.camera
         self.seed = SpinBox(
             label="seed",
             value=0,
@@ -207,6 +191,8 @@ class SimulateWidget(Container):
                 *self._parameters,
                 self.noise_std,
                 self.photons,
+                self.background,
+                self.camera,
                 self.seed,
                 self.simulate_button,
                 self.status,
@@ -298,11 +284,19 @@ class SimulateWidget(Container):
             return []
         noise_std = self.noise_std.value
         photons = self.photons.value or None
+        camera = dict(CAMERA) if self.camera.value else None
         try:
             x = image_plane(clean, "image")
             params = self.operator_params(x.shape)
             A = make_operator(self.kind.value, shape=x.shape, **params)
-            y = A.measure(x, noise_std=noise_std, photons=photons, seed=self.seed.value)
+            y = A.measure(
+                x,
+                noise_std=noise_std,
+                photons=photons,
+                seed=self.seed.value,
+                background=self.background.value,
+                camera=camera,
+            )
             back = reconstruct(y, A, method="adjoint", device="cpu").image if A.linear else None
             if back is not None and np.iscomplexobj(back):  # multi-coil: show the magnitude
                 back = np.abs(back).astype(np.float32)
@@ -317,6 +311,7 @@ class SimulateWidget(Container):
             f"{clean.name} [{label}]",
             noise_std=noise_std,
             photons=photons,
+            camera=camera,
             **_measurement_look(clean, A, y),
         )
         added = [self._viewer.add_image(data, **kwargs)]
