@@ -193,7 +193,7 @@ def case_3d(quick: bool) -> dict[str, Any]:
     """A stack cut from the middle of a volume 2x deeper and 3x wider, blurred whole."""
     from scipy.signal import fftconvolve
 
-    from ..operators.psf import optics_psf, psf_size
+    from ..operators.psf import optics_psf
     from ..volumes import nuclei_volume
 
     crop_shape = (12, 48, 48) if quick else (16, 64, 64)
@@ -202,10 +202,12 @@ def case_3d(quick: bool) -> dict[str, Any]:
     big = nuclei_volume(big_shape, voxel=voxel, seed=11).astype(np.float64)
     psf = optics_psf((2 * big_shape[0] - 1, 129, 129), {**OPTICS_3D, "model": "vectorial"})
     # units: a widefield PSF has as much light in every plane, so "normalised to sum 1"
-    # depends on its extent; the truth's unit is the reconstruction's (its PSF, the extent
-    # psf_size gives the crop, sums to 1), and the light beyond that extent (from farther
-    # planes and farther aside) reaches the crop as haze that no method models
-    k = psf_size(crop_shape, OPTICS_3D)
+    # depends on its extent; the truth's unit is the reconstruction's (its PSF, over the
+    # extent the operator gives the crop, sums to 1), and the light beyond that extent (from
+    # farther planes and farther aside) reaches the crop as haze that no method models
+    from .. import api
+
+    k = api.make_operator("blur", shape=crop_shape, optics=OPTICS_3D).psf.shape
     centre = tuple(slice(c // 2 - n // 2, c // 2 + n // 2 + 1) for c, n in zip(psf.shape, k))
     psf = psf / psf[centre].sum()
     blurred = fftconvolve(big, psf, mode="same")
