@@ -158,13 +158,24 @@ def _best_count(x, run) -> dict[str, Any]:
     return best
 
 
-def _skimage_rl(x, adu, psf) -> dict[str, Any]:
+def _padded(run, y: np.ndarray, psf: np.ndarray):
+    """``run`` on ``y`` mirror-padded by the PSF's reach, cropped back: how users of tools
+    that assume a dark or periodic border soften the frame it makes."""
+    pad = [(k // 2, k // 2) for k in psf.shape]
+    sl = tuple(slice(a, a + n) for (a, _), n in zip(pad, y.shape))
+    return lambda n: run(np.pad(y, pad, mode="symmetric"), n)[sl]
+
+
+def _skimage_rl(x, adu, psf, padded: bool = False) -> dict[str, Any]:
     from skimage.restoration import richardson_lucy
 
     y = _photons(adu)
-    return _best_count(
-        x, lambda n: richardson_lucy(y, psf, num_iter=n, clip=False) / PHOTONS - BACKGROUND
-    )
+
+    def run(v, n):
+        return richardson_lucy(v, psf, num_iter=n, clip=False)
+
+    go = _padded(run, y, psf) if padded else (lambda n: run(y, n))
+    return _best_count(x, lambda n: go(n) / PHOTONS - BACKGROUND)
 
 
 def run_2d(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -180,6 +191,7 @@ def run_2d(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
         r["richardson-lucy"] = _ours(x, adu, blur, "richardson-lucy")
         r["tv, zero boundary"] = _ours(x, adu, {**blur, "boundary": "zero"}, "tv")
         r["scikit-image RL (best count)"] = _skimage_rl(x, adu, A.psf)
+        r["scikit-image RL, mirror-padded (best count)"] = _skimage_rl(x, adu, A.psf, True)
         if "sigma" in blur:
             for f in (0.85, 1.15):
                 wrong = {"sigma": blur["sigma"] * f}
@@ -236,17 +248,21 @@ def run_3d(quick: bool) -> dict[str, Any]:
         x, adu, {**blur, "boundary": "zero"}, "richardson-lucy"
     )
     r["scikit-image RL (best count)"] = _skimage_rl(x, adu, A.psf)
+    r["scikit-image RL, mirror-padded (best count)"] = _skimage_rl(x, adu, A.psf, True)
     try:
         from RedLionfishDeconv import doRLDeconvolutionFromNpArrays
 
         y = _photons(adu).astype(np.float32)
         psf = A.psf.astype(np.float32)
-        r["RedLionfish RL, CPU (best count)"] = _best_count(
-            x,
-            lambda n: (
-                doRLDeconvolutionFromNpArrays(y, psf, niter=n, method="cpu") / PHOTONS - BACKGROUND
-            ),
-        )
+
+        def rlf(v, n):
+            return doRLDeconvolutionFromNpArrays(v, psf, niter=n, method="cpu")
+
+        for name, go in (
+            ("RedLionfish RL, CPU (best count)", lambda n: rlf(y, n)),
+            ("RedLionfish RL, CPU, mirror-padded (best count)", _padded(rlf, y, psf)),
+        ):
+            r[name] = _best_count(x, lambda n, go=go: go(n) / PHOTONS - BACKGROUND)
     except ImportError:  # pip install redlionfish
         r["RedLionfish RL, CPU (best count)"] = None
     return r
@@ -280,8 +296,9 @@ def _checks(rows2d, row3d) -> dict[str, bool]:
         meas, tv = r["measurement"]["psnr"], r["tv"]
         x_range = 1.0
         checks[f"{r['case']}: tv >= measurement + 3 dB"] = tv["psnr"] >= meas + 3
-        checks[f"{r['case']}: tv beats scikit-image RL at its best count"] = (
-            tv["psnr"] > r["scikit-image RL (best count)"]["psnr"]
+        checks[f"{r['case']}: tv beats scikit-image RL at its best count"] = tv["psnr"] > max(
+            r["scikit-image RL (best count)"]["psnr"],
+            r["scikit-image RL, mirror-padded (best count)"]["psnr"],
         )
         checks[f"{r['case']}: tv within 10% of the image's range"] = (
             tv["min"] >= -0.1 * x_range and tv["max"] <= 1.1 * x_range
@@ -296,11 +313,13 @@ def _checks(rows2d, row3d) -> dict[str, bool]:
         meas = row3d["measurement"]["psnr"]
         best = max(row3d["richardson-lucy"]["psnr"], row3d["tv"]["psnr"])
         checks[f"{row3d['case']}: ours >= measurement + 3 dB"] = best >= meas + 3
-        rlf = row3d.get("RedLionfish RL, CPU (best count)")
-        if rlf is not None:
-            checks[f"{row3d['case']}: ours beats RedLionfish at its best count"] = (
-                best > rlf["psnr"]
-            )
+        peers = [
+            v["psnr"]
+            for k, v in row3d.items()
+            if k.startswith("RedLionfish") and isinstance(v, dict)
+        ]
+        if peers:
+            checks[f"{row3d['case']}: ours beats RedLionfish at its best count"] = best > max(peers)
     return checks
 
 
