@@ -42,7 +42,9 @@ def test_simulate_blurs_a_stack_with_the_optics_psf_and_the_layer_voxel_size(sta
     y, A = measurement_of(meas.data, meas.metadata)
     assert y.shape == A.shape == (9, 40, 40)
     assert A.spec()["optics"]["dz"] == pytest.approx(0.25)
-    np.testing.assert_allclose(A.psf, optics_psf((9, 40, 40), A.spec()["optics"]))
+    # the unknown border (the default): the PSF spans twice the stack's depth
+    assert A.boundary == "unknown"
+    np.testing.assert_allclose(A.psf, optics_psf((17, 40, 40), A.spec()["optics"]))
     np.testing.assert_array_equal(meas.scale, clean.scale)
     np.testing.assert_array_equal(meas.translate, clean.translate)
     np.testing.assert_array_equal(clean.data, before)

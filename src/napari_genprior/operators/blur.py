@@ -199,7 +199,8 @@ class Blur(Operator):
                     else ""
                 )
                 raise ValueError(f"psf has {kernel.ndim} axes, but the image has {nd}.{hint}")
-            if boundary != "unknown" and any(k > s for k, s in zip(kernel.shape, self.shape)):
+            # (an optics PSF under the unknown border spans twice a stack's depth: allowed)
+            if self.optics is None and any(k > s for k, s in zip(kernel.shape, self.shape)):
                 raise ValueError(
                     f"psf of shape {kernel.shape} is larger than the image {self.shape}; "
                     "crop it around its centre."
