@@ -179,3 +179,17 @@ def test_a_3d_stack_extends_in_z_too():
     x = np.random.default_rng(0).random((6, 20, 20))
     rec = ngp.reconstruct(A.measure(x, photons=500, seed=0), A, method="richardson-lucy")
     assert rec.image.shape == x.shape
+
+
+def test_the_real_acquisition_benchmark_runs_at_quick_size():
+    from napari_genprior.bench import real_acquisition
+
+    res = real_acquisition.run(quick=True, device="cpu", seed=0)
+    row = res.data["2d"][0]
+    # the unknown border beats the measurement; the zero border loses to it
+    assert row["tv"]["psnr"] > row["measurement"]["psnr"] + 1.5
+    assert row["tv, zero boundary"]["psnr"] < row["measurement"]["psnr"]
+    assert row["tv"]["camera"]["gain"] == pytest.approx(2.0, rel=0.2)
+    stack = res.data["3d"]
+    assert max(stack["tv"]["psnr"], stack["richardson-lucy"]["psnr"]) > stack["measurement"]["psnr"]
+    assert "examples" in res.figures and res.checks
