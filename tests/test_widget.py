@@ -321,6 +321,10 @@ def test_plain_image_operators_deblur_superresolve_and_inpaint(make_napari_viewe
     _run_and_wait(widget, qtbot)
     sharp = viewer.layers["blurred [tv]"].data
     assert ngp.metrics.psnr(clean, sharp) > ngp.metrics.psnr(clean, blurred) + 2
+    # the border choice is shown, unknown by default, and recorded with the result
+    assert widget.psf.boundary.value == "unknown" and not widget.psf.boundary.native.isHidden()
+    meta = viewer.layers["blurred [tv]"].metadata["genprior"]
+    assert meta["operator"]["boundary"] == "unknown"
     # with no weight, tv deconvolves by FISTA's early iterate, and the status says what chose it
     assert re.search(r"stop at step \d+ chosen on \d+ held-out pixels", widget.status.value)
 
