@@ -57,9 +57,7 @@ FULL = Sizes(
     restarts=4,
     tasks=(FIELD, "deconvolution", "inpainting", "denoising"),
 )
-QUICK = Sizes(
-    tiles=1, csgm_steps=20, ia_steps=40, dip_steps=40, restarts=1, tasks=(FIELD,)
-)
+QUICK = Sizes(tiles=1, csgm_steps=20, ia_steps=40, dip_steps=40, restarts=1, tasks=(FIELD,))
 
 
 def method_options(method: str, sizes: Sizes) -> dict[str, Any]:
