@@ -178,20 +178,29 @@ def _skimage_rl(x, adu, psf, padded: bool = False) -> dict[str, Any]:
     return _best_count(x, lambda n: go(n) / PHOTONS - BACKGROUND)
 
 
-def run_2d(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _row(case: dict[str, Any], zero: str) -> tuple[Any, dict[str, Any]]:
+    """The operator and the rows every case has: the measurement, ``tv`` and
+    ``richardson-lucy`` with the defaults, method ``zero`` with the zero border, and
+    scikit-image's Richardson-Lucy at its best count, plain and on mirror-padded data."""
     from .. import api
 
+    x, adu, blur = case["x"], case["adu"], case["blur"]
+    A = api.make_operator("blur", shape=x.shape, **blur)
+    r: dict[str, Any] = {"case": case["name"], "shape": list(x.shape)}
+    r["measurement"] = {"psnr": _psnr(x, to_truth(adu))}
+    r["tv"] = _ours(x, adu, blur, "tv")
+    r["richardson-lucy"] = _ours(x, adu, blur, "richardson-lucy")
+    r[f"{zero}, zero boundary"] = _ours(x, adu, {**blur, "boundary": "zero"}, zero)
+    r["scikit-image RL (best count)"] = _skimage_rl(x, adu, A.psf)
+    r["scikit-image RL, mirror-padded (best count)"] = _skimage_rl(x, adu, A.psf, True)
+    return A, r
+
+
+def run_2d(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for case in cases:
         x, adu, blur = case["x"], case["adu"], case["blur"]
-        A = api.make_operator("blur", shape=x.shape, **blur)
-        r: dict[str, Any] = {"case": case["name"], "shape": list(x.shape)}
-        r["measurement"] = {"psnr": _psnr(x, to_truth(adu))}
-        r["tv"] = _ours(x, adu, blur, "tv")
-        r["richardson-lucy"] = _ours(x, adu, blur, "richardson-lucy")
-        r["tv, zero boundary"] = _ours(x, adu, {**blur, "boundary": "zero"}, "tv")
-        r["scikit-image RL (best count)"] = _skimage_rl(x, adu, A.psf)
-        r["scikit-image RL, mirror-padded (best count)"] = _skimage_rl(x, adu, A.psf, True)
+        _, r = _row(case, "tv")
         if "sigma" in blur:
             for f in (0.85, 1.15):
                 wrong = {"sigma": blur["sigma"] * f}
@@ -235,20 +244,9 @@ def case_3d(quick: bool) -> dict[str, Any]:
 
 
 def run_3d(quick: bool) -> dict[str, Any]:
-    from .. import api
-
     case = case_3d(quick)
-    x, adu, blur = case["x"], case["adu"], case["blur"]
-    A = api.make_operator("blur", shape=x.shape, **blur)
-    r: dict[str, Any] = {"case": case["name"], "shape": list(x.shape)}
-    r["measurement"] = {"psnr": _psnr(x, to_truth(adu))}
-    r["richardson-lucy"] = _ours(x, adu, blur, "richardson-lucy")
-    r["tv"] = _ours(x, adu, blur, "tv")
-    r["richardson-lucy, zero boundary"] = _ours(
-        x, adu, {**blur, "boundary": "zero"}, "richardson-lucy"
-    )
-    r["scikit-image RL (best count)"] = _skimage_rl(x, adu, A.psf)
-    r["scikit-image RL, mirror-padded (best count)"] = _skimage_rl(x, adu, A.psf, True)
+    x, adu = case["x"], case["adu"]
+    A, r = _row(case, "richardson-lucy")
     try:
         from RedLionfishDeconv import doRLDeconvolutionFromNpArrays
 
