@@ -15,6 +15,7 @@ from ..devices import resolve_device
 from ..operators import Operator
 from ..operators.base import is_numeric
 from ..solvers import METHODS, Reconstruction, Update
+from ..solvers.camera import estimate_camera, noise_precision
 from ..solvers.run import run_method
 from ._priors import _check_prior
 
@@ -185,7 +186,7 @@ def iter_reconstruct(
         raise TypeError(f"method {method!r} does not take option(s) {unknown}; it takes {allowed}.")
     dev = resolve_device(device)
     weigh = cam is not None and cam["poisson"] and m.name in WEIGHTED and A.kind == "blur"
-    precision = _precision(y, cam) if weigh else None
+    precision = noise_precision(y, cam) if weigh else None
     run = run_method(y, A, m, dev, int(seed), options, prior, int(restarts), prior_info, precision)
     if cam is not None:
         run = _in_layer_units(run, cam)
@@ -205,44 +206,46 @@ CAMERA_KINDS = ("blur", "denoise", "inpaint", "downsample")
 WEIGHTED = ("tv", "lasso-dct", "lasso-wavelet", "csgm", "twist", "sparse-gen", "ia")
 
 
-def _precision(y: np.ndarray, cam: dict[str, Any]) -> np.ndarray:
-    """Inverse noise variance per entry of ``y`` (photoelectrons) under the camera ``cam``:
-    Poisson counts at the 3x3 local mean plus the read noise, normalised to mean 1."""
-    from scipy.ndimage import uniform_filter
-
-    size = [1] * (y.ndim - 2) + [3, 3] if y.ndim >= 2 else 3
-    level = np.clip(uniform_filter(y.astype(np.float64), size=size, mode="reflect"), 0, None)
-    var = level + cam["read_noise"] ** 2
-    var = np.maximum(var, 0.05 * max(float(var.mean()), 1e-12))  # dark entries: not infinite
-    w = 1.0 / var
-    return (w / w.mean()).astype(np.float32)
-
-
 def _camera(y: np.ndarray, A: Operator, camera: Any) -> dict[str, Any] | None:
     """The camera behind ``y`` (:mod:`napari_genprior.solvers.camera`), or None where there is
     none to model: ``camera=None``, or ``"auto"`` for an operator other than ``blur``."""
-    if camera is None or (isinstance(camera, str) and camera == "auto" and A.kind != "blur"):
-        return None
-    if isinstance(camera, str) and camera != "auto":
+    auto = isinstance(camera, str) and camera == "auto"
+    if camera is None or (auto and (A.kind != "blur" or y.size < AUTO_CAMERA_PIXELS)):
+        return None  # (too few pixels to tell photon counts from Gaussian noise)
+    if isinstance(camera, str) and not auto:
         raise ValueError(f"camera must be 'auto', None or a dict, got {camera!r}.")
     if A.kind not in CAMERA_KINDS or A.complex_measurements or np.iscomplexobj(y):
         raise ValueError(
             f"camera= models a camera recording intensities ({', '.join(CAMERA_KINDS)}); "
             f"the {A.kind!r} operator's measurements are not that."
         )
-    from ..solvers.camera import estimate_camera
-
-    auto = isinstance(camera, str)
-    if auto and y.size < AUTO_CAMERA_PIXELS:
-        return None  # too few pixels to tell photon counts from Gaussian noise
     observed = A.observed()
     data = y if observed is None else np.where(observed, y, np.median(y[observed]))
     try:
-        return estimate_camera(data, None if isinstance(camera, str) else camera)
+        return estimate_camera(data, None if auto else camera)
     except ValueError:
-        if not isinstance(camera, str):
+        if not auto:
             raise
         return None  # too small an image to fit a camera to: the data as they are
+
+
+def _previews_mapped(
+    run: Generator[Update, bool | None, Reconstruction],
+    image_map: Callable[[np.ndarray], np.ndarray],
+) -> Generator[Update, bool | None, Reconstruction]:
+    """``run``'s updates passed on (and replies passed back) with ``image_map`` applied to
+    every preview; returns ``run``'s result as it is."""
+    reply = None
+    try:
+        while True:
+            u = run.send(reply)
+            if u.image is not None:
+                u = Update(
+                    u.step, u.total, u.loss, image_map(u.image), plane=u.plane, planes=u.planes
+                )
+            reply = yield u
+    except StopIteration as stop:
+        return stop.value
 
 
 def _in_layer_units(
@@ -251,16 +254,7 @@ def _in_layer_units(
     """A run in photoelectrons, its previews and result put back into the layer's units
     (``offset + gain * x``), the camera recorded in ``params["camera"]``."""
     offset, gain = cam["offset"], cam["gain"]
-    reply = None
-    try:
-        while True:
-            u = run.send(reply)
-            if u.image is not None:
-                image = (offset + gain * u.image).astype(np.float32)
-                u = Update(u.step, u.total, u.loss, image, plane=u.plane, planes=u.planes)
-            reply = yield u
-    except StopIteration as stop:
-        rec: Reconstruction = stop.value
+    rec = yield from _previews_mapped(run, lambda image: (offset + gain * image).astype(np.float32))
     rec.image = (offset + gain * rec.image).astype(np.float32)
     if rec.spread is not None:
         rec.spread = (gain * rec.spread).astype(np.float32)
@@ -274,22 +268,7 @@ def _with_phase(
     """A magnitude reconstruction made complex with the data's smooth phase (see
     :class:`~napari_genprior.operators.mri.FixedPhase`), and 0 outside the coils' support."""
     rotation = (np.exp(1j * phase[0]) * phase[1]).astype(np.complex64)
-    reply = None
-    try:
-        while True:
-            u = run.send(reply)
-            if u.image is not None:
-                u = Update(
-                    u.step,
-                    u.total,
-                    u.loss,
-                    (u.image * rotation).astype(np.complex64),
-                    plane=u.plane,
-                    planes=u.planes,
-                )
-            reply = yield u
-    except StopIteration as stop:
-        rec: Reconstruction = stop.value
+    rec = yield from _previews_mapped(run, lambda image: (image * rotation).astype(np.complex64))
     if np.iscomplexobj(rec.image):  # the method refined the phase itself (score)
         rec.image = (rec.image * phase[1]).astype(np.complex64)
         how = "refined from the data as the method went, starting from the centre's"

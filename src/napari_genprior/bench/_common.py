@@ -44,6 +44,11 @@ def held_out_brain(n: int, shape: tuple[int, int] = (256, 256)) -> list[np.ndarr
     return [np.asarray(x, np.float32) for x in brain_phantoms(n, shape, seed=BRAIN_SEED)]
 
 
+#: The four 64x64 quadrants of the 128x128 real nuclei crop: top-left, top-right, bottom-left,
+#: bottom-right.
+QUADRANTS = [(slice(a, a + 64), slice(b, b + 64)) for a in (0, 64) for b in (0, 64)]
+
+
 @lru_cache(maxsize=1)
 def _real_nuclei_reference() -> tuple[np.ndarray, float]:
     from skimage.restoration import denoise_nl_means, estimate_sigma
@@ -77,8 +82,7 @@ def real_nuclei(n: int = 4) -> tuple[list[np.ndarray], float]:
         The raw crop's estimated noise std (in [0, 1] units).
     """
     clean, sigma = _real_nuclei_reference()
-    quads = [clean[:64, :64], clean[:64, 64:], clean[64:, :64], clean[64:, 64:]]
-    return [q.copy() for q in quads[:n]], sigma
+    return [clean[q].copy() for q in QUADRANTS[:n]], sigma
 
 
 # -- tasks ---------------------------------------------------------------------------------

@@ -85,16 +85,11 @@ def field_measurement(i: int, seed: int):
     from scipy import ndimage
 
     from .. import api
-    from ._common import _real_nuclei_reference
+    from ._common import QUADRANTS, _real_nuclei_reference
 
     clean = _real_nuclei_reference()[0].astype(np.float64)
     blurred = ndimage.gaussian_filter(clean, 2.0, mode="reflect", truncate=6.0)
-    sl = [
-        (slice(0, 64), slice(0, 64)),
-        (slice(0, 64), slice(64, 128)),
-        (slice(64, 128), slice(0, 64)),
-        (slice(64, 128), slice(64, 128)),
-    ][i]
+    sl = QUADRANTS[i]
     peak = float(blurred[sl].max())
     rng = np.random.default_rng(seed)
     y = (rng.poisson(blurred[sl] * 100 / peak) * peak / 100).astype(np.float32)

@@ -348,11 +348,9 @@ class Operator:
                 read = camera.get("read_noise", 0.0)
                 check_float("camera gain", gain, low=0, low_open=True)
                 check_float("camera read_noise", read, low=0)
-                adu = offset + gain * (counts + read * rng.standard_normal(y.shape))
-                y = np.clip(np.round(adu + noise_std * rng.standard_normal(y.shape)), 0, None)
-                observed = self.observed()
-                return (y * observed if observed is not None else y).astype(np.float32)
-            y = counts * (peak / photons)
+                y = offset + gain * (counts + read * rng.standard_normal(y.shape))
+            else:
+                y = counts * (peak / photons)
         elif background:
             y = y + background
         if noise_std > 0:
@@ -362,6 +360,8 @@ class Operator:
             else:
                 noise = noise_std * rng.standard_normal(y.shape)
             y = y + noise
+        if camera is not None:  # a camera's ADU are integers, never below 0
+            y = np.clip(np.round(y), 0, None)
         observed = self.observed()
         if observed is not None:
             y = y * observed

@@ -30,7 +30,45 @@ def mirror_index(n: int, before: int, after: int) -> np.ndarray:
     return np.where(p >= n, 2 * n - 1 - p, p)
 
 
-class _WindowedBlur(Operator):
+class _FFTConvolution:
+    """Convolution with ``self``'s kernel buffer by FFTs of size ``_fft_shape`` over the last
+    ``len(_dims)`` axes, and the linear convolution cut to the window ``_crop`` with its exact
+    adjoint: what the zero-boundary :class:`Blur` and :class:`_WindowedBlur` share (they
+    differ only in the window and the FFT size)."""
+
+    def _otf(self, like: torch.Tensor) -> torch.Tensor:
+        kernel = self._buffer("kernel", like)
+        key = ("otf", kernel.device, kernel.dtype)
+        if key not in self._cache:
+            if self.boundary != "periodic":  # rfftn pads the kernel with zeros up to the size
+                otf = torch.fft.rfftn(kernel, s=self._fft_shape, dim=self._dims)
+            else:
+                grid = kernel.new_zeros(self._fft_shape)
+                grid[tuple(slice(0, k) for k in kernel.shape)] = kernel
+                grid = torch.roll(grid, [-c for c in self._center], dims=self._dims)
+                otf = torch.fft.rfftn(grid, dim=self._dims)
+            self._cache[key] = otf
+        return self._cache[key]
+
+    def _conv(self, x: torch.Tensor, adjoint: bool) -> torch.Tensor:
+        otf = self._otf(x)
+        spec = torch.fft.rfftn(x, s=self._fft_shape, dim=self._dims)
+        spec = spec * (otf.conj() if adjoint else otf)
+        return torch.fft.irfftn(spec, s=self._fft_shape, dim=self._dims)
+
+    def _cropped(self, x: torch.Tensor) -> torch.Tensor:
+        """The linear convolution of ``x`` (zero beyond it), cut to ``_crop``."""
+        return self._conv(x, adjoint=False)[(..., *self._crop)]
+
+    def _cropped_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """The adjoint of :meth:`_cropped`."""
+        padded = y.new_zeros((*y.shape[: y.ndim - len(self._dims)], *self._fft_shape))
+        padded[(..., *self._crop)] = y
+        full = self._conv(padded, adjoint=True)
+        return full[(..., *(slice(0, s) for s in self.shape))]
+
+
+class _WindowedBlur(_FFTConvolution, Operator):
     """The blur of a scene larger than the field of view (the solvers' operator for
     ``boundary="unknown"``): images have the field of view's shape plus the kernel's reach on
     each side (:func:`margins`), and the measurement is the part of their linear convolution
@@ -60,23 +98,11 @@ class _WindowedBlur(Operator):
     def measurement_shape(self) -> tuple[int, ...]:
         return self._fov
 
-    def _conv(self, x: torch.Tensor, adjoint: bool) -> torch.Tensor:
-        kernel = self._buffer("kernel", x)
-        key = ("otf", kernel.device, kernel.dtype)
-        if key not in self._cache:
-            self._cache[key] = torch.fft.rfftn(kernel, s=self._fft_shape, dim=self._dims)
-        otf = self._cache[key]
-        spec = torch.fft.rfftn(x, s=self._fft_shape, dim=self._dims)
-        spec = spec * (otf.conj() if adjoint else otf)
-        return torch.fft.irfftn(spec, s=self._fft_shape, dim=self._dims)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv(x, adjoint=False)[(..., *self._crop)]
+        return self._cropped(x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        padded = y.new_zeros((*y.shape[: y.ndim - len(self._fov)], *self._fft_shape))
-        padded[(..., *self._crop)] = y
-        return self._conv(padded, adjoint=True)[(..., *(slice(0, n) for n in self.shape))]
+        return self._cropped_adjoint(y)
 
     def spec(self) -> dict[str, Any]:
         return self._public.spec()
@@ -106,7 +132,7 @@ def gaussian_psf(
     return psf / psf.sum()
 
 
-class Blur(Operator):
+class Blur(_FFTConvolution, Operator):
     """Convolution with a PSF, computed with FFTs; 2D or 3D.
 
     Parameters
@@ -239,26 +265,6 @@ class Blur(Operator):
         # device and precision (a 64x512x512 stack's OTF alone is 0.4 GB in complex64)
         self._buffers["kernel"] = torch.from_numpy(kernel)
 
-    def _otf(self, like: torch.Tensor) -> torch.Tensor:
-        kernel = self._buffer("kernel", like)
-        key = ("otf", kernel.device, kernel.dtype)
-        if key not in self._cache:
-            if self.boundary == "zero":  # rfftn pads the kernel with zeros up to the FFT size
-                otf = torch.fft.rfftn(kernel, s=self._fft_shape, dim=self._dims)
-            else:
-                grid = kernel.new_zeros(self._fft_shape)
-                grid[tuple(slice(0, k) for k in kernel.shape)] = kernel
-                grid = torch.roll(grid, [-c for c in self._center], dims=self._dims)
-                otf = torch.fft.rfftn(grid, dim=self._dims)
-            self._cache[key] = otf
-        return self._cache[key]
-
-    def _conv(self, x: torch.Tensor, adjoint: bool) -> torch.Tensor:
-        otf = self._otf(x)
-        spec = torch.fft.rfftn(x, s=self._fft_shape, dim=self._dims)
-        spec = spec * (otf.conj() if adjoint else otf)
-        return torch.fft.irfftn(spec, s=self._fft_shape, dim=self._dims)
-
     def _extend(self, x: torch.Tensor) -> torch.Tensor:
         """The field-of-view image extended by mirroring over the kernel's reach."""
         lead = x.ndim - len(self.shape)
@@ -290,20 +296,16 @@ class Blur(Operator):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.boundary == "unknown":
             return self._window.forward(self._extend(x))
-        full = self._conv(x, adjoint=False)
         if self.boundary == "periodic":
-            return full
-        return full[(..., *self._crop)]
+            return self._conv(x, adjoint=False)
+        return self._cropped(x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if self.boundary == "unknown":
             return self._extend_adjoint(self._window.adjoint(y))
         if self.boundary == "periodic":
             return self._conv(y, adjoint=True)
-        padded = y.new_zeros((*y.shape[: y.ndim - len(self.shape)], *self._fft_shape))
-        padded[(..., *self._crop)] = y
-        full = self._conv(padded, adjoint=True)
-        return full[(..., *(slice(0, s) for s in self.shape))]
+        return self._cropped_adjoint(y)
 
     def to(self, device: str | torch.device) -> Blur:
         super().to(device)

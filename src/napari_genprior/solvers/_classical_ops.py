@@ -362,7 +362,8 @@ def normal_bound(
     problem: Any, extra: Callable[[torch.Tensor], torch.Tensor] | None = None
 ) -> float:
     """:data:`SAFETY` times the largest eigenvalue of ``A^T W A`` (``W``: the observed
-    measurement entries, times their inverse noise variance where the problem has one), plus ``extra(v)`` where given (``tv``: ``grad^T grad``), by
+    measurement entries, times their inverse noise variance where the problem has one), plus
+    ``extra(v)`` where given (``tv``: ``grad^T grad``), by
     :data:`POWER_ITERATIONS` power iterations on the problem's image shape, device and dtype.
 
     ``problem`` is a ``solvers.common.Problem``, not imported: this module sits beside

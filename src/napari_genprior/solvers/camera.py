@@ -150,3 +150,17 @@ def estimate_camera(y: np.ndarray, known: dict[str, Any] | None = None) -> dict[
         "poisson": True,
         "estimated": estimated,
     }
+
+
+def noise_precision(y: np.ndarray, cam: dict[str, Any]) -> np.ndarray:
+    """Inverse noise variance per entry of ``y`` (photoelectrons) under the camera ``cam``:
+    Poisson counts at the 3x3 local mean plus the read noise, normalised to mean 1 (the entry
+    weights of the least-squares fits, ``Problem.precision``)."""
+    from scipy.ndimage import uniform_filter
+
+    size = [1] * (y.ndim - 2) + [3, 3] if y.ndim >= 2 else 3
+    level = np.clip(uniform_filter(y.astype(np.float64), size=size, mode="reflect"), 0, None)
+    var = level + cam["read_noise"] ** 2
+    var = np.maximum(var, 0.05 * max(float(var.mean()), 1e-12))  # dark entries: not infinite
+    w = 1.0 / var
+    return (w / w.mean()).astype(np.float32)
