@@ -54,6 +54,21 @@ def _psnr(x, image):
 # -- the operator --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("shape", [(32, 24), (31, 25)])
+def test_single_coil_complex_images_pass_the_dot_product_test(shape):
+    A = ngp.make_operator("mri", shape=shape, acceleration=3, seed=2, complex_images=True)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, *shape, dtype=torch.complex128, generator=gen)
+    y = torch.randn(2, *shape, dtype=torch.complex128, generator=gen)
+    assert A.complex_images and A.measurement_shape == shape
+    assert A.adjoint(y).is_complex() and A.normal_multiplier(torch.ones(shape)) is None
+    assert float(real_inner(A(x), y)) == pytest.approx(
+        float(real_inner(x, A.adjoint(y))), rel=1e-10
+    )
+    with pytest.raises(TypeError, match="complex_images must be True or False"):
+        ngp.make_operator("mri", shape=shape, complex_images="yes")
+
+
 @pytest.mark.parametrize("shape", [(32, 24), (31, 24), (32, 26)])
 def test_adjoints_pass_the_dot_product_test_on_complex_images(shape):
     A = ngp.make_operator("mri", shape=shape, acceleration=3, mask="random", seed=2, coils=5)

@@ -128,6 +128,7 @@ SPEC_CASES = [
     ("mri", {"mask": "equispaced", "seed": 3}),
     ("mri", {"mask": "variable-density", "acceleration": 3, "seed": 3}),
     ("mri", {"mask": np.arange(24) % 3 == 0}),
+    ("mri", {"seed": 3, "complex_images": True}),
     ("phase", {"m": 300, "seed": 1}),
     ("phase", {"masks": 2, "seed": 1}),
 ]

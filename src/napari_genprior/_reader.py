@@ -404,7 +404,9 @@ def _multicoil_layers(
 
 def _operator(shape: tuple[int, int], columns: np.ndarray) -> MRI:
     """The ``mri`` operator of one slice sampling ``columns``, with its acceleration and
-    centre fraction read off them (for the record; an explicit mask decides what is sampled)."""
+    centre fraction read off them (for the record; an explicit mask decides what is sampled).
+    Its images are complex: a scanner's k-space carries the image's phase (B0, receive coils),
+    which a real-image model would halve away."""
     width = columns.size
     centre = width // 2
     run = 0
@@ -416,7 +418,11 @@ def _operator(shape: tuple[int, int], columns: np.ndarray) -> MRI:
             hi += 1
         run = hi - lo + 1
     return MRI(
-        shape, acceleration=width / int(columns.sum()), center_fraction=run / width, mask=columns
+        shape,
+        acceleration=width / int(columns.sum()),
+        center_fraction=run / width,
+        mask=columns,
+        complex_images=True,
     )
 
 

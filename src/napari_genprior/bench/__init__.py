@@ -42,6 +42,7 @@ EXPERIMENTS: dict[str, str] = {
     "deconv-3d-scale": "deconv3d_scale",
     "peers": "peers",
     "real-acquisition": "real_acquisition",
+    "mri-acquired": "mri_acquired",
 }
 
 
