@@ -24,7 +24,7 @@ import numpy as np
 NUCLEI_SEED = 999
 BRAIN_SEED = 998
 #: Display names of methods whose library name says little in a table.
-LABELS = {"adjoint": "zero-filled"}
+LABELS = {"adjoint": "zero-filled", "bm3d": "BM3D (Anscombe)"}
 
 
 # -- held-out images -----------------------------------------------------------------------
