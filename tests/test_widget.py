@@ -406,7 +406,8 @@ def test_the_demo_reconstructs_and_scores_the_result(qtbot):
 
     viewer, widget, compare = open_demo(steps=150, run=True, show=False)
     try:
-        assert widget.method.value == "dip" and widget.layer.value.name.endswith("noisy]")
+        # the recommended method for the measurement (inpainting without a prior)
+        assert widget.method.value == "tv" and widget.layer.value.name.endswith("noisy]")
         _wait_until_idle(qtbot, widget)
         qtbot.waitUntil(lambda: len(compare.rows) == 1, timeout=10_000)
         row = compare.rows[0]

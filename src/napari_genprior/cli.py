@@ -20,6 +20,7 @@ def _demo_headless(args: argparse.Namespace) -> int:
 
     from . import api, metrics
     from ._io import read_tiff, write_tiff
+    from ._recommend import recommend
     from ._sample_data import NUCLEI, NUCLEI_INPAINT, sample_path
 
     if args.threads:
@@ -32,9 +33,10 @@ def _demo_headless(args: argparse.Namespace) -> int:
         f"{A.mask.mean():.0%} of pixels observed, Gaussian noise std {meta['noise_std']})"
     )
     zero_filled = api.reconstruct(y, A, method="adjoint").image
+    advice = recommend(A.kind)  # what a user gets without choosing: reconstruct's default
     bar = tqdm(
         total=args.steps,
-        desc=f"dip on {api.resolve_device(args.device)}",
+        desc=f"{advice.method} on {api.resolve_device(args.device)}",
         unit="step",
         mininterval=1.0,
     )
@@ -44,14 +46,15 @@ def _demo_headless(args: argparse.Namespace) -> int:
         bar.set_postfix(loss=f"{loss:.3g}", refresh=False)
 
     rec = api.reconstruct(
-        y, A, method="dip", steps=args.steps, seed=args.seed, device=args.device, callback=callback
+        y, A, steps=args.steps, seed=args.seed, device=args.device, callback=callback
     )
     bar.close()
     out = write_tiff(args.out, rec.image, {**rec.params, "seconds": rec.seconds})
+    stop = rec.params.get("stopped_at", rec.params.get("iterations"))
     print(
-        f"method      : dip (Deep Image Prior), stopped at step {rec.params['stopped_at']} "
-        f"of {args.steps} by held-out measurements, {rec.seconds:.1f} s on "
-        f"{rec.params['device']} ({torch.get_num_threads()} threads)"
+        f"method      : {rec.method} (the recommended one: {advice.why}), "
+        + (f"{stop} steps, " if stop is not None else "")
+        + f"{rec.seconds:.1f} s on {rec.params['device']} ({torch.get_num_threads()} threads)"
     )
     print(f"PSNR input  : {metrics.psnr(clean, zero_filled):6.2f} dB  (zero-filled measurement)")
     print(f"PSNR result : {metrics.psnr(clean, rec.image):6.2f} dB")
@@ -199,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output TIFF (headless; default: %(default)s)",
     )
     demo.add_argument(
-        "--steps", type=int, default=2000, help="maximum steps (default: %(default)s)"
+        "--steps", type=int, default=None, help="maximum steps (default: the method's own)"
     )
     demo.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps (default: auto)")
@@ -357,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command == "demo":
-        if args.steps < 1:
+        if args.steps is not None and args.steps < 1:
             parser.error("--steps must be at least 1")
         try:
             return _demo_headless(args) if args.headless else _demo_gui(args)

@@ -1,9 +1,10 @@
 """``napari-genprior demo``: the whole story on the nuclei sample.
 
 napari opens with the clean nuclei and their degraded measurement (half of the pixels missing,
-noise), the Reconstruct widget docked with the measurement selected and the best method for it
-preset (Deep Image Prior: +3.7 dB over scikit-image's biharmonic inpainting in
-``benchmarks/run.py``), and the Compare widget beside it: when the reconstruction is added, it is
+noise), the Reconstruct widget docked with the measurement selected and the method recommended
+for it preset (``tv``, its weight on held-out pixels: 26.6 dB in under a second, +3.8 dB over
+scikit-image's biharmonic inpainting; Deep Image Prior gets 26.1 dB in half a minute), and the
+Compare widget beside it: when the reconstruction is added, it is
 scored against the clean image (PSNR, SSIM, NMSE, data consistency) at once. Simulate and Train
 prior are one click away in the Plugins menu.
 """
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import napari
 
+from .._recommend import recommend
 from ._dock import raise_dock
 from .compare import CompareWidget
 from .reconstruct import ReconstructWidget
 
 SAMPLE = "nuclei-inpaint"
-BEST_METHOD = "dip"
+BEST_METHOD = recommend("inpaint").method
 
 
 def open_demo(

@@ -69,10 +69,25 @@ def _check_measurement(y: Any, A: Operator) -> np.ndarray:
     return y
 
 
+def _recommended(A: Operator, prior: Any, options: dict[str, Any]) -> tuple[str, Any, dict]:
+    """The method README "Which method when" recommends for ``A`` (and ``prior``), the prior
+    loaded (a name or a path says nothing of its kind), and ``init="encoder"`` where it is
+    recommended and not given."""
+    from .._recommend import recommend
+    from ._priors import load_prior
+
+    if prior is not None and not hasattr(prior, "card"):
+        prior = load_prior(prior)
+    advice = recommend(A.kind, prior, volume=A.kind == "blur" and len(A.shape) == 3)
+    if advice.init == "encoder" and "init" not in options:
+        options = {**options, "init": "encoder"}
+    return advice.method, prior, options
+
+
 def iter_reconstruct(
     y: Any,
     A: Operator,
-    method: str = "dip",
+    method: str | None = None,
     prior: Any = None,
     *,
     restarts: int = 1,
@@ -114,6 +129,8 @@ def iter_reconstruct(
     (True, (32, 32))
     """
     y = _check_measurement(y, A)
+    if method is None:
+        method, prior, options = _recommended(A, prior, options)
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list_methods()}.")
     m = METHODS[method]
@@ -284,7 +301,7 @@ def _with_phase(
 def reconstruct(
     y: Any,
     A: Operator,
-    method: str = "dip",
+    method: str | None = None,
     prior: Any = None,
     *,
     restarts: int = 1,
@@ -301,11 +318,18 @@ def reconstruct(
     Parameters
     ----------
     y : ndarray
-        The measurement, of shape ``A.measurement_shape`` (as returned by ``A.measure``).
+        The measurement, of shape ``A.measurement_shape`` (as returned by ``A.measure``). From
+        a napari layer, take ``(y, A) = measurement_from_layer(layer.data, layer.metadata)``:
+        an MRI or ``cs`` layer shows a picture of the measurement (log-magnitude k-space), not
+        the measurement itself, and its metadata holds the operator.
     A : Operator
         The forward operator (:func:`make_operator`).
-    method : str
-        One of :func:`list_methods`. With a trained prior: ``"csgm"`` (latent search, Bora et
+    method : str, optional
+        One of :func:`list_methods`; None (default): the method recommended for ``A`` and
+        ``prior`` (README "Which method when", :func:`napari_genprior.advice.recommend`: e.g.
+        ``tv`` for a noisy, blurred or incomplete image or MRI k-space without a prior,
+        Richardson-Lucy for a 3D stack, ``csgm`` with a prior, ``score`` with a score prior).
+        With a trained prior: ``"csgm"`` (latent search, Bora et
         al.), ``"twist"`` (subgradient descent with the sign-flip twist), ``"sparse-gen"``
         (G(z) plus a sparse deviation), ``"ia"`` (image-adaptive: the latent search, then the
         prior's weights fitted to this image), and with a score (diffusion) prior ``"score"``
@@ -376,6 +400,8 @@ def reconstruct(
     ((64, 64), 'tv', False)
     >>> ngp.metrics.psnr(x, rec.image) > ngp.metrics.psnr(x, y) + 15  # than the holes
     True
+    >>> ngp.reconstruct(y, A, device="cpu").method  # no method given: the recommended one
+    'tv'
     >>> G = ngp.load_prior("digits-vae")
     >>> with torch.no_grad():
     ...     digit = G(torch.zeros(1, G.latent_dim))[0].numpy()

@@ -1,0 +1,134 @@
+"""Which method a measurement calls for: README "Which method when" as a function.
+
+Below the API (``reconstruct``'s default method is the recommended one) and free of torch at
+import (the widgets load it at napari's start-up): a prior's architecture is looked up on use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Methods that search the latent space of a trained prior (they take restarts).
+LATENT_METHODS = ("csgm", "ia", "twist", "sparse-gen")
+#: Methods that take ``init="encoder"`` (the VAE encoder's code of the back-projection).
+ENCODER_METHODS = ("csgm", "ia")
+#: Without a prior: the method that does best on each kind of measurement in benchmarks/.
+NO_PRIOR_METHOD = {
+    "denoise": "tv",  # its weight and stop by SURE: 33.9 dB against dip's 32.1 (bench real-nuclei)
+    # held-out pixels choose its weight: the demo sample 26.6 dB in 0.4 s against dip's 26.1 in
+    # 33 s; on real nuclei tiles dip is 0.6 dB ahead (33.9 / 33.3) at 230x the time
+    "inpaint": "tv",
+    # FISTA's early iterate, its weight and stop on held-out pixels: 35.6 dB against dip's 33.4
+    "blur": "tv",  # (bench real-nuclei), in 0.05 s against 16 s
+    "downsample": "dip",
+    "cs": "lasso-dct",
+    "mri": "tv",
+    "phase": "twf",
+}
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Recommended settings (README "Which method when") and the reason, in words."""
+
+    method: str
+    restarts: int = 1
+    init: str = "random"
+    why: str = ""
+
+
+#: Without a prior, a 3D stack under a 3D blur (README "3D deconvolution", bench deconv-3d).
+VOLUME_BLUR_METHOD = "richardson-lucy"
+
+
+def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
+    """The settings README "Which method when" recommends for a measurement of ``kind``.
+
+    Parameters
+    ----------
+    kind : str
+        The operator kind (``"denoise"``, ``"inpaint"``, ``"blur"``, ``"downsample"``, ``"cs"``,
+        ``"mri"``, ``"phase"``).
+    prior : optional
+        The chosen prior (a loaded prior, or None for none). A prior without an encoder gets
+        random starts.
+    volume : bool
+        Whether the operator acts on a 3D stack as one volume (3D deconvolution).
+
+    Returns
+    -------
+    Advice
+    """
+    if volume and kind == "blur":
+        if prior is None:
+            return Advice(
+                VOLUME_BLUR_METHOD,
+                1,
+                "random",
+                "a stack under a 3D PSF: Richardson-Lucy, stopped on held-out voxels (fast; "
+                "tv deconvolves 2.4-4.1 dB better in bench deconv-3d, in 3.5-4x the time)",
+            )
+        return Advice(
+            "csgm",
+            1,
+            "encoder" if getattr(prior, "encoder", None) is not None else "random",
+            "a stack with a prior: csgm, one code per plane tile, "
+            "one restart (each restart costs the whole volume)",
+        )
+    if prior is None:
+        method = NO_PRIOR_METHOD.get(kind, "dip")
+        why = {
+            "dip": "no prior: Deep Image Prior, stopped on held-out measurements",
+            "tv": (
+                "no prior: total variation, its weight and stopping step by Stein's unbiased "
+                "risk estimate (above dip on real nuclei, in milliseconds)"
+                if kind == "denoise"
+                else "no prior: total variation by FISTA, its weight and stopping step on "
+                "held-out pixels (above dip and Richardson-Lucy on real nuclei, in milliseconds)"
+                if kind == "blur"
+                else "no prior: total variation, its weight on held-out pixels (level with dip "
+                "on the nuclei sample and real tiles, in a second instead of a minute)"
+                if kind == "inpaint"
+                else "no prior: total variation wins on MRI k-space"
+            ),
+            "lasso-dct": "no prior: L1 in the DCT for compressed sensing",
+            "twf": "no prior: truncated Wirtinger flow for magnitude-only data",
+        }[method]
+        return Advice(method, 1, "random", why)
+    if is_score_prior(prior):
+        return Advice(
+            "score",
+            1,
+            "random",
+            "a score (diffusion) prior: method score, annealed denoising pulled back to "
+            "the measurements (the best method on held-out real MRI slices)",
+        )
+    encoder = getattr(prior, "encoder", None) is not None
+    if kind == "phase":
+        return Advice(
+            "csgm",
+            10,
+            "random",
+            "magnitude-only data: csgm on the amplitude loss, 10 random starts",
+        )
+    if kind == "mri":
+        return Advice(
+            "ia",
+            1,
+            "encoder" if encoder else "random",
+            "MRI with a latent prior: ia (image-adaptive) is its best method; the score "
+            "prior mri-score with method score does better (+3.3 dB over tv at 4x)",
+        )
+    init = "encoder" if encoder else "random"
+    return Advice(
+        "csgm", 4, init, f"with a prior: csgm, 4 restarts{', encoder start' if encoder else ''}"
+    )
+
+
+def is_score_prior(prior: Any) -> bool:
+    """:func:`napari_genprior.priors.is_score_prior`, imported on use (it brings torch, which
+    this module, loaded with the widgets, does not import at start-up)."""
+    from .priors.score import is_score_prior as _is_score
+
+    return _is_score(prior)
