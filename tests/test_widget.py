@@ -182,6 +182,8 @@ def test_prior_methods_use_the_chosen_prior_and_say_when_none_is_chosen(
     result = viewer.layers["digit [csgm, digits-vae]"]
     assert result.metadata["genprior"]["prior"]["source"] == "digits-vae"
     assert ngp.metrics.psnr(x, result.data) > ngp.metrics.psnr(x, noisy) + 3
+    # the result layer alone reruns to the same image (prior, steps, seed from its metadata)
+    np.testing.assert_array_equal(ngp.rerun(result).image, result.data)
 
 
 def test_no_layer_selected_warns(make_napari_viewer, monkeypatch):
@@ -232,6 +234,7 @@ def test_a_stack_is_reconstructed_plane_by_plane(make_napari_viewer, qtbot, nucl
         assert ngp.metrics.psnr(clean[k], result.data[k]) > ngp.metrics.psnr(clean[k], noisy[k]) + 3
     np.testing.assert_array_equal(layer.data, before)
     assert "3/3 planes" in widget.status.value
+    np.testing.assert_array_equal(ngp.rerun(result).image, result.data)  # plane by plane again
 
 
 def test_restarts_spread_and_residual_layers(make_napari_viewer, qtbot):
@@ -321,6 +324,8 @@ def test_plain_image_operators_deblur_superresolve_and_inpaint(make_napari_viewe
     _run_and_wait(widget, qtbot)
     sharp = viewer.layers["blurred [tv]"].data
     assert ngp.metrics.psnr(clean, sharp) > ngp.metrics.psnr(clean, blurred) + 2
+    again = ngp.rerun(viewer.layers["blurred [tv]"])  # the camera and the border, as they were
+    np.testing.assert_array_equal(again.image, sharp)
     # the border choice is shown, unknown by default, and recorded with the result
     assert widget.psf.boundary.value == "unknown" and not widget.psf.boundary.native.isHidden()
     meta = viewer.layers["blurred [tv]"].metadata["genprior"]
@@ -357,6 +362,7 @@ def test_an_mri_measurement_layer_is_reconstructed_from_its_metadata(make_napari
     assert ngp.metrics.psnr(x, result) > ngp.metrics.psnr(x, zero_filled) + 3
     assert viewer.layers["kspace [tv residual]"].data.shape == (64, 64)
     assert "measurement" in layer.metadata["genprior"]  # the complex k-space stays in metadata
+    np.testing.assert_array_equal(ngp.rerun(viewer.layers["kspace [tv]"]).image, result)
 
 
 def test_the_result_layer_is_drawn(make_napari_viewer, qtbot):

@@ -1,13 +1,14 @@
 """napari-genprior: image reconstruction under generative priors, in napari and in Python.
 
-The public API (see DESIGN.md) is loaded lazily, so that ``import napari_genprior`` (and napari
+The public API (docs/python.md) is loaded lazily, so that ``import napari_genprior`` (and napari
 reading this plugin's manifest at start-up) does not import torch::
 
     import napari_genprior as ngp
     A = ngp.make_operator("inpaint", shape=(128, 128), fraction=0.5, seed=0)
     y = A.measure(x, noise_std=0.05, seed=0)
-    rec = ngp.reconstruct(y, A, method="dip", steps=1500, seed=0)
+    rec = ngp.reconstruct(y, A, seed=0)  # the method recommended for A: here tv
     ngp.metrics.psnr(x, rec.image)
+    again = ngp.rerun(rec, measurement=y)  # the same image, from rec.params
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ._version import __version__
 _API = {
     "make_operator": "napari_genprior.api",
     "reconstruct": "napari_genprior.api",
+    "rerun": "napari_genprior.api",
     "iter_reconstruct": "napari_genprior.api",
     "iter_reconstruct_stack": "napari_genprior.api",
     "reconstruct_stack": "napari_genprior.api",
@@ -64,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
         random_prior,
         reconstruct,
         reconstruct_stack,
+        rerun,
         train_prior,
     )
 

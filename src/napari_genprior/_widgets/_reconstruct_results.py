@@ -48,8 +48,13 @@ def result_kwargs(src: Image, y: Any, A: Any, ndim: int) -> dict[str, Any]:
     return kw
 
 
-def describe(rec: Any, src: Image) -> tuple[np.ndarray, dict[str, Any], str]:
-    """The image a result layer shows of ``rec`` (a run's record), its metadata and its name."""
+def describe(rec: Any, src: Image, y: Any = None) -> tuple[np.ndarray, dict[str, Any], str]:
+    """The image a result layer shows of ``rec`` (a run's record), its metadata and its name.
+    The metadata holds the measurement ``y`` too, where it is small enough
+    (:func:`~napari_genprior.api._rerun.embed_measurement`), so that ``ngp.rerun(layer)``
+    reproduces the result on its own."""
+    from ..api._rerun import embed_measurement
+
     meta = {
         "genprior": {
             **rec.params,
@@ -60,6 +65,9 @@ def describe(rec: Any, src: Image) -> tuple[np.ndarray, dict[str, Any], str]:
             "history": [float(v) for v in rec.history],
         }
     }
+    embedded = embed_measurement(y)
+    if embedded is not None:
+        meta["genprior"]["measurement"] = embedded
     image = shown(rec.image)  # a complex result: its magnitude (its phase: show_phase)
     if image is not rec.image:
         meta["genprior"]["shown"] = "magnitude"

@@ -323,7 +323,7 @@ class ReconstructWidget(RunControls, ReconstructForm):
             return
         self.progress.value = self.progress.max
         src = self._source
-        image, meta, name = describe(rec, src)
+        image, meta, name = describe(rec, src, self._y)
         kw = result_kwargs(src, self._y, self._A, image.ndim)
         preview = self._preview
         if in_viewer(self._viewer, preview) and preview.data.shape == image.shape:

@@ -2,7 +2,7 @@
 
 ``napari_genprior`` re-exports them (``ngp.reconstruct`` is :func:`reconstruct`). They live in
 ``_reconstruct`` (arguments, running a method, layers), ``_stacks`` (plane by plane) and
-``_priors`` (loading and training priors).
+``_priors`` (loading and training priors); ``_rerun`` (a result run again from its record).
 """
 
 from ..devices import available_devices, resolve_device
@@ -15,6 +15,7 @@ from ._reconstruct import (
     measurement_from_layer,
     reconstruct,
 )
+from ._rerun import rerun
 from ._stacks import iter_reconstruct_stack, reconstruct_stack
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "list_methods",
     "make_operator",
     "reconstruct",
+    "rerun",
 ]
