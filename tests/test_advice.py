@@ -76,3 +76,17 @@ def test_remaining_time_and_output_ratio():
     assert advice.remaining_seconds(0.0, 0, 30) is None
     A = ngp.make_operator("downsample", shape=(64, 64), factor=4)
     assert advice.output_ratio(A) == 16.0
+
+
+def test_default_steps_are_the_solvers_own():
+    import inspect
+
+    from napari_genprior._recommend import DEFAULT_STEPS
+    from napari_genprior.solvers import METHODS
+
+    own = {
+        name: inspect.signature(m.solver).parameters["steps"].default
+        for name, m in METHODS.items()
+        if m.iterative
+    }
+    assert DEFAULT_STEPS == own

@@ -214,6 +214,53 @@ def test_a_run_estimated_over_the_limit_stops_and_continues_on_a_second_click(
     assert "cells [dip, cancelled]" in viewer.layers and widget.run_button.text == "Run"
 
 
+@gui
+def test_a_changed_setting_drops_the_paused_run_and_says_so(viewer, qtbot, nuclei64):
+    layer = viewer.add_image(nuclei64, name="cells")
+    widget = _reconstruct_widget(viewer)
+    widget.confirm_seconds = 5.0
+    widget.layer.value = layer
+    widget.method.value = "dip"
+    widget.steps.value = 100_000
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    paused = widget._paused[1]
+    assert widget.run_button.text == "Continue" and "Click Continue" in widget.status.value
+    widget.method.value = "tv"  # another method: the paused dip run must not be what runs
+    assert widget._paused is None and widget.run_button.text == "Run"
+    assert "settings changed" in widget.status.value and paused.gi_frame is None  # closed
+    assert widget.steps.value == 300  # tv's own maximum, not the 100,000 set for dip
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    assert "cells [tv]" in viewer.layers and "cells [dip]" not in viewer.layers
+
+
+@gui
+def test_max_steps_follow_the_method_and_a_refusal_shows_in_the_status(viewer, qtbot, nuclei64):
+    layer = viewer.add_image(nuclei64, name="cells")
+    widget = _reconstruct_widget(viewer)
+    widget.layer.value = layer
+    widget.method.value = "dip"
+    assert widget.steps.value == 2000
+    widget.steps.value = 2  # lowered for one run...
+    widget.method.value = "richardson-lucy"
+    assert widget.steps.value == 1000  # ...does not carry over to another method
+    widget.method.value = "adjoint"
+    assert not widget.steps.enabled  # it takes no steps
+    widget.method.value = "tv"
+    widget.steps.value = 20
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    assert "done" in widget.status.value and widget.progress.value == widget.progress.max
+    bad = viewer.add_image(np.full((32, 32), np.nan, np.float32), name="bad")
+    widget.layer.value = bad  # a new layer: its recommended method with that method's steps
+    assert widget.method.value == "tv" and widget.steps.value == 300
+    widget.start()
+    assert widget.worker is None
+    assert "Cannot reconstruct 'bad'" in widget.status.value and "done" not in widget.status.value
+    assert widget.progress.native.isHidden()
+
+
 # -- 6: big outputs ask first -------------------------------------------------------------------
 
 

@@ -28,6 +28,26 @@ NO_PRIOR_METHOD = {
 }
 
 
+#: Each iterative method's own maximum of steps (its solver's default; tests hold them equal):
+#: what the widget's "max steps" shows when the method is chosen. Most stop earlier by a rule.
+DEFAULT_STEPS = {
+    "csgm": 1000,
+    "ia": 1000,
+    "score": 100,
+    "twist": 1000,
+    "sparse-gen": 1000,
+    "dip": 2000,
+    "cg": 200,
+    "lasso-dct": 300,
+    "lasso-wavelet": 300,
+    "tv": 300,
+    "richardson-lucy": 1000,
+    "twf": 500,
+    "sparta": 500,
+    "copram": 500,
+}
+
+
 @dataclass(frozen=True)
 class Advice:
     """Recommended settings (README "Which method when") and the reason, in words."""

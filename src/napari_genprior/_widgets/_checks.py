@@ -85,7 +85,7 @@ def checked_run(
                         [
                             f"this run would take about {_format_seconds(estimate)} "
                             f"(at most {u.total * u.planes} steps at {per_step * 1000:.0f} ms each). "
-                            "Click Run again to continue it, or lower max steps."
+                            "Click Continue to go on, or lower max steps (a new run)."
                         ],
                         run=run,
                         estimate=estimate,

@@ -175,7 +175,8 @@ class ReconstructForm(Container):
             min=1,
             max=100_000,
             step=100,
-            tooltip="Upper bound on iterations; dip usually stops earlier.",
+            tooltip="Upper bound on iterations, set to the method's own when a method is "
+            "chosen; most methods stop earlier by a rule (held-out measurements, SURE).",
         )
         self.seed = SpinBox(
             label="seed", value=0, min=0, max=2**31 - 1, tooltip="Same seed, same result."
@@ -357,7 +358,13 @@ class ReconstructForm(Container):
         self._set_default_method()
 
     def _on_method_changed(self, method: str) -> None:
-        """Controls that do not apply to ``method`` are disabled (and say why)."""
+        """Controls that do not apply to ``method`` are disabled (and say why); max steps
+        shows the method's own (a lowered count does not carry over to another method)."""
+        from .._recommend import DEFAULT_STEPS
+
+        if method in DEFAULT_STEPS:
+            self.steps.value = DEFAULT_STEPS[method]
+        self.steps.enabled = method in DEFAULT_STEPS  # (adjoint takes no steps)
         latent = method in LATENT_METHODS
         self.restarts.enabled = latent
         self.add_spread.enabled = latent
@@ -421,7 +428,7 @@ class ReconstructForm(Container):
             )
         self.advice.value = f"recommended: {shown}"
         self.advice.tooltip = f"README 'Which method when': {advice.why}."
-        self._on_method_changed(self.method.value)
+        self._on_method_changed(self.method.value)  # (max steps: the method's own, again)
 
     def _selected_prior(self) -> Any:
         value = self.prior.value

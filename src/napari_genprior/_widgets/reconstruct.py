@@ -74,9 +74,47 @@ class ReconstructWidget(RunControls, ReconstructForm):
         self.confirm_seconds: float | None = CONFIRM_SECONDS
         self._confirmed: Any = None  # the settings a second click on Run goes ahead with
         self._paused: Any = None  # a run stopped before its long part, waiting for Run again
+        self._awaiting = False  # the status asks for a second click on Run (or Continue)
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
+        # any setting changed: a paused run or a confirmation no longer applies
+        for control in (
+            self.layer,
+            self.operator,
+            *self.psf.widgets,
+            self.factor,
+            self.prior,
+            self.method,
+            self.restarts,
+            self.init,
+            self.steps,
+            self.seed,
+            self.device,
+        ):
+            control.changed.connect(self._settings_changed)
         warm_up()
+
+    def _settings_changed(self, _value: Any = None) -> None:
+        """Forget a paused run (closing it) and a pending confirmation: the next Run starts
+        afresh with the settings now shown, and the button and the status say so."""
+        if self.worker is not None:
+            return
+        if self._paused is not None:
+            self._paused[1].close()
+        self._paused = self._confirmed = None
+        if self._awaiting:  # the status asked for a second click: it no longer applies
+            self._awaiting = False
+            self.run_button.text = "Run"
+            self.status.value = "settings changed: Run starts afresh, with its checks"
+            self.progress.visible = False
+
+    def _refused(self, message: str, level: str = "error") -> None:
+        """A run refused before it started: the status line says so too (not a stale "done")
+        and the progress bar goes."""
+        self.status.value = message
+        self.progress.value = 0
+        self.progress.visible = False
+        self._notify(level, message)
 
     def _notify(self, level: str, message: str) -> None:
         # this module's functions, looked up when called (tests patch them here)
@@ -178,7 +216,7 @@ class ReconstructWidget(RunControls, ReconstructForm):
             return
         layer = self.layer.value
         if layer is None:
-            show_warning("Pick an image layer to reconstruct.")
+            self._refused("Pick an image layer to reconstruct.", "warning")
             return
         try:
             y, A = self.measurement(layer)
@@ -202,6 +240,7 @@ class ReconstructWidget(RunControls, ReconstructForm):
                     f"input, {mb:.0f} MiB). Click Run again to go ahead."
                 )
                 self.status.value = msg
+                self._awaiting = True
                 show_warning(msg)
                 return
             run = iter_reconstruct_stack(
@@ -215,7 +254,7 @@ class ReconstructWidget(RunControls, ReconstructForm):
                 **self._run_options(),
             )
         except (ValueError, TypeError, OSError) as exc:
-            show_error(f"Cannot reconstruct {layer.name!r}: {exc}")
+            self._refused(f"Cannot reconstruct {layer.name!r}: {exc}")
             return
         self._launch(layer, y, A, run, checks=not confirmed)
         self._confirmed = key
@@ -223,6 +262,7 @@ class ReconstructWidget(RunControls, ReconstructForm):
     def _launch(self, layer: Image, y: Any, A: Any, run: Any, checks: bool) -> None:
         from ._checks import checked_run
 
+        self._awaiting = False
         self._source, self._y, self._A = layer, y, A
         self._planes = int(np.prod(y.shape[: y.ndim - len(A.measurement_shape)]))
         fit = None
@@ -313,6 +353,7 @@ class ReconstructWidget(RunControls, ReconstructForm):
         else:
             msg += " Click Run again to run anyway."
         self.status.value = msg
+        self._awaiting = True
         show_warning(msg)
 
     def _on_done(self, rec) -> None:
