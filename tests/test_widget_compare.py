@@ -160,3 +160,26 @@ def test_result_metadata_edited_into_nonsense_leaves_blanks_not_errors(scene):
     assert rows["bad"]["seconds"] is None and rows["bad"]["history"] is None
     assert rows["bad"]["method"] == "5" and rows["good"]["method"] == ""
     assert rows["bad"]["psnr"] is not None and rows["good"]["psnr"] > rows["bad"]["psnr"]
+
+
+def test_compare_preselects_the_newest_results_and_their_measurement(make_napari_viewer, nuclei64):
+    viewer = make_napari_viewer()
+    clean = viewer.add_image(nuclei64, name="nuclei")
+    A = ngp.make_operator("cs", shape=nuclei64.shape, m=400, seed=0)
+    y = A.measure(nuclei64, noise_std=1.0, seed=0)
+    meas = viewer.add_layer(Layer.create(*measurement_layer(y, A, "cs measurement")))
+    names = []
+    for k in range(8):  # eight results of that measurement, the newest last
+        name = f"nuclei [result {k}]"
+        meta = {"role": "reconstruction", "source_layer": meas.name, "method": "tv", "seconds": 1}
+        viewer.add_image(nuclei64 + k, name=name, metadata={"genprior": meta})
+        names.append(name)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Compare")
+    assert [layer.name for layer in widget.results.value] == names[-6:]
+    assert widget.measurement.value is meas and widget.reference.value is clean
+    widget.compare()
+    assert [row["layer"] for row in widget.rows] == names[-6:]
+    # the table is as wide as its columns and row names: no column behind a scroll bar
+    table = widget.table.native
+    needed = sum(table.columnWidth(i) for i in range(table.columnCount()))
+    assert table.minimumWidth() >= needed + table.verticalHeader().sizeHint().width()

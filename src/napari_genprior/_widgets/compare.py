@@ -36,6 +36,10 @@ COLUMNS = {  # row key -> (table header, format)
     "seconds": ("seconds", "{:.1f}"),
     "note": ("note", "{}"),
 }
+#: How many of the newest results Compare preselects.
+NEWEST = 6
+#: Row names (layer names) are elided beyond this width (pixels); the table grows up to the other.
+ROW_NAME_WIDTH, MAX_TABLE_WIDTH = 180, 720
 
 
 def _reference_metrics() -> dict[str, Callable[[Any, Any], float]]:
@@ -95,7 +99,7 @@ class CompareWidget(Container):
 
         self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
         # the row names (layer names) are long: elided, so that the numbers fit beside them
-        self.table.native.verticalHeader().setMaximumWidth(130)
+        self.table.native.verticalHeader().setMaximumWidth(ROW_NAME_WIDTH)
         self.table.native.setWordWrap(False)
         self.results.native.setMaximumHeight(110)
         self.table.native.setMinimumHeight(190)  # six rows at a glance
@@ -116,6 +120,38 @@ class CompareWidget(Container):
         ``psnr``, ``ssim``, ``nmse``, ``data_consistency`` (None where not computed), ``note``
         (why something is blank) and ``history`` (the loss per step, or None)."""
         self.compare_button.changed.connect(self.compare)
+        self.preselect()
+
+    def preselect(self) -> None:
+        """Choose what a user most likely compares, where nothing is chosen yet: the newest
+        results (up to :data:`NEWEST`, the layers Reconstruct made), the measurement they were
+        made from, and as the reference an image layer that is neither."""
+        self.reset_choices()
+        roles = {
+            id(layer): (layer.metadata.get("genprior") or {}).get("role")
+            for layer in self._viewer.layers
+            if isinstance(layer, Image) and isinstance(layer.metadata.get("genprior"), dict)
+        }
+        results = [
+            layer for layer in self.results.choices if roles.get(id(layer)) == "reconstruction"
+        ]
+        if results and not self.results.value:
+            self.results.value = results[-NEWEST:]
+        chosen = list(self.results.value)
+        if self.measurement.value is None and chosen:
+            source = (chosen[-1].metadata.get("genprior") or {}).get("source_layer")
+            for name, layer in self._measurement_layers():
+                if name == source:
+                    self.measurement.value = layer
+        ref = self.reference.value
+        if ref is None or ref in chosen or roles.get(id(ref)) is not None:
+            plain = [
+                layer
+                for layer in self.results.choices
+                if id(layer) not in roles and not layer.name.endswith("[preview]")
+            ]
+            if plain:
+                self.reference.value = plain[0]
 
     def _measurement_layers(self, _widget: Any = None) -> list[tuple[str, Image]]:
         """Image layers that carry an operator and are measurements (not reconstructions)."""
@@ -137,6 +173,8 @@ class CompareWidget(Container):
         if reference is None:
             show_warning("Pick a reference layer (the ground truth) to compare against.")
             return
+        if not self.results.value:
+            self.preselect()  # the newest results, where none is chosen
         results = list(self.results.value)
         if not results:
             show_warning("Pick one or more result layers to compare.")
@@ -233,7 +271,17 @@ class CompareWidget(Container):
             "index": [row["layer"] for row in rows],
             "columns": [header for header, _ in COLUMNS.values()],
         }
-        self.table.native.resizeColumnsToContents()
+        table = self.table.native
+        table.resizeColumnsToContents()
+        # wide enough for every column and the row names (up to their elided width): the dock
+        # grows rather than hide the time column behind a scroll bar
+        width = (
+            table.verticalHeader().sizeHint().width()
+            + sum(table.columnWidth(i) for i in range(table.columnCount()))
+            + table.verticalScrollBar().sizeHint().width()
+            + 2 * table.frameWidth()
+        )
+        table.setMinimumWidth(min(width, MAX_TABLE_WIDTH))
         self.history_plot.plot(
             {row["layer"]: _relative(row["history"]) for row in rows if row["history"] is not None}
         )
