@@ -1,9 +1,10 @@
 """Make the README's screenshots: each widget in use, in a real napari window (run under Xvfb).
 
-    xvfb-run -a python scripts/make_screenshot.py [--steps 2000] [--only demo simulate ...]
+    xvfb-run -a python scripts/make_screenshot.py [--steps N] [--only demo simulate ...]
 
 - ``docs/screenshot.png``: ``napari-genprior demo --run``: clean nuclei, the measurement (50% of
-  pixels missing, noise), the Deep Image Prior result; Reconstruct and Compare docked.
+  pixels missing, noise), the result of the recommended method (``tv``); Reconstruct and Compare
+  docked.
 - ``docs/simulate.png``: Simulate on the MRI sample's phantom: 4x variable-density k-space
   (log-magnitude) and the zero-filled image.
 - ``docs/reconstruct-mri.png``: Reconstruct with ``tv`` on the MRI sample's k-space layer.
@@ -158,7 +159,9 @@ SCENES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="DIP steps in the demo")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="the demo's max steps (default: the method's)"
+    )
     parser.add_argument("--only", nargs="+", choices=list(SCENES), default=list(SCENES))
     args = parser.parse_args()
     torch.set_num_threads(1)
