@@ -15,7 +15,7 @@ from ._reconstruct import iter_reconstruct
 
 
 def iter_reconstruct_stack(
-    Y: Any, A: Operator, method: str = "dip", prior: Any = None, **kwargs: Any
+    Y: Any, A: Operator, method: str | None = None, prior: Any = None, **kwargs: Any
 ) -> Generator[Update, bool | None, Reconstruction]:
     """Reconstruct a stack plane by plane: ``Y`` has shape ``(*planes, *A.measurement_shape)``.
 
@@ -109,7 +109,7 @@ def _run_stack(Y, A, method, prior, kwargs, lead, index, first):
 def reconstruct_stack(
     Y: Any,
     A: Operator,
-    method: str = "dip",
+    method: str | None = None,
     prior: Any = None,
     *,
     callback: Callable[[Update], bool | None] | None = None,
