@@ -15,12 +15,13 @@ LATENT_METHODS = ("csgm", "ia", "twist", "sparse-gen")
 ENCODER_METHODS = ("csgm", "ia")
 #: Without a prior: the method that does best on each kind of measurement in benchmarks/.
 NO_PRIOR_METHOD = {
-    "denoise": "tv",  # its weight and stop by SURE: 33.9 dB against dip's 32.1 (bench real-nuclei)
+    # its weight and stop by SURE: 33.9 dB against dip's 32.1 (bench real-nuclei; BM3D 35.2)
+    "denoise": "tv",
     # held-out pixels choose its weight: the demo sample 26.6 dB in 0.4 s against dip's 26.1 in
     # 33 s; on real nuclei tiles dip is 0.6 dB ahead (33.9 / 33.3) at 230x the time
     "inpaint": "tv",
-    # FISTA's early iterate, its weight and stop on held-out pixels: 35.6 dB against dip's 33.4
-    "blur": "tv",  # (bench real-nuclei), in 0.05 s against 16 s
+    # FISTA's early iterate, its weight and stop on held-out pixels: on tiles cut from a blurred
+    "blur": "tv",  # field 36.2 dB against dip's 34.3 and RL's 35.9 (bench real-nuclei), in 0.2 s
     "downsample": "dip",
     "cs": "lasso-dct",
     "mri": "tv",
