@@ -243,7 +243,6 @@ def _row(case: dict[str, Any], zero: str) -> tuple[Any, dict[str, Any]]:
     r[f"{zero}, zero boundary"] = _ours(x, adu, {**blur, "boundary": "zero"}, zero)
     r["scikit-image RL (best count)"] = _skimage_rl(x, adu, A.psf)
     r["scikit-image RL, mirror-padded (best count)"] = _skimage_rl(x, adu, A.psf, True)
-    r[SPITFIRE] = _spitfire(x, adu, A.psf)
     return A, r
 
 
@@ -251,7 +250,8 @@ def run_2d(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for case in cases:
         x, adu, blur = case["x"], case["adu"], case["blur"]
-        _, r = _row(case, "tv")
+        A, r = _row(case, "tv")
+        r[SPITFIRE] = _spitfire(x, adu, A.psf)  # (2D: its 3D path fails on even-sized PSFs)
         if "sigma" in blur:
             for f in (0.85, 1.15):
                 wrong = {"sigma": blur["sigma"] * f}
