@@ -75,6 +75,7 @@ def test_a_short_run_leaves_exactly_one_new_layer(viewer_and_widget, qtbot):
     # handled in the middle of a preview update, leaving an orphan preview layer behind.
     viewer, widget = viewer_and_widget
     widget.layer.value = viewer.layers["nuclei [50% pixels, noisy]"]
+    widget.method.value = "dip"  # previews every 10 steps: the case where layers could pile up
     names = [lyr.name for lyr in viewer.layers]
     from qtpy.QtWidgets import QApplication
 
@@ -92,6 +93,7 @@ def test_a_short_run_leaves_exactly_one_new_layer(viewer_and_widget, qtbot):
 def test_cancel_stops_quickly_and_keeps_the_best_so_far(viewer_and_widget, qtbot):
     viewer, widget = viewer_and_widget
     widget.layer.value = viewer.layers["nuclei [50% pixels, noisy]"]
+    widget.method.value = "dip"  # a long run to cancel (the recommended tv ends in a second)
     widget.steps.value = 100_000
     widget.start()
     steps = []
