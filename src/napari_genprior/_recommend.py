@@ -49,6 +49,24 @@ DEFAULT_STEPS = {
 }
 
 
+#: The share of its maximum of steps a method typically runs before its rule stops it (held-out
+#: measurements, SURE, a plateau), by operator kind where it differs: what the widget's cost
+#: estimate assumes (the maximum is said beside it). From the step counts of the recommended
+#: runs of benchmarks/estimate.py (tv: 0.10 denoising by SURE, 0.40 deblurring, 0.72-0.73 MRI,
+#: 1.00 inpainting; Richardson-Lucy 0.17 on the stack sample); dip from the demo (550 of 2000).
+TYPICAL_SHARE: dict[str, float | dict[str, float]] = {
+    "tv": {"denoise": 0.1, "blur": 0.4, "mri": 0.75},
+    "richardson-lucy": 0.2,
+    "dip": 0.3,
+}
+
+
+def typical_share(method: str, kind: str) -> float:
+    """:data:`TYPICAL_SHARE` of ``method`` on an operator of ``kind`` (1 where none is known)."""
+    share = TYPICAL_SHARE.get(method, 1.0)
+    return float(share.get(kind, 1.0) if isinstance(share, dict) else share)
+
+
 @dataclass(frozen=True)
 class Advice:
     """Recommended settings (README "Which method when") and the reason, in words."""

@@ -24,7 +24,12 @@ class Stopped:
     reason: str
     messages: list[str] = field(default_factory=list)
     run: Generator | None = None
-    estimate: float | None = None
+    estimate: float | None = None  #: the expected time in all (seconds), at the typical stop
+    most: float | None = None  #: the time if every step up to the maximum runs
+    steps_done: int = 0  #: the steps run before the stop, and the maximum
+    steps_total: int = 0
+    per_step: float = 0.0  #: the pace measured (seconds a step) and the time it was measured over
+    elapsed: float = 0.0
 
 
 def _format_seconds(s: float) -> str:
@@ -36,6 +41,7 @@ def checked_run(
     fit: dict[str, Any] | None = None,
     confirm_after: float | None = None,
     probe: float = 1.0,
+    typical: float = 1.0,
 ):
     """Pass on ``run``'s updates after the checks; return its result or a :class:`Stopped`.
 
@@ -48,6 +54,10 @@ def checked_run(
     confirm_after : float, optional
         Stop (keeping ``run`` to resume) when the run is estimated to take longer than this
         many seconds in all, after ``probe`` seconds of steps. None: never.
+    typical : float
+        The share of its maximum of steps the method typically runs
+        (:data:`napari_genprior._recommend.TYPICAL_SHARE`: most stop early by a rule); the
+        estimate is at that share, the maximum said beside it.
     """
     if fit is not None:
         from ..advice import check_prior_fit
@@ -78,16 +88,24 @@ def checked_run(
             if elapsed >= probe and steps > 0:
                 asked = True
                 per_step = elapsed / steps
-                estimate = elapsed + per_step * (u.total * u.planes - done)
+                total = u.total * u.planes
+                most = elapsed + per_step * (total - done)
+                estimate = elapsed + per_step * max(typical * total - done, 0)
                 if estimate > confirm_after:
                     return Stopped(
                         "slow",
                         [
-                            f"this run would take about {_format_seconds(estimate)} "
-                            f"(at most {u.total * u.planes} steps at {per_step * 1000:.0f} ms each). "
-                            "Click Continue to go on, or lower max steps (a new run)."
+                            f"this run would take about {_format_seconds(estimate)} (at most "
+                            f"{_format_seconds(most)}: {total} steps at "
+                            f"{per_step * 1000:.0f} ms each). Click Continue to go on, or "
+                            "lower max steps (a new run)."
                         ],
                         run=run,
                         estimate=estimate,
+                        most=most,
+                        steps_done=done,
+                        steps_total=total,
+                        per_step=per_step,
+                        elapsed=elapsed,
                     )
         reply = yield u

@@ -284,9 +284,12 @@ class ReconstructWidget(RunControls, ReconstructForm):
         self.progress.value = 0
         self.progress.visible = True
         self._t0 = None
+        from .._recommend import typical_share
+
         limit = self.confirm_seconds if checks else None
+        share = typical_share(self.method.value, A.kind)
         self._start_worker(
-            checked_run(run, fit, confirm_after=limit),
+            checked_run(run, fit, confirm_after=limit, typical=share),
             "checking the prior..." if fit else "starting...",
         )
 
