@@ -3,6 +3,8 @@ it guards (placement, defaults that lead, warnings, progress, layout, names, hel
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -209,6 +211,9 @@ def test_a_run_estimated_over_the_limit_stops_and_continues_on_a_second_click(
     widget.worker.yielded.connect(lambda u: steps.append(u.step))
     qtbot.waitUntil(lambda: bool(steps), timeout=60_000)
     assert steps[0] > 1, "the paused run continued where it stopped"
+    # while it runs: the time left at dip's typical stop, and the most it could take
+    qtbot.waitUntil(lambda: "left" in widget.status.value, timeout=60_000)
+    assert re.search(r"~\d+ s left \(at most \d+ s\)", widget.status.value), widget.status.value
     widget.cancel()
     _wait_until_idle(qtbot, widget)
     assert "cells [dip, cancelled]" in viewer.layers and widget.run_button.text == "Run"

@@ -75,6 +75,7 @@ class ReconstructWidget(RunControls, ReconstructForm):
         self._confirmed: Any = None  # the settings a second click on Run goes ahead with
         self._paused: Any = None  # a run stopped before its long part, waiting for Run again
         self._awaiting = False  # the status asks for a second click on Run (or Continue)
+        self._share = 1.0  # the share of its max steps the running method typically runs
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         # any setting changed: a paused run or a confirmation no longer applies
@@ -287,7 +288,7 @@ class ReconstructWidget(RunControls, ReconstructForm):
         from .._recommend import typical_share
 
         limit = self.confirm_seconds if checks else None
-        share = typical_share(self.method.value, A.kind)
+        share = self._share = typical_share(self.method.value, A.kind)
         self._start_worker(
             checked_run(run, fit, confirm_after=limit, typical=share),
             "checking the prior..." if fit else "starting...",
@@ -340,9 +341,17 @@ class ReconstructWidget(RunControls, ReconstructForm):
         # the solver's own count: at most u.total steps a plane (tv and the lasso methods
         # search their weight first; most methods may stop early)
         total, done = u.total * u.planes, u.plane * u.total + u.step
-        left = remaining_seconds(now - self._t0[0], done - self._t0[1], total - self._t0[1])
+        elapsed, since = now - self._t0[0], done - self._t0[1]
+        left = remaining_seconds(elapsed, since, total - self._t0[1])
+        typical = self._share * total  # where the method's rule usually stops it
+        likely = remaining_seconds(elapsed, since, typical - self._t0[1])
         plane = f"plane {u.plane + 1}/{u.planes}  " if u.planes > 1 else ""
-        eta = f"  ~{left:.0f} s left at most" if left is not None else ""
+        if left is None:
+            eta = ""
+        elif likely is not None and done < typical < total:
+            eta = f"  ~{likely:.0f} s left (at most {left:.0f} s)"
+        else:
+            eta = f"  ~{left:.0f} s left at most"
         self.status.value = f"{plane}step {u.step} of at most {u.total}  loss {u.loss:.3g}{eta}"
         self.progress.max = total
         self.progress.value = min(done, total)
