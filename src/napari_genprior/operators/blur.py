@@ -213,7 +213,9 @@ class Blur(_FFTConvolution, Operator):
         else:
             kernel = decode_array(psf) if isinstance(psf, dict) else np.asarray(psf)
             if kernel.size == 0:
-                raise ValueError("psf is empty.")
+                raise ValueError(
+                    "psf is empty: give the point spread function as a 2D or 3D array."
+                )
             if kernel.dtype == object or np.iscomplexobj(kernel):
                 raise ValueError("psf must be a real numeric array.")
             kernel = kernel.astype(np.float64)
