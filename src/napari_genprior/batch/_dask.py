@@ -69,7 +69,10 @@ def _client(scheduler: Any, workers: int) -> Iterator[tuple[Any, str]]:
             processes=True,
             dashboard_address=None,
             scheduler_kwargs={"dashboard_address": ":0"},
-            silence_logs=logging.ERROR,
+            # the workers' own logs: a worker whose scheduler stopped first (the user's Ctrl+C
+            # or SIGTERM) logs its failed heartbeat with a traceback at ERROR; a plane's error
+            # comes back as its reason (_solve_plane), not as a worker's log
+            silence_logs=logging.CRITICAL,
         ) as cluster,
         Client(cluster) as client,
     ):
