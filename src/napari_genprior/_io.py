@@ -61,6 +61,11 @@ def decode_mask(obj: dict) -> np.ndarray:
     return bits[:n].astype(bool).reshape(shape)
 
 
+#: An array up to this size (as float64 / complex128) travels inside a layer's metadata: a
+#: k-space volume the reader opened, a measurement kept with its result (``ngp.rerun``).
+EMBED_MAX_BYTES = 8 * 2**20
+
+
 def encode_array(arr: np.ndarray, single: bool = False) -> dict:
     """A float or complex array (a PSF, a k-space) as a JSON-serialisable dict (base64), exactly
     (``single``: in single precision, half the size; coil maps are kept so)."""

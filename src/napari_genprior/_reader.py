@@ -70,7 +70,7 @@ import numpy as np
 import torch
 
 from . import _layerdata
-from ._io import encode_array
+from ._io import EMBED_MAX_BYTES, encode_array
 from ._layerdata import display_of, kspace_slice, kspace_slices, measurement_layer
 from .operators import MRI
 from .operators.coils import rss
@@ -92,8 +92,6 @@ LayerData = tuple[Any, dict[str, Any], str]
 KSPACE = "kspace"
 #: Reference reconstructions a file may carry, and the suffix of their layers' names.
 REFERENCES = {"reconstruction_rss": "rss", "reconstruction_esc": "esc"}
-#: A k-space volume up to this size (as complex128) travels inside the layer's metadata.
-EMBED_MAX_BYTES = 8 * 2**20
 #: Most receive coils a multi-coil file may have (more on the coil axis means a wrong layout).
 MAX_COILS = 64
 

@@ -22,6 +22,7 @@ from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 
+from .._recommend import typical_share
 from ..advice import ENCODER_METHODS, LATENT_METHODS
 from ._layers import in_viewer
 from ._reconstruct_form import (  # noqa: F401 - the widget's constants, importable from here
@@ -285,12 +286,10 @@ class ReconstructWidget(RunControls, ReconstructForm):
         self.progress.value = 0
         self.progress.visible = True
         self._t0 = None
-        from .._recommend import typical_share
-
         limit = self.confirm_seconds if checks else None
-        share = self._share = typical_share(self.method.value, A.kind)
+        self._share = typical_share(self.method.value, A.kind)
         self._start_worker(
-            checked_run(run, fit, confirm_after=limit, typical=share),
+            checked_run(run, fit, confirm_after=limit, typical=self._share),
             "checking the prior..." if fit else "starting...",
         )
 

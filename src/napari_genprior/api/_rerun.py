@@ -14,15 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from .._io import decode_array, encode_array
+from .._io import EMBED_MAX_BYTES, decode_array, encode_array
 from ..operators import from_spec
 from ..solvers import Reconstruction
 from ._priors import list_priors
 from ._reconstruct import measurement_from_layer, reconstruct
 from ._stacks import reconstruct_stack
-
-#: A measurement up to this size (as float64 / complex128) is kept in its result's metadata.
-EMBED_MAX_BYTES = 8 * 2**20
 
 
 def embed_measurement(y: Any) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@
 - :data:`TASKS`: each task's operator and noise, so that every experiment measures a task the
   same way (:meth:`Task.measure`);
 - :func:`solve`: one call of :func:`napari_genprior.reconstruct` with its scores and seconds;
-- :func:`scores`, :func:`median`, and the figures :func:`image_grid` and :func:`line_plot`.
+- :func:`scores`, :func:`median`, :func:`median_table`, and the figures :func:`image_grid` and :func:`line_plot`.
 
 Images are float32 in [0, 1], so PSNR and SSIM use a data range of 1.
 """
@@ -255,6 +255,20 @@ def json_from_process(args: Sequence[str], timeout: float) -> dict[str, Any]:
 def median(values: Sequence[float]) -> float | None:
     """The median of ``values`` as a float (None when empty)."""
     return float(statistics.median(values)) if len(values) else None
+
+
+def median_table(
+    runs: dict[str, dict[str, list[dict[str, Any]]]],
+) -> dict[str, dict[str, dict[str, float | None]]]:
+    """``{setting: {method: {"psnr", "ssim", "seconds": median}}}`` of per-image records
+    ``{setting: {method: [{"psnr", "ssim", "seconds", ...}, ...]}}``."""
+    return {
+        k: {
+            m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
+            for m, rs in by_m.items()
+        }
+        for k, by_m in runs.items()
+    }
 
 
 def label(method: str) -> str:

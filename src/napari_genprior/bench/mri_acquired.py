@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import Result, markdown_table, real_mri
-from ._common import image_grid, label, median, scores
+from ._common import image_grid, label, median_table, scores
 from .mri_multicoil import smooth_phase
 
 NOISE_STD = 0.005
@@ -201,13 +201,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
     with ProcessPoolExecutor(max_workers=2) as pool:  # one core each
         results = list(pool.map(_one_setting, jobs))
     runs = {key: by_m for key, by_m, _ in results}
-    med = {
-        k: {
-            m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
-            for m, rs in by_m.items()
-        }
-        for k, by_m in runs.items()
-    }
+    med = median_table(runs)
     rows, checks, crime = [], {}, {}
     for (coils, acc, mask), (key, by_m) in zip(sizes.settings, med.items()):
         crime[key] = _crime_figures(coils, acc, mask) if not quick else {}

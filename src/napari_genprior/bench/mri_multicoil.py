@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import Result, markdown_table, real_mri
-from ._common import image_grid, json_from_process, label, median, scores
+from ._common import image_grid, json_from_process, label, median_table, scores
 from .real_mri import Sizes as _SingleSizes
 from .real_mri import held_out_slices
 
@@ -381,13 +381,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
         example.insert(0, ("truth |x|", images[0][1]))
     scale = scale_probe(sizes.scale_side, sizes.scale_coils, seed)
 
-    med = {
-        k: {
-            m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
-            for m, rs in by_m.items()
-        }
-        for k, by_m in runs.items()
-    }
+    med = median_table(runs)
     keys = list(med)
     header = ["method"] + [f"{k}: PSNR / SSIM / seconds" for k in keys]
     rows = [

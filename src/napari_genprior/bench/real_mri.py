@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import Result, markdown_table
-from ._common import image_grid, label, median, solve
+from ._common import image_grid, label, median_table, solve
 
 PRIOR = "mri-vae"
 SCORE_PRIOR = "mri-score"
@@ -160,13 +160,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
     if example:
         example.insert(0, ("truth", images[0][1]))
 
-    med = {
-        k: {
-            m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
-            for m, rs in by_m.items()
-        }
-        for k, by_m in runs.items()
-    }
+    med = median_table(runs)
     header = ["sampling"] + [f"{label(m)} PSNR / SSIM / s" for m in methods] + ["margin (dB)"]
     rows, checks, margins = [], {}, {}
     for key, by_m in med.items():

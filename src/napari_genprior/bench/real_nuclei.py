@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import Result, markdown_table
-from ._common import TASKS, image_grid, label, median, real_nuclei, scores, solve
+from ._common import TASKS, image_grid, label, median_table, real_nuclei, scores, solve
 
 PRIOR = "nuclei-vae"
 #: Deconvolution without the inverse crime: the whole 128x128 reference blurred by scipy (sigma
@@ -135,13 +135,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
                     cells.append((label(m), np.asarray(r["image"], np.float32)))
         rows_fig.append((task, [("truth", tiles[0])] + cells))
 
-    med = {
-        task: {
-            m: {s: median([r[s] for r in rs]) for s in ("psnr", "ssim", "seconds")}
-            for m, rs in by_m.items()
-        }
-        for task, by_m in runs.items()
-    }
+    med = median_table(runs)
     checks: dict[str, bool] = {}
     text = [
         f"{len(tiles)} real 64x64 tiles (quadrants of `nuclei.tif`, held out from `{PRIOR}`'s "
