@@ -42,10 +42,64 @@ def test_a_prior_tiled_many_times_is_flagged():
     from napari_genprior.bench import real_mri
 
     x = real_mri.held_out_slices(real_mri.FULL)[0][1][64:192, 64:192]
-    A = ngp.make_operator("mri", shape=x.shape, acceleration=4, seed=0)
+    A = ngp.make_operator("inpaint", shape=x.shape, fraction=0.7, seed=0)
     y = A.measure(x, noise_std=0.005, seed=0)
     fit = advice.check_prior_fit(y, A, "digits-vae", suggest=False)
     assert fit.tiles == 25 and fit.warnings and "mosaic of 25" in fit.warnings[0]
+
+
+def test_k_space_stops_priors_of_other_images_and_a_psf_blur_stops_mri_priors(nuclei):
+    x = nuclei.astype(np.float32)[:64, :64]
+    M = ngp.make_operator("mri", shape=x.shape, acceleration=4, seed=0)
+    (msg,) = advice.check_prior_fit(M.measure(x, seed=0), M, "nuclei-vae").warnings
+    assert "nuclei-vae was trained on fluorescence nuclei" in msg and "MRI k-space" in msg
+    assert "Priors trained on such images: mri-score, mri-vae." in msg
+    B = ngp.make_operator("blur", shape=x.shape, sigma=2.0)
+    (msg,) = advice.check_prior_fit(B.measure(x, seed=0), B, "mri-vae").warnings
+    assert "brain MRI images" in msg and "point spread function" in msg and "nuclei-vae" in msg
+    # a prior whose card names no kind of image (one trained on a user's layers) is not judged
+    G = ngp.load_prior("mri-vae")
+    G.card = {**G.card, "data": "my layers", "name": "mine"}
+    assert advice.prior_modality(G) is None and advice.modality_mismatch(G, B) is None
+    assert advice.prior_modality(ngp.load_prior("digits-conv")) == "digits"
+
+
+def test_a_prior_larger_than_the_image_is_stopped_not_an_error():
+    A = ngp.make_operator("cs", shape=(28, 28), m=200, seed=0)
+    y = A.measure(np.zeros((28, 28), np.float32), seed=0)
+    (msg,) = advice.check_prior_fit(y, A, "nuclei-vae").warnings
+    assert "64x64 patches, larger than this 28x28 image" in msg
+
+
+#: The bundled samples' measurements against every bundled prior: the check passes these and
+#: stops every other pair. Inpainting says nothing about the kind of image, and there the fit
+#: cannot tell the brain priors from the nuclei prior: mri-vae inpaints the nuclei sample to
+#: 26.39 dB against nuclei-vae's 26.61 (csgm, 300 steps), so it passes too (issue 33's closing
+#: note); mri-score as well (it explains 87% of the measurement after 10 steps).
+PASSES = {
+    "nuclei_inpaint": {"nuclei-vae", "mri-vae", "mri-score"},
+    "nuclei_blur": {"nuclei-vae"},
+    "nuclei_stack": {"nuclei-vae"},
+    "mri_phantom": {"mri-vae", "mri-score"},
+    "digit_cs": {"digits-vae", "digits-conv"},
+}
+
+
+@pytest.mark.parametrize("sample", sorted(PASSES))
+def test_the_check_passes_the_prior_trained_on_each_samples_kind(sample):
+    from napari_genprior import _sample_data as sd
+    from napari_genprior._layerdata import measurement_planes
+
+    ((y, A),) = [
+        measurement_planes(data, kw["metadata"])
+        for data, kw, _ in getattr(sd, sample)()
+        if "operator" in kw.get("metadata", {}).get("genprior", {})
+    ]
+    y = np.asarray(y)[(0,) * (y.ndim - len(A.measurement_shape))]  # one plane, as the widget
+    passed = {
+        p for p in ngp.list_priors() if not advice.check_prior_fit(y, A, p, suggest=False).warnings
+    }
+    assert passed == PASSES[sample]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import napari_genprior as ngp
+from napari_genprior.solvers.latent import PLATEAU_TOL
 
 K = 10
 
@@ -137,6 +138,27 @@ def test_csgm_cancel_returns_the_best_so_far(G):
         callback=lambda s, loss, i: s < 20,
     )
     assert rec.cancelled and rec.params["iterations"] == 20 and np.all(np.isfinite(rec.image))
+
+
+def test_csgm_stops_on_a_plateau_and_patience_none_runs_every_step(G):
+    z0, x0 = _truth(G, 5)
+    A = ngp.make_operator("cs", shape=x0.shape, m=10 * K, seed=5)
+    y = A.measure(x0, seed=0)
+    common = dict(method="csgm", prior=G, steps=2000, device="cpu", seed=0)
+    flat = ngp.reconstruct(y, A, patience=50, **common)
+    stop = flat.params["stopped_at"]
+    assert len(flat.history) == stop < 2000
+    # the rule: the best misfit fell by less than PLATEAU_TOL over the last 50 steps, not before
+    h = np.minimum.accumulate(flat.history)
+    assert h[stop - 1] > (1 - PLATEAU_TOL) * h[stop - 51]
+    assert all(h[s - 1] <= (1 - PLATEAU_TOL) * h[s - 51] for s in range(51, stop))
+    full = ngp.reconstruct(y, A, patience=None, **{**common, "steps": stop + 30})
+    assert len(full.history) == stop + 30 and "stopped_at" not in full.params
+    # the steps after the plateau change the result little
+    err = lambda r: np.linalg.norm(r.image - x0) / np.linalg.norm(x0)  # noqa: E731
+    assert err(flat) < 1.5 * err(full) + 1e-3
+    with pytest.raises(ValueError, match="patience"):
+        ngp.reconstruct(y, A, patience=0, **common)
 
 
 def test_prior_given_by_path_is_loaded(G, tmp_path):

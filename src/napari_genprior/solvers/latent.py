@@ -20,8 +20,14 @@ from typing import Any
 
 import torch
 
-from ..operators.base import check_float
+from ..operators.base import check_float, check_int
 from .common import Problem, SolverGen, Update
+
+
+#: csgm's plateau rule: it stops once its best misfit has fallen by less than this share over
+#: its last ``patience`` steps (default :data:`PLATEAU_STEPS`).
+PLATEAU_TOL = 1e-3
+PLATEAU_STEPS = 100
 
 
 class _Latent:
@@ -156,6 +162,7 @@ def solve_csgm(
     optimizer: str = "adam",
     fit_gain: bool | None = None,
     init: Any = None,
+    patience: int | None = PLATEAU_STEPS,
     preview_every: int = 10,
 ) -> SolverGen:
     """CSGM (Bora, Jalal, Price, Dimakis 2017): min_z ||A(G(z)) - y||^2 + lam ||z||^2.
@@ -174,11 +181,16 @@ def solve_csgm(
     init : array or "encoder", optional
         Starting latent code(s), shape (k,) or (restarts, k); ``"encoder"`` starts restart 0
         at the VAE encoder's code of the back-projection ``A^T y`` (a warm start).
+    patience : int or None
+        Stop once the best misfit has fallen by less than :data:`PLATEAU_TOL` (relative) over
+        this many steps: a plateau (``params["stopped_at"]``). None: run every step.
     """
     if optimizer not in ("adam", "lbfgs"):
         raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}.")
     lr = check_float("lr", lr, low=0, low_open=True)
     lam = check_float("lam", lam, low=0)
+    if patience is not None:
+        patience = check_int("patience", patience, 1)
     G = problem.prior
     gen = torch.Generator(device="cpu").manual_seed(problem.seed)
     lat = _Latent(problem, fit_gain)
@@ -201,6 +213,8 @@ def solve_csgm(
 
     ones = torch.ones(problem.restarts, device=problem.device)
     low = float("inf")  # one restart: its least misfit so far, on the host
+    losses: list[float] = []  # the best misfit after each step (the plateau rule looks back)
+    stopped_at = None
     for step in range(1, steps + 1):
         if optimizer == "adam":
             opt.zero_grad(set_to_none=True)
@@ -229,12 +243,20 @@ def solve_csgm(
             with torch.no_grad():  # (under no_grad, clone and where give tensors without graphs)
                 best_misfit, best_x = _keep_best(best_misfit, best_x, misfit, x)
             loss = float(best_misfit.min())
+        losses.append(loss)
+        flat = patience is not None and step > patience
+        flat = flat and loss > (1 - PLATEAU_TOL) * losses[step - 1 - patience]
         preview = None
-        if step % preview_every == 0 or step == steps:
+        if step % preview_every == 0 or step == steps or flat:
             preview = problem.to_numpy(best_x[int(torch.argmin(best_misfit))])
         if (yield Update(step, steps, loss, preview)) is False:
             break
+        if flat:
+            stopped_at = step
+            break
     extra: dict[str, Any] = {"iterations": step, "fit_gain": lat.fit_gain}
+    if stopped_at is not None:
+        extra["stopped_at"] = stopped_at
     if gain is not None:
         b = int(torch.argmin(best_misfit))
         extra.update(gain=gain[b].item(), offset=offset[b].item())
