@@ -23,7 +23,6 @@ import torch
 from ..operators.base import check_float, check_int
 from .common import Problem, SolverGen, Update
 
-
 #: csgm's plateau rule: it stops once its best misfit has fallen by less than this share over
 #: its last ``patience`` steps (default :data:`PLATEAU_STEPS`).
 PLATEAU_TOL = 1e-3
