@@ -39,7 +39,7 @@ def test_the_estimate_assumes_the_typical_share_and_says_the_maximum():
 
 def test_typical_shares_are_shares_of_known_methods():
     assert typical_share("tv", "denoise") == 0.1 and typical_share("tv", "inpaint") == 0.25
-    assert typical_share("csgm", "blur") == 0.7 and typical_share("ia", "blur") == 1.0
+    assert typical_share("csgm", "blur") == 0.9 and typical_share("ia", "blur") == 1.0
     for method, share in TYPICAL_SHARE.items():
         assert method in DEFAULT_STEPS
         values = share.values() if isinstance(share, dict) else [share]

@@ -59,9 +59,10 @@ DEFAULT_STEPS = {
 #: (camera 512: 2.4 s against 10.3 s at the probe's pace).
 TYPICAL_SHARE: dict[str, float | dict[str, float]] = {
     "tv": {"denoise": 0.1, "blur": 0.4, "mri": 0.75, "inpaint": 0.25},
-    # its plateau rule, on 6 runs of 1000 steps on real nuclei tiles (deblurring, inpainting,
-    # denoising): stopped at 0.33-1.0 of them, median 0.69
-    "csgm": 0.7,
+    # its plateau rule: 6 single 64x64 tiles of real nuclei stopped at 0.33-1.0 of 1000 steps
+    # (median 0.69); the recommended runs on the nuclei sample (4 restarts, a mosaic of 4) at
+    # 0.79 (deblurring) and 1.0 (inpainting) of them (benchmarks/estimate.py)
+    "csgm": 0.9,
     "richardson-lucy": 0.2,
     "dip": 0.3,
 }
