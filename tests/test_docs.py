@@ -58,11 +58,35 @@ def relative_links(text: str) -> list[str]:
     return out
 
 
-def test_readme_relative_links_point_at_files():
-    links = relative_links(README.read_text(encoding="utf-8"))
-    assert len(links) >= 5  # the parser finds the links at all
+#: The repository's own files as PyPI and the napari hub can show them: README's links and images
+#: are absolute, since relative ones break there (issue 34).
+REPO_URLS = (
+    "https://github.com/napari-genprior/napari-genprior/blob/main/",
+    "https://github.com/napari-genprior/napari-genprior/tree/main/",
+    "https://raw.githubusercontent.com/napari-genprior/napari-genprior/main/",
+)
+
+
+def repository_links(text: str) -> list[str]:
+    """The repository paths that markdown ``text`` links to by absolute URL, without anchors."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    out = []
+    for target in LINK.findall(text):
+        for base in REPO_URLS:
+            if target.startswith(base):
+                out.append(target[len(base) :].split("#", 1)[0])
+    return out
+
+
+def test_readme_links_are_absolute_and_point_at_files():
+    text = README.read_text(encoding="utf-8")
+    assert relative_links(text) == [], "relative links break on PyPI and the napari hub"
+    links = repository_links(text)
+    assert len(links) >= 10  # the parser finds the links at all
     missing = [t for t in links if not (ROOT / t).exists()]
     assert not missing, f"README.md links to files that do not exist: {missing}"
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert images and all(i.startswith(REPO_URLS[2]) for i in images)  # raw files, not pages
 
 
 def test_relative_links_finds_broken_ones():

@@ -133,6 +133,23 @@ def load_prior(
             f"the weights in {path.name} do not match its card's "
             f"{card['architecture']!r} network: {first}"
         ) from exc
-    G.card = {**G.card, **card}
+    G.card = {**G.card, **_beside(path), **card}
     G.eval()
     return G.to(device)
+
+
+#: Fields the JSON card beside a prior file may add to the card inside it: what was settled
+#: after the weights were written (the training data's licence and notice), without rewriting
+#: the weights.
+DOCUMENTATION_FIELDS = ("data_licence", "notice")
+
+
+def _beside(path: Path) -> dict[str, Any]:
+    """:data:`DOCUMENTATION_FIELDS` from ``path``'s JSON card beside it, if it has one."""
+    try:
+        extra = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(extra, dict):
+        return {}
+    return {k: str(extra[k]) for k in DOCUMENTATION_FIELDS if k in extra}
