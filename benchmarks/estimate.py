@@ -74,7 +74,7 @@ def held_out_cases():
     from skimage import data
 
     import napari_genprior as ngp
-    from napari_genprior.bench.real_mri import FULL, held_out_slices
+    from genprior_bench.real_mri import FULL, held_out_slices
 
     cell = data.cell().astype(np.float32)
     brain = held_out_slices(FULL)[0][1]

@@ -11,10 +11,10 @@ import time
 import numpy as np
 import torch
 
+from genprior_bench._common import scores
+from genprior_bench._peers_cases import FULL, case_data
+from genprior_bench._peers_tools import _deepinv_physics
 from napari_genprior import api
-from napari_genprior.bench._common import scores
-from napari_genprior.bench._peers_cases import FULL, case_data
-from napari_genprior.bench._peers_tools import _deepinv_physics
 from napari_genprior.solvers._classical_ops import gradient
 
 LAM = 0.002  # DeepInverse's truth-best weight in benchmarks/results/peers.json

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_genprior.bench.microscopy import richardson_lucy_thinned
+from genprior_bench.microscopy import richardson_lucy_thinned
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cases():
     import napari_genprior as ngp
-    from napari_genprior.bench._common import real_nuclei
+    from genprior_bench._common import real_nuclei
 
     tiles, _ = real_nuclei(4)
     for j, tile in enumerate(tiles):
@@ -41,7 +41,7 @@ def cases():
 
 
 def main() -> None:
-    from napari_genprior.bench._common import timed
+    from genprior_bench._common import timed
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)

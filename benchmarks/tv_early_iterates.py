@@ -67,7 +67,7 @@ def fgp(y: np.ndarray, weights: np.ndarray, iters: int):
 
 def best_of(x: np.ndarray, frames) -> tuple[float, int, int]:
     """(PSNR, weight index, step) of the best (weight, iterate)."""
-    from napari_genprior.bench._common import scores
+    from genprior_bench._common import scores
 
     best = (-math.inf, -1, -1)
     for k, batch in enumerate(frames, 1):

@@ -28,8 +28,8 @@ ORACLE_GRID = np.geomspace(0.01, 1.0, 25)
 
 
 def _timed(fn, repeats):
-    """:func:`napari_genprior.bench._common.timed`, and the last call's output."""
-    from napari_genprior.bench._common import timed
+    """:func:`genprior_bench._common.timed`, and the last call's output."""
+    from genprior_bench._common import timed
 
     out = []
     seconds, _ = timed(lambda: out.append(fn()), repeats)
@@ -40,7 +40,7 @@ def cases():
     from skimage import data
 
     import napari_genprior as ngp
-    from napari_genprior.bench._common import real_nuclei
+    from genprior_bench._common import real_nuclei
 
     tiles, _ = real_nuclei(4)
     for j, tile in enumerate(tiles):

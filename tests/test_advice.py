@@ -39,7 +39,7 @@ def test_a_digits_prior_on_the_nuclei_is_flagged_and_the_nuclei_prior_suggested(
 
 
 def test_a_prior_tiled_many_times_is_flagged():
-    from napari_genprior.bench import real_mri
+    from genprior_bench import real_mri
 
     x = real_mri.held_out_slices(real_mri.FULL)[0][1][64:192, 64:192]
     A = ngp.make_operator("inpaint", shape=x.shape, fraction=0.7, seed=0)

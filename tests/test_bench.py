@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_genprior import bench, cli
-from napari_genprior.bench.cs_digits import best_lasso_ratio, measurements_needed
+import genprior_bench as bench
+from genprior_bench.cs_digits import best_lasso_ratio, measurements_needed
+from napari_genprior import cli
 
 EXPECTED = {
     "cs-digits": {

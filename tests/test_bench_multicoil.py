@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 
+import genprior_bench as bench
 import napari_genprior as ngp
-from napari_genprior import bench
-from napari_genprior.bench import mri_acquired, mri_multicoil, real_mri
+from genprior_bench import mri_acquired, mri_multicoil, real_mri
 
 
 def test_quick_multicoil_run_scores_every_method_and_states_the_bars(tmp_path):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_genprior.bench import EXPERIMENTS, peers
-from napari_genprior.bench._common import scores
+from genprior_bench import EXPERIMENTS, peers
+from genprior_bench._common import scores
 
 
 def _importable(name: str) -> bool:
@@ -104,7 +104,7 @@ def test_each_rung_of_our_ladder_gets_its_own_truth_best_weight():
     the best of our grid for that count (not the weight that was best after the longest)."""
     from dataclasses import replace
 
-    from napari_genprior.bench import _peers_tools
+    from genprior_bench import _peers_tools
 
     sizes = replace(peers.QUICK, ladder=(5, 60), grid=(1 / 16, 1.0, 16.0), repeats=1)
     x, y, A = peers.case_data("mri-brain", sizes, 0)

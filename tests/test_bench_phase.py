@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+import genprior_bench as bench
 import napari_genprior as ngp
-from napari_genprior import bench
-from napari_genprior.bench.phase import (
+from genprior_bench.phase import (
     BASELINES,
     GENERATIVE,
     METHODS,

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from napari_genprior import bench
+import genprior_bench as bench
 
 EXPECTED = {
     "real-mri": ("medians", "margins_db", "runs", "images"),

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from napari_genprior import bench
-from napari_genprior.bench.microscopy import (
+import genprior_bench as bench
+from genprior_bench.microscopy import (
     poisson_deviance,
     richardson_lucy_normalised,
     richardson_lucy_thinned,
@@ -112,8 +112,8 @@ def test_thinned_choice_prefers_the_estimate_that_predicts_the_other_half():
 
 
 def test_normalised_richardson_lucy_is_exact_at_the_zero_boundary():
+    from genprior_bench._common import held_out_nuclei
     from napari_genprior import make_operator
-    from napari_genprior.bench._common import held_out_nuclei
 
     x = held_out_nuclei(1)[0]
     A = make_operator("blur", shape=x.shape, sigma=2.0, boundary="zero")

@@ -342,7 +342,7 @@ def test_the_batch_command_deconvolves_stacks_as_volumes(tmp_path, capsys):
 
 
 def test_the_deconv_3d_benchmark_runs_at_quick_size(tmp_path):
-    from napari_genprior import bench
+    import genprior_bench as bench
 
     bench.run_experiments(
         ["deconv-3d", "deconv-3d-scale"],

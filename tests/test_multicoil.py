@@ -272,8 +272,8 @@ def test_score_refines_the_phase_from_the_data():
     from the data (ESPIRiT, as on a scanner). The centre's phase is not precise enough for a
     magnitude prior (an error of 0.02 rad leaves a misfit the magnitude cannot explain):
     ``score`` refines it from the data, and its magnitude comes out far closer to the truth."""
+    from genprior_bench.mri_multicoil import smooth_phase
     from napari_genprior._io import sample_path
-    from napari_genprior.bench.mri_multicoil import smooth_phase
     from napari_genprior.operators.coils import espirit_maps
 
     with np.load(sample_path("mri_heldout.npz")) as data:

@@ -182,7 +182,7 @@ def test_a_3d_stack_extends_in_z_too():
 
 
 def test_the_real_acquisition_benchmark_runs_at_quick_size():
-    from napari_genprior.bench import real_acquisition
+    from genprior_bench import real_acquisition
 
     res = real_acquisition.run(quick=True, device="cpu", seed=0)
     row = res.data["2d"][0]

@@ -7,7 +7,7 @@ import pytest
 import torch  # first, before anything that may import Qt (conftest sets one thread)
 
 import napari_genprior as ngp
-from napari_genprior.bench._common import real_nuclei
+from genprior_bench._common import real_nuclei
 from napari_genprior.solvers._classical_ops import gradient
 
 psnr = ngp.metrics.psnr

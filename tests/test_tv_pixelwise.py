@@ -10,7 +10,7 @@ from skimage.restoration import denoise_tv_chambolle, inpaint_biharmonic
 from test_classical import _last, make_problem, rectangles
 
 import napari_genprior as ngp
-from napari_genprior.bench._common import real_nuclei
+from genprior_bench._common import real_nuclei
 from napari_genprior.solvers import tv
 from napari_genprior.solvers._classical_ops import divergence, gradient, largest_eigenvalue
 

@@ -8,7 +8,7 @@ import torch  # first, before anything that may import Qt (conftest sets one thr
 from skimage.restoration import denoise_tv_chambolle
 
 import napari_genprior as ngp
-from napari_genprior.bench._common import real_nuclei
+from genprior_bench._common import real_nuclei
 from napari_genprior.solvers import _sure, tv
 
 psnr = ngp.metrics.psnr

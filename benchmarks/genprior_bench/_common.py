@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,14 +33,14 @@ LABELS = {"adjoint": "zero-filled", "bm3d": "BM3D (Anscombe)"}
 
 def held_out_nuclei(n: int, shape: tuple[int, int] = (64, 64)) -> list[np.ndarray]:
     """``n`` procedural nuclei images from :data:`NUCLEI_SEED` (never seen by ``nuclei-vae``)."""
-    from ..synthetic import nuclei_images
+    from napari_genprior.synthetic import nuclei_images
 
     return [np.asarray(x, np.float32) for x in nuclei_images(n, shape=shape, seed=NUCLEI_SEED)]
 
 
 def held_out_brain(n: int, shape: tuple[int, int] = (256, 256)) -> list[np.ndarray]:
     """``n`` procedural brain slices from :data:`BRAIN_SEED` (never seen by ``mri-vae``)."""
-    from ..synthetic import brain_phantoms
+    from napari_genprior.synthetic import brain_phantoms
 
     return [np.asarray(x, np.float32) for x in brain_phantoms(n, shape, seed=BRAIN_SEED)]
 
@@ -53,7 +54,7 @@ QUADRANTS = [(slice(a, a + 64), slice(b, b + 64)) for a in (0, 64) for b in (0, 
 def _real_nuclei_reference() -> tuple[np.ndarray, float]:
     from skimage.restoration import denoise_nl_means, estimate_sigma
 
-    from .._io import NUCLEI, read_tiff, sample_path
+    from napari_genprior._io import NUCLEI, read_tiff, sample_path
 
     raw = read_tiff(sample_path(NUCLEI))[0].astype(np.float64)
     lo, hi = np.percentile(raw, [1, 99.8])
@@ -115,7 +116,7 @@ class Task:
         ``seed`` seeds the noise (and the operator when :attr:`seeded`); ``params`` override
         :attr:`params` (e.g. ``acceleration``).
         """
-        from .. import api
+        from napari_genprior import api
 
         kw = {**self.params, **params, **({"seed": seed} if self.seeded else {})}
         A = api.make_operator(self.kind, shape=x.shape, **kw)
@@ -154,7 +155,7 @@ TASKS: dict[str, Task] = {
 
 def scores(x: np.ndarray, image: np.ndarray) -> dict[str, float]:
     """``{"psnr": dB, "ssim": ...}`` of ``image`` against ``x`` (data range 1)."""
-    from ..metrics import psnr, ssim
+    from napari_genprior.metrics import psnr, ssim
 
     return {"psnr": psnr(x, image, 1.0), "ssim": ssim(x, image, 1.0)}
 
@@ -185,7 +186,7 @@ def solve(
         ``psnr``, ``ssim``, ``seconds`` (wall clock of the call), ``image`` and ``params``
         (the reconstruction's record).
     """
-    from .. import api
+    from napari_genprior import api
 
     t0 = time.perf_counter()
     rec = api.reconstruct(y, A, method=method, seed=seed, device=device, **options)
@@ -243,13 +244,27 @@ def json_from_process(args: Sequence[str], timeout: float) -> dict[str, Any]:
 
     try:
         out = subprocess.run(
-            [sys.executable, *args], capture_output=True, text=True, timeout=timeout
+            [sys.executable, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=with_benchmarks_on_path(),
         )
     except subprocess.TimeoutExpired:
         return {"error": f"not done in {timeout:.0f} s"}
     if out.returncode != 0:
         return {"error": out.stderr.strip()[-400:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def with_benchmarks_on_path() -> dict[str, str]:
+    """The environment for a child Python that imports this package (it lives in the
+    repository's ``benchmarks/``, not in the installed napari_genprior)."""
+    import os
+
+    here = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": here + (os.pathsep + path if path else "")}
 
 
 def median(values: Sequence[float]) -> float | None:

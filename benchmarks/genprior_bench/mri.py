@@ -106,7 +106,7 @@ def method_options(method: str, sizes: Sizes, prior: Any) -> dict[str, Any]:
 
 def floor_psnr(x: np.ndarray, prior: Any, sizes: Sizes, seed: int, device: str) -> float:
     """PSNR of csgm's fit to the clean slice (A = identity, no noise): the generator's floor."""
-    from .. import api
+    from napari_genprior import api
 
     A = api.make_operator("denoise", shape=x.shape)
     y = A.measure(x)
@@ -180,8 +180,8 @@ def run(quick: bool, device: str, seed: int) -> Result:
         Tables of median PSNR/SSIM per method and acceleration, every slice's scores, the
         floor, and two figures (``psnr``: PSNR vs acceleration; ``example``: one slice at 4x).
     """
-    from .. import api
-    from ..tiling import Mosaic
+    from napari_genprior import api
+    from napari_genprior.tiling import Mosaic
 
     sizes = QUICK if quick else FULL
     X = held_out_brain(sizes.slices, sizes.shape)

@@ -67,7 +67,7 @@ QUICK = Sizes(digits=2, ms=(25, 100, 500), steps=200, restarts=3)
 
 def load_digits(n: int) -> np.ndarray:
     """The first ``n`` held-out MNIST test digits, float32 in [0, 1], shape ``(n, 28, 28)``."""
-    from .._io import DIGITS, sample_path
+    from napari_genprior._io import DIGITS, sample_path
 
     with np.load(sample_path(DIGITS)) as d:
         return d["images"][:n].astype(np.float32) / 255
@@ -122,7 +122,7 @@ def _reconstruct(
     method: str, y: np.ndarray, A: Any, prior: Any, sizes: Sizes, seed: int, device: str
 ) -> np.ndarray:
     """One method's reconstruction (prior methods with ``sizes``' restarts and steps)."""
-    from .. import api
+    from napari_genprior import api
 
     kwargs: dict[str, Any] = {}
     if method in ("csgm", "sparse-gen"):
@@ -138,7 +138,7 @@ def representation_error(x: np.ndarray, prior: Any, sizes: Sizes, seed: int, dev
     This is the prior's representation error, min_z ||G(z) - x||^2 / n as csgm finds it:
     the floor below which no generator-only reconstruction of ``x`` can go.
     """
-    from .. import api
+    from napari_genprior import api
 
     A = api.make_operator("denoise", shape=x.shape)
     return _mse(_reconstruct("csgm", A.measure(x), A, prior, sizes, seed, device), x)
@@ -154,7 +154,7 @@ def _sweep(X: np.ndarray, prior: Any, sizes: Sizes, seed: int, device: str) -> d
         each digit; ``gallery``: ``{method: [reconstructions at m = GALLERY_M of the first
         GALLERY_DIGITS digits]}``; ``seconds``: ``{method: total seconds}``.
     """
-    from .. import api
+    from napari_genprior import api
 
     mse = {name: np.zeros((len(X), len(sizes.ms))) for name in METHODS}
     seconds = dict.fromkeys(METHODS, 0.0)
@@ -273,7 +273,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
         Tables, the MSE of every digit, method and m, the measurements each method needs,
         the ratio best Lasso / csgm, the floor, and two figures (``curves``, ``gallery``).
     """
-    from .. import api
+    from napari_genprior import api
 
     sizes = QUICK if quick else FULL
     if GALLERY_M not in sizes.ms:

@@ -109,7 +109,7 @@ def _optics_case() -> dict[str, Any]:
     from scipy.signal import fftconvolve
     from skimage import data, transform
 
-    from ..operators.psf import optics_psf
+    from napari_genprior.operators.psf import optics_psf
 
     region = _unit(data.camera())[128:384, 128:384]
     fine = transform.resize(region, (512, 512), order=3, anti_aliasing=False)
@@ -126,13 +126,13 @@ def _optics_case() -> dict[str, Any]:
 
 
 def _psnr(x: np.ndarray, image: np.ndarray) -> float:
-    from ..metrics import psnr
+    from napari_genprior.metrics import psnr
 
     return float(psnr(x, image, 1.0))
 
 
 def _ours(x, adu, blur, method, **kw) -> dict[str, Any]:
-    from .. import api
+    from napari_genprior import api
 
     A = api.make_operator("blur", shape=x.shape, **blur)
     t0 = time.perf_counter()
@@ -232,7 +232,7 @@ def _row(case: dict[str, Any], zero: str) -> tuple[Any, dict[str, Any]]:
     """The operator and the rows every case has: the measurement, ``tv`` and
     ``richardson-lucy`` with the defaults, method ``zero`` with the zero border, and
     scikit-image's Richardson-Lucy at its best count, plain and on mirror-padded data."""
-    from .. import api
+    from napari_genprior import api
 
     x, adu, blur = case["x"], case["adu"], case["blur"]
     A = api.make_operator("blur", shape=x.shape, **blur)
@@ -265,8 +265,8 @@ def case_3d(quick: bool) -> dict[str, Any]:
     """A stack cut from the middle of a volume 2x deeper and 3x wider, blurred whole."""
     from scipy.signal import fftconvolve
 
-    from ..operators.psf import optics_psf
-    from ..volumes import nuclei_volume
+    from napari_genprior.operators.psf import optics_psf
+    from napari_genprior.volumes import nuclei_volume
 
     crop_shape = (12, 48, 48) if quick else (16, 64, 64)
     big_shape = (2 * crop_shape[0], 3 * crop_shape[1], 3 * crop_shape[2])
@@ -277,7 +277,7 @@ def case_3d(quick: bool) -> dict[str, Any]:
     # depends on its extent; the truth's unit is the reconstruction's (its PSF, over the
     # extent the operator gives the crop, sums to 1), and the light beyond that extent (from
     # farther planes and farther aside) reaches the crop as haze that no method models
-    from .. import api
+    from napari_genprior import api
 
     k = api.make_operator("blur", shape=crop_shape, optics=OPTICS_3D).psf.shape
     centre = tuple(slice(c // 2 - n // 2, c // 2 + n // 2 + 1) for c, n in zip(psf.shape, k))

@@ -66,7 +66,7 @@ def _trial(trial: int, ratios: tuple[int, ...], steps: int, device: str) -> dict
     """
     import torch
 
-    from .. import api
+    from napari_genprior import api
 
     # independent streams: the network's weights, z0, the matrices and the random start
     net_seed, z_seed, a_seed, start_seed = (

@@ -108,7 +108,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
         and three figures
         (``grid``, ``success``, ``representation``).
     """
-    from ... import api
+    from napari_genprior import api
 
     t_start = time.perf_counter()
     sizes = QUICK if quick else FULL

@@ -86,7 +86,8 @@ PEER_WEIGHTS = {
 
 def case_data(case: str, sizes: Sizes, seed: int) -> tuple[np.ndarray, np.ndarray, Any]:
     """``(x, y, A)`` of ``case``, made the same way in every process."""
-    from .. import api
+    from napari_genprior import api
+
     from ._common import real_nuclei
 
     if case.endswith("-digit"):

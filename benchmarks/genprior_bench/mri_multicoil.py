@@ -239,7 +239,7 @@ def _grid_lasso(x: np.ndarray, y: np.ndarray, A: Any, seed: int, device: str) ->
     at that weight (median of :data:`TIMING_REPEATS`)."""
     import torch
 
-    from .. import api
+    from napari_genprior import api
 
     top = _largest_back_projection(A, y)
     solver_op, solver_y = A.compacted(y)
@@ -281,8 +281,8 @@ def _one_setting(job: tuple) -> tuple[str, dict[str, list[dict[str, Any]]], list
     sizes, images, acc, seed, device, want_example = job
     import torch
 
-    from .. import api
-    from ..operators.coils import espirit_maps
+    from napari_genprior import api
+    from napari_genprior.operators.coils import espirit_maps
 
     torch.set_num_threads(1)
     key = f"{acc}x equispaced"

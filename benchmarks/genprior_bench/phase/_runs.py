@@ -129,7 +129,7 @@ def measure(x: np.ndarray, index: int, m: int, seed: int) -> tuple[Any, np.ndarr
     seed : int
         The run's seed.
     """
-    from ... import api
+    from napari_genprior import api
 
     A = api.make_operator(
         "phase", shape=x.shape, m=m, matrix="gaussian", seed=_seed(seed, index, m)
@@ -159,7 +159,7 @@ def _reconstruct(
     device: str,
 ) -> np.ndarray:
     """One reconstruction: csgm or twist as ``variant`` says, or a baseline."""
-    from ... import api
+    from napari_genprior import api
 
     if variant is None:
         return api.reconstruct(

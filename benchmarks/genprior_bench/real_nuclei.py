@@ -87,7 +87,8 @@ def field_measurement(i: int, seed: int):
     """``(A, y)`` for tile ``i``: cut from the whole reference blurred by scipy (:data:`FIELD`)."""
     from scipy import ndimage
 
-    from .. import api
+    from napari_genprior import api
+
     from ._common import QUADRANTS, _real_nuclei_reference
 
     clean = _real_nuclei_reference()[0].astype(np.float64)

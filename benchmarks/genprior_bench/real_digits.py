@@ -67,7 +67,7 @@ QUICK = Sizes(
 def _cs(X: np.ndarray, sizes: Sizes, seed: int, device: str) -> dict[str, Any]:
     import time
 
-    from .. import api
+    from napari_genprior import api
 
     mse = {m: np.zeros((len(sizes.ms), len(X))) for m in CS_METHODS}
     secs = {m: np.zeros((len(sizes.ms), len(X))) for m in CS_METHODS}
@@ -96,7 +96,8 @@ def _cs(X: np.ndarray, sizes: Sizes, seed: int, device: str) -> dict[str, Any]:
 
 
 def _phase(X: np.ndarray, sizes: Sizes, seed: int, device: str) -> dict[str, Any]:
-    from .. import api
+    from napari_genprior import api
+
     from .phase import best_codes, measure, relative_error
 
     G = api.load_prior(PRIOR)

@@ -192,7 +192,7 @@ def run(quick: bool, device: str, seed: int) -> Result:
         One table per task (median PSNR/SSIM over images of each group), every image's scores
         and settings, and the figure ``examples`` (one real image per task).
     """
-    from .. import api
+    from napari_genprior import api
 
     sizes = QUICK if quick else FULL
     prior = api.load_prior(PRIOR)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import Result, markdown_table
-from ._common import image_grid, scores, solve
+from ._common import image_grid, scores, solve, with_benchmarks_on_path
 
 OPTICS = {
     "microscope": "widefield",
@@ -90,8 +90,8 @@ def _quality(args: tuple[Sizes, float, int, str]) -> dict[str, Any]:
     torch.set_num_threads(1)
     from skimage.restoration import richardson_lucy
 
-    from .. import api
-    from ..volumes import nuclei_volume
+    from napari_genprior import api
+    from napari_genprior.volumes import nuclei_volume
 
     sizes, photons, seed, device = args
     x = nuclei_volume(sizes.shape, voxel=VOXEL, seed=seed)
@@ -183,7 +183,7 @@ import torch
 torch.set_num_threads(1)
 import napari_genprior as ngp
 from napari_genprior.volumes import nuclei_volume
-from napari_genprior.bench.deconv3d import OPTICS, VOXEL
+from genprior_bench.deconv3d import OPTICS, VOXEL
 shape, method, iters = json.loads(sys.argv[1])
 x = nuclei_volume(shape, voxel=VOXEL, seed=0)
 t0 = time.perf_counter()
@@ -210,6 +210,7 @@ def _scale(shape: tuple[int, ...], method: str, iterations: int) -> dict[str, An
             capture_output=True,
             text=True,
             timeout=SCALE_TIMEOUT,
+            env=with_benchmarks_on_path(),
         )
     except subprocess.TimeoutExpired:
         return {"shape": list(shape), "method": method, "error": f"not done in {SCALE_TIMEOUT} s"}

@@ -103,7 +103,7 @@ def acquire(x: np.ndarray, coils: int, seed: int) -> tuple[np.ndarray, np.ndarra
     """
     from skimage.transform import resize
 
-    from ..operators.coils import birdcage_maps
+    from napari_genprior.operators.coils import birdcage_maps
 
     h, w = x.shape
     fine_shape = (FINER * h, FINER * w)
@@ -134,8 +134,8 @@ def _one_setting(job: tuple) -> tuple[str, dict[str, list[dict[str, Any]]], list
     sizes, images, (coils, acc, mask), seed, device = job
     import torch
 
-    from .. import api
-    from ..operators.coils import espirit_maps
+    from napari_genprior import api
+    from napari_genprior.operators.coils import espirit_maps
 
     torch.set_num_threads(1)
     key = f"{'single-coil' if not coils else f'{coils} coils'} {acc}x {mask}"

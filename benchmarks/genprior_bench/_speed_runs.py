@@ -107,7 +107,7 @@ def time_method(
 ) -> dict[str, Any]:
     """``{"seconds": median, "times": [...], "iterations": n}`` of ``repeats`` calls of
     :func:`napari_genprior.reconstruct` (``iterations``: the steps the last call ran)."""
-    from .. import api
+    from napari_genprior import api
 
     last: list[Any] = []
 
@@ -122,7 +122,7 @@ def _per_method(
     sizes: Sizes, images: dict[str, np.ndarray], priors: dict[str, Any], seed: int, device: str
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{task: {method: time_method(...)}}`` on ``device``, each method at its defaults."""
-    from ..solvers import METHODS
+    from napari_genprior.solvers import METHODS
 
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for task, methods in sizes.methods.items():
@@ -152,7 +152,7 @@ def _cs_problem(seed: int) -> tuple[np.ndarray, Any, np.ndarray]:
 
 def _restarts(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any]:
     """Median seconds of csgm with 1 and with 10 restarts (one batch), and their ratio."""
-    from .. import api
+    from napari_genprior import api
 
     _, A, y = _cs_problem(seed)
     runs = [
@@ -252,7 +252,7 @@ def op_breakdown(solver: Any, loop: Any, top: int = 12) -> dict[str, Any]:
 
 def _overhead(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any]:
     """The solver's wall time over the bare loop's, on the same csgm problem."""
-    from .. import api
+    from napari_genprior import api
 
     _, A, y = _cs_problem(seed)
 
@@ -294,8 +294,8 @@ def _overhead(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any
 
 def _throughput(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, Any]:
     """Patch-steps per second of csgm on a 256x256 mosaic (per number of restarts)."""
-    from .. import api
-    from ..tiling import Mosaic
+    from napari_genprior import api
+    from napari_genprior.tiling import Mosaic
 
     x = held_out_brain(1, (256, 256))[0]
     A, y = TASKS["mri"].measure(x, seed)
@@ -321,7 +321,7 @@ def _throughput(sizes: Sizes, prior: Any, seed: int, device: str) -> dict[str, A
 
 def _measure(sizes: Sizes, device: str, seed: int) -> dict[str, Any]:
     """Everything on one device."""
-    from .. import api
+    from napari_genprior import api
 
     priors = {name: api.load_prior(name) for name in set(PRIORS.values())}
     task_priors = {t: priors[p] for t, p in PRIORS.items()}

@@ -3,7 +3,7 @@
 Every comparison uses the same image, the same measurement (the peers get our operator wrapped
 as their forward model, or its own exact equivalent) and, for the iterative latent and DIP
 searches, the same network and the same number of steps. Each tool runs in a process of its
-own (``python -m napari_genprior.bench.peers``) at 1 and at 2 torch threads, so that one
+own (``python -m genprior_bench.peers``) at 1 and at 2 torch threads, so that one
 tool's warm caches and thread pools never help another; times are medians of
 :attr:`Sizes.repeats` calls of the chosen setting.
 
@@ -80,7 +80,7 @@ def _in_process(
     case: str, tool: str, threads: int, quick: bool, seed: int, timeout: float
 ) -> dict[str, Any]:
     return json_from_process(
-        ["-m", "napari_genprior.bench.peers", case, tool, str(threads), str(int(quick)), str(seed)],
+        ["-m", "genprior_bench.peers", case, tool, str(threads), str(int(quick)), str(seed)],
         timeout,
     )
 

@@ -53,7 +53,7 @@ def _grid_best(
 def _ours(
     tool: str, case: str, x: np.ndarray, y: np.ndarray, A: Any, sizes: Sizes, seed: int
 ) -> dict[str, Any]:
-    from .. import api
+    from napari_genprior import api
 
     def rec(method: str, **kw: Any) -> np.ndarray:
         return api.reconstruct(y, A, method, device="cpu", seed=seed, **kw).image
@@ -158,7 +158,7 @@ def _deepinv(
     phys = _deepinv_physics(A)
     yt = torch.from_numpy(y)[None]
     if tool == "deepinv-csgm":
-        from .. import api
+        from napari_genprior import api
 
         G = api.load_prior("digits-vae").eval()
 
@@ -186,7 +186,7 @@ def _deepinv(
                     best, best_loss = xh, loss
             return best[0, 0].numpy()
     elif tool == "deepinv-dip":
-        from ..solvers.dip import DIPNet, dip_depth
+        from napari_genprior.solvers.dip import DIPNet, dip_depth
 
         def fn() -> np.ndarray:
             torch.manual_seed(seed)

@@ -92,7 +92,7 @@ def markdown_table(header: list[str], rows: list[list[Any]], fmt: str = "{:.4g}"
 def _environment(device: str, threads: int) -> dict[str, Any]:
     import torch
 
-    from .._version import __version__
+    from napari_genprior._version import __version__
 
     return {
         "version": __version__,
@@ -122,7 +122,7 @@ def run_experiments(
     matplotlib.use("Agg")  # files only, no window
     import torch
 
-    from ..devices import resolve_device
+    from napari_genprior.devices import resolve_device
 
     names = list(EXPERIMENTS) if not names else list(names)
     unknown = sorted(set(names) - set(EXPERIMENTS))

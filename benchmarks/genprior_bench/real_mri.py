@@ -94,7 +94,7 @@ QUICK = Sizes(
 
 def held_out_slices(sizes: Sizes) -> list[tuple[str, np.ndarray]]:
     """``[(name, image)]``: the held-out real slices, float32 in [0, 1]."""
-    from .._io import sample_path
+    from napari_genprior._io import sample_path
 
     with np.load(sample_path("mri_heldout.npz")) as d:
         out = [
@@ -124,7 +124,7 @@ def method_options(method: str, sizes: Sizes, acceleration: int = 4) -> dict[str
 
 def run(quick: bool, device: str, seed: int) -> Result:
     """Median PSNR/SSIM and seconds per method and sampling pattern on held-out real slices."""
-    from .. import api
+    from napari_genprior import api
 
     sizes = QUICK if quick else FULL
     methods = [m for m in METHODS if m in sizes.methods]  # in the table's order
