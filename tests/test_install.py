@@ -76,6 +76,13 @@ def test_wheel_carries_manifest_and_samples_as_files(wheel):
         "napari.manifest" in entry_points
         and "napari-genprior = napari_genprior.cli:main" in entry_points
     )
+    # the licence and the data notices travel with the wheel; the benchmarks do not
+    for need in ("LICENSE", "LICENSES/MNI152-NOTICE.txt", "LICENSES/DATA.txt"):
+        assert any(n.endswith(".dist-info/licenses/" + need) for n in names), need
+    assert not any("/bench/" in n or "genprior_bench" in n for n in names)
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "License-Expression: BSD-3-Clause" in meta
+    assert "Requires-Dist: torch>=2.2\n" in meta  # no cap
 
 
 def test_napari_finds_the_plugin_installed_from_the_wheel(wheel, tmp_path):
