@@ -20,6 +20,7 @@ CORE = [
     ("napari_genprior.api", "iter_reconstruct_stack"),
     ("napari_genprior.api", "reconstruct_stack"),
     ("napari_genprior.api", "rerun"),
+    ("napari_genprior.batch", "reconstruct_chunked"),
     ("napari_genprior.api", "measurement_from_layer"),
     ("napari_genprior.api", "list_methods"),
     ("napari_genprior.api", "list_priors"),

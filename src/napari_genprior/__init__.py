@@ -25,6 +25,7 @@ _API = {
     "iter_reconstruct": "napari_genprior.api",
     "iter_reconstruct_stack": "napari_genprior.api",
     "reconstruct_stack": "napari_genprior.api",
+    "reconstruct_chunked": "napari_genprior.batch",
     "measurement_from_layer": "napari_genprior.api",
     "iter_train": "napari_genprior.api",
     "list_methods": "napari_genprior.api",
@@ -69,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
         rerun,
         train_prior,
     )
+    from .batch import reconstruct_chunked
 
 
 def __getattr__(name: str) -> Any:
