@@ -72,3 +72,32 @@ def test_the_overlap_follows_the_psf_and_bad_input_is_refused(stack):
         ngp.reconstruct_chunked(y, A.psf, chunks=(8, 8))
     with pytest.raises(ValueError, match="does not run in chunks"):
         ngp.reconstruct_chunked(y, A.psf, method="dip")
+
+
+def test_ome_zarr_in_and_out_keeps_voxel_size_and_parameters(stack, tmp_path):
+    from napari_genprior._omezarr import read_ome_zarr, write_ome_zarr
+
+    x, A, y = stack
+    src = write_ome_zarr(tmp_path / "in.zarr", y, voxel=(0.25, 0.1, 0.1), chunks=(8, 32, 32))
+    lazy = ngp.reconstruct_chunked(src, A.psf, chunks=(12, 32, 32), steps=10)
+    assert type(lazy).__name__ == "Array"  # dask: nothing computed yet
+    out = ngp.reconstruct_chunked(
+        src, A.psf, chunks=(12, 32, 32), steps=10, out=tmp_path / "out.zarr", scheduler="threads"
+    )
+    arr, voxel, attrs = read_ome_zarr(out)
+    assert voxel == (0.25, 0.1, 0.1) and arr.shape == y.shape
+    np.testing.assert_array_equal(np.asarray(arr), lazy.compute(scheduler="sync"))
+    meta = attrs["genprior"]
+    assert (
+        meta["method"] == "richardson-lucy"
+        and meta["steps"] == 10
+        and meta["chunks"] == [12, 32, 32]
+    )
+    (ms,) = attrs["multiscales"]
+    assert ms["version"] == "0.4" and [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
+    # nothing is overwritten; a folder that is not OME-Zarr is refused with a sentence
+    with pytest.raises(FileExistsError, match="nothing is overwritten"):
+        ngp.reconstruct_chunked(src, A.psf, steps=10, out=out)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ValueError, match="not an OME-Zarr"):
+        ngp.reconstruct_chunked(tmp_path / "plain", A.psf)

@@ -14,7 +14,9 @@ Nothing here imports napari or Qt.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -111,8 +113,9 @@ def reconstruct_chunked(
 
     Parameters
     ----------
-    y : array or dask array
-        The measured stack ``(Z, Y, X)``.
+    y : array, dask array or path
+        The measured stack ``(Z, Y, X)``, or an OME-Zarr folder (read lazily, with its voxel
+        size).
     psf : array or dict
         The 3D PSF (cropped to a chunk with its margin where larger), or the optics dict that
         ``make_operator("blur", optics=...)`` takes.
@@ -120,11 +123,13 @@ def reconstruct_chunked(
         ``"richardson-lucy"``.
     chunks : (int, int, int)
         The core of each chunk, in voxels; each is deconvolved with ``depth`` more on each side.
-    out : None
-        Reserved for writing the result (OME-Zarr); None returns a dask array.
+    out : path, optional
+        Write the result there as OME-Zarr (chunk by chunk, with a pyramid for viewing, the
+        voxel size and these parameters in its ``genprior`` attribute) and return the path.
+        An existing path is refused.
     scheduler : optional
-        dask's scheduler for the chunks: None (the threaded one), ``"sync"``, ``"threads"``, or
-        a ``dask.distributed`` Client.
+        How the chunks run: ``"sync"``, ``"threads"`` or a ``dask.distributed`` Client. With
+        no ``out`` and no scheduler the result is returned lazily, as a dask array.
     steps : int, optional
         Richardson-Lucy's count for every chunk; default: chosen by its held-out rule on a
         block of up to :data:`PROBE_VOXELS` around the brightest chunk.
@@ -140,8 +145,9 @@ def reconstruct_chunked(
 
     Returns
     -------
-    numpy.ndarray
-        The deconvolved stack, float32, the shape of ``y`` (computed with ``scheduler``).
+    numpy.ndarray, dask.array.Array or pathlib.Path
+        The deconvolved stack, float32, the shape of ``y``: computed with ``scheduler``, lazy
+        without one, or the OME-Zarr written to ``out``.
 
     Examples
     --------
@@ -162,8 +168,15 @@ def reconstruct_chunked(
         raise ValueError(
             f"method {method!r} does not run in chunks yet; use one of {CHUNKED_METHODS}."
         )
-    if out is not None:
-        raise NotImplementedError("out= (writing OME-Zarr) is not there yet; leave it None.")
+    from .._omezarr import is_ome_zarr, read_ome_zarr, write_ome_zarr
+
+    voxel = None
+    if isinstance(y, (str, os.PathLike)):
+        if not is_ome_zarr(y):
+            raise ValueError(f"{y} is not an OME-Zarr folder; give an array or an OME-Zarr path.")
+        y, voxel, _ = read_ome_zarr(y)
+    if out is not None and Path(out).exists():
+        raise FileExistsError(f"{out} exists; give a new path (nothing is overwritten).")
     shape = tuple(int(s) for s in np.shape(y))
     chunks = _check_chunks(chunks, shape)
     vol = _as_dask(y, chunks)
@@ -194,9 +207,25 @@ def reconstruct_chunked(
         dtype=np.float32,
         meta=np.array((), np.float32),
     )
-    if scheduler is not None and not isinstance(scheduler, str):
+    if out is not None:
+        from .._version import __version__
+
+        params = {
+            "method": method,
+            "steps": int(steps),
+            "chunks": list(chunks),
+            "depth": list(depth),
+            "camera": cam,
+            "psf": psf if isinstance(psf, dict) else {"shape": list(np.shape(psf))},
+            "options": dict(method_options),
+            "version": __version__,
+        }
+        return write_ome_zarr(out, result, voxel, params, compute_with=scheduler)
+    if scheduler is None:
+        return result
+    if not isinstance(scheduler, str):
         return np.asarray(scheduler.compute(result).result())
-    with dask.config.set(scheduler=scheduler or "threads"):
+    with dask.config.set(scheduler=scheduler):
         return np.asarray(result.compute())
 
 

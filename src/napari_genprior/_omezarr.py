@@ -1,0 +1,137 @@
+"""OME-Zarr in and out (NGFF 0.4, the version napari-ome-zarr, bioio and Fiji read), with zarr.
+
+:func:`read_ome_zarr` opens a volume lazily as a dask array with its voxel size;
+:func:`write_ome_zarr` writes a dask or numpy array chunk by chunk (memory bounded by a chunk)
+as the full-resolution level of a multiscale pyramid (each further level halves Y and X), with
+the voxel size and the reconstruction's parameters in the group's attributes. The layout is the
+NGFF specification's (https://ngff.openmicroscopy.org/0.4/): a group whose ``multiscales``
+attribute lists the levels ``0``, ``1``, ... with their ``scale`` transforms and axes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NGFF_VERSION = "0.4"
+AXES = ("z", "y", "x")
+#: Pyramid levels are added until Y and X are both under this size.
+SMALLEST_LEVEL = 256
+
+
+def _zarr():
+    try:
+        import zarr
+    except ImportError as exc:  # Python 3.10: zarr 3 needs 3.11
+        raise ImportError(
+            "OME-Zarr needs the zarr package (3 or later, which needs Python 3.11): "
+            "pip install 'zarr>=3'."
+        ) from exc
+    return zarr
+
+
+def is_ome_zarr(path: Any) -> bool:
+    """Whether ``path`` names an OME-Zarr group (a folder with ``multiscales`` metadata)."""
+    try:
+        p = Path(os.fspath(path))
+    except TypeError:
+        return False
+    return p.is_dir() and ((p / ".zattrs").is_file() or (p / "zarr.json").is_file())
+
+
+def read_ome_zarr(path: str | os.PathLike) -> tuple[Any, tuple[float, ...] | None, dict]:
+    """The full-resolution level of the OME-Zarr at ``path``: ``(dask array, voxel size or
+    None, the group's attributes)``. Lazy: nothing is read until computed."""
+    import dask.array as da
+
+    zarr = _zarr()
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        attrs = dict(group.attrs)
+        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        level = ms[0]["datasets"][0]
+    except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{path} is not an OME-Zarr image (no readable multiscales metadata: {exc})."
+        ) from exc
+    arr = da.from_zarr(group[level["path"]])
+    scale = None
+    for t in level.get("coordinateTransformations", ()):
+        if t.get("type") == "scale":
+            scale = tuple(float(s) for s in t["scale"])[-arr.ndim :]
+    return arr, scale, attrs
+
+
+def write_ome_zarr(
+    path: str | os.PathLike,
+    data: Any,
+    voxel: tuple[float, ...] | None = None,
+    metadata: dict[str, Any] | None = None,
+    chunks: tuple[int, ...] | None = None,
+    compute_with: Any = None,
+) -> Path:
+    """Write ``data`` (Z, Y, X) to ``path`` as OME-Zarr with a pyramid for viewing.
+
+    ``metadata`` goes into the group's ``genprior`` attribute (JSON). ``compute_with``: how
+    the dask graph runs (None: dask's default; a ``dask.distributed`` Client). An existing
+    ``path`` is refused: a reconstruction never overwrites data.
+    """
+    import dask.array as da
+
+    zarr = _zarr()
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; give a new path (nothing is overwritten).")
+    arr = data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
+    if arr.ndim != len(AXES):
+        raise ValueError(f"OME-Zarr output takes a (Z, Y, X) volume, got shape {arr.shape}.")
+    if chunks is not None:
+        arr = arr.rechunk(chunks)
+    arr = arr.astype(np.float32)
+    known = voxel is not None
+    voxel = tuple(float(v) for v in (voxel or (1.0,) * arr.ndim))
+    group = zarr.open_group(str(path), mode="w-", zarr_format=2)
+    levels, level, scale = [], arr, voxel
+    while True:
+        name = str(len(levels))
+        target = group.create_array(
+            name, shape=level.shape, chunks=[max(c) for c in level.chunks], dtype="float32"
+        )
+        # each dask chunk is one zarr chunk (the last ones smaller), so writes never share
+        # a chunk: no lock, and no rechunking (to_zarr would merge chunks to its own size)
+        stored = da.store(level, target, lock=False, compute=False)
+        if compute_with is not None and not isinstance(compute_with, str):
+            compute_with.compute(stored).result()
+        else:
+            stored.compute(scheduler=compute_with)
+        levels.append(
+            {
+                "path": name,
+                "coordinateTransformations": [{"type": "scale", "scale": list(scale)}],
+            }
+        )
+        if max(level.shape[-2:]) <= SMALLEST_LEVEL:
+            break
+        # the next level from the one just written (read back: memory stays a chunk's)
+        level = da.from_zarr(target)
+        level = da.coarsen(np.mean, level, {1: 2, 2: 2}, trim_excess=True).astype(np.float32)
+        scale = (scale[0], scale[1] * 2, scale[2] * 2)
+    group.attrs["multiscales"] = [
+        {
+            "version": NGFF_VERSION,
+            "name": path.stem,
+            "axes": [
+                {"name": a, "type": "space", **({"unit": "micrometer"} if known else {})}
+                for a in AXES
+            ],
+            "datasets": levels,
+            "type": "mean",
+        }
+    ]
+    if metadata:
+        group.attrs["genprior"] = json.loads(json.dumps(metadata, default=str))
+    return path
