@@ -101,3 +101,21 @@ def test_ome_zarr_in_and_out_keeps_voxel_size_and_parameters(stack, tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(ValueError, match="not an OME-Zarr"):
         ngp.reconstruct_chunked(tmp_path / "plain", A.psf)
+
+
+def test_the_command_line_deconvolves_an_ome_zarr_as_the_library_does(stack, tmp_path, capsys):
+    from napari_genprior import cli
+    from napari_genprior._omezarr import read_ome_zarr, write_ome_zarr
+
+    _, _, y = stack
+    src = write_ome_zarr(tmp_path / "in.zarr", y, voxel=(0.25, 0.1, 0.1))
+    args = ["deconvolve", str(src), "--out", str(tmp_path / "out.zarr"), "--sigma", "1.5", "1.2"]
+    args += ["1.2", "--chunks", "12", "32", "32", "--steps", "5", "--scheduler", "sync"]
+    assert cli.main(args) == 0 and "wrote" in capsys.readouterr().out
+    arr, voxel, attrs = read_ome_zarr(tmp_path / "out.zarr")
+    assert voxel == (0.25, 0.1, 0.1) and attrs["genprior"]["steps"] == 5
+    B = ngp.make_operator("blur", shape=(13, 11, 11), sigma=(1.5, 1.2, 1.2))
+    same = ngp.reconstruct_chunked(src, B.psf, chunks=(12, 32, 32), steps=5, scheduler="sync")
+    np.testing.assert_allclose(np.asarray(arr), same, rtol=1e-5, atol=1e-6)
+    assert cli.main(args) == 2  # the output exists: refused, nothing overwritten
+    assert "nothing is overwritten" in capsys.readouterr().err
