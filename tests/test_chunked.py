@@ -119,3 +119,18 @@ def test_the_command_line_deconvolves_an_ome_zarr_as_the_library_does(stack, tmp
     np.testing.assert_allclose(np.asarray(arr), same, rtol=1e-5, atol=1e-6)
     assert cli.main(args) == 2  # the output exists: refused, nothing overwritten
     assert "nothing is overwritten" in capsys.readouterr().err
+
+
+def test_the_chunks_benchmark_runs_at_quick_size(tmp_path):
+    import json
+
+    import genprior_bench as bench
+
+    bench.run_experiments(
+        ["deconv-3d-chunks"], quick=True, out=tmp_path, device="cpu", log=lambda line: None
+    )
+    record = json.loads((tmp_path / "deconv-3d-chunks-quick.json").read_text())
+    rows = {r["how"]: r for r in record["data"]["rows"]}
+    assert {"chunks", "whole"} <= set(rows)
+    assert all("error" not in r and r["peak_gib"] > 0 for r in rows.values()), rows
+    assert record["checks"]["chunks within 0.1 dB of the whole volume"]

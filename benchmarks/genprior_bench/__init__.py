@@ -40,6 +40,7 @@ EXPERIMENTS: dict[str, str] = {
     "mri-multicoil": "mri_multicoil",
     "deconv-3d": "deconv3d",
     "deconv-3d-scale": "deconv3d_scale",
+    "deconv-3d-chunks": "deconv3d_chunks",
     "peers": "peers",
     "real-acquisition": "real_acquisition",
     "mri-acquired": "mri_acquired",

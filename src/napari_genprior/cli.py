@@ -368,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EXPERIMENT",
         help="cs-digits, phase, random-prior, mri, microscopy, speed, "
         "real-mri, real-nuclei, real-digits, mri-multicoil, deconv-3d, "
-        "deconv-3d-scale, peers, real-acquisition, mri-acquired (default: all)",
+        "deconv-3d-scale, deconv-3d-chunks, peers, real-acquisition, mri-acquired "
+        "(default: all)",
     )
     bench.add_argument(
         "--quick",
