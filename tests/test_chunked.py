@@ -134,3 +134,14 @@ def test_the_chunks_benchmark_runs_at_quick_size(tmp_path):
     assert {"chunks", "whole"} <= set(rows)
     assert all("error" not in r and r["peak_gib"] > 0 for r in rows.values()), rows
     assert record["checks"]["chunks within 0.1 dB of the whole volume"]
+
+
+def test_the_command_line_says_what_is_wrong_with_its_optics(tmp_path, capsys):
+    from napari_genprior import cli
+
+    for bad, words in (("{bad", "not JSON"), ("[1, 2]", "expected a JSON object")):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(
+                ["deconvolve", str(tmp_path), "--out", str(tmp_path / "o.zarr"), "--optics", bad]
+            )
+        assert stop.value.code == 2 and words in capsys.readouterr().err

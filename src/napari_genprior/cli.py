@@ -97,6 +97,17 @@ def _as_dict(
     return out
 
 
+def _json_object(text: str) -> dict:
+    """A JSON object given on the command line (``--optics``)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text!r}")
+    return value
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, a job scheduler's time limit), raised where Ctrl-C would be."""
 
@@ -345,9 +356,23 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--out", type=Path, required=True, help="the OME-Zarr to write (new)")
     psf = dec.add_mutually_exclusive_group(required=True)
     psf.add_argument("--psf", type=Path, help="a 3D PSF as a TIFF (a bead stack)")
-    psf.add_argument("--optics", type=json.loads, help="the optics as JSON (make_operator's)")
-    psf.add_argument("--sigma", type=float, nargs=3, metavar=("Z", "Y", "X"), help="Gaussian")
-    dec.add_argument("--chunks", type=int, nargs=3, default=[32, 256, 256], metavar=("Z", "Y", "X"))
+    psf.add_argument(
+        "--optics",
+        type=_json_object,
+        help='the microscope\'s optics as JSON, e.g. \'{"na": 1.2, "wavelength": 0.52, '
+        '"dxy": 0.1, "dz": 0.25}\' (as make_operator("blur", optics=...) takes)',
+    )
+    psf.add_argument(
+        "--sigma", type=float, nargs=3, metavar=("Z", "Y", "X"), help="a Gaussian PSF (voxels)"
+    )
+    dec.add_argument(
+        "--chunks",
+        type=int,
+        nargs=3,
+        default=[32, 256, 256],
+        metavar=("Z", "Y", "X"),
+        help="the core of each chunk in voxels (default 32 256 256); memory follows it",
+    )
     dec.add_argument("--steps", type=int, help="iterations (default: the held-out rule)")
     dec.add_argument(
         "--scheduler",
