@@ -22,7 +22,6 @@ def test_chunks_match_the_whole_volume_without_seams(stack):
     x, A, y = stack
     chunks = (8, 32, 32)
     vol = ngp.reconstruct_chunked(y, A.psf, chunks=chunks, scheduler="sync")
-    steps = None
     whole = ngp.reconstruct(y, A, method="richardson-lucy", device="cpu")
     steps = whole.params["iterations"]
     assert vol.shape == x.shape and vol.dtype == np.float32

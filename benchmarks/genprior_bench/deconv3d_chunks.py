@@ -68,9 +68,8 @@ import napari_genprior as ngp
 from napari_genprior._omezarr import read_ome_zarr
 how, path, sigma, chunks, iters = json.loads(sys.argv[1])
 y_path = path + "/y.zarr"
-shape = read_ome_zarr(y_path)[0].shape
-kshape = tuple(min(2 * int(4 * s) + 1, n if n % 2 else n - 1) for s, n in zip(sigma, shape))
-psf = ngp.make_operator("blur", shape=kshape, sigma=sigma).psf
+from napari_genprior.operators.blur import gaussian_psf
+psf = gaussian_psf(sigma, read_ome_zarr(y_path)[0].shape)
 t0 = time.perf_counter()
 if how == "chunks":
     out = path + f"/chunks-{iters}.zarr"

@@ -34,8 +34,26 @@ def _zarr():
     return zarr
 
 
+def refuse_existing(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or FileExistsError when something is there: output never
+    overwrites data."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; give a new path (nothing is overwritten).")
+    return path
+
+
+def compute(graph: Any, scheduler: Any = None) -> Any:
+    """Run a dask collection on ``scheduler``: a name (``"sync"``, ``"threads"``), a
+    ``dask.distributed`` Client, or None (dask's default)."""
+    if scheduler is not None and not isinstance(scheduler, str):
+        return scheduler.compute(graph).result()
+    return graph.compute(scheduler=scheduler)
+
+
 def is_ome_zarr(path: Any) -> bool:
-    """Whether ``path`` names an OME-Zarr group (a folder with ``multiscales`` metadata)."""
+    """Whether ``path`` names a zarr group folder, as an OME-Zarr is (:func:`read_ome_zarr`
+    says whether it holds an image)."""
     try:
         p = Path(os.fspath(path))
     except TypeError:
@@ -83,9 +101,7 @@ def write_ome_zarr(
     import dask.array as da
 
     zarr = _zarr()
-    path = Path(path)
-    if path.exists():
-        raise FileExistsError(f"{path} exists; give a new path (nothing is overwritten).")
+    path = refuse_existing(path)
     arr = data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
     if arr.ndim != len(AXES):
         raise ValueError(f"OME-Zarr output takes a (Z, Y, X) volume, got shape {arr.shape}.")
@@ -103,11 +119,7 @@ def write_ome_zarr(
         )
         # each dask chunk is one zarr chunk (the last ones smaller), so writes never share
         # a chunk: no lock, and no rechunking (to_zarr would merge chunks to its own size)
-        stored = da.store(level, target, lock=False, compute=False)
-        if compute_with is not None and not isinstance(compute_with, str):
-            compute_with.compute(stored).result()
-        else:
-            stored.compute(scheduler=compute_with)
+        compute(da.store(level, target, lock=False, compute=False), compute_with)
         levels.append(
             {
                 "path": name,

@@ -96,7 +96,11 @@ KIND_WORDS = {
 def prior_modality(prior: Any) -> str | None:
     """The kind of image ``prior`` was trained on (a key of :data:`MODALITY_WORDS`), from its
     card; None when the card does not say (a prior trained on a user's layers)."""
-    card = getattr(prior, "card", {}) or {}
+    return card_modality(getattr(prior, "card", {}) or {})
+
+
+def card_modality(card: dict[str, Any]) -> str | None:
+    """:func:`prior_modality` from a prior's card alone (no weights loaded)."""
     if card.get("modality"):
         return str(card["modality"])
     data = str(card.get("data", "")).lower()
@@ -229,10 +233,12 @@ def check_prior_fit(
         )
     wrong_kind = modality_mismatch(G, A)
     if wrong_kind:
+        from .priors.io import read_card
+
         right = [
             other
             for other in api.list_priors()
-            if other != name and prior_modality(api.load_prior(other)) == MEASURED_KIND[A.kind]
+            if other != name and card_modality(read_card(other)) == MEASURED_KIND[A.kind]
         ]
         return PriorFit(
             float("nan"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import signal
 import sys
 import threading
@@ -192,8 +191,10 @@ def _batch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _deconvolve(args: argparse.Namespace) -> int:
     import torch  # noqa: F401  (before anything that could bring in Qt)
 
-    from . import api, batch
+    from . import batch
     from ._io import read_tiff
+    from .batch._dask import _client
+    from .operators.blur import gaussian_psf
 
     try:
         if args.psf is not None:
@@ -201,23 +202,13 @@ def _deconvolve(args: argparse.Namespace) -> int:
         elif args.optics is not None:
             psf = args.optics
         else:
-            psf = api.make_operator(
-                "blur",
-                shape=tuple(2 * math.ceil(4 * s) + 1 for s in args.sigma),
-                sigma=tuple(args.sigma),
-            ).psf
+            psf = gaussian_psf(tuple(args.sigma))
         source = args.input if args.input.is_dir() else read_tiff(args.input)[0]
         with contextlib.ExitStack() as stack:
             scheduler = args.scheduler
-            if scheduler not in ("sync", "threads"):
-                from dask.distributed import Client, LocalCluster
-
-                cluster = (
-                    stack.enter_context(LocalCluster(n_workers=2, threads_per_worker=1))
-                    if scheduler == "local"
-                    else scheduler
-                )
-                scheduler = stack.enter_context(Client(cluster))
+            if scheduler not in ("sync", "threads"):  # a cluster's address, or "local"
+                address = None if scheduler == "local" else scheduler
+                scheduler, _ = stack.enter_context(_client(address, 2))
             out = batch.reconstruct_chunked(
                 source, psf, chunks=args.chunks, steps=args.steps, out=args.out, scheduler=scheduler
             )

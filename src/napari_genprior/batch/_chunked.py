@@ -3,8 +3,9 @@
 The volume is cut into chunks; each is deconvolved with its margin (the overlap) under the
 boundary-free blur (``boundary="unknown"``: light from beyond the chunk is what that operator
 models), and only its core is kept, so the result has no seams. One stopping rule for the whole
-volume: Richardson-Lucy's count is chosen by its held-out rule on a few chunks (those with the
-most signal) and every chunk then runs that count, so neighbouring chunks agree. The chunks
+volume: Richardson-Lucy's count is chosen by its held-out rule on one block around the chunk
+with the most signal, and every chunk then runs that count, so neighbouring chunks agree; one
+camera, fitted once, serves every chunk too. The chunks
 are dask tasks (:func:`dask.array.map_overlap`): the threaded scheduler by default, a
 ``dask.distributed`` cluster when given one; memory is bounded by the chunk size.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -161,22 +161,21 @@ def reconstruct_chunked(
     >>> vol.shape, vol.dtype, ngp.metrics.psnr(x, vol) > ngp.metrics.psnr(x, y)
     ((16, 48, 48), dtype('float32'), True)
     """
-    import dask
     import dask.array as da
 
     if method not in CHUNKED_METHODS:
         raise ValueError(
             f"method {method!r} does not run in chunks yet; use one of {CHUNKED_METHODS}."
         )
-    from .._omezarr import is_ome_zarr, read_ome_zarr, write_ome_zarr
+    from .._omezarr import compute, is_ome_zarr, read_ome_zarr, refuse_existing, write_ome_zarr
 
     voxel = None
     if isinstance(y, (str, os.PathLike)):
         if not is_ome_zarr(y):
             raise ValueError(f"{y} is not an OME-Zarr folder; give an array or an OME-Zarr path.")
         y, voxel, _ = read_ome_zarr(y)
-    if out is not None and Path(out).exists():
-        raise FileExistsError(f"{out} exists; give a new path (nothing is overwritten).")
+    if out is not None:  # before the work, not after it
+        refuse_existing(out)
     shape = tuple(int(s) for s in np.shape(y))
     chunks = _check_chunks(chunks, shape)
     vol = _as_dask(y, chunks)
@@ -221,12 +220,7 @@ def reconstruct_chunked(
             "version": __version__,
         }
         return write_ome_zarr(out, result, voxel, params, compute_with=scheduler)
-    if scheduler is None:
-        return result
-    if not isinstance(scheduler, str):
-        return np.asarray(scheduler.compute(result).result())
-    with dask.config.set(scheduler=scheduler):
-        return np.asarray(result.compute())
+    return result if scheduler is None else np.asarray(compute(result, scheduler))
 
 
 def _camera(vol, camera: Any) -> dict[str, float] | None:
