@@ -8,8 +8,9 @@
 - ``docs/simulate.png``: Simulate on the MRI sample's phantom: 4x variable-density k-space
   (log-magnitude) and the zero-filled image.
 - ``docs/reconstruct-mri.png``: Reconstruct with ``tv`` on the MRI sample's k-space layer.
-- ``docs/reconstruct-check.png``: Reconstruct on the blurred nuclei with ``digits-vae`` chosen:
-  the recommended settings shown, and the prior fit check stopping the run with its reason.
+- ``docs/reconstruct-check.png``: Reconstruct on the nuclei with missing pixels with ``mri-vae``
+  chosen: the recommended settings shown, and the prior check stopping the run with its reason
+  (the layer records fluorescence nuclei) and the prior trained on such images.
 - ``docs/train.png``: Train prior on the nuclei sample: loss curve and decoded samples.
 - ``docs/deconv-3d.png``: Reconstruct on the ``nuclei-stack`` sample's widefield image as a
   plain stack: the PSF from the microscope optics, the voxel size from the layer's scale,
@@ -98,9 +99,9 @@ def reconstruct_check(app, steps: int) -> None:
 
     viewer = napari.Viewer(title="napari-genprior: Reconstruct (prior check)")
     viewer.window._qt_window.resize(1500, 860)
-    viewer.open_sample("napari-genprior", "nuclei-blur")
+    viewer.open_sample("napari-genprior", "nuclei-inpaint")
     _, widget = viewer.window.add_plugin_dock_widget("napari-genprior", "Reconstruct")
-    widget.prior.value = "digits-vae"
+    widget.prior.value = "mri-vae"
     widget.start()
     _settle(app, widget)
     _grid(viewer, app)

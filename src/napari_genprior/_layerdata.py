@@ -64,12 +64,15 @@ def measurement_layer(
     noise_std: float | None = None,
     photons: float | None = None,
     camera: dict[str, float] | None = None,
+    modality: str | None = None,
     **layer_kwargs: Any,
 ) -> tuple:
     """A napari layer-data tuple ``(data, kwargs, "image")`` for the measurement ``y`` of ``A``.
 
     ``layer_kwargs`` (scale, translate, colormap, ...) are passed on; a ``downsample``
-    measurement is shown at the operator's factor so that it lies over its image.
+    measurement is shown at the operator's factor so that it lies over its image. ``modality``
+    records what the image is (a key of :data:`napari_genprior.advice.MODALITY_WORDS`), which the
+    prior check reads (:func:`napari_genprior.advice.layer_image_kind`).
     """
     y = np.asarray(y)
     if y.shape != A.measurement_shape:
@@ -84,6 +87,8 @@ def measurement_layer(
         meta["photons"] = float(photons)
     if camera is not None:  # the simulated camera (Reconstruct fits its own from the noise)
         meta["camera"] = {k: float(v) for k, v in camera.items()}
+    if modality is not None:
+        meta["modality"] = str(modality)
     if stores_measurement(y, A):
         meta["measurement"] = encode_array(y)
     shown = display_of(y)

@@ -88,6 +88,7 @@ def nuclei_inpaint() -> list[tuple]:
                         "operator": meta["operator"],
                         "noise_std": meta["noise_std"],
                         "role": "measurement",
+                        "modality": "fluorescence",
                     }
                 },
             },
@@ -114,6 +115,7 @@ def nuclei_blur() -> list[tuple]:
             A,
             "nuclei [blur 2 px, Poisson]",
             photons=photons,
+            modality="fluorescence",
             contrast_limits=[float(x.min()), float(x.max())],
         )
     ]
@@ -133,7 +135,9 @@ def mri_phantom() -> list[tuple]:
     y = A.measure(x, noise_std=noise_std, seed=1)
     return [
         (x, {"name": "brain phantom", "colormap": "gray", "contrast_limits": [0.0, 1.0]}, "image"),
-        measurement_layer(y, A, "brain phantom [mri 4x k-space]", noise_std=noise_std),
+        measurement_layer(
+            y, A, "brain phantom [mri 4x k-space]", noise_std=noise_std, modality="mri"
+        ),
     ]
 
 
@@ -150,7 +154,9 @@ def digit_cs() -> list[tuple]:
     y = A.measure(x, noise_std=noise_std, seed=1)
     return [
         (x, {"name": "digit", "colormap": "gray", "contrast_limits": [0.0, 1.0]}, "image"),
-        measurement_layer(y, A, "digit [cs, 200 measurements]", noise_std=noise_std),
+        measurement_layer(
+            y, A, "digit [cs, 200 measurements]", noise_std=noise_std, modality="digits"
+        ),
     ]
 
 
@@ -183,6 +189,11 @@ def nuclei_stack() -> list[tuple]:
     return [
         (x, {"name": "nuclei stack", "colormap": "gray", **look}, "image"),
         measurement_layer(
-            y, A, "nuclei stack [widefield NA 1.2, Poisson]", photons=photons, **look
+            y,
+            A,
+            "nuclei stack [widefield NA 1.2, Poisson]",
+            photons=photons,
+            modality="fluorescence",
+            **look,
         ),
     ]

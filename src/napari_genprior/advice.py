@@ -86,10 +86,20 @@ KIND_NAMES = {
     "mri": "brain MRI images",
     "fluorescence": "fluorescence nuclei",
     "digits": "handwritten digits",
+    "microscopy": "microscope images",
 }
 KIND_WORDS = {
     "mri": "MRI k-space",
     "blur": "an optical blur (a microscope's point spread function)",
+}
+#: A layer's own record of its image (``metadata["genprior"]["modality"]``, which the sample data
+#: and measurement layers carry) or its length units say what operators cannot (inpainting,
+#: denoising): pixels measured in micrometres or nanometres come from a microscope. Each kind
+#: rules out the priors trained on the others; ``"microscopy"`` those trained on MRI and digits.
+MICROSCOPE_UNITS = ("nanometer", "nm", "micrometer", "micron", "um", "\u00b5m")
+RECORDED_EXCLUDES = {
+    "microscopy": ("mri", "digits"),
+    **{k: tuple(o for o in MODALITY_WORDS if o != k) for k in MODALITY_WORDS},
 }
 
 
@@ -121,6 +131,34 @@ def modality_mismatch(prior: Any, A: Any) -> str | None:
     return (
         f"{name} was trained on {what}, but this measurement is {KIND_WORDS[A.kind]}, which "
         f"is not how {what} are imaged: its result would look like {what}, not like your sample."
+    )
+
+
+def layer_image_kind(metadata: Any, units: Any = ()) -> str | None:
+    """What a layer records about the kind of its image: the ``modality`` of its
+    ``metadata["genprior"]`` (a key of :data:`MODALITY_WORDS`), else ``"microscopy"`` when its
+    last two axes are in micrometres or nanometres (napari ``layer.units``), else None."""
+    info = (metadata or {}).get("genprior", {}) if isinstance(metadata, dict) else {}
+    kind = info.get("modality") if isinstance(info, dict) else None
+    if kind in RECORDED_EXCLUDES:
+        return str(kind)
+    plane = [str(u).lower() for u in tuple(units or ())[-2:]]
+    if len(plane) == 2 and all(u in MICROSCOPE_UNITS for u in plane):
+        return "microscopy"
+    return None
+
+
+def recorded_mismatch(prior: Any, image_kind: str | None) -> str | None:
+    """A sentence when ``prior`` was trained on a kind of image that the layer's own record
+    (:func:`layer_image_kind`) rules out, else None."""
+    kind = prior_modality(prior)
+    if kind is None or kind not in RECORDED_EXCLUDES.get(image_kind or "", ()):
+        return None
+    name = prior.card.get("name", "this prior")
+    what = KIND_NAMES.get(kind, kind)
+    return (
+        f"{name} was trained on {what}, but this layer records {KIND_NAMES[image_kind]}: its "
+        f"result would look like {what}, not like your sample."
     )
 
 
@@ -185,6 +223,7 @@ def check_prior_fit(
     device: Any = "cpu",
     seed: int = 0,
     suggest: bool = True,
+    image_kind: str | None = None,
 ) -> PriorFit:
     """A quick check (a few ``csgm`` steps from the encoder's start) of whether ``prior`` can
     represent the image behind ``y``, before a long run.
@@ -204,6 +243,11 @@ def check_prior_fit(
     suggest : bool
         When the prior does not suit the image, also try the other bundled priors of a size
         that fits and name the best one in the warning.
+    image_kind : str, optional
+        What the layer records of its image (:func:`layer_image_kind`): priors trained on
+        another kind stop at once. Where neither it nor the operator says, only the fit can
+        tell, and a larger prior trained on other images can fit as well (an MRI autoencoder
+        inpaints nuclei within 0.2 dB of the nuclei one).
 
     Returns
     -------
@@ -232,13 +276,17 @@ def check_prior_fit(
             ],
         )
     wrong_kind = modality_mismatch(G, A)
+    wanted = MEASURED_KIND.get(A.kind)
+    if not wrong_kind:
+        wrong_kind = recorded_mismatch(G, image_kind)
+        wanted = "fluorescence" if image_kind == "microscopy" else image_kind
     if wrong_kind:
         from .priors.io import read_card
 
         right = [
             other
             for other in api.list_priors()
-            if other != name and card_modality(read_card(other)) == MEASURED_KIND[A.kind]
+            if other != name and card_modality(read_card(other)) == wanted
         ]
         return PriorFit(
             float("nan"),

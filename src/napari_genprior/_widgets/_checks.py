@@ -50,7 +50,8 @@ def checked_run(
     run : generator
         An API run (:func:`napari_genprior.api.iter_reconstruct_stack`).
     fit : dict, optional
-        ``y`` (one plane), ``A``, ``prior``, ``seed``, ``device``: check the prior first.
+        ``y`` (one plane), ``A``, ``prior``, ``seed``, ``device``, ``image_kind``: check the
+        prior first.
     confirm_after : float, optional
         Stop (keeping ``run`` to resume) when the run is estimated to take longer than this
         many seconds in all, after ``probe`` seconds of steps. None: never.
@@ -68,6 +69,7 @@ def checked_run(
             fit["prior"],
             seed=fit.get("seed", 0),
             device=fit.get("device", "cpu"),
+            image_kind=fit.get("image_kind"),
         )
         if result.warnings:
             run.close()

@@ -262,6 +262,7 @@ class ReconstructWidget(RunControls, ReconstructForm):
         self._confirmed = key
 
     def _launch(self, layer: Image, y: Any, A: Any, run: Any, checks: bool) -> None:
+        from ..advice import layer_image_kind
         from ._checks import checked_run
 
         self._awaiting = False
@@ -279,6 +280,7 @@ class ReconstructWidget(RunControls, ReconstructForm):
                 "y": np.asarray(y[(0,) * (y.ndim - k)]),
                 "A": A,
                 "prior": self._prior_object(),
+                "image_kind": layer_image_kind(layer.metadata, getattr(layer, "units", ())),
                 "seed": int(self.seed.value),
                 "device": self.device.value,
             }
