@@ -136,6 +136,17 @@ def test_photon_noise_is_recorded_and_reproducible(sim):
     assert np.array_equal(y, A.measure(clean.data, noise_std=0.5, photons=50.0, seed=7))
 
 
+def test_the_measurement_records_the_kind_its_clean_layer_records(sim):
+    # the prior check reads it: a microscope's image stops a brain prior at once
+    _, widget, clean = sim
+    _set(widget, kind="inpaint", fraction=0.5, seed=0)
+    meas, _ = widget.simulate()
+    assert "modality" not in meas.metadata["genprior"]  # nothing recorded, nothing claimed
+    clean.units = ("micrometer", "micrometer")
+    meas, _ = widget.simulate()
+    assert meas.metadata["genprior"]["modality"] == "microscopy"
+
+
 def test_inpaint_mask_from_a_labels_layer(sim):
     viewer, widget, clean = sim
     labels = np.zeros((64, 64), dtype=np.uint8)

@@ -276,6 +276,7 @@ class SimulateWidget(Container):
             rejected, in which case a notification says why and nothing is added.
         """
         from .._layerdata import measurement_layer
+        from ..advice import layer_image_kind
         from ..api import make_operator, reconstruct
 
         clean = self.layer.value
@@ -312,6 +313,7 @@ class SimulateWidget(Container):
             noise_std=noise_std,
             photons=photons,
             camera=camera,
+            modality=layer_image_kind(clean.metadata, getattr(clean, "units", ())),
             **_measurement_look(clean, A, y),
         )
         added = [self._viewer.add_image(data, **kwargs)]
