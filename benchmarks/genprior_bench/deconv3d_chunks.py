@@ -33,7 +33,7 @@ class Sizes:
     big_iterations: int = 3
 
 
-FULL = Sizes((64, 512, 512), (32, 256, 256), 20, (96, 1024, 1024))
+FULL = Sizes((64, 512, 512), (64, 256, 256), 20, (96, 1024, 1024))
 QUICK = Sizes((16, 96, 96), (8, 48, 48), 5, None)
 SIGMA = (2.0, 1.5, 1.5)  # voxels: a widefield PSF's axial elongation, roughly
 PHOTONS = 200.0

@@ -360,9 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunks",
         type=int,
         nargs=3,
-        default=[32, 256, 256],
+        default=[64, 256, 256],
         metavar=("Z", "Y", "X"),
-        help="the core of each chunk in voxels (default 32 256 256); memory follows it",
+        help="the core of each chunk in voxels (default 64 256 256); memory follows it",
     )
     dec.add_argument("--steps", type=int, help="iterations (default: the held-out rule)")
     dec.add_argument(

@@ -63,19 +63,35 @@ def solve_richardson_lucy(
             device=y.device,
             dtype=y.dtype,
         ).clamp_min(eps)
+        # every entry fitted and every pixel seen (a stack's chunk, a plain deblur): the same
+        # update in fewer passes over memory (masks left out, temporaries reused)
+        plain = not n_held and bool(train.all())
+        if plain:  # unseen pixels (none, or a windowed blur's far corners) keep their value
+            inv_norm = torch.where(seen, norm.reciprocal(), 0.0)
+            keep = None if bool(seen.all()) else (~seen).to(norm.dtype)
     best_x, best_val, best_step, stopped_at = x[0].clone(), float("inf"), 0, steps
     extra: dict[str, Any] = {}
     for step in range(1, steps + 1):
         with torch.no_grad():
-            Ax = A(x)[0] + shift
-            resid = Ax - y
-            loss = float((resid * train).square().sum() / max(n_train, 1.0))
-            if n_held:
-                val = float((resid * held).square().sum() / n_held)
-                if val < best_val:
-                    best_val, best_x, best_step = val, x[0].clone(), step - 1
-            ratio = train * y / (Ax + eps)
-            x = torch.where(seen, x * A.adjoint(ratio[None]) / norm, x)
+            Ax = A(x)[0]
+            if Ax.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+                Ax = Ax.clone()  # (an identity's forward: the updates below are in place)
+            if shift:
+                Ax.add_(shift)
+            if plain:
+                loss = float(torch.sub(Ax, y).square_().sum() / max(n_train, 1.0))
+                ratio = torch.div(y, Ax.add_(eps), out=Ax)
+                factor = A.adjoint(ratio[None]).mul_(inv_norm)
+                x = x * (factor if keep is None else factor.add_(keep))
+            else:
+                resid = Ax - y
+                loss = float((resid * train).square().sum() / max(n_train, 1.0))
+                if n_held:
+                    val = float((resid * held).square().sum() / n_held)
+                    if val < best_val:
+                        best_val, best_x, best_step = val, x[0].clone(), step - 1
+                ratio = train * y / (Ax + eps)
+                x = torch.where(seen, x * A.adjoint(ratio[None]) / norm, x)
         if not n_held:
             best_x, best_step = x[0], step
         preview = problem.to_numpy(best_x) if step % preview_every == 0 or step == steps else None
