@@ -144,3 +144,37 @@ def test_the_command_line_says_what_is_wrong_with_its_optics(tmp_path, capsys):
                 ["deconvolve", str(tmp_path), "--out", str(tmp_path / "o.zarr"), "--optics", bad]
             )
         assert stop.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_the_generator_writes_the_same_volume_chunk_by_chunk_and_stops_when_asked(stack, tmp_path):
+    from napari_genprior._omezarr import read_ome_zarr
+    from napari_genprior.batch import iter_reconstruct_chunked
+
+    _, A, y = stack
+    chunks, kw = (8, 32, 32), {"steps": 5, "camera": None}
+    lib = ngp.reconstruct_chunked(y, A.psf, chunks=chunks, scheduler="sync", **kw)
+    run = iter_reconstruct_chunked(y, A.psf, tmp_path / "a.zarr", chunks=chunks, **kw)
+    updates = []
+    try:
+        while True:
+            updates.append(next(run))
+    except StopIteration as done:
+        path = done.value
+    assert [u.step for u in updates] == list(range(1, 13)) and updates[0].total == 12
+    vol, _, attrs = read_ome_zarr(path)
+    assert np.array_equal(np.asarray(vol), lib)  # the same chunks, count and camera
+    assert attrs["genprior"]["steps"] == 5 and "cancelled_after" not in attrs["genprior"]
+    # stopped after 3 chunks: those are written, the rest zero, and the output says so
+    run = iter_reconstruct_chunked(
+        y, A.psf, tmp_path / "b.zarr", chunks=chunks, voxel=(0.25, 0.1, 0.1), **kw
+    )
+    for _ in range(3):
+        u = run.send(None)
+    with pytest.raises(StopIteration) as done:
+        run.send(False)
+    part, voxel, attrs = read_ome_zarr(done.value.value)
+    part = np.asarray(part)
+    assert attrs["genprior"]["cancelled_after"] == 3 and voxel == (0.25, 0.1, 0.1)
+    assert np.array_equal(part[u.core], lib[u.core]) and not part[8:].any()
+    with pytest.raises(FileExistsError):  # nothing is overwritten
+        next(iter_reconstruct_chunked(y, A.psf, tmp_path / "b.zarr", chunks=chunks, **kw))

@@ -100,38 +100,62 @@ def write_ome_zarr(
     """
     import dask.array as da
 
-    zarr = _zarr()
-    path = refuse_existing(path)
     arr = data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
     if arr.ndim != len(AXES):
         raise ValueError(f"OME-Zarr output takes a (Z, Y, X) volume, got shape {arr.shape}.")
     if chunks is not None:
         arr = arr.rechunk(chunks)
     arr = arr.astype(np.float32)
-    known = voxel is not None
-    voxel = tuple(float(v) for v in (voxel or (1.0,) * arr.ndim))
+    group, target = create_ome_zarr(path, arr.shape, [max(c) for c in arr.chunks])
+    # each dask chunk is one zarr chunk (the last ones smaller), so writes never share a
+    # chunk: no lock, and no rechunking (to_zarr would merge chunks to its own size)
+    compute(da.store(arr, target, lock=False, compute=False), compute_with)
+    return finish_ome_zarr(group, voxel, metadata, compute_with)
+
+
+def create_ome_zarr(
+    path: str | os.PathLike, shape: tuple[int, ...], chunks: tuple[int, ...] | list[int]
+) -> tuple[Any, Any]:
+    """A new OME-Zarr group at ``path`` and its full-resolution level ``0`` (float32, zeros
+    until written): ``(group, array)``. Write into the array, then :func:`finish_ome_zarr`.
+    An existing ``path`` is refused."""
+    zarr = _zarr()
+    path = refuse_existing(path)
     group = zarr.open_group(str(path), mode="w-", zarr_format=2)
-    levels, level, scale = [], arr, voxel
-    while True:
+    target = group.create_array(
+        "0", shape=tuple(int(s) for s in shape), chunks=tuple(chunks), dtype="float32"
+    )
+    return group, target
+
+
+def finish_ome_zarr(
+    group: Any,
+    voxel: tuple[float, ...] | None = None,
+    metadata: dict[str, Any] | None = None,
+    compute_with: Any = None,
+) -> Path:
+    """Add the pyramid (each level halves Y and X of the one before, read back from it:
+    memory stays a chunk's) and the NGFF and ``genprior`` attributes to a group made by
+    :func:`create_ome_zarr` whose level ``0`` is written; return its path."""
+    import dask.array as da
+
+    level = da.from_zarr(group["0"])
+    known = voxel is not None
+    scale = tuple(float(v) for v in (voxel or (1.0,) * level.ndim))
+    levels = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}]
+    while max(level.shape[-2:]) > SMALLEST_LEVEL:
+        level = da.coarsen(np.mean, level, {1: 2, 2: 2}, trim_excess=True).astype(np.float32)
+        scale = (scale[0], scale[1] * 2, scale[2] * 2)
         name = str(len(levels))
         target = group.create_array(
             name, shape=level.shape, chunks=[max(c) for c in level.chunks], dtype="float32"
         )
-        # each dask chunk is one zarr chunk (the last ones smaller), so writes never share
-        # a chunk: no lock, and no rechunking (to_zarr would merge chunks to its own size)
         compute(da.store(level, target, lock=False, compute=False), compute_with)
-        levels.append(
-            {
-                "path": name,
-                "coordinateTransformations": [{"type": "scale", "scale": list(scale)}],
-            }
-        )
-        if max(level.shape[-2:]) <= SMALLEST_LEVEL:
-            break
-        # the next level from the one just written (read back: memory stays a chunk's)
         level = da.from_zarr(target)
-        level = da.coarsen(np.mean, level, {1: 2, 2: 2}, trim_excess=True).astype(np.float32)
-        scale = (scale[0], scale[1] * 2, scale[2] * 2)
+        levels.append(
+            {"path": name, "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}
+        )
+    path = Path(str(group.store.root)) if hasattr(group.store, "root") else Path(group.path)
     group.attrs["multiscales"] = [
         {
             "version": NGFF_VERSION,

@@ -30,12 +30,14 @@ The package's modules: :mod:`._plan` (which files, their outputs, which are done
 
 from __future__ import annotations
 
-from ._chunked import reconstruct_chunked
+from ._chunked import ChunkUpdate, iter_reconstruct_chunked, reconstruct_chunked
 from ._files import DiskFull, FileResult
 from ._plan import TIFF_SUFFIXES, Job, plan_batch
 from ._run import BatchReport, default_workers, run_batch
 
 __all__ = [
+    "ChunkUpdate",
+    "iter_reconstruct_chunked",
     "reconstruct_chunked",
     "TIFF_SUFFIXES",
     "BatchReport",

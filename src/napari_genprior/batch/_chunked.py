@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -165,19 +166,110 @@ def reconstruct_chunked(
     """
     import dask.array as da
 
+    from .._omezarr import compute, refuse_existing, write_ome_zarr
+
+    if out is not None:  # before the work, not after it
+        refuse_existing(out)
+    plan = _plan(y, psf, method, chunks, steps, depth, camera, device, seed, method_options)
+    result = da.map_overlap(
+        plan.one,
+        plan.vol,
+        depth=plan.depth,
+        boundary="none",
+        trim=True,
+        dtype=np.float32,
+        meta=np.array((), np.float32),
+    )
+    if out is not None:
+        return write_ome_zarr(out, result, plan.voxel, plan.params, compute_with=scheduler)
+    return result if scheduler is None else np.asarray(compute(result, scheduler))
+
+
+@dataclass(frozen=True)
+class ChunkUpdate:
+    """One chunk of :func:`iter_reconstruct_chunked` written: ``step`` of ``total`` chunks,
+    at ``core`` (slices of the volume) of the output, each run for ``iterations``."""
+
+    step: int
+    total: int
+    core: tuple[slice, ...] | None = None
+    iterations: int = 0
+    image: None = None  # (no preview: the output holds every chunk written so far)
+
+
+def iter_reconstruct_chunked(
+    y: Any,
+    psf: Any,
+    out: str | os.PathLike,
+    method: str = "richardson-lucy",
+    chunks: Sequence[int] = (64, 256, 256),
+    *,
+    steps: int | None = None,
+    depth: Sequence[int] | None = None,
+    camera: Any = "auto",
+    device: str = "cpu",
+    seed: int = 0,
+    voxel: Sequence[float] | None = None,
+    **method_options: Any,
+):
+    """:func:`reconstruct_chunked` to the OME-Zarr ``out``, one chunk after another, as a
+    generator: after each chunk is written it yields a :class:`ChunkUpdate`; send it False to
+    stop (the chunks written are kept, the output says ``"cancelled_after"`` chunks). Returns
+    the path. The same chunks, overlap, count and camera as :func:`reconstruct_chunked`, so
+    the same volume; what napari's Deconvolve in chunks runs (its progress and cancel).
+    ``voxel`` (Z, Y, X) is written as the output's scale where ``y`` is an array."""
+    from .._omezarr import create_ome_zarr, finish_ome_zarr, refuse_existing
+
+    refuse_existing(out)
+    plan = _plan(y, psf, method, chunks, steps, depth, camera, device, seed, method_options)
+    vol = plan.vol
+    group, target = create_ome_zarr(out, vol.shape, plan.chunks)
+    starts = [np.cumsum((0,) + c) for c in vol.chunks]
+    cores = [
+        tuple(slice(int(starts[a][i]), int(starts[a][i + 1])) for a, i in enumerate(idx))
+        for idx in np.ndindex(*vol.numblocks)
+    ]
+    params = dict(plan.params)
+    for done, core in enumerate(cores, 1):
+        block = tuple(
+            slice(max(0, c.start - d), min(n, c.stop + d))
+            for c, d, n in zip(core, plan.depth, vol.shape)
+        )
+        result = plan.one(np.asarray(vol[block].compute()))
+        target[core] = result[
+            tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(core, block))
+        ]
+        if (yield ChunkUpdate(done, len(cores), core, plan.steps)) is False and done < len(cores):
+            params["cancelled_after"] = done
+            break
+    return finish_ome_zarr(group, plan.voxel if plan.voxel else voxel, params)
+
+
+@dataclass
+class _Plan:
+    vol: Any
+    voxel: tuple[float, ...] | None
+    chunks: tuple[int, ...]
+    depth: tuple[int, ...]
+    steps: int
+    one: Any
+    params: dict[str, Any]
+
+
+def _plan(y, psf, method, chunks, steps, depth, camera, device, seed, method_options) -> _Plan:
+    """What every chunk shares: the lazy volume, the overlap, the kernel, one camera and one
+    count (the held-out rule's on a probe block unless given), and the block function."""
     if method not in CHUNKED_METHODS:
         raise ValueError(
             f"method {method!r} does not run in chunks yet; use one of {CHUNKED_METHODS}."
         )
-    from .._omezarr import compute, is_ome_zarr, read_ome_zarr, refuse_existing, write_ome_zarr
+    from .._omezarr import is_ome_zarr, read_ome_zarr
 
     voxel = None
     if isinstance(y, (str, os.PathLike)):
         if not is_ome_zarr(y):
             raise ValueError(f"{y} is not an OME-Zarr folder; give an array or an OME-Zarr path.")
         y, voxel, _ = read_ome_zarr(y)
-    if out is not None:  # before the work, not after it
-        refuse_existing(out)
     shape = tuple(int(s) for s in np.shape(y))
     chunks = _check_chunks(chunks, shape)
     vol = _as_dask(y, chunks)
@@ -199,30 +291,19 @@ def reconstruct_chunked(
         k = _kernel(kernel, b.shape)
         return _deconvolve(b, k, method, fixed).image.astype(np.float32)
 
-    result = da.map_overlap(
-        one,
-        vol,
-        depth=depth,
-        boundary="none",
-        trim=True,
-        dtype=np.float32,
-        meta=np.array((), np.float32),
-    )
-    if out is not None:
-        from .._version import __version__
+    from .._version import __version__
 
-        params = {
-            "method": method,
-            "steps": int(steps),
-            "chunks": list(chunks),
-            "depth": list(depth),
-            "camera": cam,
-            "psf": psf if isinstance(psf, dict) else {"shape": list(np.shape(psf))},
-            "options": dict(method_options),
-            "version": __version__,
-        }
-        return write_ome_zarr(out, result, voxel, params, compute_with=scheduler)
-    return result if scheduler is None else np.asarray(compute(result, scheduler))
+    params = {
+        "method": method,
+        "steps": int(steps),
+        "chunks": list(chunks),
+        "depth": list(depth),
+        "camera": cam,
+        "psf": psf if isinstance(psf, dict) else {"shape": list(np.shape(psf))},
+        "options": dict(method_options),
+        "version": __version__,
+    }
+    return _Plan(vol, voxel, chunks, depth, int(steps), one, params)
 
 
 def _camera(vol, camera: Any) -> dict[str, float] | None:
