@@ -91,12 +91,14 @@ def write_ome_zarr(
     metadata: dict[str, Any] | None = None,
     chunks: tuple[int, ...] | None = None,
     compute_with: Any = None,
+    dtype: Any = np.float32,
 ) -> Path:
     """Write ``data`` (Z, Y, X) to ``path`` as OME-Zarr with a pyramid for viewing.
 
     ``metadata`` goes into the group's ``genprior`` attribute (JSON). ``compute_with``: how
-    the dask graph runs (None: dask's default; a ``dask.distributed`` Client). An existing
-    ``path`` is refused: a reconstruction never overwrites data.
+    the dask graph runs (None: dask's default; a ``dask.distributed`` Client). ``dtype``: as
+    stored (float32 for results; a camera's uint16 for raw stacks). An existing ``path`` is
+    refused: a reconstruction never overwrites data.
     """
     import dask.array as da
 
@@ -105,8 +107,8 @@ def write_ome_zarr(
         raise ValueError(f"OME-Zarr output takes a (Z, Y, X) volume, got shape {arr.shape}.")
     if chunks is not None:
         arr = arr.rechunk(chunks)
-    arr = arr.astype(np.float32)
-    group, target = create_ome_zarr(path, arr.shape, [max(c) for c in arr.chunks])
+    arr = arr.astype(dtype)
+    group, target = create_ome_zarr(path, arr.shape, [max(c) for c in arr.chunks], dtype)
     # each dask chunk is one zarr chunk (the last ones smaller), so writes never share a
     # chunk: no lock, and no rechunking (to_zarr would merge chunks to its own size)
     compute(da.store(arr, target, lock=False, compute=False), compute_with)
@@ -114,16 +116,19 @@ def write_ome_zarr(
 
 
 def create_ome_zarr(
-    path: str | os.PathLike, shape: tuple[int, ...], chunks: tuple[int, ...] | list[int]
+    path: str | os.PathLike,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...] | list[int],
+    dtype: Any = np.float32,
 ) -> tuple[Any, Any]:
-    """A new OME-Zarr group at ``path`` and its full-resolution level ``0`` (float32, zeros
+    """A new OME-Zarr group at ``path`` and its full-resolution level ``0`` (``dtype``, zeros
     until written): ``(group, array)``. Write into the array, then :func:`finish_ome_zarr`.
     An existing ``path`` is refused."""
     zarr = _zarr()
     path = refuse_existing(path)
     group = zarr.open_group(str(path), mode="w-", zarr_format=2)
     target = group.create_array(
-        "0", shape=tuple(int(s) for s in shape), chunks=tuple(chunks), dtype="float32"
+        "0", shape=tuple(int(s) for s in shape), chunks=tuple(chunks), dtype=np.dtype(dtype)
     )
     return group, target
 
@@ -144,11 +149,11 @@ def finish_ome_zarr(
     scale = tuple(float(v) for v in (voxel or (1.0,) * level.ndim))
     levels = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}]
     while max(level.shape[-2:]) > SMALLEST_LEVEL:
-        level = da.coarsen(np.mean, level, {1: 2, 2: 2}, trim_excess=True).astype(np.float32)
+        level = da.coarsen(np.mean, level, {1: 2, 2: 2}, trim_excess=True).astype(level.dtype)
         scale = (scale[0], scale[1] * 2, scale[2] * 2)
         name = str(len(levels))
         target = group.create_array(
-            name, shape=level.shape, chunks=[max(c) for c in level.chunks], dtype="float32"
+            name, shape=level.shape, chunks=[max(c) for c in level.chunks], dtype=level.dtype
         )
         compute(da.store(level, target, lock=False, compute=False), compute_with)
         level = da.from_zarr(target)

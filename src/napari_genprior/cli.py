@@ -209,6 +209,10 @@ def _deconvolve(args: argparse.Namespace) -> int:
             if scheduler not in ("sync", "threads"):  # a cluster's address, or "local"
                 address = None if scheduler == "local" else scheduler
                 scheduler, _ = stack.enter_context(_client(address, 2))
+            elif not args.quiet:  # dask's bar over the chunk tasks (one per written level)
+                from dask.diagnostics import ProgressBar
+
+                stack.enter_context(ProgressBar(minimum=2.0, dt=1.0))
             out = batch.reconstruct_chunked(
                 source, psf, chunks=args.chunks, steps=args.steps, out=args.out, scheduler=scheduler
             )
@@ -365,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the core of each chunk in voxels (default 64 256 256); memory follows it",
     )
     dec.add_argument("--steps", type=int, help="iterations (default: the held-out rule)")
+    dec.add_argument("--quiet", action="store_true", help="no progress bar")
     dec.add_argument(
         "--scheduler",
         default="threads",
