@@ -7,7 +7,7 @@ import pytest
 
 pytestmark = pytest.mark.gui
 
-WIDGETS = ("Simulate", "Reconstruct", "Train prior", "Compare")
+WIDGETS = ("Simulate", "Reconstruct", "Train prior", "Compare", "Deconvolve in chunks")
 
 
 def test_widgets_opened_one_by_one_share_one_tabbed_dock(make_napari_viewer, qtbot):

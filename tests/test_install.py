@@ -117,7 +117,13 @@ def test_napari_finds_the_plugin_installed_from_the_wheel(wheel, tmp_path):
     info = json.loads(res.stdout.strip().splitlines()[-1])
     assert info["package"].startswith(str(target)), info  # the installed copy, not the source tree
     assert info["dist"].startswith(str(target)), info
-    assert info["widgets"] == ["Simulate", "Reconstruct", "Train prior", "Compare"]
+    assert info["widgets"] == [
+        "Simulate",
+        "Reconstruct",
+        "Train prior",
+        "Compare",
+        "Deconvolve in chunks",
+    ]
     assert info["samples"] == [
         "digit-cs",
         "mri-phantom",

@@ -33,6 +33,7 @@ def test_plugin_manager_knows_the_plugin_and_its_contributions():
         "Reconstruct",
         "Train prior",
         "Compare",
+        "Deconvolve in chunks",
     ]
     assert {s.key for s in mf.contributions.sample_data} == {
         "nuclei",
