@@ -80,3 +80,26 @@ def test_cancel_keeps_the_chunks_written_and_bad_input_is_refused(
     widget.start()
     assert widget.worker is None and "has 2 axes" in widget.status.value
     assert len(viewer.layers) == n + 1  # only the plane added: no result from bad input
+
+
+def test_napari_opens_an_ome_zarr_lazily_with_its_voxel_size_and_parameters(
+    make_napari_viewer, measured, tmp_path
+):
+    import dask.array as da
+
+    path = ngp.reconstruct_chunked(
+        measured, {"na": 1.0, "wavelength": 0.52, "dxy": 0.1, "dz": 0.25}, chunks=(8, 32, 32),
+        steps=2, out=tmp_path / "r.zarr", scheduler="sync",
+    )  # fmt: skip
+    from napari_genprior._omezarr import write_ome_zarr
+
+    raw = write_ome_zarr(
+        tmp_path / "raw.zarr", np.tile(measured, (1, 5, 5)), voxel=(0.25, 0.1, 0.1)
+    )
+    viewer = make_napari_viewer()
+    (result,) = viewer.open(str(path), plugin="napari-genprior")
+    assert isinstance(result.data, da.Array) and result.scale.tolist() == [1.0, 1.0, 1.0]
+    assert result.metadata["genprior"]["steps"] == 2 and result.metadata["ome_zarr"] == str(path)
+    (stack,) = viewer.open(str(raw), plugin="napari-genprior")
+    assert stack.multiscale and np.allclose(stack.scale, (0.25, 0.1, 0.1))
+    assert "genprior" not in stack.metadata  # a raw stack: no result's parameters claimed

@@ -72,6 +72,7 @@ import torch
 from . import _layerdata
 from ._io import EMBED_MAX_BYTES, encode_array
 from ._layerdata import display_of, kspace_slice, kspace_slices, measurement_layer
+from ._omezarr import is_ome_zarr, read_ome_zarr
 from .operators import MRI
 from .operators.coils import rss
 from .operators.mri import ifft2c
@@ -97,7 +98,8 @@ MAX_COILS = 64
 
 
 def get_reader(path: PathLike | list[PathLike]) -> Callable[[Any], list[LayerData]] | None:
-    """The npe2 reader contribution: :func:`read_kspace_file` for HDF5 files with k-space.
+    """The npe2 reader contribution: :func:`read_kspace_file` for HDF5 files with k-space, and
+    OME-Zarr images (folders) as one lazy, multiscale layer with their voxel size.
 
     Parameters
     ----------
@@ -113,9 +115,33 @@ def get_reader(path: PathLike | list[PathLike]) -> Callable[[Any], list[LayerDat
         unexpected axis) is accepted here and the reader raises a ValueError that says why.
     """
     paths = path if isinstance(path, (list, tuple)) else [path]
+    if paths and all(is_ome_zarr(p) for p in paths):
+        return _read_ome_zarr
     if not paths or not all(_has_kspace(p) for p in paths):
         return None
     return _read
+
+
+def _read_ome_zarr(path: PathLike | list[PathLike]) -> list[LayerData]:
+    """An OME-Zarr image (a stack larger than memory, a chunked deconvolution's output) as one
+    lazy layer: its pyramid levels as dask arrays, its voxel size as the scale, its
+    ``genprior`` attributes (a result's parameters) in the metadata."""
+    import dask.array as da
+
+    paths = path if isinstance(path, (list, tuple)) else [path]
+    layers = []
+    for p in paths:
+        level0, voxel, attrs = read_ome_zarr(p)
+        ms = (attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales"))[0]
+        levels = [level0] + [da.from_zarr(str(Path(p) / d["path"])) for d in ms["datasets"][1:]]
+        meta: dict[str, Any] = {"ome_zarr": str(p)}
+        if isinstance(attrs.get("genprior"), dict):  # what wrote it (a chunked deconvolution)
+            meta["genprior"] = {"role": "result", **attrs["genprior"]}
+        kwargs: dict[str, Any] = {"name": Path(p).stem, "metadata": meta}
+        if voxel is not None:
+            kwargs["scale"] = voxel
+        layers.append((levels if len(levels) > 1 else level0, kwargs, "image"))
+    return layers
 
 
 def _has_kspace(path: Any) -> bool:
