@@ -45,7 +45,7 @@ def test_plugin_manager_knows_the_plugin_and_its_contributions():
     }
     widget_cmd = mf.contributions.widgets[1].command
     assert pm.get_command(widget_cmd).python_name.endswith("reconstruct:ReconstructWidget")
-    assert [r.filename_patterns for r in mf.contributions.readers] == [["*.h5", "*.hdf5"]]
+    assert [r.filename_patterns for r in mf.contributions.readers] == [["*.h5", "*.hdf5", "*.zarr"]]
 
 
 def test_installed_manifest_is_the_repository_manifest():
