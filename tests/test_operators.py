@@ -214,6 +214,19 @@ def test_blur_matches_scipy_for_every_boundary():
     )
 
 
+@pytest.mark.parametrize("boundary", ["unknown", "zero", "periodic"])
+def test_blur_is_the_same_through_scipy_and_through_torch(boundary):
+    # on the CPU without gradients the FFTs are scipy's (faster); with them, torch's (autograd)
+    A = ngp.make_operator("blur", shape=(6, 20, 18), sigma=(1.0, 1.5, 2.0), boundary=boundary)
+    x = torch.rand(1, *A.shape, dtype=torch.float64)
+    y = torch.rand(1, *A.measurement_shape, dtype=torch.float64)
+    plain = A.forward(x), A.adjoint(y)
+    graph = A.forward(x.clone().requires_grad_()), A.adjoint(y.clone().requires_grad_())
+    for a, b in zip(plain, graph):
+        assert b.requires_grad and not a.requires_grad
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_anisotropic_3d_gaussian_blur():
     A = ngp.make_operator("blur", shape=(31, 21, 21), sigma=(3.0, 1.5, 1.0))
     delta = torch.zeros(31, 21, 21, dtype=torch.float64)
