@@ -30,6 +30,9 @@ def mirror_index(n: int, before: int, after: int) -> np.ndarray:
     return np.where(p >= n, 2 * n - 1 - p, p)
 
 
+_SCIPY_DTYPES = (torch.float32, torch.float64)
+
+
 class _FFTConvolution:
     """Convolution with ``self``'s kernel buffer by FFTs of size ``_fft_shape`` over the last
     ``len(_dims)`` axes, and the linear convolution cut to the window ``_crop`` with its exact
@@ -51,7 +54,7 @@ class _FFTConvolution:
         return self._cache[key]
 
     def _conv(self, x: torch.Tensor, adjoint: bool) -> torch.Tensor:
-        if x.device.type == "cpu" and not x.requires_grad:
+        if x.device.type == "cpu" and not x.requires_grad and x.dtype in _SCIPY_DTYPES:
             return self._conv_scipy(x, adjoint)
         otf = self._otf(x)
         spec = torch.fft.rfftn(x, s=self._fft_shape, dim=self._dims)
