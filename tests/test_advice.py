@@ -158,3 +158,22 @@ def test_default_steps_are_the_solvers_own():
         if m.iterative
     }
     assert DEFAULT_STEPS == own
+
+
+@pytest.mark.parametrize(
+    "prior", ["nuclei-vae", "mri-vae", "mri-score", "digits-vae", "digits-conv"]
+)
+def test_the_recommendation_for_a_prior_by_name_is_one_reconstruct_accepts(prior):
+    # issue 36: by name, csgm with nuclei-vae was recommended random starts, which it refuses
+    card = ngp.load_prior(prior)
+    shape = tuple(card.image_shape[-2:])
+    x = np.random.default_rng(0).random(shape).astype(np.float32)
+    kinds = {"denoise": {}, "inpaint": {"fraction": 0.5, "seed": 0}, "blur": {"sigma": 1.0}}
+    kinds["mri"] = {"acceleration": 4, "center_fraction": 0.1, "seed": 0}
+    for kind, params in kinds.items():
+        A = ngp.make_operator(kind, shape=shape, **params)
+        a = advice.recommend(kind, prior=prior)
+        assert a == advice.recommend(kind, prior=card), (kind, a)  # by name as loaded
+        extra = {"restarts": a.restarts, "init": a.init} if a.method in ("csgm",) else {}
+        rec = ngp.reconstruct(A.measure(x), A, method=a.method, prior=prior, steps=2, **extra)
+        assert rec.image.shape == shape

@@ -97,8 +97,9 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
         The operator kind (``"denoise"``, ``"inpaint"``, ``"blur"``, ``"downsample"``, ``"cs"``,
         ``"mri"``, ``"phase"``).
     prior : optional
-        The chosen prior (a loaded prior, or None for none). A prior without an encoder gets
-        random starts.
+        The chosen prior: a loaded prior, a bundled prior's name or a prior file (its card is
+        read, not its weights), or None for none. A prior without an encoder gets random
+        starts.
     volume : bool
         Whether the operator acts on a 3D stack as one volume (3D deconvolution).
 
@@ -106,6 +107,8 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
     -------
     Advice
     """
+    if isinstance(prior, str) or hasattr(prior, "__fspath__"):
+        prior = _from_card(prior)
     if volume and kind == "blur":
         if prior is None:
             return Advice(
@@ -170,6 +173,23 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
     return Advice(
         "csgm", 4, init, f"with a prior: csgm, 4 restarts{', encoder start' if encoder else ''}"
     )
+
+
+@dataclass(frozen=True)
+class _CardPrior:
+    """What :func:`recommend` needs of a prior (its architecture, whether it has an encoder),
+    from its card alone."""
+
+    architecture: str | None
+    encoder: Any
+    card: dict
+
+
+def _from_card(name: Any) -> _CardPrior:
+    from .priors.io import read_card
+
+    card = read_card(name)
+    return _CardPrior(card.get("architecture"), card.get("encoder"), card)
 
 
 def is_score_prior(prior: Any) -> bool:
