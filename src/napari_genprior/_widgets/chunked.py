@@ -157,13 +157,14 @@ class ChunkedWidget(RunControls, Container):
             self._notify("error", str(exc))
             return
         chunks = (int(self.chunk_z.value), int(self.chunk_xy.value), int(self.chunk_xy.value))
+        voxel = tuple(float(s) for s in layer.scale[-3:])
         run = iter_reconstruct_chunked(
             data,
             psf,
             out,
             chunks=chunks,
             steps=int(self.steps.value) or None,
-            voxel=tuple(float(s) for s in layer.scale[-3:]),
+            voxel=None if all(s == 1 for s in voxel) else voxel,  # (ones: not known)
         )
         self._source, self._result, self._out = layer, None, out
         self._t0 = time.perf_counter()
