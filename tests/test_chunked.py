@@ -178,3 +178,29 @@ def test_the_generator_writes_the_same_volume_chunk_by_chunk_and_stops_when_aske
     assert np.array_equal(part[u.core], lib[u.core]) and not part[8:].any()
     with pytest.raises(FileExistsError):  # nothing is overwritten
         next(iter_reconstruct_chunked(y, A.psf, tmp_path / "b.zarr", chunks=chunks, **kw))
+
+
+def test_the_batch_command_deconvolves_ome_zarr_stacks_in_a_folder_and_resumes(
+    stack, tmp_path, capsys
+):
+    from napari_genprior import cli
+    from napari_genprior._omezarr import read_ome_zarr, write_ome_zarr
+    from napari_genprior.operators.blur import gaussian_psf
+
+    _, _, y = stack
+    (tmp_path / "in").mkdir()
+    src = write_ome_zarr(tmp_path / "in" / "a.zarr", y, voxel=(0.25, 0.1, 0.1))
+    args = ["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--volume"]
+    args += ["--operator", "blur", "--param", "sigma=[1.5,1.2,1.2]", "--method"]
+    args += ["richardson-lucy", "--steps", "4", "--scheduler", "sync"]
+    assert cli.main(args) == 0 and "done" in capsys.readouterr().out
+    out, voxel, attrs = read_ome_zarr(tmp_path / "out" / "a.zarr")
+    same = ngp.reconstruct_chunked(src, gaussian_psf((1.5, 1.2, 1.2)), steps=4, scheduler="sync")
+    np.testing.assert_array_equal(np.asarray(out), same)
+    assert voxel == (0.25, 0.1, 0.1) and not list((tmp_path / "out").glob("*.partial"))
+    assert cli.main(args) == 0 and "skipped (exists" in capsys.readouterr().out
+    # a stack needs a 3D blur and Richardson-Lucy: said, not guessed
+    assert cli.main([*args[:4], "--method", "richardson-lucy"]) == 2
+    assert "needs a 3D blur" in capsys.readouterr().err
+    assert cli.main([*args[:-5], "tv"]) == 2
+    assert "--method tv is not one" in capsys.readouterr().err

@@ -146,6 +146,7 @@ def _batch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch  # noqa: F401  (before anything that could bring in Qt)
 
     from .batch import plan_batch, run_batch
+    from .batch._zarr import run_ome_zarr, split_ome_zarr
 
     operator = None if args.operator is None else {"kind": args.operator, **params}
     kwargs = {
@@ -155,7 +156,13 @@ def _batch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     }
     try:
         with _sigterm_interrupts():
-            jobs = plan_batch(args.inputs, args.out, overwrite=args.overwrite)
+            stacks, inputs = split_ome_zarr(args.inputs)  # OME-Zarr: in chunks, to OME-Zarr
+            if stacks:
+                done = run_ome_zarr(stacks, args.out, operator, args.method, steps=args.steps,
+                                    scheduler=args.scheduler or "threads")  # fmt: skip
+                if not inputs:
+                    return 0 if all(not w.startswith("failed") for *_, w in done) else 1
+            jobs = plan_batch(inputs, args.out, overwrite=args.overwrite)
             todo = sum(not j.done for j in jobs)
             print(
                 f"batch       : {len(jobs)} file(s), {len(jobs) - todo} already done, "
@@ -264,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         "done are skipped (an interrupted batch resumes); a file that cannot be read "
         "or does not fit the operator is reported and skipped. Exit status: 0 when "
         "every file was done or skipped, 1 when some failed, 2 for bad arguments, "
-        "130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).",
+        "130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM). OME-Zarr stacks go in "
+        "chunks (--volume --operator blur, richardson-lucy) to OME-Zarr of the same name.",
         epilog='example: napari-genprior batch "in/*.tif" --out out/ --operator blur '
         "--param sigma=2 --method tv",
     )
@@ -272,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help='TIFF files, folders or quoted glob patterns ("in/*.tif")',
+        help='TIFF files, OME-Zarr folders, folders or quoted glob patterns ("in/*.tif")',
     )
     batch.add_argument("--out", type=Path, required=True, help="output folder")
     batch.add_argument(
