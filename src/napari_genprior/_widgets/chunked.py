@@ -211,6 +211,8 @@ class ChunkedWidget(RunControls, Container):
         self._result.reset_contrast_limits()
         seconds = time.perf_counter() - self._t0
         stopped = attrs.get("cancelled_after")
+        # (updates are sent at most twice a second: the last ones may not have been shown)
+        self.progress.value = stopped or self.progress.max
         word = f"cancelled after {stopped} chunks (kept)" if stopped else "done"
         msg = f"richardson-lucy in chunks: {word} in {seconds:.0f} s; wrote {path}"
         self.status.value = msg
