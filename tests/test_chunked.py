@@ -164,6 +164,7 @@ def test_the_generator_writes_the_same_volume_chunk_by_chunk_and_stops_when_aske
     vol, _, attrs = read_ome_zarr(path)
     assert np.array_equal(np.asarray(vol), lib)  # the same chunks, count and camera
     assert attrs["genprior"]["steps"] == 5 and "cancelled_after" not in attrs["genprior"]
+    assert vol.chunks[0][0] == 1  # stored a plane deep: a viewer reads one plane, not a slab
     # stopped after 3 chunks: those are written, the rest zero, and the output says so
     run = iter_reconstruct_chunked(
         y, A.psf, tmp_path / "b.zarr", chunks=chunks, voxel=(0.25, 0.1, 0.1), **kw

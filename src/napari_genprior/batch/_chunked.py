@@ -223,7 +223,9 @@ def iter_reconstruct_chunked(
     refuse_existing(out)
     plan = _plan(y, psf, method, chunks, steps, depth, camera, device, seed, method_options)
     vol = plan.vol
-    group, target = create_ome_zarr(out, vol.shape, plan.chunks)
+    # stored a plane deep (each core fills whole zarr chunks, never shares one): napari shows
+    # a plane by reading only it (a 2048x2048 plane: 16 MiB, not a 64-plane slab's 1 GiB)
+    group, target = create_ome_zarr(out, vol.shape, (1, *plan.chunks[1:]))
     starts = [np.cumsum((0,) + c) for c in vol.chunks]
     cores = [
         tuple(slice(int(starts[a][i]), int(starts[a][i + 1])) for a, i in enumerate(idx))
