@@ -205,3 +205,12 @@ def test_the_batch_command_deconvolves_ome_zarr_stacks_in_a_folder_and_resumes(
     assert "needs a 3D blur" in capsys.readouterr().err
     assert cli.main([*args[:-5], "tv"]) == 2
     assert "--method tv is not one" in capsys.readouterr().err
+
+
+def test_a_chunk_too_large_for_the_machine_is_refused_with_the_reason(stack, monkeypatch):
+    from napari_genprior.batch import _chunked
+
+    _, A, y = stack
+    monkeypatch.setattr(_chunked, "_physical_memory", lambda: 2**20)  # a 1 MiB machine
+    with pytest.raises(ValueError, match="each chunk would need about .* Give smaller chunks"):
+        ngp.reconstruct_chunked(y, A.psf, chunks=(8, 32, 32), steps=2, scheduler="sync")

@@ -283,6 +283,7 @@ def _plan(y, psf, method, chunks, steps, depth, camera, device, seed, method_opt
         raise ValueError(f"depth must be three sizes >= 0, got {depth!r}.")
     block = tuple(min(c + 2 * d, s) for c, d, s in zip(chunks, depth, shape))
     kernel = _kernel(psf, block)
+    _check_chunk_memory(chunks, depth, block, kernel.shape)
     cam = _camera(vol, camera)
     common = {"device": device, "seed": int(seed), "camera": cam, **method_options}
     if steps is None:
@@ -306,6 +307,36 @@ def _plan(y, psf, method, chunks, steps, depth, camera, device, seed, method_opt
         "version": __version__,
     }
     return _Plan(vol, voxel, chunks, depth, int(steps), one, params)
+
+
+#: What a chunk's Richardson-Lucy holds per voxel of its FFT grid (its iterate, the data,
+#: spectra, temporaries: ~1.1 GiB for the 80x288x288 grid of a 64x256x256 core, measured
+#: with the process's baseline).
+CHUNK_BYTES_PER_VOXEL = 100
+
+
+def _physical_memory() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # (not on every platform)
+        return None
+
+
+def _check_chunk_memory(chunks, depth, block, kernel_shape) -> None:
+    """ValueError with the reason when one chunk alone would need over half the machine's
+    memory: a PSF that reaches far (a computed widefield PSF) makes the overlap and the
+    unknown border's margin large."""
+    grid = tuple(b + k - 1 for b, k in zip(block, kernel_shape))
+    need = CHUNK_BYTES_PER_VOXEL * math.prod(grid)
+    total = _physical_memory()
+    if total and need > total / 2:
+        raise ValueError(
+            f"each chunk would need about {need / 2**30:.1f} GiB, over half of this machine's "
+            f"{total / 2**30:.0f} GiB: its core {'x'.join(map(str, chunks))} grows to "
+            f"{'x'.join(map(str, grid))} voxels with the overlap {tuple(depth)} and the PSF's "
+            f"reach (kernel {'x'.join(map(str, kernel_shape))}). Give smaller chunks, or a PSF "
+            "cropped to where it matters (a widefield PSF's faint tails reach far)."
+        )
 
 
 def _camera(vol, camera: Any) -> dict[str, float] | None:
