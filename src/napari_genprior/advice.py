@@ -123,14 +123,24 @@ def card_modality(card: dict[str, Any]) -> str | None:
 def modality_mismatch(prior: Any, A: Any) -> str | None:
     """A sentence when ``prior`` was trained on a kind of image that cannot be behind a
     measurement of ``A``'s kind (:data:`EXCLUDED`), else None."""
+    return _ruled_out(
+        prior,
+        EXCLUDED.get(A.kind, ()),
+        f"this measurement is {KIND_WORDS.get(A.kind)}, which is not how {{what}} are imaged",
+    )
+
+
+def _ruled_out(prior: Any, excluded: tuple[str, ...], because: str) -> str | None:
+    """The sentence of :func:`modality_mismatch` and :func:`recorded_mismatch`: ``because``
+    says why (``{what}`` stands for the kind the prior was trained on)."""
     kind = prior_modality(prior)
-    if kind is None or kind not in EXCLUDED.get(A.kind, ()):
+    if kind is None or kind not in excluded:
         return None
     name = prior.card.get("name", "this prior")
     what = KIND_NAMES.get(kind, kind)
     return (
-        f"{name} was trained on {what}, but this measurement is {KIND_WORDS[A.kind]}, which "
-        f"is not how {what} are imaged: its result would look like {what}, not like your sample."
+        f"{name} was trained on {what}, but {because.format(what=what)}: its result would "
+        f"look like {what}, not like your sample."
     )
 
 
@@ -151,15 +161,8 @@ def layer_image_kind(metadata: Any, units: Any = ()) -> str | None:
 def recorded_mismatch(prior: Any, image_kind: str | None) -> str | None:
     """A sentence when ``prior`` was trained on a kind of image that the layer's own record
     (:func:`layer_image_kind`) rules out, else None."""
-    kind = prior_modality(prior)
-    if kind is None or kind not in RECORDED_EXCLUDES.get(image_kind or "", ()):
-        return None
-    name = prior.card.get("name", "this prior")
-    what = KIND_NAMES.get(kind, kind)
-    return (
-        f"{name} was trained on {what}, but this layer records {KIND_NAMES[image_kind]}: its "
-        f"result would look like {what}, not like your sample."
-    )
+    excluded = RECORDED_EXCLUDES.get(image_kind or "", ())
+    return _ruled_out(prior, excluded, f"this layer records {KIND_NAMES.get(image_kind or '')}")
 
 
 def _explained(y: np.ndarray, A: Any, x: np.ndarray) -> float:
