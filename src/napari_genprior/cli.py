@@ -200,7 +200,7 @@ def _deconvolve(args: argparse.Namespace) -> int:
 
     from . import batch
     from ._io import read_tiff
-    from .batch._dask import _client
+    from .batch._dask import chunk_scheduler
     from .operators.blur import gaussian_psf
 
     try:
@@ -212,11 +212,8 @@ def _deconvolve(args: argparse.Namespace) -> int:
             psf = gaussian_psf(tuple(args.sigma))
         source = args.input if args.input.is_dir() else read_tiff(args.input)[0]
         with contextlib.ExitStack() as stack:
-            scheduler = args.scheduler
-            if scheduler not in ("sync", "threads"):  # a cluster's address, or "local"
-                address = None if scheduler == "local" else scheduler
-                scheduler, _ = stack.enter_context(_client(address, 2))
-            elif not args.quiet:  # dask's bar over the chunk tasks (one per written level)
+            scheduler = chunk_scheduler(stack, args.scheduler)
+            if scheduler in ("sync", "threads") and not args.quiet:  # dask's bar (a level each)
                 from dask.diagnostics import ProgressBar
 
                 stack.enter_context(ProgressBar(minimum=2.0, dt=1.0))

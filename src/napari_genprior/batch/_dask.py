@@ -45,6 +45,16 @@ def _logging_off() -> Iterator[None]:
         logging.disable(before)
 
 
+def chunk_scheduler(exits: contextlib.ExitStack, scheduler: Any) -> Any:
+    """How a chunked deconvolution runs: ``"sync"``, ``"threads"`` or a Client as they are;
+    an address its cluster's client, ``"local"`` (or None) a LocalCluster of 2 processes,
+    entered on ``exits`` (closed with it)."""
+    if scheduler in ("sync", "threads") or hasattr(scheduler, "compute"):
+        return scheduler
+    client, _ = exits.enter_context(_client(None if scheduler == "local" else scheduler, 2))
+    return client
+
+
 @contextlib.contextmanager
 def _client(scheduler: Any, workers: int) -> Iterator[tuple[Any, str]]:
     """A distributed client: to ``scheduler`` (an address or a Client, left open), or to a

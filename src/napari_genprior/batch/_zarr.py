@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._omezarr import is_ome_zarr
-from ._chunked import CHUNKED_METHODS, reconstruct_chunked
+from ._chunked import CHUNKED_METHODS, chunk_psf, reconstruct_chunked
 from ._plan import TIFF_SUFFIXES
 
 
@@ -44,9 +44,6 @@ def stack_psf(operator: dict[str, Any] | None, method: str) -> Any:
     """The PSF for :func:`reconstruct_chunked` from the batch's ``--operator`` and ``--param``
     (``sigma`` of three values, ``optics`` or ``psf``, a TIFF), or ValueError saying what an
     OME-Zarr stack needs."""
-    from .._io import read_tiff
-    from ..operators.blur import gaussian_psf
-
     if method not in CHUNKED_METHODS:
         raise ValueError(
             f"OME-Zarr stacks are deconvolved in chunks with {', '.join(CHUNKED_METHODS)}; "
@@ -58,14 +55,12 @@ def stack_psf(operator: dict[str, Any] | None, method: str) -> Any:
             "an OME-Zarr stack needs a 3D blur: --volume --operator blur with --param "
             "sigma=[z,y,x], --param optics={...} or --param psf=bead_psf.tif."
         )
-    if "optics" in op:
-        return op["optics"]
-    if "psf" in op:
-        return read_tiff(op["psf"])[0] if isinstance(op["psf"], (str, Path)) else op["psf"]
     sigma = op.get("sigma")
-    if not isinstance(sigma, (list, tuple)) or len(sigma) != 3:
+    if not ("optics" in op or "psf" in op) and (
+        not isinstance(sigma, (list, tuple)) or len(sigma) != 3
+    ):
         raise ValueError(f"--param sigma needs three values (z, y, x) for a stack, got {sigma!r}.")
-    return gaussian_psf(tuple(float(s) for s in sigma))
+    return chunk_psf(op)
 
 
 def run_ome_zarr(
@@ -84,16 +79,14 @@ def run_ome_zarr(
     import contextlib
     import shutil
 
-    from ._dask import _client
+    from ._dask import chunk_scheduler
 
     psf = stack_psf(operator, method)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     with contextlib.ExitStack() as exits:
-        if scheduler not in ("sync", "threads") and not hasattr(scheduler, "compute"):
-            address = None if scheduler in (None, "local") else scheduler
-            scheduler, _ = exits.enter_context(_client(address, 2))
+        scheduler = chunk_scheduler(exits, scheduler)
         for stack in stacks:
             out = out_dir / stack.name
             # written under another name and renamed when complete: an interrupted or failed
