@@ -126,12 +126,9 @@ class ChunkedWidget(RunControls, Container):
 
     def _psf(self, shape: tuple[int, ...]) -> Any:
         """The PSF for ``reconstruct_chunked``: an array, or the optics dict."""
-        from ..operators.blur import gaussian_psf
+        from ..batch._chunked import chunk_psf
 
-        params = self.psf.params(shape)
-        if "sigma" in params:
-            return gaussian_psf(tuple(params["sigma"]))
-        return params.get("optics", params.get("psf"))
+        return chunk_psf(self.psf.params(shape))
 
     def start(self) -> None:
         """Check the inputs and start the run (a notification and the status say what is
@@ -201,9 +198,9 @@ class ChunkedWidget(RunControls, Container):
         )
 
     def _on_done(self, path: Path) -> None:
-        import zarr
+        from .._omezarr import read_ome_zarr
 
-        attrs = dict(zarr.open_group(str(path), mode="r").attrs).get("genprior", {})
+        attrs = read_ome_zarr(path)[2].get("genprior", {})
         if not in_viewer(self._viewer, self._result):
             self._result = self._add_result()
         self._result.metadata = {"genprior": {"role": "result", "ome_zarr": str(path), **attrs}}

@@ -48,6 +48,24 @@ def psf_reach(psf: np.ndarray, share: float = REACH_SHARE) -> tuple[int, ...]:
     return tuple(out)
 
 
+def chunk_psf(params: dict[str, Any]) -> Any:
+    """The ``psf`` of :func:`reconstruct_chunked` from ``make_operator("blur", ...)``'s
+    keywords: ``optics`` as it is, ``psf`` (an array, or a TIFF's path) as an array, else
+    ``sigma`` (z, y, x) as a Gaussian PSF."""
+    if "optics" in params:
+        return params["optics"]
+    if "psf" in params:
+        psf = params["psf"]
+        if isinstance(psf, (str, os.PathLike)):
+            from .._io import read_tiff
+
+            return read_tiff(psf)[0]
+        return psf
+    from ..operators.blur import gaussian_psf
+
+    return gaussian_psf(tuple(float(s) for s in params["sigma"]))
+
+
 def _kernel(psf: Any, block: tuple[int, ...]) -> np.ndarray:
     """The PSF as an array no larger than ``block``: a given array cropped around its centre,
     or the optics' PSF computed for the block (``optics_psf``)."""
