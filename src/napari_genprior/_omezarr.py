@@ -64,6 +64,15 @@ def is_ome_zarr(path: Any) -> bool:
 def read_ome_zarr(path: str | os.PathLike) -> tuple[Any, tuple[float, ...] | None, dict]:
     """The full-resolution level of the OME-Zarr at ``path``: ``(dask array, voxel size or
     None, the group's attributes)``. Lazy: nothing is read until computed."""
+    levels, scale, attrs = read_ome_zarr_levels(path)
+    return levels[0], scale, attrs
+
+
+def read_ome_zarr_levels(
+    path: str | os.PathLike,
+) -> tuple[list[Any], tuple[float, ...] | None, dict]:
+    """:func:`read_ome_zarr` with every level of the pyramid, finest first (dask arrays,
+    lazy): what a viewer shows."""
     import dask.array as da
 
     zarr = _zarr()
@@ -71,17 +80,18 @@ def read_ome_zarr(path: str | os.PathLike) -> tuple[Any, tuple[float, ...] | Non
         group = zarr.open_group(str(path), mode="r")
         attrs = dict(group.attrs)
         ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
-        level = ms[0]["datasets"][0]
+        datasets = ms[0]["datasets"]
+        level = datasets[0]
     except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise ValueError(
             f"{path} is not an OME-Zarr image (no readable multiscales metadata: {exc})."
         ) from exc
-    arr = da.from_zarr(group[level["path"]])
+    levels = [da.from_zarr(group[d["path"]]) for d in datasets]
     scale = None
     for t in level.get("coordinateTransformations", ()):
         if t.get("type") == "scale":
-            scale = tuple(float(s) for s in t["scale"])[-arr.ndim :]
-    return arr, scale, attrs
+            scale = tuple(float(s) for s in t["scale"])[-levels[0].ndim :]
+    return levels, scale, attrs
 
 
 def write_ome_zarr(
@@ -147,7 +157,14 @@ def finish_ome_zarr(
     level = da.from_zarr(group["0"])
     known = voxel is not None
     scale = tuple(float(v) for v in (voxel or (1.0,) * level.ndim))
-    levels = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}]
+
+    def entry(name: str) -> dict[str, Any]:
+        return {
+            "path": name,
+            "coordinateTransformations": [{"type": "scale", "scale": list(scale)}],
+        }
+
+    levels = [entry("0")]
     while max(level.shape[-2:]) > SMALLEST_LEVEL:
         level = da.coarsen(np.mean, level, {1: 2, 2: 2}, trim_excess=True).astype(level.dtype)
         scale = (scale[0], scale[1] * 2, scale[2] * 2)
@@ -157,9 +174,7 @@ def finish_ome_zarr(
         )
         compute(da.store(level, target, lock=False, compute=False), compute_with)
         level = da.from_zarr(target)
-        levels.append(
-            {"path": name, "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}
-        )
+        levels.append(entry(name))
     path = Path(str(group.store.root)) if hasattr(group.store, "root") else Path(group.path)
     group.attrs["multiscales"] = [
         {

@@ -72,7 +72,7 @@ import torch
 from . import _layerdata
 from ._io import EMBED_MAX_BYTES, encode_array
 from ._layerdata import display_of, kspace_slice, kspace_slices, measurement_layer
-from ._omezarr import is_ome_zarr, read_ome_zarr
+from ._omezarr import is_ome_zarr, read_ome_zarr_levels
 from .operators import MRI
 from .operators.coils import rss
 from .operators.mri import ifft2c
@@ -126,21 +126,17 @@ def _read_ome_zarr(path: PathLike | list[PathLike]) -> list[LayerData]:
     """An OME-Zarr image (a stack larger than memory, a chunked deconvolution's output) as one
     lazy layer: its pyramid levels as dask arrays, its voxel size as the scale, its
     ``genprior`` attributes (a result's parameters) in the metadata."""
-    import dask.array as da
-
     paths = path if isinstance(path, (list, tuple)) else [path]
     layers = []
     for p in paths:
-        level0, voxel, attrs = read_ome_zarr(p)
-        ms = (attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales"))[0]
-        levels = [level0] + [da.from_zarr(str(Path(p) / d["path"])) for d in ms["datasets"][1:]]
+        levels, voxel, attrs = read_ome_zarr_levels(p)
         meta: dict[str, Any] = {"ome_zarr": str(p)}
         if isinstance(attrs.get("genprior"), dict):  # what wrote it (a chunked deconvolution)
             meta["genprior"] = {"role": "result", **attrs["genprior"]}
         kwargs: dict[str, Any] = {"name": Path(p).stem, "metadata": meta}
         if voxel is not None:
             kwargs["scale"] = voxel
-        layers.append((levels if len(levels) > 1 else level0, kwargs, "image"))
+        layers.append((levels if len(levels) > 1 else levels[0], kwargs, "image"))
     return layers
 
 
