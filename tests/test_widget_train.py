@@ -190,3 +190,27 @@ def test_the_image_list_follows_the_viewer(viewer_and_widget):
     assert list(widget.images.choices) == [viewer.layers["nuclei"], extra]
     viewer.layers.remove("extra")
     assert list(widget.images.choices) == [viewer.layers["nuclei"]]
+
+
+def test_my_images_are_noisy_learns_a_score_prior_from_the_layer_alone(viewer_and_widget, qtbot):
+    """Issue 36: the option trains a score prior by SURE on the (raw, noisy) layer, shows the
+    held-out PSNR beside the loss, and leaves the layer as it was."""
+    viewer, widget = viewer_and_widget
+    layer = viewer.layers["nuclei"]
+    before = layer.data.copy()
+    _tiny(widget, layer, epochs=2, patches=64, name="from-noise")
+    widget.patch_size.value = 32
+    widget.noisy.value = True
+    assert widget.kind.value == "score" and not widget.kind.enabled
+    assert not widget.latent_dim.enabled
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    G = SESSION_PRIORS.get("from-noise")
+    assert G.card["kind"] == "score" and "noisy_training" in G.card
+    assert G.card["noisy_training"]["held_out"] == "separate patches"
+    assert set(widget.loss_plot.curves) == {"SURE", "held-out PSNR"}
+    assert len(widget.loss_plot.curves["held-out PSNR"]) == 2
+    assert "held-out PSNR" in widget.status.value
+    np.testing.assert_array_equal(layer.data, before)
+    widget.noisy.value = False
+    assert widget.kind.enabled and widget.latent_dim.enabled

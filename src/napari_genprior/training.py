@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from ._drive import drive
+from ._noisy_training import held_out_psnr, noisy_sampler, sure_loss
+from ._training_data import NORMALISATIONS, Patches, as_image_list
 from .devices import resolve_device
 from .priors import (
     ENCODERS,
@@ -33,7 +35,6 @@ from .priors import (
 )
 
 KINDS = ("vae", "gan", "score")
-NORMALISATIONS = ("percentile", "global", "none")
 
 
 @dataclass(frozen=True)
@@ -46,112 +47,6 @@ class TrainUpdate:
     samples: np.ndarray | None = None
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _as_image_list(images: Any) -> list[np.ndarray]:
-    if (
-        isinstance(images, np.ndarray)
-        or hasattr(images, "__array__")
-        and not isinstance(images, (list, tuple))
-    ):
-        arr = np.asarray(images)
-        if arr.ndim == 2:
-            out = [arr]
-        elif arr.ndim == 3:
-            out = list(arr)
-        else:
-            raise ValueError(
-                f"images must be a 2D image, a (N, H, W) stack or a list of 2D images; "
-                f"got an array of shape {arr.shape}."
-            )
-    elif isinstance(images, (list, tuple)):
-        out = [np.asarray(im) for im in images]
-    else:
-        raise TypeError(
-            f"images must be an array or a list of arrays, got {type(images).__name__}."
-        )
-    if not out:
-        raise ValueError("images is empty: there is nothing to train on.")
-    for i, im in enumerate(out):
-        if im.ndim != 2:
-            raise ValueError(f"image {i} has shape {im.shape}; every image must be 2D (grey).")
-        if im.dtype == object or np.iscomplexobj(im) or not np.issubdtype(im.dtype, np.number):
-            raise TypeError(f"image {i} has dtype {im.dtype}; images must be real numbers.")
-        if not np.all(np.isfinite(im)):
-            raise ValueError(f"image {i} contains NaN or infinite values.")
-    return out
-
-
-def _normalise(images: list[np.ndarray], how: str) -> tuple[list[np.ndarray], dict[str, Any]]:
-    if how == "none":
-        return [im.astype(np.float32) for im in images], {
-            "kind": "minmax",
-            "low": 0.0,
-            "high": 1.0,
-            "per_image": False,
-        }
-    if how == "global":
-        flat = np.concatenate([im.ravel()[:: max(1, im.size // 100_000)] for im in images])
-        low, high = (float(v) for v in np.percentile(flat, [0.1, 99.9]))
-        high = high if high > low else low + 1.0
-        out = [np.clip((im - low) / (high - low), 0, 1).astype(np.float32) for im in images]
-        return out, {"kind": "minmax", "low": low, "high": high, "per_image": False}
-    out = []
-    for im in images:
-        low, high = (float(v) for v in np.percentile(im, [1.0, 99.8]))
-        high = high if high > low else low + 1.0
-        out.append(np.clip((im - low) / (high - low), 0, 1).astype(np.float32))
-    return out, {
-        "kind": "minmax",
-        "low": 0.0,
-        "high": 1.0,
-        "per_image": True,
-        "percentiles": [1.0, 99.8],
-    }
-
-
-class _Patches:
-    """Random patches of ``size`` from a list of images, with flips and 90-degree rotations."""
-
-    def __init__(self, images: list[np.ndarray], size: tuple[int, int], augment: bool, seed: int):
-        self.size, self.augment = size, augment
-        self.rng = np.random.default_rng(seed)
-        small = [im.shape for im in images if im.shape[0] < size[0] or im.shape[1] < size[1]]
-        if small:
-            raise ValueError(
-                f"patch_size {size} is larger than image(s) of shape {small[0]}; "
-                "choose a smaller patch_size."
-            )
-        self.whole = all(im.shape == size for im in images)
-        if self.whole:
-            self.stack = np.stack(images)
-        self.images = images
-        self.weights = np.array(
-            [(im.shape[0] - size[0] + 1) * (im.shape[1] - size[1] + 1) for im in images],
-            dtype=np.float64,
-        )
-        self.weights /= self.weights.sum()
-
-    def sample(self, n: int) -> np.ndarray:
-        if self.whole:
-            out = self.stack[self.rng.integers(0, len(self.stack), n)]
-        else:
-            which = self.rng.choice(len(self.images), n, p=self.weights)
-            out = np.empty((n, *self.size), np.float32)
-            for i, w in enumerate(which):
-                im = self.images[w]
-                r = self.rng.integers(0, im.shape[0] - self.size[0] + 1)
-                c = self.rng.integers(0, im.shape[1] - self.size[1] + 1)
-                out[i] = im[r : r + self.size[0], c : c + self.size[1]]
-        if self.augment:
-            out = out.copy()
-            flip = self.rng.random(n) < 0.5
-            out[flip] = out[flip, :, ::-1]
-            if self.size[0] == self.size[1]:
-                k = self.rng.integers(0, 4, n)
-                for j in range(1, 4):
-                    out[k == j] = np.rot90(out[k == j], j, axes=(1, 2))
-        return np.ascontiguousarray(out)
 
 
 def _default_architecture(patch: tuple[int, int]) -> str:
@@ -197,10 +92,20 @@ def iter_train(
     checkpoint: Any = None,
     data: str | None = None,
     samples_every: int = 1,
+    noisy: bool = False,
+    operator: Any = None,
+    camera: Any = "auto",
 ) -> Gen[TrainUpdate, bool | None, Generator]:
     """Train a prior step by step; same arguments as :func:`train_prior`. Checks run eagerly."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+    if noisy and kind != "score":
+        raise ValueError(
+            f"noisy=True learns a score prior from noisy measurements; use kind='score' "
+            f"(a {kind} prior would learn the noise as part of the images)."
+        )
+    if operator is not None and not noisy:
+        raise ValueError("operator= names what made noisy measurements; it needs noisy=True.")
     if normalise not in NORMALISATIONS:
         raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}.")
     for name, v, low in (
@@ -210,7 +115,7 @@ def iter_train(
     ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}.")
-    ims = _as_image_list(images)
+    ims = as_image_list(images)
     if patch_size is None:
         shapes = {im.shape for im in ims}
         patch = (
@@ -236,9 +141,14 @@ def iter_train(
             f"architecture must be 'auto', 'fc-decoder' or 'conv-decoder', got {architecture!r}."
         )
     dev = resolve_device(device)
-    ims, norm = _normalise(ims, normalise)
-    whole = all(im.shape == patch for im in ims)
-    sampler = _Patches(ims, patch, augment if augment is not None else not whole, seed)
+    if noisy:
+        sampler, norm, noise = noisy_sampler(ims, patch, operator, camera, seed)
+        whole = False
+    else:
+        ims, norm = normalise(ims, normalise)
+        whole = all(im.shape == patch for im in ims)
+        sampler = Patches(ims, patch, augment if augment is not None else not whole, seed)
+        noise = None
     per_epoch = patches_per_epoch or (
         sum(1 for _ in ims)
         if whole
@@ -275,6 +185,7 @@ def iter_train(
         data,
         samples_every,
         len(ims),
+        noise,
     )
 
 
@@ -296,6 +207,7 @@ def _train(
     data,
     samples_every,
     n_images,
+    noise,
 ):
     torch_gen = torch.Generator(device="cpu").manual_seed(seed)
     G = G.to(dev)
@@ -345,13 +257,13 @@ def _train(
                 opt.step()
                 parts = {"loss": loss.item(), "reconstruction": rec.item(), "kl": kl.item()}
             elif kind == "score":
-                loss = G.loss(x, torch_gen)
+                loss = G.loss(x, torch_gen) if noise is None else sure_loss(G, x, torch_gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(G.parameters(), 1.0)  # the first steps can blow up
                 opt.step()
                 sched.step()
-                parts = {"denoising": loss.item()}
+                parts = {"denoising" if noise is None else "SURE": loss.item()}
             else:
                 z = torch.randn((batch_size, G.latent_dim), generator=torch_gen).to(dev)
                 fake = G(z)
@@ -372,6 +284,8 @@ def _train(
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
         losses = {k: v / n_batches for k, v in sums.items()}
+        if noise is not None:  # the held-out patches' error, as SURE estimates it
+            losses["held-out PSNR"] = held_out_psnr(G, sampler.held_out(dev), seed)
         samples = None
         if epoch % samples_every == 0 or epoch == epochs:
             G.eval()
@@ -398,6 +312,7 @@ def _train(
                 seed,
                 time.perf_counter() - t0,
                 cancelled=False,
+                noise=noise,
             )
         )
         if checkpoint is not None:
@@ -420,18 +335,21 @@ def _train(
             seed,
             time.perf_counter() - t0,
             cancelled,
+            noise=noise,
         )
     )
     return G.cpu()
 
 
-def _card(G, kind, norm, data, n_images, per_epoch, epoch, losses, seed, seconds, cancelled):
+def _card(G, kind, norm, data, n_images, per_epoch, epoch, losses, seed, seconds, cancelled, noise):
     from ._version import __version__
 
+    extra = {} if noise is None else {"noisy_training": noise}
     return {
+        **extra,
         "kind": kind,
         "normalisation": norm,
-        "data": data or "user images",
+        "data": data or ("user images" if noise is None else "user's noisy measurements"),
         "training": {
             "images": n_images,
             "patches_per_epoch": per_epoch,
@@ -485,6 +403,14 @@ def train_prior(
         percentiles to [0, 1], recorded as per-image so that reconstruction fits gain and
         offset; "global": one range for all; "none": data already in [0, 1]),
         ``checkpoint`` (a path written after every epoch), ``data`` (a description for the card).
+        ``noisy=True`` (with ``kind="score"``): the images are noisy measurements and no clean
+        image exists; the prior is learned from them alone by SURE
+        (:mod:`napari_genprior._noisy_training`), with ``camera`` ("auto": fitted to each image;
+        a dict as :func:`napari_genprior.reconstruct` takes; None: no camera, the noise model
+        fitted) and ``operator`` (None or ``"denoise"``: the measurements are the images
+        themselves). Images go into the units a solver uses (photoelectrons over their 99.9th
+        percentile; ``normalise`` does not apply); patches of a held-out part score progress as
+        ``losses["held-out PSNR"]``; the card's ``noisy_training`` records the noise.
 
     Returns
     -------

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, LineEdit, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, SpinBox
 from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -69,6 +69,15 @@ class TrainWidget(RunControls, Container):
             "gan: a DCGAN (sharper samples, harder to train). "
             "score: a diffusion prior (a denoiser of any noise level) for method 'score'; "
             "it has no latent code and reconstructs images of any size.",
+        )
+        self.noisy = CheckBox(
+            text="my images are noisy",
+            value=False,
+            tooltip="The images are noisy measurements (photon counts, camera noise) and no "
+            "clean images exist: learn a score prior from them alone, by SURE with the noise "
+            "the camera fit finds (kind becomes 'score'). Its loss curve shows a held-out "
+            "PSNR: how close the denoised held-out patches are to the clean ones, as "
+            "estimated from the noise.",
         )
         self.latent_dim = SpinBox(
             label="latent dim",
@@ -130,6 +139,7 @@ class TrainWidget(RunControls, Container):
                 self.images,
                 self.patch_size,
                 self.kind,
+                self.noisy,
                 self.latent_dim,
                 self.epochs,
                 self.patches_per_epoch,
@@ -155,12 +165,20 @@ class TrainWidget(RunControls, Container):
         self.preview: Image | None = None
         """The layer of decoded samples of the current (or last) run."""
         self._pbar: progress | None = None
+        self.noisy.changed.connect(self._on_noisy)
         self.train_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.save_button.changed.connect(self._save_dialog)
         warm_up()
 
     # -- inputs ------------------------------------------------------------------------------
+    def _on_noisy(self, noisy: bool) -> None:
+        """Noisy images train a score prior: the kind follows, and the latent does not apply."""
+        if noisy:
+            self.kind.value = "score"
+        self.kind.enabled = not noisy
+        self.latent_dim.enabled = not noisy
+
     def _training_images(self, layers: list[Image], patch: int) -> list[np.ndarray]:
         """The 2D planes of ``layers`` (read, never copied into the layers), checked.
 
@@ -214,7 +232,8 @@ class TrainWidget(RunControls, Container):
             planes = self._training_images(layers, patch)
             run = iter_train(
                 planes,
-                kind=self.kind.value,
+                kind="score" if self.noisy.value else self.kind.value,
+                noisy=bool(self.noisy.value),
                 latent_dim=self.latent_dim.value,
                 epochs=self.epochs.value,
                 device=self.device.value,
@@ -322,7 +341,11 @@ class TrainWidget(RunControls, Container):
     def _progress(self, u) -> None:
         """The status line and the progress bar at update ``u``."""
         loss = u.losses.get("loss", next(iter(u.losses.values()), float("nan")))
-        self.status.value = f"epoch {u.epoch}/{u.total}  loss {loss:.4g}  ({u.seconds:.0f} s)"
+        held = u.losses.get("held-out PSNR")
+        held_text = "" if held is None else f"  held-out PSNR {held:.1f} dB"
+        self.status.value = (
+            f"epoch {u.epoch}/{u.total}  loss {loss:.4g}{held_text}  ({u.seconds:.0f} s)"
+        )
         if self._pbar is not None:
             self._pbar.update(max(0, u.epoch - self._pbar.n))
 

@@ -31,6 +31,13 @@ def is_score_prior(prior: Any) -> bool:
     return getattr(prior, "architecture", None) == ScoreUNet.architecture
 
 
+def noise_floor(prior: Any) -> float | None:
+    """The rms noise level of the measurements a score prior learned from (None: trained on
+    clean images): below it the prior has never seen an image, so ``score`` anneals to it."""
+    noisy = getattr(prior, "card", {}).get("noisy_training")
+    return None if not noisy else float(noisy["sigma"])
+
+
 class _Block(nn.Sequential):
     def __init__(self, cin: int, cout: int, convs: int = 2):
         layers: list[nn.Module] = []
@@ -105,10 +112,9 @@ class ScoreUNet(nn.Module):
     def _net(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
         B, H, W = x.shape
         pad_h, pad_w = (-H) % 2**self.levels, (-W) % 2**self.levels
-        h = x[:, None]
+        h = torch.stack([x, c_noise.expand(B, H, W)], 1)
         if pad_h or pad_w:
             h = nn.functional.pad(h, (0, pad_w, 0, pad_h), mode="replicate")
-        h = torch.cat([h, c_noise.reshape(B, 1, 1, 1).expand(B, 1, *h.shape[-2:])], 1)
         h = self.inp(h)
         skips = []
         for down, enc in zip(self.down, self.enc):
@@ -122,14 +128,17 @@ class ScoreUNet(nn.Module):
         return self.out(h)[:, 0, :H, :W]
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
-        """Denoise ``x`` (``(B, H, W)``) that carries Gaussian noise of std ``sigma``."""
-        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
-        s = s.expand(x.shape[0]).reshape(-1, 1, 1)
+        """Denoise ``x`` (``(B, H, W)``) that carries Gaussian noise of std ``sigma``: one
+        number, one per image ``(B,)``, or a map per pixel ``(B, H, W)`` (noise whose level
+        varies over the image, as photon counts' does; the network sees the map)."""
+        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        if s.ndim != x.ndim:
+            s = s.reshape(-1).expand(x.shape[0]).reshape(-1, 1, 1)
         var = s * s + SIGMA_DATA**2
         c_skip = SIGMA_DATA**2 / var
         c_out = s * SIGMA_DATA / var.sqrt()
         c_in = 1 / var.sqrt()
-        return c_skip * x + c_out * self._net(c_in * x, s.log().reshape(-1) / 4)
+        return c_skip * x + c_out * self._net(c_in * x, s.log() / 4)
 
     def sigmas(self, steps: int, sigma_max: float | None = None, sigma_min: float | None = None):
         """``steps`` noise levels from ``sigma_max`` down to ``sigma_min``, geometric."""

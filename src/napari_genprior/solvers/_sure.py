@@ -121,6 +121,23 @@ def _variance_map(y: torch.Tensor, ndim: int, alpha: float, beta: float) -> torc
     return alpha * local.clamp_min(0) + beta
 
 
+def variance_map(y: torch.Tensor, alpha: Any, beta: Any, blind: bool = False) -> torch.Tensor:
+    """The noise variance per pixel of ``y`` (``(B, H, W)``) under the model
+    ``alpha * m + beta``, ``m`` the 3x3 local mean (``alpha``, ``beta``: numbers or ``(B,)``);
+    differentiable. ``blind``: the mean of the 8 neighbours only, so that a pixel's variance
+    does not depend on its own noise (as SURE's weights must not)."""
+    a = torch.as_tensor(alpha, dtype=y.dtype, device=y.device).reshape(-1, 1, 1)
+    b = torch.as_tensor(beta, dtype=y.dtype, device=y.device).reshape(-1, 1, 1)
+    pool = torch.nn.functional.avg_pool2d
+    if blind:
+        total = pool(y[:, None], 3, 1, 1, divisor_override=1)[:, 0]
+        count = pool(torch.ones_like(y[:1, None]), 3, 1, 1, divisor_override=1)[:, 0]
+        local = (total - y) / (count - 1)
+    else:
+        local = pool(y[:, None], 3, 1, 1, count_include_pad=False)[:, 0]
+    return (a * local.clamp_min(0) + b).clamp_min(1e-10)
+
+
 def sure_search(
     problem: Problem,
     core: Any,

@@ -36,6 +36,8 @@ from typing import Any
 import torch
 
 from ..operators.base import check_float, check_int
+from ..priors.score import noise_floor
+from ._sure import noise_model, variance_map
 from .common import (
     Problem,
     SolverGen,
@@ -79,18 +81,48 @@ def _refined_rotation(
     return rotation.reshape(m.shape[-2:])
 
 
-def _ensemble_denoise(prior, v: torch.Tensor, sigma: float, transforms: int) -> torch.Tensor:
+def _ensemble_denoise(prior, v: torch.Tensor, sigma, transforms: int) -> torch.Tensor:
     """``D(v, sigma)`` averaged over ``transforms`` of the 8 flips and transposes of the image
-    (self-ensembling: the denoiser's errors differ between orientations, its image does not)."""
+    (self-ensembling: the denoiser's errors differ between orientations, its image does not).
+    ``sigma``: a number, or a map of ``v``'s shape (transformed with it)."""
     out = torch.zeros_like(v)
-    for t in range(transforms):
-        w = v.transpose(-1, -2) if t & 4 else v
+    is_map = torch.is_tensor(sigma) and sigma.shape == v.shape
+
+    def turn(a: torch.Tensor, t: int) -> torch.Tensor:
+        a = a.transpose(-1, -2) if t & 4 else a
         dims = [d for d, bit in ((-1, 1), (-2, 2)) if t & bit]
-        w = w.flip(dims) if dims else w
-        d = prior(w, sigma)
-        d = d.flip(dims) if dims else d
-        out += d.transpose(-1, -2) if t & 4 else d
+        return a.flip(dims) if dims else a
+
+    def back(a: torch.Tensor, t: int) -> torch.Tensor:
+        dims = [d for d, bit in ((-1, 1), (-2, 2)) if t & bit]
+        a = a.flip(dims) if dims else a
+        return a.transpose(-1, -2) if t & 4 else a
+
+    for t in range(transforms):
+        out += back(prior(turn(v, t), turn(sigma, t) if is_map else sigma), t)
     return out / transforms
+
+
+def _denoise_direct(problem: Problem, ensemble: int) -> SolverGen:
+    """Denoising under a prior learned from noisy measurements: one call of its denoiser at the
+    measurement's own noise (the noise model fitted to it, a std per pixel), which is what the
+    prior was trained to do (:mod:`napari_genprior._noisy_training`), averaged over the 8
+    orientations unless ``ensemble`` asks for fewer."""
+    y = problem.y.real.to(torch.float32)
+    alpha, beta = noise_model(y, 2)
+    transforms = 8 if ensemble == 1 else ensemble
+    with torch.no_grad():
+        sigma = variance_map(y[None], alpha, beta).sqrt()
+        x = _ensemble_denoise(problem.prior, y[None], sigma, transforms)[0]
+    fit = float((x - y).pow(2).mean())
+    preview = problem.to_numpy(x)
+    yield Update(1, 1, fit, preview)
+    return x, {
+        "direct": True,
+        "noise_var": float(sigma.pow(2).mean()),
+        "noise_model": {"alpha": alpha, "beta": beta},
+        "ensemble": transforms,
+    }
 
 
 def solve_score(
@@ -124,7 +156,8 @@ def solve_score(
         Conjugate-gradient iterations of each data step.
     ensemble : {1, 2, 4, 8}
         Denoise in this many orientations (flips, transposes) and average: a little better,
-        this many times slower.
+        this many times slower. (Denoising under a prior learned from noisy measurements is
+        one denoiser call, in all 8 unless 2 or 4 are asked for.)
     phase_every : int
         For complex images (a magnitude with a phase): refine the phase every this many steps
         (0: keep the phase of the fully sampled centre).
@@ -149,6 +182,11 @@ def solve_score(
     phase_every = check_int("phase_every", phase_every, 0)
     rho_phase = check_float("rho_phase", rho_phase, low=0, low_open=True)
     A, y = problem.A, problem.y
+    floor = noise_floor(prior)
+    if floor is not None and A.kind == "denoise":
+        return (yield from _denoise_direct(problem, ensemble))
+    if floor is not None:  # below the measurements it learned from, the prior knows nothing
+        sigma_min = min(sigma_max, max(sigma_min, floor))
     refine = phase_every > 0 and hasattr(A, "rotated")  # a fixed-phase operator
     train, held = split_holdout(problem, holdout)
     n_train, n_held = float(train.sum()), float(held.sum())

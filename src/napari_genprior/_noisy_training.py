@@ -1,0 +1,287 @@
+"""Score priors learned from noisy measurements alone: denoisers trained by SURE, no clean image.
+
+A microscopist rarely has clean images of the sample, only noisy (Poisson-Gaussian) ones. Each
+measurement is put in the units a solver sees it in (:func:`napari_genprior.reconstruct`):
+photoelectrons, ``(y - offset) / gain`` with the camera fitted from the noise
+(:func:`~napari_genprior.solvers.camera.estimate_camera`) or given, divided by their 99.9th
+percentile. Its noise variance is modelled per pixel as ``alpha * m + beta`` (``m`` the 3x3
+local mean): for photon counts, the Poisson variance of the photoelectrons plus the read noise
+(exactly what the camera says), else the model fitted to the image's noise
+(:func:`~napari_genprior.solvers._sure.noise_model`). The variance must be right to a few
+percent: a good denoiser's error is a small part of it, and SURE subtracts it.
+
+The noise-conditional denoiser ``D(z, s)`` of a score prior
+(:class:`~napari_genprior.priors.ScoreUNet`) is then trained on ``z = y + s_e n``: a quarter of
+each batch with no added noise (``s_e = 0``: the measurement's own noise), the rest with Gaussian
+noise of std ``s_e`` log-uniform up to ``sigma_max``. The noise in ``z`` has per-pixel variance
+``V = v + s_e^2`` and the network is told its rms level ``s = sqrt(mean V)``. Its loss is
+Stein's unbiased risk estimate of the error against the clean image, which is never seen:
+
+    SURE(z) = |D(z) - z|^2 - sum V + 2 sum_i V_i dD_i/dz_i
+
+(the divergence by one Monte-Carlo probe ``b``, ``b . (D(z + eps b) - D(z)) / eps``). For
+Gaussian noise of known variance it is unbiased for ``|D(z) - x|^2`` (Stein 1981; as a training
+loss: Soltanayev and Chun 2018, and for score priors Aali et al. 2023, "SURE-Score"); for photon
+counts this uses the Gaussian approximation with the variance the data give. So the prior knows
+the clean images at every noise level from the measurement's own upwards, which is what method
+``score`` needs (its annealing stops at that level, :func:`noise_floor`), and the denoiser at
+``s_e = 0`` is the measurement's own denoiser.
+
+Progress is scored on patches held out from training (the bottom strip of each image tall
+enough, else a tenth of the images) by the same estimate at ``s_e = 0``, as a PSNR: the
+"held-out PSNR" of the loss curve estimates how far the denoised patches are from the clean
+ones.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from .priors.score import SIGMA_DATA, ScoreUNet
+from .solvers._sure import noise_model, variance_map
+from .solvers.camera import check_camera, estimate_camera
+
+#: The least noise added in training, as a part of the measurement's own noise std.
+MIN_ADDED = 0.3
+#: Step of the finite-difference divergence probe (images of unit scale).
+PROBE_EPS = 1e-3
+#: The largest number of held-out patches scored after each epoch.
+HELD_OUT_PATCHES = 64
+
+
+def to_solver_units(
+    image: np.ndarray, camera: Any = "auto"
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """``image`` in a solver's units, its noise-variance map there, and what was fitted.
+
+    Returns ``(y, v, info)``: ``y`` = photoelectrons over their 99.9th percentile (float32),
+    ``v`` the per-pixel noise variance in those units, ``info`` the camera, the scale and the
+    noise model ``alpha``, ``beta`` and rms level ``sigma``.
+    """
+    im = np.asarray(image, dtype=np.float32)
+    if camera is None:
+        cam = {"offset": 0.0, "gain": 1.0, "read_noise": None, "poisson": False}
+    elif isinstance(camera, str) and camera == "auto":
+        cam = estimate_camera(im)
+    elif isinstance(camera, str):
+        raise ValueError(f"camera must be 'auto', None or a dict, got {camera!r}.")
+    else:
+        cam = estimate_camera(im, check_camera(camera))
+    e = (im - float(cam["offset"])) / float(cam["gain"])
+    scale = float(np.quantile(e, 0.999))
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(
+            "this image has no signal above the camera's offset (its 99.9th percentile is "
+            f"{scale:.3g} photoelectrons); nothing can be learned from it."
+        )
+    y = torch.from_numpy(e / scale)
+    if cam["poisson"]:  # photoelectrons: variance = mean + read noise^2, exactly
+        alpha, beta = 1 / scale, float(cam["read_noise"] or 0.0) ** 2 / scale**2
+    else:  # not photon counts: the variance model fitted to the image's noise
+        alpha, beta = noise_model(y, 2)
+    v = variance_map(y[None], alpha, beta)[0]
+    info = {
+        "camera": {k: cam.get(k) for k in ("offset", "gain", "read_noise", "poisson")},
+        "scale": scale,
+        "alpha": float(alpha),
+        "beta": float(beta),
+        "sigma": float(v.mean().sqrt()),
+    }
+    return y.numpy(), v.numpy().astype(np.float32), info
+
+
+def noisy_sampler(
+    images: list[np.ndarray], patch: tuple[int, int], operator: Any, camera: Any, seed: int
+) -> tuple[NoisyPatches, dict[str, Any], dict[str, Any]]:
+    """The patch sampler, the card's normalisation and its ``noisy_training`` entry for
+    training on the noisy measurements ``images`` (2D, already checked)."""
+    kind = getattr(operator, "kind", None)
+    if operator is not None and kind != "denoise":
+        raise ValueError(
+            f"noisy=True learns from measurements of the images themselves (operator None or "
+            f"'denoise'); training through a {kind!r} operator is not supported: give the "
+            "noisy images, or deconvolve them first."
+        )
+    ys, infos = [], []
+    for im in images:
+        y, _, info = to_solver_units(im, camera)
+        ys.append(y)
+        infos.append(info)
+    sampler = NoisyPatches(ys, [(i["alpha"], i["beta"]) for i in infos], patch, seed)
+    norm = {
+        "kind": "minmax",
+        "low": 0.0,
+        "high": 1.0,
+        "per_image": True,
+        "units": "photoelectrons over their 99.9th percentile",
+    }
+    sigmas = [i["sigma"] for i in infos]
+    noise = {
+        "sigma": float(np.median(sigmas)),
+        "sigma_range": [float(min(sigmas)), float(max(sigmas))],
+        "alpha": float(np.median([i["alpha"] for i in infos])),
+        "beta": float(np.median([i["beta"] for i in infos])),
+        "camera": infos[0]["camera"] if len(infos) == 1 else "fitted per image",
+        "loss": "SURE (Poisson-Gaussian variance from the camera or the data)",
+        "held_out": "separate patches" if sampler.held_out_separate else "training patches",
+    }
+    return sampler, norm, noise
+
+
+class NoisyPatches:
+    """Random patches of ``size`` of measurements, flipped and rotated, each with its image's
+    noise model (channels: the patch, ``alpha``, ``beta``); patches of the held-out part are
+    kept apart for :meth:`held_out`."""
+
+    def __init__(self, ys: list[np.ndarray], models: list[tuple[float, float]], size, seed):
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+        h, w = size
+        small = [y.shape for y in ys if y.shape[0] < h or y.shape[1] < w]
+        if small:
+            raise ValueError(
+                f"patch_size {size} is larger than image(s) of shape {small[0]}; "
+                "choose a smaller patch_size."
+            )
+        pairs = [
+            np.stack([y, np.full_like(y, a), np.full_like(y, b)]) for y, (a, b) in zip(ys, models)
+        ]
+        train, held = [], []
+        if len(pairs) >= 10:  # a tenth of the images held out
+            for i, p in enumerate(pairs):
+                (held if i % 10 == 9 else train).append(p)
+        else:  # the bottom strip of each image tall enough
+            for p in pairs:
+                if p.shape[1] >= 3 * h:
+                    train.append(p[:, :-h])
+                    held.append(p[:, -h:])
+                else:
+                    train.append(p)
+        self.train = train
+        tiles = [p[:, :h, c : c + w] for p in held for c in range(0, p.shape[2] - w + 1, w)] or [
+            self._crop(p) for p in train for _ in range(4)
+        ]
+        self.held_out_tiles = np.stack(tiles[:HELD_OUT_PATCHES])
+        self.held_out_separate = bool(held)
+        weights = np.array([(p.shape[1] - h + 1) * (p.shape[2] - w + 1) for p in train], float)
+        self.weights = weights / weights.sum()
+
+    def held_out(self, device: Any) -> torch.Tensor:
+        """The held-out patches ``(n, 3, h, w)`` on ``device``."""
+        return torch.from_numpy(self.held_out_tiles).to(device)
+
+    def _crop(self, p: np.ndarray) -> np.ndarray:
+        h, w = self.size
+        r = self.rng.integers(0, p.shape[1] - h + 1)
+        c = self.rng.integers(0, p.shape[2] - w + 1)
+        return p[:, r : r + h, c : c + w]
+
+    def sample(self, n: int) -> np.ndarray:
+        """``(n, 3, h, w)``: measurement patches and their noise models."""
+        which = self.rng.choice(len(self.train), n, p=self.weights)
+        out = np.stack([self._crop(self.train[i]) for i in which])
+        flip = self.rng.random(n) < 0.5
+        out[flip] = out[flip][..., ::-1]
+        if self.size[0] == self.size[1]:
+            k = self.rng.integers(0, 4, n)
+            for j in range(1, 4):
+                out[k == j] = np.rot90(out[k == j], j, axes=(2, 3))
+        return np.ascontiguousarray(out)
+
+
+def _denoised(G: ScoreUNet, z: torch.Tensor, model: torch.Tensor, added: torch.Tensor):
+    """``G``'s estimate of the clean image from ``z`` (the measurement plus noise of variance
+    ``added``), told the std map of its input's noise computed from that input."""
+    s = (variance_map(z, model[:, 0], model[:, 1]) + added).sqrt()
+    return G(z, s)
+
+
+def sure(
+    G: ScoreUNet,
+    y: torch.Tensor,
+    model: torch.Tensor,
+    added: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Per-pixel terms of SURE of ``G``'s error on ``z = y + sqrt(added) n``, where ``y``
+    (``(B, H, W)``) carries Gaussian noise of variance ``alpha * m + beta`` (``model``:
+    ``(B, 2)`` alphas and betas; ``m`` the mean of a pixel's 8 neighbours, so that neither the
+    variance nor the weights depend on the pixel's own noise); their sum estimates
+    ``|D(z) - x|^2`` for the clean ``x``. The divergence probe passes through the std map
+    ``G`` is told, which depends on the noise too. (For photon counts this is biased, and a
+    network trained on it learns to exploit the bias: :func:`sure_loss` does not use it; the
+    held-out score does, on a network that was not trained on it.)"""
+    noise = torch.randn(y.shape, generator=generator).to(y.device)
+    probe = torch.randn(y.shape, generator=generator).to(y.device)
+    z = y + added.sqrt() * noise
+    V = variance_map(y, model[:, 0], model[:, 1], blind=True) + added
+    both = _denoised(
+        G, torch.cat([z, z + PROBE_EPS * probe]), model.repeat(2, 1), added.repeat(2, 1, 1)
+    )
+    d, d_probe = both[: len(z)], both[len(z) :]
+    return (d - z) ** 2 - V + 2 * V * probe * (d_probe - d) / PROBE_EPS
+
+
+def added_variance(
+    v: torch.Tensor, u: torch.Tensor, share: torch.Tensor, sigma_min: float, sigma_max: float
+) -> torch.Tensor:
+    """Variance maps of the noise added to a batch: of mean ``s^2`` (``s`` log-uniform in
+    ``[sigma_min, sigma_max]`` by ``u``) with the ``share`` of it shaped like the measurement's
+    own (photon-like) noise ``v``, the rest flat."""
+    lo, hi = math.log(sigma_min), math.log(sigma_max)
+    s = (lo + u * (hi - lo)).exp().reshape(-1, 1, 1)
+    shape = v / v.mean(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    share = share.reshape(-1, 1, 1)
+    return s * s * (share * shape + 1 - share)
+
+
+def sure_loss(
+    G: ScoreUNet, batch: torch.Tensor, generator: torch.Generator, sigma_max: float | None = None
+) -> torch.Tensor:
+    """The training loss on a batch ``(B, 3, H, W)`` of :meth:`NoisyPatches.sample`.
+
+    Gaussian noise of variance ``a`` (:func:`added_variance`) is added to the measurement
+    ``y``: ``z = y + n_a``. SURE with respect to that added noise alone,
+    ``|f(z) - z|^2 - a + 2 a div f``, is an unbiased estimate of ``|f(z) - y|^2`` whatever
+    the noise in ``y`` (photon counts included), so a network cannot exploit it. ``f`` is the
+    estimate of ``y`` that the clean estimate ``D`` implies when the noise in ``y`` (variance
+    ``v``) is Gaussian, ``f = c z + (1 - c) D(z)`` with ``c = v / (v + a)`` (Noisier2Noise's
+    correction, Moran et al. 2020): minimising it makes ``D(z)`` the clean image's posterior
+    mean at noise ``v + a``. EDM's weight per pixel at that noise."""
+    y, model = batch[:, 0], batch[:, 1:, 0, 0]
+    v = variance_map(y, model[:, 0], model[:, 1], blind=True)
+    B = len(y)
+    u = torch.rand(B, generator=generator).to(y.device)
+    share = torch.rand(B, generator=generator).to(y.device)
+    hi = G.sigma_max if sigma_max is None else sigma_max
+    own = float(v.mean().sqrt())
+    a = added_variance(v, u, share, max(G.sigma_min, MIN_ADDED * own), hi)
+    c = v / (v + a)
+    noise = torch.randn(y.shape, generator=generator).to(y.device)
+    probe = torch.randn(y.shape, generator=generator).to(y.device)
+    z = y + a.sqrt() * noise
+    both = _denoised(
+        G, torch.cat([z, z + PROBE_EPS * probe]), model.repeat(2, 1), a.repeat(2, 1, 1)
+    )
+    zz = torch.cat([z, z + PROBE_EPS * probe])
+    f = c.repeat(2, 1, 1) * zz + (1 - c.repeat(2, 1, 1)) * both
+    f0, f1 = f[:B], f[B:]
+    est = (f0 - z) ** 2 - a + 2 * a * probe * (f1 - f0) / PROBE_EPS
+    V = v + a
+    w = (V + SIGMA_DATA**2) / (V * SIGMA_DATA**2)
+    return (w * est).mean()
+
+
+@torch.no_grad()
+def held_out_psnr(G: ScoreUNet, tiles: torch.Tensor, seed: int) -> float:
+    """The PSNR (peak 1) of ``G``'s denoising of the held-out tiles at their own noise, as
+    Gaussian SURE (:func:`sure`) estimates it (the same probe every time: comparable between
+    epochs; for photon counts an approximation)."""
+    gen = torch.Generator().manual_seed(seed)
+    y, model = tiles[:, 0], tiles[:, 1:, 0, 0]
+    est = sure(G, y, model, torch.zeros_like(y), gen)
+    return float(-10 * math.log10(max(float(est.mean()), 1e-10)))
