@@ -509,6 +509,7 @@ def train_nuclei_score(device: str) -> None:
         "noise) outside its held-out quadrant [256:512, 0:256]: three 256x256 parts, learned "
         "from the noisy pixels alone (SURE)",
         callback=lambda e, losses, s: print(f"  nuclei-score epoch {e}: {losses}", flush=True),
+        checkpoint=Path(tempfile.gettempdir()) / "nuclei-score-checkpoint.safetensors",
         **NUCLEI_SCORE,
     )
     G.card["name"] = "nuclei-score"

@@ -44,6 +44,7 @@ EXPERIMENTS: dict[str, str] = {
     "peers": "peers",
     "real-acquisition": "real_acquisition",
     "mri-acquired": "mri_acquired",
+    "self-supervised": "self_supervised",
 }
 
 

@@ -27,8 +27,8 @@ the clean images at every noise level from the measurement's own upwards, which 
 ``score`` needs (its annealing stops at that level, :func:`noise_floor`), and the denoiser at
 ``s_e = 0`` is the measurement's own denoiser.
 
-Progress is scored on patches held out from training (the bottom strip of each image tall
-enough, else a tenth of the images) by the same estimate at ``s_e = 0``, as a PSNR: the
+Progress is scored on patches held out from training (the bottom strip, one patch high, of each image at least two patches tall,
+else a tenth of the images) by Gaussian SURE at the measurement's own noise, as a PSNR: the
 "held-out PSNR" of the loss curve estimates how far the denoised patches are from the clean
 ones.
 """
@@ -156,7 +156,7 @@ class NoisyPatches:
                 (held if i % 10 == 9 else train).append(p)
         else:  # the bottom strip of each image tall enough
             for p in pairs:
-                if p.shape[1] >= 3 * h:
+                if p.shape[1] >= 2 * h:
                     train.append(p[:, :-h])
                     held.append(p[:, -h:])
                 else:
@@ -227,14 +227,15 @@ def sure(
 
 
 def added_variance(
-    v: torch.Tensor, u: torch.Tensor, share: torch.Tensor, sigma_min: float, sigma_max: float
+    m: torch.Tensor, u: torch.Tensor, share: torch.Tensor, sigma_min: float, sigma_max: float
 ) -> torch.Tensor:
     """Variance maps of the noise added to a batch: of mean ``s^2`` (``s`` log-uniform in
-    ``[sigma_min, sigma_max]`` by ``u``) with the ``share`` of it shaped like the measurement's
-    own (photon-like) noise ``v``, the rest flat."""
+    ``[sigma_min, sigma_max]`` by ``u``), the ``share`` of it in proportion to the local mean
+    ``m`` (as photon noise is, whatever the measurement's own noise), the rest flat."""
     lo, hi = math.log(sigma_min), math.log(sigma_max)
     s = (lo + u * (hi - lo)).exp().reshape(-1, 1, 1)
-    shape = v / v.mean(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    mean = m.mean(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    shape = m.clamp_min(0) / mean + 0.01
     share = share.reshape(-1, 1, 1)
     return s * s * (share * shape + 1 - share)
 
@@ -259,7 +260,8 @@ def sure_loss(
     share = torch.rand(B, generator=generator).to(y.device)
     hi = G.sigma_max if sigma_max is None else sigma_max
     own = float(v.mean().sqrt())
-    a = added_variance(v, u, share, max(G.sigma_min, MIN_ADDED * own), hi)
+    m = variance_map(y, 1.0, 0.0, blind=True)  # the local mean (blind: as v is)
+    a = added_variance(m, u, share, max(G.sigma_min, MIN_ADDED * own), hi)
     c = v / (v + a)
     noise = torch.randn(y.shape, generator=generator).to(y.device)
     probe = torch.randn(y.shape, generator=generator).to(y.device)
@@ -272,7 +274,9 @@ def sure_loss(
     f0, f1 = f[:B], f[B:]
     est = (f0 - z) ** 2 - a + 2 * a * probe * (f1 - f0) / PROBE_EPS
     V = v + a
-    w = (V + SIGMA_DATA**2) / (V * SIGMA_DATA**2)
+    # EDM's weight at the noise v + a, over (1 - c): the clean error enters est as (1 - c)^2 of
+    # it, and a full 1 / (1 - c)^2 would make small added noise's estimates too noisy to learn
+    w = (V + SIGMA_DATA**2) / (V * SIGMA_DATA**2) / (1 - c)
     return (w * est).mean()
 
 
