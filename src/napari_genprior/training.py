@@ -23,6 +23,7 @@ from torch import nn
 from ._drive import drive
 from ._noisy_training import held_out_psnr, noisy_sampler, sure_loss
 from ._training_data import NORMALISATIONS, Patches, as_image_list
+from ._training_data import normalise as normalise_images
 from .devices import resolve_device
 from .priors import (
     ENCODERS,
@@ -145,7 +146,7 @@ def iter_train(
         sampler, norm, noise = noisy_sampler(ims, patch, operator, camera, seed)
         whole = False
     else:
-        ims, norm = normalise(ims, normalise)
+        ims, norm = normalise_images(ims, normalise)
         whole = all(im.shape == patch for im in ims)
         sampler = Patches(ims, patch, augment if augment is not None else not whole, seed)
         noise = None

@@ -365,6 +365,9 @@ class TrainWidget(RunControls, Container):
             )
         else:
             msg = f"prior {name!r}: trained {epochs} epochs in {seconds:.1f} s"
+        held = info.get("final_losses", {}).get("held-out PSNR")
+        if held is not None:  # learned from noisy images: how well it denoises held-out ones
+            msg += f"; held-out PSNR {held:.1f} dB"
         self.status.value = msg
         show_info(f"{msg}; it is now in the Reconstruct widget's prior list.")
 
