@@ -266,11 +266,9 @@ def sure_loss(
     noise = torch.randn(y.shape, generator=generator).to(y.device)
     probe = torch.randn(y.shape, generator=generator).to(y.device)
     z = y + a.sqrt() * noise
-    both = _denoised(
-        G, torch.cat([z, z + PROBE_EPS * probe]), model.repeat(2, 1), a.repeat(2, 1, 1)
-    )
-    zz = torch.cat([z, z + PROBE_EPS * probe])
-    f = c.repeat(2, 1, 1) * zz + (1 - c.repeat(2, 1, 1)) * both
+    zz = torch.cat([z, z + PROBE_EPS * probe])  # the input and its probe, in one batch
+    c2 = c.repeat(2, 1, 1)
+    f = c2 * zz + (1 - c2) * _denoised(G, zz, model.repeat(2, 1), a.repeat(2, 1, 1))
     f0, f1 = f[:B], f[B:]
     est = (f0 - z) ** 2 - a + 2 * a * probe * (f1 - f0) / PROBE_EPS
     V = v + a
