@@ -193,11 +193,16 @@ class NoisyPatches:
         return np.ascontiguousarray(out)
 
 
-def _denoised(G: ScoreUNet, z: torch.Tensor, model: torch.Tensor, added: torch.Tensor):
-    """``G``'s estimate of the clean image from ``z`` (the measurement plus noise of variance
-    ``added``), told the std map of its input's noise computed from that input."""
-    s = (variance_map(z, model[:, 0], model[:, 1]) + added).sqrt()
-    return G(z, s)
+def _denoised_with_probe(
+    G: ScoreUNet, z: torch.Tensor, probe: torch.Tensor, model: torch.Tensor, added: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``G``'s estimates of the clean image from ``z`` (the measurement plus noise of variance
+    ``added``) and from ``z + PROBE_EPS * probe``, in one batch; each told the std map of its
+    input's noise computed from that input (so that the probe passes through the map too)."""
+    zz = torch.cat([z, z + PROBE_EPS * probe])
+    m2, a2 = model.repeat(2, 1), added.repeat(2, 1, 1)
+    both = G(zz, (variance_map(zz, m2[:, 0], m2[:, 1]) + a2).sqrt())
+    return both[: len(z)], both[len(z) :]
 
 
 def sure(
@@ -219,10 +224,7 @@ def sure(
     probe = torch.randn(y.shape, generator=generator).to(y.device)
     z = y + added.sqrt() * noise
     V = variance_map(y, model[:, 0], model[:, 1], blind=True) + added
-    both = _denoised(
-        G, torch.cat([z, z + PROBE_EPS * probe]), model.repeat(2, 1), added.repeat(2, 1, 1)
-    )
-    d, d_probe = both[: len(z)], both[len(z) :]
+    d, d_probe = _denoised_with_probe(G, z, probe, model, added)
     return (d - z) ** 2 - V + 2 * V * probe * (d_probe - d) / PROBE_EPS
 
 
@@ -266,10 +268,9 @@ def sure_loss(
     noise = torch.randn(y.shape, generator=generator).to(y.device)
     probe = torch.randn(y.shape, generator=generator).to(y.device)
     z = y + a.sqrt() * noise
-    zz = torch.cat([z, z + PROBE_EPS * probe])  # the input and its probe, in one batch
-    c2 = c.repeat(2, 1, 1)
-    f = c2 * zz + (1 - c2) * _denoised(G, zz, model.repeat(2, 1), a.repeat(2, 1, 1))
-    f0, f1 = f[:B], f[B:]
+    d, d_probe = _denoised_with_probe(G, z, probe, model, a)
+    f0 = c * z + (1 - c) * d
+    f1 = c * (z + PROBE_EPS * probe) + (1 - c) * d_probe
     est = (f0 - z) ** 2 - a + 2 * a * probe * (f1 - f0) / PROBE_EPS
     V = v + a
     # EDM's weight at the noise v + a, over (1 - c): the clean error enters est as (1 - c)^2 of
