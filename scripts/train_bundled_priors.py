@@ -495,7 +495,7 @@ NUCLEI_SCORE = {"epochs": 30, "patches_per_epoch": 1600, "batch_size": 32, "chan
 def train_nuclei_score(device: str) -> None:
     """``nuclei-score``: a score prior of real fluorescence nuclei learned from noisy pixels
     alone: the raw ``img2d.tif`` (its own camera noise, no clean image, no denoising) outside
-    the held-out quadrant, by SURE with the noise model fitted to each part
+    the held-out quadrant, by splitting their photons (Noise2Noise) with the noise model fitted to each part
     (``train_prior(kind="score", noisy=True)``; :mod:`napari_genprior._noisy_training`)."""
     import napari_genprior as ngp
 
@@ -511,7 +511,7 @@ def train_nuclei_score(device: str) -> None:
         seed=0,
         data="stardist 0.9.2's img2d.tif (BBBC038 fluorescence nuclei, raw, with its camera "
         "noise) outside its held-out quadrant [256:512, 0:256]: three 256x256 parts, learned "
-        "from the noisy pixels alone (SURE)",
+        "from the noisy pixels alone (Noise2Noise on split photons)",
         callback=lambda e, losses, s: print(f"  nuclei-score epoch {e}: {losses}", flush=True),
         checkpoint=Path(tempfile.gettempdir()) / "nuclei-score-checkpoint.safetensors",
         **NUCLEI_SCORE,

@@ -10,6 +10,7 @@ import napari_genprior as ngp
 from napari_genprior._noisy_training import (
     NoisyPatches,
     held_out_psnr,
+    split_counts,
     sure,
     to_solver_units,
 )
@@ -55,6 +56,38 @@ def test_sure_estimates_the_error_against_the_clean_image_it_never_sees():
         s = (variance_map(z, alpha, beta) + added).sqrt()
         truth = float((G(z, s) - clean).pow(2).mean())
         assert abs(est - truth) < 0.1 * truth, (extra, est, truth)
+
+
+@pytest.mark.parametrize(
+    "alpha, beta",
+    [(1 / 20, (1 / 20) ** 2), (0.0, 0.03**2)],
+    ids=["photon counts with read noise", "Gaussian noise"],
+)
+def test_a_split_gives_two_independent_unbiased_measurements(alpha, beta):
+    """The training loss's premise: both parts of a split measurement are unbiased for the
+    clean image, with the variances the model says, and their noises are uncorrelated (else
+    Noise2Noise would learn to copy the noise). Photon counts (20 at the brightest, 1 e- read
+    noise: small counts, thinned exactly) and Gaussian noise (large counts, normal thinning)."""
+    clean = torch.from_numpy(nuclei_images(8, shape=(64, 64), seed=2).astype(np.float32))
+    gen = torch.Generator().manual_seed(0)
+    if alpha:
+        counts = torch.poisson(clean / alpha, generator=gen)
+        y = alpha * (counts + torch.randn(clean.shape, generator=gen) * beta**0.5 / alpha)
+    else:
+        y = clean + beta**0.5 * torch.randn(clean.shape, generator=gen)
+    model = torch.tensor([[alpha, beta]] * len(y))
+    p = torch.full((len(y),), 0.7)
+    u1, u2 = split_counts(y, model, p, gen)
+    e1, e2 = u1 - clean, u2 - clean
+    v = alpha * clean + beta
+    assert abs(float(e1.mean())) < 0.02 * float(v.mean().sqrt())
+    assert abs(float(e2.mean())) < 0.02 * float(v.mean().sqrt())
+    assert float(e1.pow(2).mean()) == pytest.approx(float((v / 0.7).mean()), rel=0.05)
+    assert float(e2.pow(2).mean()) == pytest.approx(float((v / 0.3).mean()), rel=0.05)
+    corr = float((e1 * e2).mean()) / float(e1.pow(2).mean() * e2.pow(2).mean()) ** 0.5
+    assert abs(corr) < 0.02, corr
+    # a split that copied the noise into both parts would show it: the check can fail
+    assert float((e1 * (y - clean)).mean()) > 0.5 * float(v.mean())
 
 
 def test_measurements_go_into_the_units_a_solver_uses():

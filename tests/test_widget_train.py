@@ -193,7 +193,7 @@ def test_the_image_list_follows_the_viewer(viewer_and_widget):
 
 
 def test_my_images_are_noisy_learns_a_score_prior_from_the_layer_alone(viewer_and_widget, qtbot):
-    """Issue 36: the option trains a score prior by SURE on the (raw, noisy) layer, shows the
+    """Issue 36: the option trains a score prior by splitting the (raw, noisy) layer's photons, shows the
     held-out PSNR beside the loss, and leaves the layer as it was."""
     viewer, widget = viewer_and_widget
     layer = viewer.layers["nuclei"]
@@ -208,7 +208,7 @@ def test_my_images_are_noisy_learns_a_score_prior_from_the_layer_alone(viewer_an
     G = SESSION_PRIORS.get("from-noise")
     assert G.card["kind"] == "score" and "noisy_training" in G.card
     assert G.card["noisy_training"]["held_out"] == "separate patches"
-    assert set(widget.loss_plot.curves) == {"SURE", "held-out PSNR"}
+    assert set(widget.loss_plot.curves) == {"split loss", "held-out PSNR"}
     assert len(widget.loss_plot.curves["held-out PSNR"]) == 2
     assert "held-out PSNR" in widget.status.value
     np.testing.assert_array_equal(layer.data, before)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ._drive import drive
-from ._noisy_training import held_out_psnr, noisy_sampler, sure_loss
+from ._noisy_training import held_out_psnr, noisy_sampler, split_loss
 from ._training_data import NORMALISATIONS, Patches, as_image_list
 from ._training_data import normalise as normalise_images
 from .devices import resolve_device
@@ -258,13 +258,13 @@ def _train(
                 opt.step()
                 parts = {"loss": loss.item(), "reconstruction": rec.item(), "kl": kl.item()}
             elif kind == "score":
-                loss = G.loss(x, torch_gen) if noise is None else sure_loss(G, x, torch_gen)
+                loss = G.loss(x, torch_gen) if noise is None else split_loss(G, x, torch_gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(G.parameters(), 1.0)  # the first steps can blow up
                 opt.step()
                 sched.step()
-                parts = {"denoising" if noise is None else "SURE": loss.item()}
+                parts = {"denoising" if noise is None else "split loss": loss.item()}
             else:
                 z = torch.randn((batch_size, G.latent_dim), generator=torch_gen).to(dev)
                 fake = G(z)
@@ -405,7 +405,7 @@ def train_prior(
         offset; "global": one range for all; "none": data already in [0, 1]),
         ``checkpoint`` (a path written after every epoch), ``data`` (a description for the card).
         ``noisy=True`` (with ``kind="score"``): the images are noisy measurements and no clean
-        image exists; the prior is learned from them alone by SURE
+        image exists; the prior is learned from them alone, each split in two (Noise2Noise)
         (:mod:`napari_genprior._noisy_training`), with ``camera`` ("auto": fitted to each image;
         a dict as :func:`napari_genprior.reconstruct` takes; None: no camera, the noise model
         fitted) and ``operator`` (None or ``"denoise"``: the measurements are the images

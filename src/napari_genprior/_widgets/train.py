@@ -74,7 +74,8 @@ class TrainWidget(RunControls, Container):
             text="my images are noisy",
             value=False,
             tooltip="The images are noisy measurements (photon counts, camera noise) and no "
-            "clean images exist: learn a score prior from them alone, by SURE with the noise "
+            "clean images exist: learn a score prior from them alone, by splitting each "
+            "measurement's photons into two independent halves (Noise2Noise), with the noise "
             "the camera fit finds (kind becomes 'score'). Its loss curve shows a held-out "
             "PSNR: how close the denoised held-out patches are to the clean ones, as "
             "estimated from the noise.",
