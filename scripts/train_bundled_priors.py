@@ -489,7 +489,7 @@ def train_mri_score(device: str) -> None:
 
 
 #: ``nuclei-score``'s training: epochs of patches (64x64, batches of 32), U-Net channels.
-NUCLEI_SCORE = {"epochs": 30, "patches_per_epoch": 1600, "batch_size": 32, "channels": 16}
+NUCLEI_SCORE = {"epochs": 20, "patches_per_epoch": 1600, "batch_size": 32, "channels": 32}
 
 
 def train_nuclei_score(device: str) -> None:

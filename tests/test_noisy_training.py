@@ -177,3 +177,25 @@ def test_held_out_psnr_is_reproducible():
     G = ScoreUNet((32, 32), channels=4)
     tiles = P.held_out("cpu")
     assert held_out_psnr(G, tiles, 0) == held_out_psnr(G, tiles, 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_noisy_training_and_direct_denoising_run_on_cuda():
+    """The split's binomial draws come from the CPU generator of the training loop: on CUDA
+    the training and the denoising under the prior must run all the same."""
+    _, counts = _photon_field(20, seed=0, n=2, side=96)
+    G = ngp.train_prior(
+        list(counts),
+        kind="score",
+        noisy=True,
+        epochs=1,
+        channels=4,
+        patches_per_epoch=32,
+        batch_size=8,
+        patch_size=32,
+        device="cuda",
+        seed=0,
+    )
+    A = ngp.make_operator("denoise", shape=counts[0].shape)
+    rec = ngp.reconstruct(counts[0], A, method="score", prior=G, device="cuda", camera=None)
+    assert rec.params["direct"] is True and np.isfinite(rec.image).all()

@@ -50,7 +50,7 @@ PHOTONS = (5, 20, 100)
 TILES = [(slice(a, a + 128), slice(b, b + 128)) for a in (0, 128) for b in (0, 128)]
 CAMERA = {"offset": 0.0, "gain": 1.0, "read_noise": READ_NOISE}
 #: Training on the user's own noisy quadrant (256x256): epochs, patches per epoch, batch.
-OWN_TRAINING = {"epochs": 12, "patches_per_epoch": 960, "batch_size": 32, "channels": 16}
+OWN_TRAINING = {"epochs": 24, "patches_per_epoch": 480, "batch_size": 16, "channels": 32}
 QUICK_TRAINING = {"epochs": 2, "patches_per_epoch": 64, "batch_size": 16, "channels": 8}
 #: Noise2Void: epochs of CAREamics' default N2V on the same quadrant (it takes its 16 64x64
 #: patches per epoch), about the time ``score (own)`` takes to train.

@@ -268,7 +268,9 @@ def split_counts(
     normal = k > NORMAL_COUNTS
     few = torch.where(normal, torch.zeros_like(k), k)
     few = few.floor() + (torch.rand(k.shape, generator=generator).to(k) < few.frac()).to(k)
-    thinned = torch.binomial(few, p.expand_as(few).contiguous(), generator=generator)
+    # drawn on the generator's device (the CPU), as every draw of the training loop is
+    probs = p.expand_as(few).contiguous().cpu()
+    thinned = torch.binomial(few.cpu(), probs, generator=generator).to(k)
     noise = torch.randn(k.shape, generator=generator).to(k)
     k1 = torch.where(normal, p * k + (p * (1 - p) * k).sqrt() * noise, thinned)
     k = torch.where(normal, k, few)
