@@ -199,3 +199,23 @@ def test_noisy_training_and_direct_denoising_run_on_cuda():
     A = ngp.make_operator("denoise", shape=counts[0].shape)
     rec = ngp.reconstruct(counts[0], A, method="score", prior=G, device="cuda", camera=None)
     assert rec.params["direct"] is True and np.isfinite(rec.image).all()
+
+
+def test_direct_denoising_takes_the_noise_map_from_a_known_camera():
+    """With the camera given (photon counts), the denoiser is told the exact Poisson-Gaussian
+    noise of the photoelectrons; without one, the model fitted to the measurement."""
+    G = ScoreUNet(channels=4)
+    G.card["noisy_training"] = {"sigma": 0.05}
+    _, counts = _photon_field(20, seed=0, side=64)
+    raw = 100 + 2.0 * counts
+    A = ngp.make_operator("denoise", shape=counts.shape)
+    cam = {"offset": 100, "gain": 2.0, "read_noise": 1.5}
+    rec = ngp.reconstruct(raw, A, method="score", prior=G, camera=cam, device="cpu")
+    model, scale = rec.params["noise_model"], rec.params["scale"]
+    assert model["from"] == "camera"
+    assert model["alpha"] == pytest.approx(1 / scale) and 15 < scale < 35  # photoelectrons
+    assert model["beta"] == pytest.approx(1.5**2 / scale**2)
+    fitted = ngp.reconstruct(counts, A, method="score", prior=G, camera=None, device="cpu")
+    assert fitted.params["noise_model"]["from"] == "fitted"
+    with pytest.raises(ValueError, match="read_variance"):
+        ngp.reconstruct(counts, A, method="score", prior=G, camera=None, read_variance=-1.0)

@@ -139,6 +139,8 @@ def iter_reconstruct(
         y = ((y - cam["offset"]) / cam["gain"]).astype(np.float32)
         if m.name == "richardson-lucy" and "read_variance" not in options:
             options["read_variance"] = cam["read_noise"] ** 2
+        elif m.name == "score" and cam["poisson"] and "read_variance" not in options:
+            options["read_variance"] = cam["read_noise"] ** 2  # photoelectrons, exactly
     if m.phase_only and A.kind != "phase":
         raise ValueError(
             f"method {method!r} is for magnitude-only measurements (operator "

@@ -103,13 +103,17 @@ def _ensemble_denoise(prior, v: torch.Tensor, sigma, transforms: int) -> torch.T
     return out / transforms
 
 
-def _denoise_direct(problem: Problem, ensemble: int) -> SolverGen:
+def _denoise_direct(problem: Problem, ensemble: int, read_variance: float | None) -> SolverGen:
     """Denoising under a prior learned from noisy measurements: one call of its denoiser at the
-    measurement's own noise (the noise model fitted to it, a std per pixel), which is what the
-    prior was trained to do (:mod:`napari_genprior._noisy_training`), averaged over the 8
-    orientations unless ``ensemble`` asks for fewer."""
+    measurement's own noise (a std per pixel), which is what the prior was trained to do
+    (:mod:`napari_genprior._noisy_training`), averaged over the 8 orientations unless
+    ``ensemble`` asks for fewer. The noise is the camera's when it is known (photoelectrons:
+    Poisson plus ``read_variance``), else the model fitted to the measurement."""
     y = problem.y.real.to(torch.float32)
-    alpha, beta = noise_model(y, 2)
+    if read_variance is None:
+        alpha, beta = noise_model(y, 2)
+    else:  # y is photoelectrons over problem.scale: its variance is y / scale + read / scale^2
+        alpha, beta = 1 / problem.scale, read_variance / problem.scale**2
     transforms = 8 if ensemble == 1 else ensemble
     with torch.no_grad():
         sigma = variance_map(y[None], alpha, beta).sqrt()
@@ -120,7 +124,11 @@ def _denoise_direct(problem: Problem, ensemble: int) -> SolverGen:
     return x, {
         "direct": True,
         "noise_var": float(sigma.pow(2).mean()),
-        "noise_model": {"alpha": alpha, "beta": beta},
+        "noise_model": {
+            "alpha": alpha,
+            "beta": beta,
+            "from": "fitted" if read_variance is None else "camera",
+        },
         "ensemble": transforms,
     }
 
@@ -138,6 +146,7 @@ def solve_score(
     phase_every: int = 10,
     rho_phase: float = 0.1,
     preview_every: int = 5,
+    read_variance: float | None = None,
 ) -> SolverGen:
     """Annealed splitting under a score prior; see the module docstring.
 
@@ -164,6 +173,11 @@ def solve_score(
     rho_phase : float
         Pull of the phase refinement's complex image towards the current one (small: the data
         decide the phase).
+    read_variance : float or None
+        The measurement is photoelectrons of a known camera with this read-noise variance
+        (``reconstruct`` passes it when it models one): denoising under a prior learned from
+        noisy measurements is then told the exact Poisson-Gaussian noise map; None: the noise
+        model fitted to the measurement.
     """
     prior = problem.prior  # a score prior: api._check_prior refuses any other kind
     if len(problem.shape) != 2:
@@ -184,7 +198,9 @@ def solve_score(
     A, y = problem.A, problem.y
     floor = noise_floor(prior)
     if floor is not None and A.kind == "denoise":
-        return (yield from _denoise_direct(problem, ensemble))
+        if read_variance is not None:
+            read_variance = check_float("read_variance", read_variance, low=0)
+        return (yield from _denoise_direct(problem, ensemble, read_variance))
     if floor is not None:  # below the measurements it learned from, the prior knows nothing
         sigma_min = min(sigma_max, max(sigma_min, floor))
     refine = phase_every > 0 and hasattr(A, "rotated")  # a fixed-phase operator
