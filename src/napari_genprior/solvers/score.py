@@ -195,11 +195,11 @@ def solve_score(
         raise ValueError(f"ensemble must be 1, 2, 4 or 8 orientations, got {ensemble!r}.")
     phase_every = check_int("phase_every", phase_every, 0)
     rho_phase = check_float("rho_phase", rho_phase, low=0, low_open=True)
+    if read_variance is not None:  # (only denoising under a noisy-trained prior reads it)
+        read_variance = check_float("read_variance", read_variance, low=0)
     A, y = problem.A, problem.y
     floor = noise_floor(prior)
     if floor is not None and A.kind == "denoise":
-        if read_variance is not None:
-            read_variance = check_float("read_variance", read_variance, low=0)
         return (yield from _denoise_direct(problem, ensemble, read_variance))
     if floor is not None:  # below the measurements it learned from, the prior knows nothing
         sigma_min = min(sigma_max, max(sigma_min, floor))
