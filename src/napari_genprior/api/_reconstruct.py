@@ -137,10 +137,10 @@ def iter_reconstruct(
     cam = _camera(y, A, camera)
     if cam is not None:
         y = ((y - cam["offset"]) / cam["gain"]).astype(np.float32)
-        if m.name == "richardson-lucy" and "read_variance" not in options:
+        # the methods that model the read noise of photoelectrons (score: only when they are)
+        reads = m.name == "richardson-lucy" or (m.name == "score" and cam["poisson"])
+        if reads and "read_variance" not in options:
             options["read_variance"] = cam["read_noise"] ** 2
-        elif m.name == "score" and cam["poisson"] and "read_variance" not in options:
-            options["read_variance"] = cam["read_noise"] ** 2  # photoelectrons, exactly
     if m.phase_only and A.kind != "phase":
         raise ValueError(
             f"method {method!r} is for magnitude-only measurements (operator "
