@@ -170,6 +170,49 @@ def test_score_anneals_down_to_the_noise_a_noisy_prior_learned_from():
     assert rec.params["chosen_sigma"] >= 0.05
 
 
+class _EdgeBrightening(ScoreUNet):
+    """A denoiser that brightens its input's outer frame by 20% and leaves the rest as it is
+    (a network's edge artefact, such as zero padding makes)."""
+
+    def forward(self, x, sigma):
+        gain = torch.ones_like(x)
+        gain[..., :3, :] = gain[..., -3:, :] = gain[..., :, :3] = gain[..., :, -3:] = 1.2
+        return x * gain
+
+
+def test_deconvolution_under_a_noisy_prior_keeps_the_unknown_border_in_check():
+    """The margin beyond the field of view, which the data barely constrain, is kept within
+    the range of the image inside: a denoiser that brightens it does not feed on itself from
+    step to step (without the bound: 5.2 at most, mean error 0.13; with it 2.4 and 0.08)."""
+    from scipy.ndimage import gaussian_filter
+
+    yy, xx = np.mgrid[:96, :96]
+    field = 0.1 + 2.0 * np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 32.0)
+    field += 0.8 * np.exp(-((yy - 60) ** 2 + (xx - 55) ** 2) / 72.0)
+    inner = (slice(22, 86), slice(22, 86))  # a bright spot just outside a corner
+    blurred = gaussian_filter(field, 2.0, mode="reflect", truncate=6.0)[inner]
+    y = (blurred + np.random.default_rng(0).normal(0, 0.01, blurred.shape)).astype(np.float32)
+    G = _EdgeBrightening(channels=4)
+    G.card["noisy_training"] = {"sigma": 0.01}
+    A = ngp.make_operator("blur", shape=y.shape, sigma=2.0)
+    rec = ngp.reconstruct(y, A, method="score", prior=G, steps=60, device="cpu", holdout=0.0)
+    assert np.isfinite(rec.image).all()
+    assert np.abs(rec.image).max() < 2 * field.max()
+    assert np.abs(rec.image - field[inner]).mean() < 0.1
+
+
+def test_a_noisy_prior_weighs_more_in_score_by_default():
+    x = nuclei_images(1, shape=(32, 32), seed=1)[0]
+    A = ngp.make_operator("blur", shape=x.shape, sigma=1.5)
+    y = A.measure(x, noise_std=0.02, seed=0)
+    G = ScoreUNet(channels=4)
+    assert ngp.reconstruct(y, A, method="score", prior=G, steps=2).params["lam"] == 0.1
+    G.card["noisy_training"] = {"sigma": 0.02}
+    assert ngp.reconstruct(y, A, method="score", prior=G, steps=2).params["lam"] == 0.5
+    rec = ngp.reconstruct(y, A, method="score", prior=G, steps=2, lam=0.2)
+    assert rec.params["lam"] == 0.2
+
+
 def test_held_out_psnr_is_reproducible():
     _, counts = _photon_field(20, seed=0, side=192)
     y, _, info = to_solver_units(counts, camera=None)
