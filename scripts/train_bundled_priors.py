@@ -31,8 +31,7 @@ training only; nothing is downloaded at run time).
 - ``mri-score``: a score (diffusion) prior of the same MNI152 patches (no phantoms): a U-Net
   denoiser trained by denoising score matching, for method ``score``; its card records its
   denoising gain on the held-out slices.
-- ``nuclei-score`` (named only: not bundled yet, see ``bench self-supervised``): a score prior
-  of real fluorescence nuclei learned from noisy pixels alone, the raw ``img2d.tif`` outside
+- ``nuclei-score``: a score prior of real fluorescence nuclei learned from noisy pixels alone, the raw ``img2d.tif`` outside
   the held-out quadrant, by ``train_prior(kind="score", noisy=True)``. It writes the prior and
   keeps a checkpoint after every epoch in the temporary folder.
 """
@@ -612,7 +611,7 @@ def main() -> None:
         parser.error(f"unknown prior(s) {unknown}; choose from {sorted(JOBS)}")
     if args.jobs < 1 or args.threads < 1:
         parser.error("--jobs and --threads must be at least 1")
-    names = args.names or [n for n in JOBS if n != "nuclei-score"]  # not bundled yet
+    names = args.names or list(JOBS)
     BUNDLED.mkdir(parents=True, exist_ok=True)
     total = time.perf_counter()
     if not args.prepared:

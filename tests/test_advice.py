@@ -89,8 +89,8 @@ def test_a_prior_larger_than_the_image_is_stopped_not_an_error():
 #: alone cannot tell the brain priors from the nuclei prior (mri-vae inpaints the nuclei sample
 #: to 26.39 dB against nuclei-vae's 26.61): the layer's own record of its kind decides.
 PASSES = {
-    "nuclei_inpaint": {"nuclei-vae"},
-    "nuclei_blur": {"nuclei-vae"},
+    "nuclei_inpaint": {"nuclei-vae", "nuclei-score"},
+    "nuclei_blur": {"nuclei-vae", "nuclei-score"},
     "nuclei_stack": {"nuclei-vae"},
     "mri_phantom": {"mri-vae", "mri-score"},
     "digit_cs": {"digits-vae", "digits-conv"},
@@ -161,7 +161,7 @@ def test_default_steps_are_the_solvers_own():
 
 
 @pytest.mark.parametrize(
-    "prior", ["nuclei-vae", "mri-vae", "mri-score", "digits-vae", "digits-conv"]
+    "prior", ["nuclei-vae", "nuclei-score", "mri-vae", "mri-score", "digits-vae", "digits-conv"]
 )
 def test_the_recommendation_for_a_prior_by_name_is_one_reconstruct_accepts(prior):
     # issue 36: by name, csgm with nuclei-vae was recommended random starts, which it refuses
@@ -177,3 +177,18 @@ def test_the_recommendation_for_a_prior_by_name_is_one_reconstruct_accepts(prior
         extra = {"restarts": a.restarts, "init": a.init} if a.method in ("csgm",) else {}
         rec = ngp.reconstruct(A.measure(x), A, method=a.method, prior=prior, steps=2, **extra)
         assert rec.image.shape == shape
+
+
+def test_the_advice_names_the_bundled_fluorescence_score_prior():
+    """Issue 36: a blur (a microscope's PSF) without a prior is told of nuclei-score, which
+    is bundled and deconvolves with method score; a score prior on a 3D PSF is told why not."""
+    assert "nuclei-score" in ngp.list_priors()
+    assert "nuclei-score" in advice.recommend("blur").why
+    a = advice.recommend("blur", prior="nuclei-score")
+    assert a.method == "score" and "noisy measurements" in a.why
+    a = advice.recommend("blur", prior="nuclei-score", volume=True)
+    assert a.method == "score" and "2D" in a.why
+    A = ngp.make_operator("blur", shape=(4, 24, 24), sigma=1.0)
+    y = A.measure(np.random.default_rng(0).random((4, 24, 24)).astype(np.float32))
+    fit = advice.check_prior_fit(y, A, "nuclei-score")
+    assert fit.warnings == [advice.SCORE_VOLUME]

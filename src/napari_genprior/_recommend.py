@@ -84,8 +84,17 @@ class Advice:
     why: str = ""
 
 
+#: The bundled score prior of fluorescence images, learned from noisy measurements alone, that
+#: the advice for a blur without a prior names (bench self-supervised: 36.1 dB against tv's
+#: 35.5 and Richardson-Lucy's 35.9 at its best count, held-out real nuclei, 100 photons).
+FLUORESCENCE_SCORE = "nuclei-score"
 #: Without a prior, a 3D stack under a 3D blur (README "3D deconvolution", bench deconv-3d).
 VOLUME_BLUR_METHOD = "richardson-lucy"
+#: Why a score prior does not take a 3D operator.
+SCORE_VOLUME = (
+    "a score prior reconstructs 2D images: deconvolve the stack plane by plane under a 2D PSF "
+    "with it, or under the 3D PSF without a prior (Richardson-Lucy or tv)"
+)
 
 
 def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
@@ -118,6 +127,8 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
                 "a stack under a 3D PSF: Richardson-Lucy, stopped on held-out voxels (fast; "
                 "tv deconvolves 2.4-4.1 dB better in bench deconv-3d, in 3.5-4x the time)",
             )
+        if is_score_prior(prior):  # (reconstruct refuses it with SCORE_VOLUME's reason)
+            return Advice("score", 1, "random", SCORE_VOLUME)
         return Advice(
             "csgm",
             1,
@@ -134,7 +145,9 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
                 "risk estimate (above dip on real nuclei, in milliseconds)"
                 if kind == "denoise"
                 else "no prior: total variation by FISTA, its weight and stopping step on "
-                "held-out pixels (above dip and Richardson-Lucy on real nuclei, in milliseconds)"
+                "held-out pixels (above dip and Richardson-Lucy on real nuclei, in milliseconds). "
+                f"For fluorescence, the bundled prior {FLUORESCENCE_SCORE} with method score "
+                "deconvolves held-out real nuclei 0.6 dB better, in seconds"
                 if kind == "blur"
                 else "no prior: total variation, its weight on held-out pixels (level with dip "
                 "on the nuclei sample and real tiles, in a second instead of a minute)"
@@ -146,11 +159,16 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
         }[method]
         return Advice(method, 1, "random", why)
     if is_score_prior(prior):
+        noisy = bool((getattr(prior, "card", None) or {}).get("noisy_training"))
         return Advice(
             "score",
             1,
             "random",
-            "a score (diffusion) prior: method score, annealed denoising pulled back to "
+            "a score prior learned from noisy measurements: method score, which denoises "
+            "with one call of its denoiser and deconvolves by annealed denoising pulled back "
+            "to the measurements"
+            if noisy
+            else "a score (diffusion) prior: method score, annealed denoising pulled back to "
             "the measurements (the best method on held-out real MRI slices)",
         )
     encoder = getattr(prior, "encoder", None) is not None

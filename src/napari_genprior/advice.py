@@ -18,6 +18,7 @@ from ._recommend import (  # noqa: F401
     ENCODER_METHODS,
     LATENT_METHODS,
     NO_PRIOR_METHOD,
+    SCORE_VOLUME,
     VOLUME_BLUR_METHOD,
     Advice,
     is_score_prior,
@@ -299,6 +300,8 @@ def check_prior_fit(
                 + (f" Priors trained on such images: {', '.join(right)}." if right else "")
             ],
         )
+    if is_score_prior(G) and len(A.shape) != 2:
+        return PriorFit(float("nan"), tiles, [SCORE_VOLUME])
     y, A = _slab(y, A)
     explained = _short_fit(y, A, G, steps, device, seed)
     fit = PriorFit(explained, tiles)

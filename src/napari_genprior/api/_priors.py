@@ -85,7 +85,7 @@ def list_priors() -> list[str]:
     --------
     >>> import napari_genprior as ngp
     >>> ngp.list_priors()
-    ['digits-conv', 'digits-vae', 'mri-score', 'mri-vae', 'nuclei-vae']
+    ['digits-conv', 'digits-vae', 'mri-score', 'mri-vae', 'nuclei-score', 'nuclei-vae']
     """
     from ..priors import list_priors as _list
 
