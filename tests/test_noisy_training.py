@@ -201,6 +201,27 @@ def test_deconvolution_under_a_noisy_prior_keeps_the_unknown_border_in_check():
     assert np.abs(rec.image - field[inner]).mean() < 0.1
 
 
+def test_the_bundled_nuclei_score_deconvolves_a_crop_of_a_blurred_field():
+    """The bundled prior learned from noisy real nuclei, through ``score`` with a camera, on a
+    crop of a larger blurred field (no inverse crime): 26.7 dB against the measurement's 22.7
+    (tv 27.8: these procedural nuclei are not what it learned; bench self-supervised has the
+    real ones)."""
+    from scipy.ndimage import gaussian_filter
+    from skimage.metrics import peak_signal_noise_ratio as psnr
+
+    x = nuclei_images(1, shape=(96, 96), seed=3)[0].astype(np.float64)
+    inner = (slice(16, 80), slice(16, 80))
+    rng = np.random.default_rng(0)
+    b = gaussian_filter(x, 2.0, mode="reflect", truncate=6.0)
+    y = (rng.poisson(100 * b) + rng.normal(0, 1, b.shape))[inner].astype(np.float32)
+    A = ngp.make_operator("blur", shape=y.shape, sigma=2.0)
+    cam = {"offset": 0, "gain": 1, "read_noise": 1.0}
+    rec = ngp.reconstruct(y, A, method="score", prior="nuclei-score", camera=cam, device="cpu")
+    assert rec.params["lam"] == 0.5 and rec.params["chosen_sigma"] >= 0.025
+    before = psnr(x[inner], y / 100, data_range=1)
+    assert psnr(x[inner], rec.image / 100, data_range=1) > before + 3
+
+
 def test_a_noisy_prior_weighs_more_in_score_by_default():
     x = nuclei_images(1, shape=(32, 32), seed=1)[0]
     A = ngp.make_operator("blur", shape=x.shape, sigma=1.5)
