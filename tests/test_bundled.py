@@ -16,7 +16,11 @@ def test_bundled_priors_are_listed_and_load():
     for name in names:
         G = ngp.load_prior(name)
         assert G.card["name"] == name and G.card["data"] and G.card["training"]["epochs"] > 0
-        if G.card["kind"] == "score":  # a diffusion prior: no encoder; its held-out record
+        noisy = G.card.get("noisy_training")
+        if noisy:  # learned from noisy pixels: its held-out PSNR at its own noise, > 5 dB gain
+            held = G.card["training"]["final_losses"]["held-out PSNR"]
+            assert held > -20 * np.log10(noisy["sigma"]) + 5
+        elif G.card["kind"] == "score":  # a diffusion prior: no encoder; its held-out record
             assert G.card["heldout_denoising_gain_db"]["0.05"] > 5
         else:
             assert hasattr(G, "encoder")

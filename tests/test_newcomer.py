@@ -152,7 +152,7 @@ def test_a_prior_that_does_not_suit_the_image_is_flagged_before_the_long_run(vie
     assert len(viewer.layers) == n_layers, "no result from an unsuitable prior"
     assert "mri-vae was trained on brain MRI images" in widget.status.value
     assert "records fluorescence nuclei" in widget.status.value
-    assert "Priors trained on such images: nuclei-vae" in widget.status.value
+    assert "Priors trained on such images: nuclei-score, nuclei-vae" in widget.status.value
     assert "Run again" in widget.status.value
     widget.steps.value = 5  # (the confirmation is for the same settings: keep them)
     widget.start()  # other settings: checked again

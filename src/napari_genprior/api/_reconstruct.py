@@ -348,7 +348,8 @@ def reconstruct(
         ``"digits-conv"``), a ``.safetensors`` path, or a loaded prior. An image larger than
         its patches is reconstructed as a mosaic of patches; a 3D stack as a mosaic per
         plane, every plane with its own codes, all fitted together against the 3D operator.
-        For ``score``, a score prior (``"mri-score"``), which denoises any image size whole.
+        For ``score``, a score prior (``"mri-score"``, ``"nuclei-score"``), which denoises any
+        image size whole.
     restarts : int
         Random starts optimised together (methods with a trained prior); with more than one,
         ``.spread`` is the per-pixel standard deviation over them.
