@@ -1,9 +1,10 @@
 """Train the priors that ship with napari-genprior, from seeds, on a CPU.
 
     python scripts/train_bundled_priors.py [digits] [digits-conv] [nuclei] [mri] [mri-score]
-                                           [--jobs 2] [--threads 2] [--device auto]
+                                           [nuclei-score] [--jobs 2] [--threads 2]
+                                           [--device auto]
 
-With no names, the five bundled ones. Writes
+With no names, the six bundled ones. Writes
 ``src/napari_genprior/priors/bundled/<name>.safetensors`` (+ ``.json`` card) and the held-out
 samples in ``sample_data/``; prints the time each took. The priors are trained in ``--jobs``
 processes at once (default 2, one per core, each with ``threads // jobs`` torch threads),
@@ -31,9 +32,10 @@ training only; nothing is downloaded at run time).
 - ``mri-score``: a score (diffusion) prior of the same MNI152 patches (no phantoms): a U-Net
   denoiser trained by denoising score matching, for method ``score``; its card records its
   denoising gain on the held-out slices.
-- ``nuclei-score``: a score prior of real fluorescence nuclei learned from noisy pixels alone, the raw ``img2d.tif`` outside
-  the held-out quadrant, by ``train_prior(kind="score", noisy=True)``. It writes the prior and
-  keeps a checkpoint after every epoch in the temporary folder.
+- ``nuclei-score``: a score prior of real fluorescence nuclei learned from noisy pixels alone,
+  the raw ``img2d.tif`` outside the held-out quadrant, by ``train_prior(kind="score",
+  noisy=True)``. It writes the prior and keeps a checkpoint after every epoch in the temporary
+  folder.
 """
 
 from __future__ import annotations

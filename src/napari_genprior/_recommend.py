@@ -159,7 +159,9 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
         }[method]
         return Advice(method, 1, "random", why)
     if is_score_prior(prior):
-        noisy = bool((getattr(prior, "card", None) or {}).get("noisy_training"))
+        from .priors.score import noise_floor  # (torch, on use: see is_score_prior)
+
+        noisy = noise_floor(prior) is not None
         return Advice(
             "score",
             1,
