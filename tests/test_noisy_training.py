@@ -283,3 +283,38 @@ def test_direct_denoising_takes_the_noise_map_from_a_known_camera():
     assert fitted.params["noise_model"]["from"] == "fitted"
     with pytest.raises(ValueError, match="read_variance"):
         ngp.reconstruct(counts, A, method="score", prior=G, camera=None, read_variance=-1.0)
+
+
+def test_a_prior_learned_from_photon_counts_denoises_a_crop_in_its_own_units():
+    """A prior that learned from photoelectrons at some level denoises a crop (or another
+    plane) of the same acquisition in those units, not as if the crop, dimmer or brighter at
+    its 99.9th percentile, were another sample: the crop's denoising is the whole image's,
+    cropped (away from the crop's border). Without the recorded level it is not; a record far
+    brighter than the prior learned from is denoised on its own scale."""
+    from napari_genprior._noisy_training import noisy_sampler
+
+    cam = {"offset": 0.0, "gain": 1.0, "read_noise": 1.0}
+    _, counts = _photon_field(20, seed=3, side=192)
+    counts = counts + np.random.default_rng(3).normal(0, 1, counts.shape).astype(np.float32)
+    _, _, noise = noisy_sampler([counts], (48, 48), None, cam, 0)
+    assert noise["scale"] == pytest.approx(float(np.quantile(counts, 0.999)), rel=1e-3)
+    torch.manual_seed(0)
+    G = ScoreUNet(channels=8)
+    G.card["noisy_training"] = {"sigma": 0.08, "scale": noise["scale"]}
+    crop = (slice(32, 160), slice(48, 176))
+    inner = (slice(40, 88), slice(40, 88))  # 40 px from the crop's border
+
+    def denoise(y):
+        A = ngp.make_operator("denoise", shape=y.shape)
+        return ngp.reconstruct(y, A, method="score", prior=G, camera=cam, device="cpu")
+
+    whole, part = denoise(counts), denoise(counts[crop].copy())
+    assert part.params["scale"] != pytest.approx(whole.params["scale"], rel=0.02)
+    assert part.params["denoised_at_scale"] == pytest.approx(noise["scale"])
+    np.testing.assert_allclose(part.image[inner], whole.image[crop][inner], rtol=1e-3, atol=1e-3)
+    del G.card["noisy_training"]["scale"]  # each on its own scale, as before: they differ
+    whole, part = denoise(counts), denoise(counts[crop].copy())
+    assert np.abs(part.image[inner] - whole.image[crop][inner]).max() > 0.05
+    G.card["noisy_training"]["scale"] = noise["scale"]
+    bright = denoise(10 * counts)  # ten times the exposure: not the level it learned
+    assert bright.params["denoised_at_scale"] == pytest.approx(bright.params["scale"])

@@ -18,7 +18,10 @@ image. The network denoises the first part (half the batch with Gaussian noise a
 independent and of mean zero, so the loss is the error against the clean image plus a constant,
 exactly for photon counts. So the prior knows the clean images from near the measurement's own
 noise level upwards, which is what method ``score`` needs (its annealing stops at that level,
-:func:`noise_floor`), and the denoiser told the measurement's own noise map denoises it.
+:func:`noise_floor`), and the denoiser told the measurement's own noise map denoises it. For
+photon counts the card records the photoelectrons its data took as 1 (``scale``): ``score``
+denoises a crop or another plane of the same acquisition in those units, not on the crop's
+own scale (:data:`napari_genprior.solvers.score.SAME_LEVEL`).
 
 (Stein's unbiased risk estimate, the first loss tried, is exact only for Gaussian noise: on
 photon counts a network learned its bias and its estimated error fell below zero; and SURE on
@@ -129,6 +132,8 @@ def noisy_sampler(
         "the camera or the data)",
         "held_out": "separate patches" if sampler.held_out_separate else "training patches",
     }
+    if all(i["camera"]["poisson"] for i in infos):  # absolute units: photoelectrons
+        noise["scale"] = float(np.median([i["scale"] for i in infos]))
     return sampler, norm, noise
 
 

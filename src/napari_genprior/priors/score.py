@@ -38,6 +38,14 @@ def noise_floor(prior: Any) -> float | None:
     return None if not noisy else float(noisy["sigma"])
 
 
+def training_scale(prior: Any) -> float | None:
+    """The photoelectrons at the 99.9th percentile of the photon counts a score prior learned
+    from, which it took as 1 (None: not recorded, or not photon counts of a known camera)."""
+    noisy = getattr(prior, "card", {}).get("noisy_training") or {}
+    scale = noisy.get("scale")
+    return None if scale is None else float(scale)
+
+
 class _Block(nn.Sequential):
     def __init__(self, cin: int, cout: int, convs: int = 2):
         layers: list[nn.Module] = []
