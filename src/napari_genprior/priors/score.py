@@ -31,18 +31,22 @@ def is_score_prior(prior: Any) -> bool:
     return getattr(prior, "architecture", None) == ScoreUNet.architecture
 
 
+def _noisy_training(prior: Any) -> dict[str, Any]:
+    """The card's record of the noisy measurements a prior learned from ({}: none)."""
+    return getattr(prior, "card", {}).get("noisy_training") or {}
+
+
 def noise_floor(prior: Any) -> float | None:
     """The rms noise level of the measurements a score prior learned from (None: trained on
     clean images): below it the prior has never seen an image, so ``score`` anneals to it."""
-    noisy = getattr(prior, "card", {}).get("noisy_training")
+    noisy = _noisy_training(prior)
     return None if not noisy else float(noisy["sigma"])
 
 
 def training_scale(prior: Any) -> float | None:
     """The photoelectrons at the 99.9th percentile of the photon counts a score prior learned
     from, which it took as 1 (None: not recorded, or not photon counts of a known camera)."""
-    noisy = getattr(prior, "card", {}).get("noisy_training") or {}
-    scale = noisy.get("scale")
+    scale = _noisy_training(prior).get("scale")
     return None if scale is None else float(scale)
 
 

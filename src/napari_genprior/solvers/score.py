@@ -149,15 +149,15 @@ def _denoise_direct(problem: Problem, ensemble: int, read_variance: float | None
     known, a prior that recorded the photoelectrons it learned from denoises in those units
     when the record is at about their level (:data:`SAME_LEVEL`)."""
     y = problem.y.real.to(torch.float32)
-    learned = training_scale(problem.prior)
-    units = 1.0  # the denoiser's units over the solver's
+    scale = problem.scale  # what the denoiser's input takes as 1
     if read_variance is None:
         alpha, beta = noise_model(y, 2)
-    else:  # y is photoelectrons over problem.scale: its variance is y / scale + read / scale^2
-        scale = problem.scale
+    else:  # photoelectrons over scale: their variance is y / scale + read / scale^2
+        learned = training_scale(problem.prior)
         if learned is not None and 1 / SAME_LEVEL <= scale / learned <= SAME_LEVEL:
-            scale, units = learned, problem.scale / learned  # the counts the prior learned on
+            scale = learned  # the counts the prior learned on
         alpha, beta = 1 / scale, read_variance / scale**2
+    units = problem.scale / scale  # the denoiser's units over the solver's
     transforms = 8 if ensemble == 1 else ensemble
     with torch.no_grad():
         v = y * units
@@ -175,7 +175,7 @@ def _denoise_direct(problem: Problem, ensemble: int, read_variance: float | None
             "from": "fitted" if read_variance is None else "camera",
         },
         "ensemble": transforms,
-        "denoised_at_scale": problem.scale / units,
+        "denoised_at_scale": scale,
     }
 
 
