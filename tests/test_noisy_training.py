@@ -59,16 +59,20 @@ def test_sure_estimates_the_error_against_the_clean_image_it_never_sees():
 
 
 @pytest.mark.parametrize(
-    "alpha, beta",
-    [(1 / 20, (1 / 20) ** 2), (0.0, 0.03**2)],
-    ids=["photon counts with read noise", "Gaussian noise"],
+    "alpha, beta, level",
+    [(1 / 20, (1 / 20) ** 2, 1.0), (0.0, 0.03**2, 1.0), (1 / 5, (1 / 5) ** 2, 0.1)],
+    ids=["photon counts with read noise", "Gaussian noise", "dark, read noise dominates"],
 )
-def test_a_split_gives_two_independent_unbiased_measurements(alpha, beta):
+def test_a_split_gives_two_independent_unbiased_measurements(alpha, beta, level):
     """The training loss's premise: both parts of a split measurement are unbiased for the
     clean image, with the variances the model says, and their noises are uncorrelated (else
     Noise2Noise would learn to copy the noise). Photon counts (20 at the brightest, 1 e- read
-    noise: small counts, thinned exactly) and Gaussian noise (large counts, normal thinning)."""
-    clean = torch.from_numpy(nuclei_images(8, shape=(64, 64), seed=2).astype(np.float32))
+    noise: small counts, thinned exactly), Gaussian noise (large counts, normal thinning) and a
+    dark field (at most 0.5 photoelectrons, 1 e- read noise: many counts below zero, which
+    clamped to zero biased both parts upwards by 0.3 of the tolerance's std... and more)."""
+    clean = level * torch.from_numpy(
+        nuclei_images(8, shape=(64, 64), seed=2).astype(np.float32)
+    )
     gen = torch.Generator().manual_seed(0)
     if alpha:
         counts = torch.poisson(clean / alpha, generator=gen)
