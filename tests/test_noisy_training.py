@@ -59,20 +59,28 @@ def test_sure_estimates_the_error_against_the_clean_image_it_never_sees():
 
 
 @pytest.mark.parametrize(
-    "alpha, beta, level",
-    [(1 / 20, (1 / 20) ** 2, 1.0), (0.0, 0.03**2, 1.0), (1 / 5, (1 / 5) ** 2, 0.1)],
+    "alpha, beta, level, bias, spread, correlation",
+    [
+        (1 / 20, (1 / 20) ** 2, 1.0, 0.02, 0.05, 0.02),
+        (0.0, 0.03**2, 1.0, 0.02, 0.05, 0.02),
+        (1 / 5, (1 / 5) ** 2, 0.1, 0.03, 0.25, 0.04),
+    ],
     ids=["photon counts with read noise", "Gaussian noise", "dark, read noise dominates"],
 )
-def test_a_split_gives_two_independent_unbiased_measurements(alpha, beta, level):
+def test_a_split_gives_two_independent_unbiased_measurements(
+    alpha, beta, level, bias, spread, correlation
+):
     """The training loss's premise: both parts of a split measurement are unbiased for the
     clean image, with the variances the model says, and their noises are uncorrelated (else
     Noise2Noise would learn to copy the noise). Photon counts (20 at the brightest, 1 e- read
     noise: small counts, thinned exactly), Gaussian noise (large counts, normal thinning) and a
-    dark field (at most 0.5 photoelectrons, 1 e- read noise: many counts below zero, which
-    clamped to zero biased both parts upwards by 0.3 of the tolerance's std... and more)."""
-    clean = level * torch.from_numpy(
-        nuclei_images(8, shape=(64, 64), seed=2).astype(np.float32)
-    )
+    dark field (at most 0.5 photoelectrons, 1 e- read noise: 15% of the counts fall below zero).
+    In the dark the read noise is not the Poisson counts the thinning takes it for, so the
+    variances and the correlation hold more loosely there; but the parts must stay unbiased:
+    negative counts clamped to zero biased both upwards by 0.06 and 0.07 of the noise's std
+    (and correlated them by -0.066), which put a bright haze on the background of real nuclei
+    denoised at 5 photons (0.8 dB)."""
+    clean = level * torch.from_numpy(nuclei_images(8, shape=(64, 64), seed=2).astype(np.float32))
     gen = torch.Generator().manual_seed(0)
     if alpha:
         counts = torch.poisson(clean / alpha, generator=gen)
@@ -84,12 +92,12 @@ def test_a_split_gives_two_independent_unbiased_measurements(alpha, beta, level)
     u1, u2 = split_counts(y, model, p, gen)
     e1, e2 = u1 - clean, u2 - clean
     v = alpha * clean + beta
-    assert abs(float(e1.mean())) < 0.02 * float(v.mean().sqrt())
-    assert abs(float(e2.mean())) < 0.02 * float(v.mean().sqrt())
-    assert float(e1.pow(2).mean()) == pytest.approx(float((v / 0.7).mean()), rel=0.05)
-    assert float(e2.pow(2).mean()) == pytest.approx(float((v / 0.3).mean()), rel=0.05)
+    assert abs(float(e1.mean())) < bias * float(v.mean().sqrt())
+    assert abs(float(e2.mean())) < bias * float(v.mean().sqrt())
+    assert float(e1.pow(2).mean()) == pytest.approx(float((v / 0.7).mean()), rel=spread)
+    assert float(e2.pow(2).mean()) == pytest.approx(float((v / 0.3).mean()), rel=spread)
     corr = float((e1 * e2).mean()) / float(e1.pow(2).mean() * e2.pow(2).mean()) ** 0.5
-    assert abs(corr) < 0.02, corr
+    assert abs(corr) < correlation, corr
     # a split that copied the noise into both parts would show it: the check can fail
     assert float((e1 * (y - clean)).mean()) > 0.5 * float(v.mean())
 
