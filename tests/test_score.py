@@ -156,37 +156,3 @@ def test_score_reconstructs_a_stack_plane_by_plane(mri_slices):
     for plane, truth, y in zip(rec.image, x, ys):
         zero_filled = ngp.reconstruct(y, A, method="adjoint").image
         assert ngp.metrics.psnr(truth, plane, 1.0) > ngp.metrics.psnr(truth, zero_filled, 1.0) + 5
-
-
-def test_training_runs_in_bfloat16_only_where_the_hardware_computes_it(monkeypatch):
-    """Score priors train under bfloat16 autocast on hardware with bfloat16 units (faster) and
-    in float32 elsewhere (emulated bfloat16 is slower); the denoiser returns float32 either
-    way, so losses and the images it denoises keep their precision."""
-    from napari_genprior import devices
-
-    G = ScoreUNet((16, 16), channels=8)
-    x = torch.rand(2, 16, 16)
-    monkeypatch.setattr(devices, "_cpu_has_bfloat16_units", lambda: True)
-    with devices.fast_autocast(torch.device("cpu")):
-        inner = torch.nn.functional.conv2d(x[:, None], torch.ones(1, 1, 3, 3))
-        out = G(x, 0.1)
-    assert inner.dtype == torch.bfloat16 and out.dtype == torch.float32
-    monkeypatch.setattr(devices, "_cpu_has_bfloat16_units", lambda: False)
-    with devices.fast_autocast(torch.device("cpu")):
-        inner = torch.nn.functional.conv2d(x[:, None], torch.ones(1, 1, 3, 3))
-    assert inner.dtype == torch.float32
-    assert all(p.dtype == torch.float32 for p in G.parameters())
-    images = np.random.default_rng(0).random((4, 32, 32)).astype(np.float32)
-    for units, precision in ((True, "bfloat16 autocast"), (False, "float32")):
-        monkeypatch.setattr(devices, "_cpu_has_bfloat16_units", lambda u=units: u)
-        P = ngp.train_prior(
-            images,
-            kind="score",
-            epochs=1,
-            patches_per_epoch=8,
-            batch_size=4,
-            patch_size=16,
-            channels=8,
-            device="cpu",
-        )
-        assert P.card["training"]["precision"] == precision

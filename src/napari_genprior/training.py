@@ -340,9 +340,6 @@ def _train(
             noise=noise,
         )
     )
-    if kind == "score":
-        bf16 = isinstance(fast_autocast(dev), torch.autocast)
-        G.card["training"]["precision"] = "bfloat16 autocast" if bf16 else "float32"
     return G.cpu()
 
 
