@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
-
 import torch
 
 
@@ -61,30 +58,3 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda[:N]' or 'mps'."
         )
     return dev
-
-
-def _cpu_has_bfloat16_units() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (x86 AVX512-BF16 or AMX), as Linux
-    reports it; elsewhere False (bfloat16 emulated on wider units is slower than float32)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
-def fast_autocast(device: torch.device) -> Any:
-    """A context that runs a network's convolutions in bfloat16 (``torch.autocast``) where the
-    hardware does so faster than in float32 (a CUDA GPU with bfloat16, a CPU with bfloat16
-    units), else one that changes nothing. Training only: the weights and their update stay
-    float32. (On a 2-core AVX512-BF16 CPU a 32-channel score U-Net's training step on 16
-    64x64 patches took 0.35 s instead of 0.60.)"""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bfloat16_units():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()

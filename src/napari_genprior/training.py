@@ -24,7 +24,7 @@ from ._drive import drive
 from ._noisy_training import held_out_psnr, noisy_sampler, split_loss
 from ._training_data import NORMALISATIONS, Patches, as_image_list
 from ._training_data import normalise as normalise_images
-from .devices import fast_autocast, resolve_device
+from .devices import resolve_device
 from .priors import (
     ENCODERS,
     ConvDecoder,
@@ -258,8 +258,7 @@ def _train(
                 opt.step()
                 parts = {"loss": loss.item(), "reconstruction": rec.item(), "kl": kl.item()}
             elif kind == "score":
-                with fast_autocast(dev):  # bfloat16 where the hardware runs it faster
-                    loss = G.loss(x, torch_gen) if noise is None else split_loss(G, x, torch_gen)
+                loss = G.loss(x, torch_gen) if noise is None else split_loss(G, x, torch_gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(G.parameters(), 1.0)  # the first steps can blow up

@@ -150,7 +150,7 @@ class ScoreUNet(nn.Module):
         c_skip = SIGMA_DATA**2 / var
         c_out = s * SIGMA_DATA / var.sqrt()
         c_in = 1 / var.sqrt()
-        return c_skip * x + c_out * self._net(c_in * x, s.log() / 4).to(x.dtype)
+        return c_skip * x + c_out * self._net(c_in * x, s.log() / 4)
 
     def sigmas(self, steps: int, sigma_max: float | None = None, sigma_min: float | None = None):
         """``steps`` noise levels from ``sigma_max`` down to ``sigma_min``, geometric."""
