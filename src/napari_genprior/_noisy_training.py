@@ -260,14 +260,16 @@ def split_counts(
     does). Thinning them (a binomial draw of each photon with probability ``p``) gives two
     independent Poisson measurements (Krull et al. 2023, "GAP"; for Gaussian noise the same
     split is Recorrupted-to-Recorrupted, Pang et al. 2021). Counts are rounded stochastically
-    (unbiased) and, above :data:`NORMAL_COUNTS`, thinned by the normal approximation."""
+    (unbiased) and, above :data:`NORMAL_COUNTS`, thinned by the normal approximation; below
+    zero (read noise in the dark) they are split by it too, with their 8 neighbours' mean count
+    as variance (clamped to zero they biased both parts upwards; a Gaussian split of every
+    count, with that variance, denoised real nuclei at 5 photons 4 dB worse than thinning)."""
     alpha = model[:, 0].clamp_min(1e-3 * model[:, 1].sqrt()).clamp_min(1e-8).reshape(-1, 1, 1)
     shift = model[:, 1].reshape(-1, 1, 1) / alpha**2
     p = p.reshape(-1, 1, 1).to(y)
     k = y / alpha + shift
-    # negative counts (read noise in the dark) cannot be thinned: they are split as Gaussian
-    # noise of their neighbours' variance (clamping them to 0 biased the dark background
-    # upwards: +0.013 of the peak at 5 photons with read noise 1 e-)
+    # negative counts cannot be thinned (clamping them to 0 biased the dark background of real
+    # nuclei upwards by 0.013 of the peak at 5 photons, 1 e- read noise: 0.8 dB)
     normal = (k > NORMAL_COUNTS) | (k < 0)
     var = torch.where(k > 0, k, variance_map(k, 1.0, 0.0, blind=True).clamp_min(MIN_COUNT_VAR))
     few = torch.where(normal, torch.zeros_like(k), k)
