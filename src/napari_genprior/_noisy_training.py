@@ -11,9 +11,9 @@ local mean): for photon counts, the Poisson variance of the photoelectrons plus 
 
 The noise-conditional denoiser ``D(z, s)`` of a score prior
 (:class:`~napari_genprior.priors.ScoreUNet`) is trained by Noise2Noise on each measurement split
-in two (:func:`split_counts`): its photons are thinned, each kept in the first part with
-probability ``p`` (0.5 to 0.9), which gives two independent measurements of the same clean
-image. The network denoises the first part (half the batch with Gaussian noise added, up to
+in two (:func:`~napari_genprior.solvers.camera.split_counts`): its photons are thinned, each
+kept in the first part with probability ``p`` (0.5 to 0.9), which gives two independent
+measurements of the same clean image. The network denoises the first part (half the batch with Gaussian noise added, up to
 ``sigma_max``) and is scored against the second (:func:`split_loss`): the second's noise is
 independent and of mean zero, so the loss is the error against the clean image plus a constant,
 exactly for photon counts. So the prior knows the clean images from near the measurement's own
@@ -45,7 +45,7 @@ import torch
 
 from .priors.score import SIGMA_DATA, ScoreUNet
 from .solvers._sure import noise_model, variance_map
-from .solvers.camera import check_camera, estimate_camera
+from .solvers.camera import SPLIT, check_camera, estimate_camera, split_counts
 
 #: The least noise added in training, as a part of the measurement's own noise std.
 MIN_ADDED = 0.3
@@ -239,57 +239,14 @@ def added_variance(
     return s * s * (share * shape + 1 - share)
 
 
-#: The share of the photons kept in the network's input when a measurement is split in two.
-SPLIT = (0.5, 0.9)
-#: Counts above this are split by the normal approximation of the binomial.
-NORMAL_COUNTS = 100.0
-#: The least variance (counts) of a negative count split as Gaussian noise.
-MIN_COUNT_VAR = 0.5
-
-
-def split_counts(
-    y: torch.Tensor, model: torch.Tensor, p: torch.Tensor, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two independent measurements of the same clean image from one, ``y`` ``(B, H, W)``
-    with noise variance ``alpha * x + beta`` (``model``: ``(B, 2)``), keeping the share ``p``
-    ``(B,)`` of its photons in the first; both rescaled to the units of ``y`` (each unbiased
-    for the clean ``x``, of variance ``(alpha x + beta) / p`` and ``/ (1 - p)``).
-
-    ``y / alpha + beta / alpha^2`` are Poisson counts whose variance is their mean (the read
-    noise approximated by Poisson counts of its variance, as the generalised Anscombe transform
-    does). Thinning them (a binomial draw of each photon with probability ``p``) gives two
-    independent Poisson measurements (Krull et al. 2023, "GAP"; for Gaussian noise the same
-    split is Recorrupted-to-Recorrupted, Pang et al. 2021). Counts are rounded stochastically
-    (unbiased) and, above :data:`NORMAL_COUNTS`, thinned by the normal approximation; below
-    zero (read noise in the dark) they are split by it too, with their 8 neighbours' mean count
-    as variance (clamped to zero they biased both parts upwards; a Gaussian split of every
-    count, with that variance, denoised real nuclei at 5 photons 4 dB worse than thinning)."""
-    alpha = model[:, 0].clamp_min(1e-3 * model[:, 1].sqrt()).clamp_min(1e-8).reshape(-1, 1, 1)
-    shift = model[:, 1].reshape(-1, 1, 1) / alpha**2
-    p = p.reshape(-1, 1, 1).to(y)
-    k = y / alpha + shift
-    # negative counts cannot be thinned (clamping them to 0 biased the dark background of real
-    # nuclei upwards by 0.013 of the peak at 5 photons, 1 e- read noise: 0.8 dB)
-    normal = (k > NORMAL_COUNTS) | (k < 0)
-    var = torch.where(k > 0, k, variance_map(k, 1.0, 0.0, blind=True).clamp_min(MIN_COUNT_VAR))
-    few = torch.where(normal, torch.zeros_like(k), k)
-    few = few.floor() + (torch.rand(k.shape, generator=generator).to(k) < few.frac()).to(k)
-    # drawn on the generator's device (the CPU), as every draw of the training loop is
-    probs = p.expand_as(few).contiguous().cpu()
-    thinned = torch.binomial(few.cpu(), probs, generator=generator).to(k)
-    noise = torch.randn(k.shape, generator=generator).to(k)
-    k1 = torch.where(normal, p * k + (p * (1 - p) * var).sqrt() * noise, thinned)
-    k = torch.where(normal, k, few)
-    return (k1 / p - shift) * alpha, ((k - k1) / (1 - p) - shift) * alpha
-
-
 def split_loss(
     G: ScoreUNet, batch: torch.Tensor, generator: torch.Generator, sigma_max: float | None = None
 ) -> torch.Tensor:
     """The training loss on a batch ``(B, 3, H, W)`` of :meth:`NoisyPatches.sample`:
     Noise2Noise on the two halves of each measurement split by :func:`split_counts`.
 
-    The network sees the first part ``u1`` (the share ``p``, uniform in :data:`SPLIT`, of the
+    The network sees the first part ``u1`` (the share ``p``, uniform in
+    :data:`~napari_genprior.solvers.camera.SPLIT`, of the
     photons), in half of the batch with Gaussian noise of variance ``a``
     (:func:`added_variance`, from :data:`MIN_ADDED` of the measurement's own noise to
     ``sigma_max``) added, and is told the std map of its input's noise; its estimate is compared

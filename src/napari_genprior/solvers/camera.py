@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..operators.base import check_float
+from ._sure import variance_map
 
 #: The fitted variance must grow over the image's levels by this part of its mean for the
 #: noise to be read as photon counts (with a gain); else the camera is the identity.
@@ -164,3 +165,48 @@ def noise_precision(y: np.ndarray, cam: dict[str, Any]) -> np.ndarray:
     var = np.maximum(var, 0.05 * max(float(var.mean()), 1e-12))  # dark entries: not infinite
     w = 1.0 / var
     return (w / w.mean()).astype(np.float32)
+
+
+#: The share of the photons kept in a denoiser's input when a measurement is split in two to
+#: train it (:func:`napari_genprior._noisy_training.split_loss`).
+SPLIT = (0.5, 0.9)
+#: Counts above this are split by the normal approximation of the binomial.
+NORMAL_COUNTS = 100.0
+#: The least variance (counts) of a negative count split as Gaussian noise.
+MIN_COUNT_VAR = 0.5
+
+
+def split_counts(
+    y: torch.Tensor, model: torch.Tensor, p: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independent measurements of the same clean image from one, ``y`` ``(B, H, W)``
+    with noise variance ``alpha * x + beta`` (``model``: ``(B, 2)``), keeping the share ``p``
+    ``(B,)`` of its photons in the first; both rescaled to the units of ``y`` (each unbiased
+    for the clean ``x``, of variance ``(alpha x + beta) / p`` and ``/ (1 - p)``).
+
+    ``y / alpha + beta / alpha^2`` are Poisson counts whose variance is their mean (the read
+    noise approximated by Poisson counts of its variance, as the generalised Anscombe transform
+    does). Thinning them (a binomial draw of each photon with probability ``p``) gives two
+    independent Poisson measurements (Krull et al. 2023, "GAP"; for Gaussian noise the same
+    split is Recorrupted-to-Recorrupted, Pang et al. 2021). Counts are rounded stochastically
+    (unbiased) and, above :data:`NORMAL_COUNTS`, thinned by the normal approximation; below
+    zero (read noise in the dark) they are split by it too, with their 8 neighbours' mean count
+    as variance (clamped to zero they biased both parts upwards; a Gaussian split of every
+    count, with that variance, denoised real nuclei at 5 photons 4 dB worse than thinning)."""
+    alpha = model[:, 0].clamp_min(1e-3 * model[:, 1].sqrt()).clamp_min(1e-8).reshape(-1, 1, 1)
+    shift = model[:, 1].reshape(-1, 1, 1) / alpha**2
+    p = p.reshape(-1, 1, 1).to(y)
+    k = y / alpha + shift
+    # negative counts cannot be thinned (clamping them to 0 biased the dark background of real
+    # nuclei upwards by 0.013 of the peak at 5 photons, 1 e- read noise: 0.8 dB)
+    normal = (k > NORMAL_COUNTS) | (k < 0)
+    var = torch.where(k > 0, k, variance_map(k, 1.0, 0.0, blind=True).clamp_min(MIN_COUNT_VAR))
+    few = torch.where(normal, torch.zeros_like(k), k)
+    few = few.floor() + (torch.rand(k.shape, generator=generator).to(k) < few.frac()).to(k)
+    # drawn on the generator's device (the CPU), as every draw of the training loop is
+    probs = p.expand_as(few).contiguous().cpu()
+    thinned = torch.binomial(few.cpu(), probs, generator=generator).to(k)
+    noise = torch.randn(k.shape, generator=generator).to(k)
+    k1 = torch.where(normal, p * k + (p * (1 - p) * var).sqrt() * noise, thinned)
+    k = torch.where(normal, k, few)
+    return (k1 / p - shift) * alpha, ((k - k1) / (1 - p) - shift) * alpha
