@@ -167,8 +167,8 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
             1,
             "random",
             "a score prior learned from noisy measurements: method score, which denoises "
-            "with one call of its denoiser and deconvolves by annealed denoising pulled back "
-            "to the measurements"
+            "with its denoiser (averaged over random splits of the measurement) and deconvolves "
+            "by annealed denoising pulled back to the measurements"
             if noisy
             else "a score (diffusion) prior: method score, annealed denoising pulled back to "
             "the measurements (the best method on held-out real MRI slices)",

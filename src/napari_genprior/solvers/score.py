@@ -253,8 +253,8 @@ def solve_score(
         Conjugate-gradient iterations of each data step.
     ensemble : {1, 2, 4, 8}
         Denoise in this many orientations (flips, transposes) and average: a little better,
-        this many times slower. (Denoising under a prior learned from noisy measurements is
-        one denoiser call, in all 8 unless 2 or 4 are asked for.)
+        this many times slower. (Denoising under a prior learned from noisy measurements
+        turns its denoiser's inputs through all 8 in turn unless 2 or 4 are asked for.)
     phase_every : int
         For complex images (a magnitude with a phase): refine the phase every this many steps
         (0: keep the phase of the fully sampled centre).
