@@ -376,3 +376,15 @@ def test_a_record_at_the_level_the_prior_learned_is_denoised_from_parts_of_split
             assert 0.02 < rest < 0.5, rest
         else:
             np.testing.assert_allclose(rec.image, counts, rtol=1e-4, atol=1e-3)
+    # a stop after the third part returns the average of the three (a GUI's cancel)
+    _Told.told.clear()
+    G.card["noisy_training"] = {"sigma": info["sigma"]}
+    steps = []
+
+    def stop(step, loss, image):
+        steps.append(step)
+        return step < 3
+
+    rec = ngp.reconstruct(counts, A, method="score", prior=G, camera=cam, callback=stop)
+    assert steps == [1, 2, 3] and len(_Told.told) == 3 and rec.image.shape == counts.shape
+    assert rec.image.mean() == pytest.approx(counts.mean(), rel=0.02)
