@@ -301,10 +301,10 @@ def test_a_prior_learned_from_photon_counts_denoises_a_crop_in_its_own_units():
     """A prior that learned from photoelectrons at some level denoises a crop (or another
     plane) of the same acquisition in those units, not as if the crop, dimmer or brighter at
     its 99.9th percentile, were another sample: the crop's denoising is the whole image's,
-    cropped (away from the crop's border), up to the random splits each is averaged over
-    (:data:`~napari_genprior.solvers.score.SPLITS`): the same level on average (0.14% here).
-    Without the recorded level it is not (4.6% dimmer); a record far brighter than the prior
-    learned from is denoised on its own scale."""
+    cropped (away from the crop's border). Without the recorded level it is not; a record far
+    brighter than the prior learned from is denoised on its own scale. (The prior here learned
+    from less noisy measurements, so the records are denoised whole, not from random splits
+    that would differ between the crop and the whole.)"""
     from napari_genprior._noisy_training import noisy_sampler
 
     cam = {"offset": 0.0, "gain": 1.0, "read_noise": 1.0}
@@ -314,7 +314,7 @@ def test_a_prior_learned_from_photon_counts_denoises_a_crop_in_its_own_units():
     assert noise["scale"] == pytest.approx(float(np.quantile(counts, 0.999)), rel=1e-3)
     torch.manual_seed(0)
     G = ScoreUNet(channels=8)
-    G.card["noisy_training"] = {"sigma": 0.08, "scale": noise["scale"]}
+    G.card["noisy_training"] = {"sigma": 0.02, "scale": noise["scale"]}
     crop = (slice(32, 160), slice(48, 176))
     inner = (slice(40, 88), slice(40, 88))  # 40 px from the crop's border
 
@@ -325,14 +325,11 @@ def test_a_prior_learned_from_photon_counts_denoises_a_crop_in_its_own_units():
     whole, part = denoise(counts), denoise(counts[crop].copy())
     assert part.params["scale"] != pytest.approx(whole.params["scale"], rel=0.02)
     assert part.params["denoised_at_scale"] == pytest.approx(noise["scale"])
-
-    def level(part, whole):  # the crop's level against the whole's, where both are inside
-        return float(part.image[inner].mean() / whole.image[crop][inner].mean())
-
-    assert level(part, whole) == pytest.approx(1.0, abs=0.01)
+    assert part.params["splits"] == whole.params["splits"] == 0
+    np.testing.assert_allclose(part.image[inner], whole.image[crop][inner], rtol=1e-3, atol=1e-3)
     del G.card["noisy_training"]["scale"]  # each on its own scale, as before: they differ
     whole, part = denoise(counts), denoise(counts[crop].copy())
-    assert abs(level(part, whole) - 1) > 0.02
+    assert np.abs(part.image[inner] - whole.image[crop][inner]).max() > 0.05
     G.card["noisy_training"]["scale"] = noise["scale"]
     bright = denoise(10 * counts)  # ten times the exposure: not the level it learned
     assert bright.params["denoised_at_scale"] == pytest.approx(bright.params["scale"])

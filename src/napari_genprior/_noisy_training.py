@@ -10,18 +10,18 @@ local mean): for photon counts, the Poisson variance of the photoelectrons plus 
 (:func:`~napari_genprior.solvers._sure.noise_model`).
 
 The noise-conditional denoiser ``D(z, s)`` of a score prior
-(:class:`~napari_genprior.priors.ScoreUNet`) is trained by Noise2Noise on each measurement split
-in two (:func:`~napari_genprior.solvers.camera.split_counts`): its photons are thinned, each
-kept in the first part with probability ``p`` (0.5 to 0.9), which gives two independent
-measurements of the same clean image. The network denoises the first part (half the batch with Gaussian noise added, up to
-``sigma_max``) and is scored against the second (:func:`split_loss`): the second's noise is
+(:class:`~napari_genprior.priors.ScoreUNet`) is trained by Noise2Noise on each measurement split in
+two (:func:`~napari_genprior.solvers.camera.split_counts`): its photons are thinned, each kept in
+the first part with probability ``p`` (0.5 to 0.9), which gives two independent measurements of the
+same clean image. The network denoises the first part (half the batch with Gaussian noise added, up
+to ``sigma_max``) and is scored against the second (:func:`split_loss`): the second's noise is
 independent and of mean zero, so the loss is the error against the clean image plus a constant,
-exactly for photon counts. So the prior knows the clean images from near the measurement's own
-noise level upwards, which is what method ``score`` needs (its annealing stops at that level,
-:func:`noise_floor`), and the denoiser told the measurement's own noise map denoises it. For
-photon counts the card records the photoelectrons its data took as 1 (``scale``): ``score``
-denoises a crop or another plane of the same acquisition in those units, not on the crop's
-own scale (:data:`napari_genprior.solvers.score.SAME_LEVEL`).
+exactly for photon counts. So the prior knows the clean images from near the measurement's own noise
+level upwards, which is what method ``score`` needs (its annealing stops at that level,
+:func:`noise_floor`), and the denoiser told the measurement's own noise map denoises it. For photon
+counts the card records the photoelectrons its data took as 1 (``scale``): ``score`` denoises a crop
+or another plane of the same acquisition in those units, not on the crop's own scale
+(:data:`napari_genprior.solvers.score.SAME_LEVEL`).
 
 (Stein's unbiased risk estimate, the first loss tried, is exact only for Gaussian noise: on
 photon counts a network learned its bias and its estimated error fell below zero; and SURE on
@@ -246,15 +246,14 @@ def split_loss(
     Noise2Noise on the two halves of each measurement split by :func:`split_counts`.
 
     The network sees the first part ``u1`` (the share ``p``, uniform in
-    :data:`~napari_genprior.solvers.camera.SPLIT`, of the
-    photons), in half of the batch with Gaussian noise of variance ``a``
-    (:func:`added_variance`, from :data:`MIN_ADDED` of the measurement's own noise to
-    ``sigma_max``) added, and is told the std map of its input's noise; its estimate is compared
-    with the second part ``u2``. ``u2``'s noise is independent of the input's and of mean zero,
-    so the loss is the error against the clean image plus a constant: unbiased for photon counts
-    (no Gaussian approximation, which a network learns to exploit: see :func:`sure`), and
-    minimised by the clean image's posterior mean at the input's noise. EDM's weight at the
-    input's mean noise variance."""
+    :data:`~napari_genprior.solvers.camera.SPLIT`, of the photons), in half of the batch with
+    Gaussian noise of variance ``a`` (:func:`added_variance`, from :data:`MIN_ADDED` of the
+    measurement's own noise to ``sigma_max``) added, and is told the std map of its input's noise;
+    its estimate is compared with the second part ``u2``. ``u2``'s noise is independent of the
+    input's and of mean zero, so the loss is the error against the clean image plus a constant:
+    unbiased for photon counts (no Gaussian approximation, which a network learns to exploit: see
+    :func:`sure`), and minimised by the clean image's posterior mean at the input's noise. EDM's
+    weight at the input's mean noise variance."""
     y, model = batch[:, 0], batch[:, 1:, 0, 0]
     B = len(y)
     lo, hi_p = SPLIT

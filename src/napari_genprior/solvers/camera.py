@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..operators.base import check_float
-from ._sure import variance_map
+from ._sure import line_fit, noise_bins, variance_map
 
 #: The fitted variance must grow over the image's levels by this part of its mean for the
 #: noise to be read as photon counts (with a gain); else the camera is the identity.
@@ -93,7 +93,6 @@ def estimate_camera(y: np.ndarray, known: dict[str, Any] | None = None) -> dict[
     >>> estimate_camera(y, {"offset": 100})["estimated"]
     ['gain', 'read_noise']
     """
-    from ._sure import line_fit, noise_bins
 
     known = check_camera(known or {})
     img = torch.as_tensor(np.asarray(y, dtype=np.float32))
