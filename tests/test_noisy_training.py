@@ -167,9 +167,12 @@ def test_noisy_training_refuses_what_it_cannot_do():
         ngp.train_prior(counts, kind="vae", noisy=True, epochs=1)
     with pytest.raises(ValueError, match="needs noisy=True"):
         ngp.train_prior(counts, kind="score", operator=ngp.make_operator("denoise", (8, 8)))
-    blur = ngp.make_operator("blur", shape=counts.shape, sigma=2.0)
+    mask = ngp.make_operator("inpaint", shape=counts.shape, fraction=0.5, seed=0)
     with pytest.raises(ValueError, match="not supported"):
-        ngp.train_prior(counts, kind="score", noisy=True, operator=blur, epochs=1)
+        ngp.train_prior(counts, kind="score", noisy=True, operator=mask, epochs=1)
+    stack_blur = ngp.make_operator("blur", shape=(4, *counts.shape), sigma=2.0)
+    with pytest.raises(ValueError, match="2D blur of one plane"):
+        ngp.train_prior(counts, kind="score", noisy=True, operator=stack_blur, epochs=1)
 
 
 def test_score_anneals_down_to_the_noise_a_noisy_prior_learned_from():

@@ -102,11 +102,16 @@ def noisy_sampler(
     """The patch sampler, the card's normalisation and its ``noisy_training`` entry for
     training on the noisy measurements ``images`` (2D, already checked)."""
     kind = getattr(operator, "kind", None)
-    if operator is not None and kind != "denoise":
+    if operator is not None and kind not in ("denoise", "blur"):
         raise ValueError(
             f"noisy=True learns from measurements of the images themselves (operator None or "
-            f"'denoise'); training through a {kind!r} operator is not supported: give the "
-            "noisy images, or deconvolve them first."
+            f"'denoise') or through a 2D blur ('blur'); training through a {kind!r} operator is "
+            "not supported: give the noisy images, or reconstruct them first."
+        )
+    if kind == "blur" and len(operator.shape) != 2:
+        raise ValueError(
+            f"a score prior learns 2D images; the blur has shape {tuple(operator.shape)}: give "
+            "the 2D blur of one plane (make_operator('blur', shape=(H, W), ...))."
         )
     ys, infos = [], []
     for im in images:
@@ -132,6 +137,8 @@ def noisy_sampler(
         "the camera or the data)",
         "held_out": "separate patches" if sampler.held_out_separate else "training patches",
     }
+    if kind == "blur":  # the images as the microscope records them (see learned_through)
+        noise["through"] = {k: v for k, v in operator.spec().items() if k != "shape"}
     if all(i["camera"]["poisson"] for i in infos):  # absolute units: photoelectrons
         noise["scale"] = float(np.median([i["scale"] for i in infos]))
     return sampler, norm, noise

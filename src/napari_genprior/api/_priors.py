@@ -45,6 +45,7 @@ def _check_prior(prior: Any, A: Operator, method: str, **tiling: Any):
     if isinstance(prior, ScoreUNet):  # fully convolutional: any image size whole, no mosaic
         if tiling:
             raise TypeError(f"a score prior denoises whole images; it takes no {sorted(tiling)}.")
+        _check_learned_through(prior, A, source)
     elif patch != shape:
         if (
             len(patch) == 2
@@ -240,3 +241,32 @@ def iter_train(
     return _iter(
         images, kind=kind, latent_dim=latent_dim, epochs=epochs, device=device, seed=seed, **options
     )
+
+
+def _check_learned_through(prior: Any, A: Operator, source: str | None) -> None:
+    """A score prior that learned its measurements through a blur knows blurred images: it
+    denoises them (``denoise``) or deconvolves that same blur (2D), nothing else."""
+    from ..priors.score import learned_through, same_blur
+
+    through = learned_through(prior)
+    if through is None or A.kind == "denoise":
+        return
+    name = source or prior.card.get("name") or "this prior"
+    if A.kind != "blur" or len(A.shape) != 2 or not same_blur(through, A.spec()):
+        given = f"a {A.kind!r} operator"
+        if A.kind == "blur":
+            given = f"a blur of shape {tuple(A.shape)} with {_psf_words(A.spec())}"
+        raise ValueError(
+            f"{name!r} learned images as recorded through a 2D blur with {_psf_words(through)}: "
+            f"method 'score' uses it to denoise such images ('denoise') or to deconvolve that "
+            f"same blur, not {given}. Train a prior through this blur, or use 'tv'."
+        )
+
+
+def _psf_words(spec: dict[str, Any]) -> str:
+    """The PSF of a blur's spec, in words."""
+    if "sigma" in spec:
+        return f"sigma {list(spec['sigma'])}"
+    if "optics" in spec:
+        return f"the optics {spec['optics']}"
+    return "a given PSF array"

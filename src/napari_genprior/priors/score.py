@@ -43,6 +43,31 @@ def noise_floor(prior: Any) -> float | None:
     return None if not noisy else float(noisy["sigma"])
 
 
+def learned_through(prior: Any) -> dict[str, Any] | None:
+    """The blur a score prior learned its measurements through (its ``kind`` and parameters,
+    without a shape), or None: a prior of the images themselves. Such a prior knows the images
+    as the microscope records them, blurred: ``score`` denoises a measurement under it and then
+    deconvolves it (:mod:`napari_genprior.solvers.score`)."""
+    through = _noisy_training(prior).get("through")
+    return None if not through else dict(through)
+
+
+def same_blur(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two operator specs (``Operator.spec()``, with or without shape and border)
+    describe the same blur: the same kind and PSF parameters."""
+
+    def psf(spec: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in spec.items() if k not in ("shape", "boundary")}
+
+    pa, pb = psf(a), psf(b)
+    if set(pa) != set(pb) or pa.get("kind") != pb.get("kind"):
+        return False
+    if "sigma" in pa:
+        sa, sb = list(pa["sigma"]), list(pb["sigma"])
+        return len(sa) == len(sb) and all(abs(float(u) - float(v)) <= 1e-6 for u, v in zip(sa, sb))
+    return pa == pb
+
+
 def training_scale(prior: Any) -> float | None:
     """The photoelectrons at the 99.9th percentile of the photon counts a score prior learned
     from, which it took as 1 (None: not recorded, or not photon counts of a known camera)."""

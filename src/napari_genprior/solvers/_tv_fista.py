@@ -131,11 +131,22 @@ def early_search(
     preview_every: int,
     lam_ratio: float = EARLY_LAM_RATIO,
     patience: int = EARLY_PATIENCE,
+    against: tuple[torch.Tensor, Problem, Core] | None = None,
 ) -> SolverGen:
     """Choose ``lam`` and the number of steps by held-out measurements (every iterate of every
-    weight scored), then run the chosen weight for those steps on every observed entry."""
+    weight scored), then run the chosen weight for those steps on every observed entry.
+
+    ``against = (target, final, final_core)``: nothing is held out; every iterate is scored by
+    its misfit to ``target`` on every observed entry, a measurement of the same image whose
+    noise is independent of ``problem.y``'s (the other part of a split), and the chosen weight
+    then runs on the problem ``final`` (with ``final_core``)."""
     y = problem.y
-    observed, train, held = _holdout_masks(problem, holdout)
+    if against is None:
+        observed, train, held = _holdout_masks(problem, holdout)
+        target = y
+    else:
+        observed, train, _ = _holdout_masks(problem, 0)
+        held, target = observed, against[0]
     n_held = float(held.sum())
     lam_max = lam_scale(train)
     if not (math.isfinite(lam_max) and lam_max > 0):
@@ -153,7 +164,7 @@ def early_search(
         idx = list(range(first, min(first + chunk, n_lams)))
         since = 0
         for it in core(train, lams[idx], steps, None):
-            scores = (_weighted_misfit(it.Ax, y, held) / max(n_held, 1.0)).tolist()
+            scores = (_weighted_misfit(it.Ax, target, held) / max(n_held, 1.0)).tolist()
             improved = False
             for j, s in enumerate(scores):
                 if s < misfits[idx[j]]:
@@ -191,6 +202,10 @@ def early_search(
     if cancelled:
         extra["cancelled_at"] = step_no
         return best[3], extra
+    if against is not None:
+        extra["scored_against"] = "the other part of a split"
+        problem, core = against[1], against[2]
+        observed, _, _ = _holdout_masks(problem, 0)
     result = yield from final_solve(
         problem, core, observed, lam, iterations, None, step_no, total, preview_every, extra
     )
