@@ -25,9 +25,11 @@ the result is scored. Methods:
 
 Deconvolution, without the inverse crime: the whole reference quadrant blurred by scipy
 (Gaussian sigma 2, reflecting border), tiles cut from it (light from outside reaches their
-borders), Poisson at 100 photons; ``score`` with ``nuclei-score``, ``tv`` (its early rule) and
-Richardson-Lucy at its best count (chosen on the truth: RL's best case), all with the blur's
-unknown border and the camera given.
+borders), Poisson at 100 photons; ``score`` with ``nuclei-score``, ``score (own, through the
+blur)``: a prior trained (``operator=`` the blur) on nothing but the whole blurred noisy record
+(256x256), which then denoises each tile and deconvolves it (the user's own blurred data), ``tv``
+(its early rule) and Richardson-Lucy at its best count (chosen on the truth: RL's best case),
+all with the blur's unknown border and the camera given.
 """
 
 from __future__ import annotations
@@ -180,7 +182,7 @@ def _denoise_runs(clean, photons, quick, device, seed, log) -> dict[str, Any]:
     return out
 
 
-def _deconvolution_runs(clean, quick, device, seed) -> dict[str, Any]:
+def _deconvolution_runs(clean, quick, device, seed, log) -> tuple[dict[str, Any], dict]:
     from scipy import ndimage
 
     import napari_genprior as ngp
@@ -191,14 +193,37 @@ def _deconvolution_runs(clean, quick, device, seed) -> dict[str, Any]:
     A = ngp.make_operator("blur", shape=(128, 128), sigma=2.0)
     out: dict[str, list] = {}
     scale = photons / blurred.max()
-    prior = learned_prior()
+    t0 = time.perf_counter()
+    own = ngp.train_prior(
+        y_all,
+        kind="score",
+        noisy=True,
+        operator=ngp.make_operator("blur", shape=y_all.shape, sigma=2.0),
+        camera=CAMERA,
+        device=device,
+        seed=seed,
+        patch_size=64,
+        **(QUICK_TRAINING if quick else OWN_TRAINING),
+    )
+    info = {
+        "own_training_seconds": time.perf_counter() - t0,
+        "own_held_out_psnr": own.card["training"]["final_losses"].get("held-out PSNR"),
+    }
+    log(
+        f"  deconvolution: own prior trained through the blur in {info['own_training_seconds']:.0f} s"
+    )
     for sl in TILES[: 1 if quick else 4]:
         y = y_all[sl]
         truth = clean[sl]
-        t = time.perf_counter()
-        if prior is not None:
+        for name, prior in (
+            ("score (own, through the blur)", own),
+            (f"score ({PRIOR})", learned_prior()),
+        ):
+            if prior is None:
+                continue
+            t = time.perf_counter()
             rec = ngp.reconstruct(y, A, method="score", prior=prior, camera=CAMERA, device=device)
-            out.setdefault(f"score ({PRIOR})", []).append(
+            out.setdefault(name, []).append(
                 {**scores(truth, rec.image / scale), "seconds": time.perf_counter() - t}
             )
         t = time.perf_counter()
@@ -214,7 +239,7 @@ def _deconvolution_runs(clean, quick, device, seed) -> dict[str, Any]:
             best = s if best is None or s["psnr"] > best["psnr"] else best
         best["seconds"] = time.perf_counter() - t
         out.setdefault("Richardson-Lucy (best count)", []).append(best)
-    return out
+    return out, info
 
 
 def run(quick: bool, device: str, seed: int, log=print) -> Result:
@@ -223,7 +248,7 @@ def run(quick: bool, device: str, seed: int, log=print) -> Result:
         _denoise_runs(clean, p, quick, device, seed + j, log)
         for j, p in enumerate(PHOTONS[:1] if quick else PHOTONS)
     ]
-    deconv = _deconvolution_runs(clean, quick, device, seed)
+    deconv, deconv_info = _deconvolution_runs(clean, quick, device, seed, log)
     rows = []
     checks: dict[str, bool] = {}
     for d in denoise:
@@ -254,11 +279,12 @@ def run(quick: bool, device: str, seed: int, log=print) -> Result:
                 median([r["seconds"] for r in rs]),
             ]
         )
+    ours = max(v for k, v in dmed.items() if k.startswith("score"))
     for peer in ("tv (early rule)", "Richardson-Lucy (best count)"):
-        if f"score ({PRIOR})" in dmed:
-            ours = dmed[f"score ({PRIOR})"]
-            checks[f"deconvolution: +1 dB over {peer}"] = ours >= dmed[peer] + 1
-    own_seconds = max(d["own_training_seconds"] for d in denoise)
+        checks[f"deconvolution: +1 dB over {peer}"] = ours >= dmed[peer] + 1
+    own_seconds = max(
+        [d["own_training_seconds"] for d in denoise] + [deconv_info["own_training_seconds"]]
+    )
     checks["own training under 10 minutes (256x256)"] = own_seconds < 600
     text = [
         f"Held-out quadrant of stardist's real `img2d.tif` (raw camera noise {sigma:.3f}), "
@@ -275,7 +301,10 @@ def run(quick: bool, device: str, seed: int, log=print) -> Result:
             f"{d['photons']} photons {d['own_training_seconds']:.0f} s (held-out PSNR "
             f"estimate {d['own_held_out_psnr']:.1f} dB); N2V: {d['n2v']['status']}"
             for d in denoise
-        ),
+        )
+        + f"; through the blur (deconvolution, 100 photons) {deconv_info['own_training_seconds']:.0f}"
+        f" s (held-out PSNR estimate {deconv_info['own_held_out_psnr']:.1f} dB, of the blurred "
+        "images)",
         "",
         markdown_table(
             ["check", "held"], [[k, "PASS" if v else "FAIL"] for k, v in checks.items()]
@@ -285,6 +314,11 @@ def run(quick: bool, device: str, seed: int, log=print) -> Result:
         name="self-supervised",
         title="Priors learned from noisy measurements alone, on held-out real nuclei",
         markdown="\n".join(text),
-        data={"denoising": denoise, "deconvolution": deconv, "reference_noise": sigma},
+        data={
+            "denoising": denoise,
+            "deconvolution": deconv,
+            "deconvolution_training": deconv_info,
+            "reference_noise": sigma,
+        },
         checks=checks,
     )
