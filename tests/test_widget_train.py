@@ -211,6 +211,16 @@ def test_my_images_are_noisy_learns_a_score_prior_from_the_layer_alone(viewer_an
     assert set(widget.loss_plot.curves) == {"split loss", "held-out PSNR"}
     assert len(widget.loss_plot.curves["held-out PSNR"]) == 2
     assert "held-out PSNR" in widget.status.value
+    assert "through" not in G.card["noisy_training"]
+    np.testing.assert_array_equal(layer.data, before)
+    # blurred too: the prior learns them through that blur, which its card records
+    assert widget.blurred_by.enabled
+    widget.blurred_by.value = 1.5
+    widget.prior_name.value = "through-blur"
+    widget.start()
+    _wait_until_idle(qtbot, widget)
+    through = SESSION_PRIORS.get("through-blur").card["noisy_training"]["through"]
+    assert through == {"kind": "blur", "sigma": [1.5, 1.5], "boundary": "unknown"}
     np.testing.assert_array_equal(layer.data, before)
     widget.noisy.value = False
-    assert widget.kind.enabled and widget.latent_dim.enabled
+    assert widget.kind.enabled and widget.latent_dim.enabled and not widget.blurred_by.enabled

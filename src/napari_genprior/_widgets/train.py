@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
 from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -80,6 +88,18 @@ class TrainWidget(RunControls, Container):
             "PSNR: how close the denoised held-out patches are to the clean ones, as "
             "estimated from the noise.",
         )
+        self.blurred_by = FloatSpinBox(
+            label="blurred by (sigma)",
+            value=0.0,
+            min=0.0,
+            max=20.0,
+            step=0.1,
+            enabled=False,
+            tooltip="With 'my images are noisy': the images are also blurred, by a Gaussian "
+            "PSF of this sigma in pixels (0: not blurred). The prior learns them as recorded, "
+            "through the blur; method 'score' then denoises a measurement under it and "
+            "deconvolves that blur.",
+        )
         self.latent_dim = SpinBox(
             label="latent dim",
             value=32,
@@ -141,6 +161,7 @@ class TrainWidget(RunControls, Container):
                 self.patch_size,
                 self.kind,
                 self.noisy,
+                self.blurred_by,
                 self.latent_dim,
                 self.epochs,
                 self.patches_per_epoch,
@@ -179,6 +200,7 @@ class TrainWidget(RunControls, Container):
             self.kind.value = "score"
         self.kind.enabled = not noisy
         self.latent_dim.enabled = not noisy
+        self.blurred_by.enabled = noisy
 
     def _training_images(self, layers: list[Image], patch: int) -> list[np.ndarray]:
         """The 2D planes of ``layers`` (read, never copied into the layers), checked.
@@ -231,10 +253,16 @@ class TrainWidget(RunControls, Container):
         per_epoch = int(self.patches_per_epoch.value)
         try:
             planes = self._training_images(layers, patch)
+            blur = None
+            if self.noisy.value and self.blurred_by.value > 0:
+                from ..api import make_operator
+
+                blur = make_operator("blur", shape=planes[0].shape, sigma=self.blurred_by.value)
             run = iter_train(
                 planes,
                 kind="score" if self.noisy.value else self.kind.value,
                 noisy=bool(self.noisy.value),
+                **({} if blur is None else {"operator": blur}),
                 latent_dim=self.latent_dim.value,
                 epochs=self.epochs.value,
                 device=self.device.value,
