@@ -134,6 +134,13 @@ def test_a_prior_learned_through_a_blur_is_used_for_that_blur_only():
     assert not same_blur({"kind": "blur", "sigma": [2, 2]}, {"kind": "blur", "psf": "x"})
 
 
+def test_advice_for_a_prior_learned_through_a_blur():
+    from napari_genprior import advice as ngp_advice
+
+    advice = ngp_advice.recommend("blur", prior=_through(ScoreUNet(channels=4)))
+    assert advice.method == "score" and "through their blur" in advice.why
+
+
 def test_the_card_keeps_the_blur_through_a_save(tmp_path):
     G = _through(ScoreUNet(channels=4), sigma=1.5)
     G.save(tmp_path / "p.safetensors")

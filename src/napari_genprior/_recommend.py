@@ -159,20 +159,27 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
         }[method]
         return Advice(method, 1, "random", why)
     if is_score_prior(prior):
-        from .priors.score import noise_floor  # (torch, on use: see is_score_prior)
+        from .priors.score import learned_through, noise_floor  # (torch, on use)
 
         noisy = noise_floor(prior) is not None
-        return Advice(
-            "score",
-            1,
-            "random",
-            "a score prior learned from noisy measurements: method score, which denoises "
-            "with its denoiser (averaged over random splits of the measurement) and deconvolves "
-            "by annealed denoising pulled back to the measurements"
-            if noisy
-            else "a score (diffusion) prior: method score, annealed denoising pulled back to "
-            "the measurements (the best method on held-out real MRI slices)",
+        why = (
+            "a score (diffusion) prior: method score, annealed denoising pulled back to "
+            "the measurements (the best method on held-out real MRI slices)"
         )
+        if noisy and learned_through(prior) is not None:
+            why = (
+                "a score prior learned from blurred noisy measurements through their blur: "
+                "method score, which denoises a measurement under it (averaged over random "
+                "splits) and deconvolves that same blur by FISTA-TV, its weight and stop "
+                "scored on the other part of a split"
+            )
+        elif noisy:
+            why = (
+                "a score prior learned from noisy measurements: method score, which denoises "
+                "with its denoiser (averaged over random splits of the measurement) and "
+                "deconvolves by annealed denoising pulled back to the measurements"
+            )
+        return Advice("score", 1, "random", why)
     encoder = getattr(prior, "encoder", None) is not None
     if kind == "phase":
         return Advice(
