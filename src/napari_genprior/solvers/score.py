@@ -35,6 +35,7 @@ m e^{i phi}||^2`` (conjugate gradients), gives the new phase ``angle(x)``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -188,11 +189,8 @@ def _denoise_direct(problem: Problem, ensemble: int, read_variance: float | None
     measurement less noisy than any such part (the prior's own, or one as bright) is split
     :data:`SPLITS` times at random, keeping :data:`TEST_SPLIT` of its photons each time, and the
     denoiser's estimates from those parts are averaged; a noisier one is denoised whole. Each
-    estimate is told its input's own noise (a std per pixel) and computed in one of the 8
-    orientations in turn (or of the 2 or 4 ``ensemble`` asks for). The noise is the camera's
-    when it is known (photoelectrons: Poisson plus ``read_variance``), else the model fitted to
-    the measurement. With the camera known, a prior that recorded the photoelectrons it learned
-    from denoises in those units when the record is at about their level (:data:`SAME_LEVEL`)."""
+    estimate is told its input's own noise (a std per pixel, :func:`_denoiser_input`) and
+    computed in one of the 8 orientations in turn (or of the 2 or 4 ``ensemble`` asks for)."""
     y = problem.y.real.to(torch.float32)
     v, alpha, beta, units = _denoiser_input(problem, read_variance)
     scale = problem.scale / units
@@ -253,15 +251,7 @@ def _denoise_then_deconvolve(
     deconvolved), a stop in the deconvolution its best so far."""
     from ._tv_fista import early_search, fista_core
 
-    pixels = Problem(
-        y=problem.y,
-        A=_Pixels(problem.y.shape),
-        scale=problem.scale,
-        device=problem.device,
-        seed=problem.seed,
-        observed=None,
-        prior=problem.prior,
-    )
+    pixels = replace(problem, crop=None)  # the measurement's own pixels: its field of view
     run = _denoise_direct(pixels, ensemble, read_variance)
     reply = None
     try:
@@ -271,9 +261,10 @@ def _denoise_then_deconvolve(
     except StopIteration as stop:
         denoised, first = stop.value
     first.update(direct=False, denoised_then="tv")
+    extend = getattr(problem.A, "extend", None)  # (a blur's unknown border: to its domain)
+    as_is = denoised if extend is None else extend(denoised)
     if reply is False:  # stopped while denoising: the denoised measurement, as it stands
-        extend = getattr(problem.A, "extend", None)
-        return (denoised if extend is None else extend(denoised)), first
+        return as_is, first
     passes = u.total + 1
     # the split whose other part scores the deconvolution's weight and step
     v, alpha, beta, units = _denoiser_input(pixels, read_variance)
@@ -284,21 +275,10 @@ def _denoise_then_deconvolve(
     with torch.no_grad():
         part = _ensemble_denoise(problem.prior, part, sigma, 8)[0] / units
     if (yield Update(passes, passes, float((part - problem.y).pow(2).mean()), None)) is False:
-        extend = getattr(problem.A, "extend", None)
-        return (denoised if extend is None else extend(denoised)), first
+        return as_is, first
 
-    def like(y: torch.Tensor) -> Problem:
-        return Problem(
-            y=y.to(problem.y.dtype),
-            A=problem.A,
-            scale=problem.scale,
-            device=problem.device,
-            seed=problem.seed,
-            observed=problem.observed,
-            crop=problem.crop,
-        )
-
-    search, final = like(part), like(denoised)
+    search = replace(problem, y=part.to(problem.y.dtype))
+    final = replace(problem, y=denoised.to(problem.y.dtype))
     run = early_search(
         search,
         fista_core(search, 1e-5),
@@ -317,15 +297,6 @@ def _denoise_then_deconvolve(
     except StopIteration as stop:
         x, tv = stop.value
     return x, {**first, "tv": tv}
-
-
-class _Pixels:
-    """The measurement's own pixels, as :func:`_denoise_direct` reads an operator (its kind)."""
-
-    kind = "denoise"
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
 
 
 def solve_score(
