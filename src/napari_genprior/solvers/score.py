@@ -35,15 +35,20 @@ m e^{i phi}||^2`` (conjugate gradients), gives the new phase ``angle(x)``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import torch
 
 from ..operators.base import check_float, check_int
-from ..priors.score import learned_through, noise_floor, training_scale
-from ._sure import noise_model, variance_map
-from .camera import SPLIT, split_counts
+from ..priors.score import learned_through, noise_floor
+from ._score_direct import (  # noqa: F401 (SAME_LEVEL, SPLITS, TEST_SPLIT: re-exported)
+    SAME_LEVEL,
+    SPLITS,
+    TEST_SPLIT,
+    _denoise_direct,
+    _denoise_then_deconvolve,
+    _ensemble_denoise,
+)
 from .common import (
     Problem,
     SolverGen,
@@ -62,30 +67,6 @@ LAM = 0.1
 #: it trained on (blur sigma 2, 100 photons; median 38.1 dB at 0.5 and 0.7, 36.4 at 0.1, 36.7
 #: at 2, ``tv`` 36.3), not on the quadrant ``bench self-supervised`` holds out.
 NOISY_LAM = 0.5
-#: A prior learned from photon counts denoises a record of a known camera in the units it learned
-#: (photoelectrons over its training data's 99.9th percentile) when the record's own percentile
-#: is within this factor of that (the same acquisition: a crop, another plane), else in the
-#: record's own. Each crop on its own scale looked to the denoiser like a brighter or dimmer
-#: sample: on the four 128x128 tiles of the real nuclei quadrant a prior learned from at 20
-#: photons (``bench self-supervised``'s record), 34.08 dB tile by tile on their own scales,
-#: 34.38 in the prior's units, 34.83 for the whole quadrant (the rest: the tiles' borders).
-SAME_LEVEL = 4.0
-#: Denoising under a prior learned from noisy measurements averages its denoiser's estimates
-#: from this many random splits of the measurement, each keeping :data:`TEST_SPLIT` of its
-#: photons: inputs like those it was trained on (a part of a split, with
-#: :data:`~napari_genprior.solvers.camera.SPLIT` of the photons), which the whole measurement,
-#: less noisy, is not. Measured on ``bench
-#: self-supervised``'s records (real nuclei held out, the prior trained on the record itself),
-#: against the whole measurement in the 8 orientations: 29.29 against 28.87 dB at 5 photons;
-#: at 20 photons 35.24 against 35.14 and 34.64 against 34.51 for two trainings; shares of 0.6
-#: and 0.8 within 0.12 dB of 0.7, 0.9 lower (29.08, 35.19, 34.58). A record noisier than
-#: the measurements the prior learned from is already among its inputs and is denoised whole:
-#: split, the bundled ``nuclei-score`` denoised the 5, 20 and 100-photon records 0.25, 0.15
-#: and 0.6 dB worse.
-SPLITS = 16
-#: The share of the photons each of the :data:`SPLITS` parts keeps (the middle of the
-#: training's range, :data:`~napari_genprior.solvers.camera.SPLIT`).
-TEST_SPLIT = 0.7
 
 
 def _data_step(
@@ -121,33 +102,6 @@ def _refined_rotation(
     return rotation.reshape(m.shape[-2:])
 
 
-def _turn(a: torch.Tensor, t: int) -> torch.Tensor:
-    """The orientation ``t`` (0-7: bit 4 transposes, bits 1 and 2 flip) of ``a``'s last axes."""
-    a = a.transpose(-1, -2) if t & 4 else a
-    dims = [d for d, bit in ((-1, 1), (-2, 2)) if t & bit]
-    return a.flip(dims) if dims else a
-
-
-def _unturn(a: torch.Tensor, t: int) -> torch.Tensor:
-    """The inverse of :func:`_turn`."""
-    dims = [d for d, bit in ((-1, 1), (-2, 2)) if t & bit]
-    a = a.flip(dims) if dims else a
-    return a.transpose(-1, -2) if t & 4 else a
-
-
-def _denoise_turned(prior, v: torch.Tensor, sigma, t: int) -> torch.Tensor:
-    """``D(v, sigma)`` computed in the orientation ``t`` of the image and turned back.
-    ``sigma``: a number, or a map of ``v``'s shape (turned with it)."""
-    is_map = torch.is_tensor(sigma) and sigma.shape == v.shape
-    return _unturn(prior(_turn(v, t), _turn(sigma, t) if is_map else sigma), t)
-
-
-def _ensemble_denoise(prior, v: torch.Tensor, sigma, transforms: int) -> torch.Tensor:
-    """``D(v, sigma)`` averaged over ``transforms`` of the 8 flips and transposes of the image
-    (self-ensembling: the denoiser's errors differ between orientations, its image does not)."""
-    return sum(_denoise_turned(prior, v, sigma, t) for t in range(transforms)) / transforms
-
-
 def _bounded_margin(v: torch.Tensor, crop: tuple[slice, ...] | None) -> torch.Tensor:
     """``v`` with its margin outside the field of view ``crop`` (a blur's unknown border)
     clipped to the range ``v`` takes inside it. The data barely constrain the margin, and a
@@ -161,142 +115,6 @@ def _bounded_margin(v: torch.Tensor, crop: tuple[slice, ...] | None) -> torch.Te
     out = v.clamp(inside.min(), inside.max())  # (tensor bounds: no device sync)
     out[field] = inside
     return out
-
-
-def _denoiser_input(problem: Problem, read_variance: float | None) -> tuple:
-    """``(v, alpha, beta, units)``: the measurement ``(1, H, W)`` in the units the denoiser
-    takes it in, its noise variance model there (``alpha * x + beta``) and those units over
-    the solver's. The noise is the camera's when it is known (photoelectrons: Poisson plus
-    ``read_variance``), else the model fitted to the measurement; with the camera known, a
-    prior that recorded the photoelectrons it learned from takes the measurement in those
-    units when it is at about their level (:data:`SAME_LEVEL`)."""
-    y = problem.y.real.to(torch.float32)
-    scale = problem.scale  # what the denoiser's input takes as 1
-    if read_variance is None:
-        alpha, beta = noise_model(y, 2)
-    else:  # photoelectrons over scale: their variance is y / scale + read / scale^2
-        learned = training_scale(problem.prior)
-        if learned is not None and 1 / SAME_LEVEL <= scale / learned <= SAME_LEVEL:
-            scale = learned  # the counts the prior learned on
-        alpha, beta = 1 / scale, read_variance / scale**2
-    units = problem.scale / scale  # the denoiser's units over the solver's
-    return y[None] * units, alpha, beta, units
-
-
-def _denoise_direct(problem: Problem, ensemble: int, read_variance: float | None) -> SolverGen:
-    """Denoising under a prior learned from noisy measurements, which was trained to denoise
-    a part of a measurement split in two (:mod:`napari_genprior._noisy_training`): a
-    measurement less noisy than any such part (the prior's own, or one as bright) is split
-    :data:`SPLITS` times at random, keeping :data:`TEST_SPLIT` of its photons each time, and the
-    denoiser's estimates from those parts are averaged; a noisier one is denoised whole. Each
-    estimate is told its input's own noise (a std per pixel, :func:`_denoiser_input`) and
-    computed in one of the 8 orientations in turn (or of the 2 or 4 ``ensemble`` asks for)."""
-    y = problem.y.real.to(torch.float32)
-    v, alpha, beta, units = _denoiser_input(problem, read_variance)
-    scale = problem.scale / units
-    transforms = 8 if ensemble == 1 else ensemble
-    model = torch.tensor([[float(alpha), float(beta)]], device=y.device)
-    share = torch.tensor([TEST_SPLIT])
-    gen = torch.Generator().manual_seed(0)  # the same splits every run: a repeatable result
-    own = variance_map(v, alpha, beta)
-    # less noisy than any part of a split the prior learned from: denoise such parts
-    split = float(own.mean()) < noise_floor(problem.prior) ** 2 / max(SPLIT)
-    passes = SPLITS if split else transforms
-    total = torch.zeros_like(v)
-    for k in range(passes):
-        with torch.no_grad():  # (not across the yield: the caller's code runs between them)
-            part, sigma = v, own.sqrt()
-            if split:
-                part, _ = split_counts(v, model, share, gen)
-                sigma = variance_map(part, alpha / TEST_SPLIT, beta / TEST_SPLIT).sqrt()
-            total += _denoise_turned(problem.prior, part, sigma, k % transforms)
-        x = total[0] / (k + 1) / units
-        last = k + 1 == passes
-        preview = problem.to_numpy(x) if last else None
-        if (yield Update(k + 1, passes, float((x - y).pow(2).mean()), preview)) is False:
-            break  # stopped: the average of the parts so far
-    return x, {
-        "direct": True,
-        "noise_var": float(own.mean()),
-        "noise_model": {
-            "alpha": alpha,
-            "beta": beta,
-            "from": "fitted" if read_variance is None else "camera",
-        },
-        "ensemble": transforms,
-        "splits": SPLITS if split else 0,
-        "split_share": TEST_SPLIT if split else None,
-        "denoised_at_scale": scale,
-    }
-
-
-def _denoise_then_deconvolve(
-    problem: Problem, ensemble: int, read_variance: float | None
-) -> SolverGen:
-    """Deconvolution under a prior learned from measurements through this blur
-    (:func:`~napari_genprior.priors.score.learned_through`), which knows the images as recorded,
-    blurred, not the sharp scene: the measurement is denoised under it (:func:`_denoise_direct`),
-    then the denoised measurement is deconvolved by ``tv``'s FISTA (the blur's border as the
-    operator has it). Its weight and stopping step are chosen on a split of the measurement:
-    the part with :data:`TEST_SPLIT` of the photons, denoised in the 8 orientations, is
-    deconvolved, and each iterate is scored against the other part, whose noise is independent
-    (``tv``'s own rule holds out pixels of the data it fits, but a denoised measurement's
-    errors are shared by neighbouring pixels, so the rule mistook them for detail and took the
-    smallest weight: 32.5 dB against 35.4 for ``tv`` alone on procedural nuclei). The data,
-    not the prior, tell the sharp detail: a network trained through the blur (its output
-    blurred, scored against the other part of a split) kept the noise where the blur all but
-    removes the detail (27.7 dB on the real nuclei of ``bench self-supervised``, 33.1 without
-    its skip connection). Progress counts the denoising's passes, then the deconvolution's
-    steps; a stop while denoising returns the denoised measurement as it stands (not
-    deconvolved), a stop in the deconvolution its best so far."""
-    from ._tv_fista import early_search, fista_core
-
-    pixels = replace(problem, crop=None)  # the measurement's own pixels: its field of view
-    run = _denoise_direct(pixels, ensemble, read_variance)
-    reply = None
-    try:
-        while True:
-            u = run.send(reply)
-            reply = yield u
-    except StopIteration as stop:
-        denoised, first = stop.value
-    first.update(direct=False, denoised_then="tv")
-    extend = getattr(problem.A, "extend", None)  # (a blur's unknown border: to its domain)
-    as_is = denoised if extend is None else extend(denoised)
-    if reply is False:  # stopped while denoising: the denoised measurement, as it stands
-        return as_is, first
-    passes = u.total + 1
-    # the split whose other part scores the deconvolution's weight and step
-    v, alpha, beta, units = _denoiser_input(pixels, read_variance)
-    model = torch.tensor([[float(alpha), float(beta)]], device=v.device)
-    gen = torch.Generator().manual_seed(problem.seed + 1)
-    part, other = split_counts(v, model, torch.tensor([TEST_SPLIT]), gen)
-    sigma = variance_map(part, alpha / TEST_SPLIT, beta / TEST_SPLIT).sqrt()
-    with torch.no_grad():
-        part = _ensemble_denoise(problem.prior, part, sigma, 8)[0] / units
-    if (yield Update(passes, passes, float((part - problem.y).pow(2).mean()), None)) is False:
-        return as_is, first
-
-    search = replace(problem, y=part.to(problem.y.dtype))
-    final = replace(problem, y=denoised.to(problem.y.dtype))
-    run = early_search(
-        search,
-        fista_core(search, 1e-5),
-        lambda w: float(problem.A.adjoint(w * search.y).abs().max()),
-        n_lams=8,
-        holdout=0.0,
-        steps=300,
-        preview_every=5,
-        against=(other[0] / units, final, fista_core(final, 1e-5)),
-    )
-    reply = None
-    try:
-        while True:
-            u = run.send(reply)
-            reply = yield Update(passes + u.step, passes + u.total, u.loss, u.image)
-    except StopIteration as stop:
-        x, tv = stop.value
-    return x, {**first, "tv": tv}
 
 
 def solve_score(
