@@ -307,7 +307,8 @@ def test_a_prior_learned_from_photon_counts_denoises_a_crop_in_its_own_units():
     cropped (away from the crop's border). Without the recorded level it is not; a record far
     brighter than the prior learned from is denoised on its own scale. (The prior here learned
     from less noisy measurements, so the records are denoised whole, not from random splits
-    that would differ between the crop and the whole.)"""
+    that would differ between the crop and the whole; and by the prior alone, not combined
+    with ``tv``, whose weight is chosen image by image.)"""
     from napari_genprior._noisy_training import noisy_sampler
 
     cam = {"offset": 0.0, "gain": 1.0, "read_noise": 1.0}
@@ -323,7 +324,9 @@ def test_a_prior_learned_from_photon_counts_denoises_a_crop_in_its_own_units():
 
     def denoise(y):
         A = ngp.make_operator("denoise", shape=y.shape)
-        return ngp.reconstruct(y, A, method="score", prior=G, camera=cam, device="cpu")
+        return ngp.reconstruct(
+            y, A, method="score", prior=G, camera=cam, device="cpu", combine=False
+        )
 
     whole, part = denoise(counts), denoise(counts[crop].copy())
     assert part.params["scale"] != pytest.approx(whole.params["scale"], rel=0.02)
@@ -366,7 +369,9 @@ def test_a_record_at_the_level_the_prior_learned_is_denoised_from_parts_of_split
     for learned, passes in ((info["sigma"], SPLITS), (0.5 * info["sigma"], 8)):
         _Told.told.clear()
         G.card["noisy_training"] = {"sigma": learned}
-        rec = ngp.reconstruct(counts, A, method="score", prior=G, camera=cam, device="cpu")
+        rec = ngp.reconstruct(
+            counts, A, method="score", prior=G, camera=cam, device="cpu", combine=False
+        )
         assert len(_Told.told) == passes and rec.params["splits"] == (SPLITS if passes > 8 else 0)
         own = info["sigma"] / (TEST_SPLIT**0.5 if passes > 8 else 1)
         assert np.allclose(_Told.told, own, rtol=0.1), (_Told.told, own)
@@ -385,6 +390,8 @@ def test_a_record_at_the_level_the_prior_learned_is_denoised_from_parts_of_split
         steps.append(step)
         return step < 3
 
-    rec = ngp.reconstruct(counts, A, method="score", prior=G, camera=cam, callback=stop)
+    rec = ngp.reconstruct(
+        counts, A, method="score", prior=G, camera=cam, callback=stop, combine=False
+    )
     assert steps == [1, 2, 3] and len(_Told.told) == 3 and rec.image.shape == counts.shape
     assert rec.image.mean() == pytest.approx(counts.mean(), rel=0.02)

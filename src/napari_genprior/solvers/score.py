@@ -131,6 +131,7 @@ def solve_score(
     rho_phase: float = 0.1,
     preview_every: int = 5,
     read_variance: float | None = None,
+    combine: bool = True,
 ) -> SolverGen:
     """Annealed splitting under a score prior; see the module docstring.
 
@@ -163,6 +164,10 @@ def solve_score(
         (``reconstruct`` passes it when it models one): denoising under a prior learned from
         noisy measurements is then told the exact Poisson-Gaussian noise map; None: the noise
         model fitted to the measurement.
+    combine : bool
+        Denoising under a prior learned from noisy measurements: mix the prior's estimate with
+        ``tv``'s (SURE), weighted by how well the mix of their estimates from one part of a
+        split of the measurement predicts the other part (True), or the prior's alone (False).
     """
     prior = problem.prior  # a score prior: api._check_prior refuses any other kind
     if len(problem.shape) != 2:
@@ -186,7 +191,9 @@ def solve_score(
         read_variance = check_float("read_variance", read_variance, low=0)
     A, y = problem.A, problem.y
     if floor is not None and A.kind == "denoise":
-        return (yield from _denoise_direct(problem, ensemble, read_variance))
+        if not isinstance(combine, bool):
+            raise TypeError(f"combine must be True or False, got {combine!r}.")
+        return (yield from _denoise_direct(problem, ensemble, read_variance, combine))
     if floor is not None and learned_through(prior) is not None:  # (api: the same blur)
         return (yield from _denoise_then_deconvolve(problem, ensemble, read_variance))
     if floor is not None:  # below the measurements it learned from, the prior knows nothing
