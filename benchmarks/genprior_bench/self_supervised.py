@@ -14,7 +14,9 @@ the result is scored. Methods:
 
 - ``score (own)``: :func:`napari_genprior.train_prior` (``kind="score", noisy=True``) on the
   noisy quadrant itself, nothing else (the user's own noisy data; :data:`OWN_TRAINING` sets
-  its size), then method ``score``;
+  its size), then method ``score``, which mixes the prior's estimate with ``tv``'s by a weight
+  fitted on a split of the record (``combine``, its default); ``score (own, prior alone)``:
+  ``combine=False``;
 - ``score (nuclei-score)``: the bundled prior, learned from the rest of the real image's own
   noisy pixels alone (``scripts/train_bundled_priors.py nuclei-score``);
 - BM3D (pip ``bm3d``) through the generalised Anscombe transform at its known noise (sigma 1
@@ -166,12 +168,21 @@ def _denoise_runs(clean, photons, quick, device, seed, log) -> dict[str, Any]:
         for sl in TILES[: 1 if quick else 4]:
             rec.append({**scores(clean[sl], image[sl] / photons), "seconds": seconds})
 
-    for name, prior in (("score (own)", own), (f"score ({PRIOR})", learned_prior())):
+    runs = (
+        ("score (own)", own, True),
+        ("score (own, prior alone)", own, False),
+        (f"score ({PRIOR})", learned_prior(), True),
+    )
+    for name, prior, combine in runs:
         if prior is None:
             continue
         t = time.perf_counter()
-        rec = ngp.reconstruct(y, A, method="score", prior=prior, camera=CAMERA, device=device)
+        rec = ngp.reconstruct(
+            y, A, method="score", prior=prior, camera=CAMERA, device=device, combine=combine
+        )
         add(name, rec.image, (time.perf_counter() - t) / 4)
+        if combine:
+            out.setdefault("prior_weight", {})[name] = rec.params["combined"]["prior_weight"]
     t = time.perf_counter()
     add("BM3D (GAT)", bm3d_gat(y), (time.perf_counter() - t) / 4)
     if n2v[0] is not None:
