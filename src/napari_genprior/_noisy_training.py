@@ -28,6 +28,13 @@ photon counts a network learned its bias and its estimated error fell below zero
 added Gaussian noise with Noisier2Noise's correction, exact but weak at the measurement's own
 noise level, denoised real nuclei 1.9 dB worse than the split, in 8 times its training time.)
 
+Blurred measurements (``operator=`` a 2D blur) are learned the same way, as they are: the prior
+knows the images as the microscope records them, and the card's ``through`` names the blur
+(:func:`~napari_genprior.priors.score.learned_through`), which ``score`` then deconvolves after
+denoising (:mod:`napari_genprior.solvers._score_direct`). Scoring a network's output blurred
+against the other part of the split instead left the detail that the blur all but removes free,
+and the network kept the noise there.
+
 Progress is scored on patches held out from training (the bottom strip, one patch high, of each
 image at least two patches tall, else a tenth of the images) by Gaussian SURE at the
 measurement's own noise (:func:`sure`), as a PSNR: the "held-out PSNR" of the loss curve
