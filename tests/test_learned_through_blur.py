@@ -147,3 +147,27 @@ def test_the_card_keeps_the_blur_through_a_save(tmp_path):
     H = ngp.load_prior(tmp_path / "p.safetensors")
     assert learned_through(H) == {"kind": "blur", "sigma": [1.5, 1.5], "boundary": "unknown"}
     assert torch.equal(next(H.parameters()), next(G.parameters()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_through_a_blur_and_deconvolving_run_on_cuda():
+    """The splits' draws come from CPU generators; on CUDA the training through the blur, the
+    denoising, the scoring split and FISTA must run all the same."""
+    _, y = _blurred_record(seed=1, side=96)
+    A = ngp.make_operator("blur", shape=y.shape, sigma=2.0)
+    G = ngp.train_prior(
+        y,
+        kind="score",
+        noisy=True,
+        operator=A,
+        camera=CAMERA,
+        epochs=1,
+        channels=4,
+        patches_per_epoch=32,
+        batch_size=8,
+        patch_size=32,
+        device="cuda",
+        seed=0,
+    )
+    rec = ngp.reconstruct(y, A, method="score", prior=G, camera=CAMERA, device="cuda")
+    assert rec.params["denoised_then"] == "tv" and np.isfinite(rec.image).all()
