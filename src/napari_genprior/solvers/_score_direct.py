@@ -230,19 +230,13 @@ def _denoise_then_deconvolve(
 
     pixels = replace(problem, crop=None)  # the measurement's own pixels: its field of view
     run = _denoise_direct(pixels, ensemble, read_variance)
-    reply = None
-    try:
-        while True:
-            u = run.send(reply)
-            reply = yield u
-    except StopIteration as stop:
-        denoised, first = stop.value
+    (denoised, first), stopped, passes = yield from _relay(run, 0)
     first.update(direct=False, denoised_then="tv")
     extend = getattr(problem.A, "extend", None)  # (a blur's unknown border: to its domain)
     as_is = denoised if extend is None else extend(denoised)
-    if reply is False:  # stopped while denoising: the denoised measurement, as it stands
+    if stopped:  # stopped while denoising: the denoised measurement, as it stands
         return as_is, first
-    passes = u.total + 1
+    passes += 1
     # the split whose other part scores the deconvolution's weight and step
     v, alpha, beta, units = _denoiser_input(pixels, read_variance)
     model = torch.tensor([[float(alpha), float(beta)]], device=v.device)
@@ -266,11 +260,5 @@ def _denoise_then_deconvolve(
         preview_every=5,
         against=(other[0] / units, final, fista_core(final, 1e-5)),
     )
-    reply = None
-    try:
-        while True:
-            u = run.send(reply)
-            reply = yield Update(passes + u.step, passes + u.total, u.loss, u.image)
-    except StopIteration as stop:
-        x, tv = stop.value
+    (x, tv), _, _ = yield from _relay(run, passes)
     return x, {**first, "tv": tv}
