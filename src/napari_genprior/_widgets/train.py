@@ -262,7 +262,7 @@ class TrainWidget(RunControls, Container):
                 planes,
                 kind="score" if self.noisy.value else self.kind.value,
                 noisy=bool(self.noisy.value),
-                **({} if blur is None else {"operator": blur}),
+                operator=blur,
                 latent_dim=self.latent_dim.value,
                 epochs=self.epochs.value,
                 device=self.device.value,

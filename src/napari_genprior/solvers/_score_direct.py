@@ -95,6 +95,15 @@ def _denoiser_input(problem: Problem, read_variance: float | None) -> tuple:
     return y[None] * units, alpha, beta, units
 
 
+def _split(v: torch.Tensor, alpha: float, beta: float, share: float, gen) -> tuple:
+    """``(part, other, part's std map)``: ``v`` (noise variance ``alpha * x + beta``) split by
+    :func:`~napari_genprior.solvers.camera.split_counts`, ``part`` keeping ``share`` of its
+    photons (both parts unbiased for the clean image, their noises independent)."""
+    model = torch.tensor([[float(alpha), float(beta)]], device=v.device)
+    part, other = split_counts(v, model, torch.tensor([share]), gen)
+    return part, other, variance_map(part, alpha / share, beta / share).sqrt()
+
+
 def _prior_passes(prior, v: torch.Tensor, alpha: float, beta: float, transforms: int, gen):
     """The prior's estimate of the clean image behind ``v`` (``(1, H, W)``, the denoiser's
     units, noise variance ``alpha * x + beta``), pass by pass: yields ``(pass, passes, the
@@ -103,8 +112,6 @@ def _prior_passes(prior, v: torch.Tensor, alpha: float, beta: float, transforms:
     denoiser's estimates from the parts are averaged; a noisier one is denoised whole. Each
     estimate is told its input's own noise (a std per pixel) and computed in one of the
     ``transforms`` orientations in turn."""
-    model = torch.tensor([[float(alpha), float(beta)]], device=v.device)
-    share = torch.tensor([TEST_SPLIT])
     own = variance_map(v, alpha, beta)
     split = float(own.mean()) < noise_floor(prior) ** 2 / max(SPLIT)
     passes = SPLITS if split else transforms
@@ -113,8 +120,7 @@ def _prior_passes(prior, v: torch.Tensor, alpha: float, beta: float, transforms:
         with torch.no_grad():  # (not across the yield: the caller's code runs between them)
             part, sigma = v, own.sqrt()
             if split:
-                part, _ = split_counts(v, model, share, gen)
-                sigma = variance_map(part, alpha / TEST_SPLIT, beta / TEST_SPLIT).sqrt()
+                part, _, sigma = _split(v, alpha, beta, TEST_SPLIT, gen)
             total += _denoise_turned(prior, part, sigma, k % transforms)
         yield k + 1, passes, total / (k + 1)
 
@@ -179,8 +185,7 @@ def _denoise_direct(
         return x, info
     from .tv import solve_tv
 
-    model = torch.tensor([[float(alpha), float(beta)]], device=v.device)
-    part, other = split_counts(v, model, torch.tensor([COMBINE_SPLIT]), gen)
+    part, other, _ = _split(v, alpha, beta, COMBINE_SPLIT, gen)
     a, b = alpha / COMBINE_SPLIT, beta / COMBINE_SPLIT
     prior_part = x
     for _, _, average in _prior_passes(problem.prior, part, a, b, transforms, gen):
@@ -239,10 +244,8 @@ def _denoise_then_deconvolve(
     passes += 1
     # the split whose other part scores the deconvolution's weight and step
     v, alpha, beta, units = _denoiser_input(pixels, read_variance)
-    model = torch.tensor([[float(alpha), float(beta)]], device=v.device)
     gen = torch.Generator().manual_seed(problem.seed + 1)
-    part, other = split_counts(v, model, torch.tensor([TEST_SPLIT]), gen)
-    sigma = variance_map(part, alpha / TEST_SPLIT, beta / TEST_SPLIT).sqrt()
+    part, other, sigma = _split(v, alpha, beta, TEST_SPLIT, gen)
     with torch.no_grad():
         part = _ensemble_denoise(problem.prior, part, sigma, 8)[0] / units
     if (yield Update(passes, passes, float((part - problem.y).pow(2).mean()), None)) is False:
