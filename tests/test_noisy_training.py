@@ -325,7 +325,7 @@ def test_a_prior_learned_from_photon_counts_denoises_a_crop_in_its_own_units():
     def denoise(y):
         A = ngp.make_operator("denoise", shape=y.shape)
         return ngp.reconstruct(
-            y, A, method="score", prior=G, camera=cam, device="cpu", combine=False
+            y, A, method="score", prior=G, camera=cam, device="cpu", combine=False, wiener=False
         )
 
     whole, part = denoise(counts), denoise(counts[crop].copy())
@@ -370,7 +370,14 @@ def test_a_record_at_the_level_the_prior_learned_is_denoised_from_parts_of_split
         _Told.told.clear()
         G.card["noisy_training"] = {"sigma": learned}
         rec = ngp.reconstruct(
-            counts, A, method="score", prior=G, camera=cam, device="cpu", combine=False
+            counts,
+            A,
+            method="score",
+            prior=G,
+            camera=cam,
+            device="cpu",
+            combine=False,
+            wiener=False,
         )
         assert len(_Told.told) == passes and rec.params["splits"] == (SPLITS if passes > 8 else 0)
         own = info["sigma"] / (TEST_SPLIT**0.5 if passes > 8 else 1)
@@ -391,7 +398,7 @@ def test_a_record_at_the_level_the_prior_learned_is_denoised_from_parts_of_split
         return step < 3
 
     rec = ngp.reconstruct(
-        counts, A, method="score", prior=G, camera=cam, callback=stop, combine=False
+        counts, A, method="score", prior=G, camera=cam, callback=stop, combine=False, wiener=False
     )
     assert steps == [1, 2, 3] and len(_Told.told) == 3 and rec.image.shape == counts.shape
     assert rec.image.mean() == pytest.approx(counts.mean(), rel=0.02)

@@ -64,9 +64,34 @@ def test_the_weight_follows_which_estimate_is_closer_to_the_clean_image():
     good = _denoise(_Knows(channels=4), counts)
     assert good.params["combined"]["prior_weight"] > 0.9
     assert psnr(clean, good.image / PHOTONS, 1.0) > psnr(clean, tv.image / PHOTONS, 1.0) + 5
-    alone = _denoise(_Identity(channels=4), counts, combine=False)
-    assert "combined" not in alone.params
+    alone = _denoise(_Identity(channels=4), counts, combine=False, wiener=False)
+    assert "combined" not in alone.params and "wiener" not in alone.params
     np.testing.assert_allclose(alone.image, counts, rtol=1e-4, atol=1e-3)
+
+
+def test_the_wiener_step_is_weighed_by_whether_it_improves_its_pilot():
+    """The empirical Wiener filter (pilot: the mix) is kept by the weight a recorrupted split
+    of the measurement gives it: fully where the pilot is ``tv``'s (a prior that does not
+    denoise), beating ``tv``; not at all where the pilot is the clean image, which it would
+    spoil. Without ``wiener`` the result is the mix as it was."""
+    clean, counts = _record()
+
+    def score(image):
+        return psnr(clean, image / PHOTONS, 1.0)
+
+    A = ngp.make_operator("denoise", shape=counts.shape)
+    tv = score(ngp.reconstruct(counts, A, method="tv", camera=CAMERA).image)
+    poor = _denoise(_Identity(channels=4), counts)
+    assert poor.params["wiener"]["weight"] > 0.8 and poor.params["wiener"]["window"] == 16
+    assert score(poor.image) > tv + 0.4
+    unfiltered = _denoise(_Identity(channels=4), counts, wiener=False)
+    assert "wiener" not in unfiltered.params and abs(score(unfiltered.image) - tv) < 0.2
+    _Knows.clean = torch.from_numpy(clean).float()
+    good = _denoise(_Knows(channels=4), counts)
+    assert good.params["wiener"]["weight"] < 0.1 and score(good.image) > tv + 15
+    alone = _denoise(_Identity(channels=4), counts, combine=False)
+    assert alone.params["wiener"]["pilot"] == "the prior's estimate"
+    assert score(alone.image) > score(counts) + 2  # the record, filtered under its own pilot
 
 
 def test_a_stop_while_combining_returns_the_prior_alone_and_bad_options_are_refused():
@@ -82,3 +107,5 @@ def test_a_stop_while_combining_returns_the_prior_alone_and_bad_options_are_refu
     np.testing.assert_allclose(rec.image, counts, rtol=1e-4, atol=1e-3)
     with pytest.raises(TypeError, match="combine must be True or False"):
         _denoise(_Identity(channels=4), counts, combine="yes")
+    with pytest.raises(TypeError, match="wiener must be True or False"):
+        _denoise(_Identity(channels=4), counts, wiener=1)

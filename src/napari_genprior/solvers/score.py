@@ -132,6 +132,7 @@ def solve_score(
     preview_every: int = 5,
     read_variance: float | None = None,
     combine: bool = True,
+    wiener: bool = True,
 ) -> SolverGen:
     """Annealed splitting under a score prior; see the module docstring.
 
@@ -168,6 +169,10 @@ def solve_score(
         Denoising under a prior learned from noisy measurements: mix the prior's estimate with
         ``tv``'s (SURE), weighted by how well the mix of their estimates from one part of a
         split of the measurement predicts the other part (True), or the prior's alone (False).
+    wiener : bool
+        Denoising under a prior learned from noisy measurements: then filter the measurement
+        by the empirical Wiener filter in a sliding DCT, that estimate its pilot (True), or
+        return the estimate as it is (False).
     """
     prior = problem.prior  # a score prior: api._check_prior refuses any other kind
     if len(problem.shape) != 2:
@@ -191,9 +196,10 @@ def solve_score(
         read_variance = check_float("read_variance", read_variance, low=0)
     A, y = problem.A, problem.y
     if floor is not None and A.kind == "denoise":
-        if not isinstance(combine, bool):
-            raise TypeError(f"combine must be True or False, got {combine!r}.")
-        return (yield from _denoise_direct(problem, ensemble, read_variance, combine))
+        for name, flag in (("combine", combine), ("wiener", wiener)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False, got {flag!r}.")
+        return (yield from _denoise_direct(problem, ensemble, read_variance, combine, wiener))
     if floor is not None and learned_through(prior) is not None:  # (api: the same blur)
         return (yield from _denoise_then_deconvolve(problem, ensemble, read_variance))
     if floor is not None:  # below the measurements it learned from, the prior knows nothing
