@@ -176,8 +176,10 @@ def recommend(kind: str, prior: Any = None, volume: bool = False) -> Advice:
         elif noisy:
             why = (
                 "a score prior learned from noisy measurements: method score, which denoises "
-                "with its denoiser (averaged over random splits of the measurement) and "
-                "deconvolves by annealed denoising pulled back to the measurements"
+                "with its denoiser (averaged over random splits of the measurement), mixed "
+                "with tv's estimate and then Wiener-filtered under it, each by a weight fitted "
+                "on a split, and deconvolves by annealed denoising pulled back to the "
+                "measurements"
             )
         return Advice("score", 1, "random", why)
     encoder = getattr(prior, "encoder", None) is not None
