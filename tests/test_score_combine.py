@@ -105,6 +105,14 @@ def test_a_stop_while_combining_returns_the_prior_alone_and_bad_options_are_refu
     rec = _denoise(_Identity(channels=4), counts, callback=stop)
     assert rec.cancelled and steps[-1] == 10 and "combined" not in rec.params
     np.testing.assert_allclose(rec.image, counts, rtol=1e-4, atol=1e-3)
+    # a stop in the Wiener step's passes returns the mix as it was before it
+    mix_steps = []
+    mix = _denoise(
+        _Identity(channels=4), counts, wiener=False, callback=lambda s, *_: mix_steps.append(s)
+    )
+    rec = _denoise(_Identity(channels=4), counts, callback=lambda s, *_: s < mix_steps[-1] + 2)
+    assert rec.cancelled and "combined" in rec.params and "wiener" not in rec.params
+    np.testing.assert_allclose(rec.image, mix.image, rtol=1e-5, atol=1e-5)
     with pytest.raises(TypeError, match="combine must be True or False"):
         _denoise(_Identity(channels=4), counts, combine="yes")
     with pytest.raises(TypeError, match="wiener must be True or False"):

@@ -256,7 +256,8 @@ def _estimates(problem: Problem, part, noise, transforms, gen, step, with_tv: bo
 
 def _refine(problem: Problem, x, v, noise, transforms, gen, step, combine, wiener):
     """``combine`` and ``wiener`` of :func:`_denoise_direct`, each weighed on a split of the
-    measurement: ``(the estimate, its record)``, or None if stopped."""
+    measurement (the filter only on images of at least 4 pixels a side): ``(the estimate, its
+    record)``; stopped, the mix if it was made, else None."""
     alpha, beta, units = noise
     a, b = alpha / COMBINE_SPLIT, beta / COMBINE_SPLIT
     est, record, w = x, {}, 1.0
@@ -276,11 +277,11 @@ def _refine(problem: Problem, x, v, noise, transforms, gen, step, combine, wiene
         chosen = "a split's other part (thinned)"
         record["combined"] = {"with": "tv (SURE)", "prior_weight": w, "chosen_on": chosen}
         record["combined"]["tv"] = tv_info
-    if wiener:
+    if wiener and min(est.shape) >= 4:
         part, other = _recorrupt(v, alpha, beta, COMBINE_SPLIT, gen)
         got = yield from _estimates(problem, part, (a, b, units), transforms, gen, step, combine)
-        if got is None:
-            return None
+        if got is None:  # stopped: the estimate so far (the mix, or the prior's alone)
+            return (est, record) if combine else None
         (prior_part, tv_part), step = got
         pilot = prior_part if tv_part is None else w * prior_part + (1 - w) * tv_part
         u = _fit(_wiener(part, pilot, a, b, units), pilot, other[0] / units)
