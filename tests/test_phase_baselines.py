@@ -177,3 +177,24 @@ def test_non_phase_operators_are_refused():
     for method in ("twf", "sparta", "copram"):
         with pytest.raises(ValueError, match="phase"):
             ngp.reconstruct(y, A_cs, method=method)
+
+
+@pytest.mark.parametrize("method", ["twf", "sparta", "copram"])
+def test_the_caller_runs_with_gradients_on_between_steps(method):
+    """These solvers compute inside ``torch.no_grad()`` and yield there; the caller's code
+    between their steps (a callback, a widget's thread) still runs with gradients on, as
+    before the call (grad mode is per thread)."""
+    import torch
+
+    x = sparse_image(0)
+    A, y = gaussian_problem(x, 8 * N, 0)
+    modes = []
+    ngp.reconstruct(
+        y,
+        A,
+        method=method,
+        steps=5,
+        device="cpu",
+        callback=lambda *_: modes.append(torch.is_grad_enabled()),
+    )
+    assert modes and all(modes) and torch.is_grad_enabled()

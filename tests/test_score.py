@@ -156,3 +156,25 @@ def test_score_reconstructs_a_stack_plane_by_plane(mri_slices):
     for plane, truth, y in zip(rec.image, x, ys):
         zero_filled = ngp.reconstruct(y, A, method="adjoint").image
         assert ngp.metrics.psnr(truth, plane, 1.0) > ngp.metrics.psnr(truth, zero_filled, 1.0) + 5
+
+
+def test_the_caller_runs_with_grad_mode_as_it_was_between_steps():
+    """``score`` computes without gradients, but not across its yields: the caller's code
+    (a callback, a widget's thread) runs between them, and grad mode is per thread. Both the
+    annealed path and the path under a prior learned from noisy measurements."""
+    y = np.random.default_rng(0).poisson(20 * np.ones((32, 32))).astype(np.float32)
+    A = ngp.make_operator("denoise", shape=y.shape)
+    noisy = ScoreUNet((32, 32), channels=4)
+    noisy.card["noisy_training"] = {"sigma": 0.05}
+    for prior, options in ((ScoreUNet((32, 32), channels=4), {"steps": 4}), (noisy, {})):
+        modes: list[bool] = []
+        ngp.reconstruct(
+            y,
+            A,
+            method="score",
+            prior=prior,
+            callback=lambda *_, seen=modes: seen.append(torch.is_grad_enabled()),
+            **options,
+        )
+        assert modes and all(modes), (options, modes)
+    assert torch.is_grad_enabled()

@@ -68,11 +68,21 @@ def run_method(
     while True:
         problem = solver = None
         reply: bool | None = None
+        solver_grad = torch.is_grad_enabled()  # grad mode as the solver last left it
         try:  # setting up (the prior and data moved to the device) can run out of memory too
             problem = make_problem(y, A, dev, seed, prior, restarts, precision)
             solver = m.solver(problem, **options)
             while True:
-                update = solver.send(reply)
+                # a solver that yields inside ``torch.no_grad()`` would leave gradients off for
+                # the caller's code between its steps (grad mode is per thread): each step
+                # runs in the solver's mode, the caller's code in its own
+                caller_grad = torch.is_grad_enabled()
+                torch.set_grad_enabled(solver_grad)
+                try:
+                    update = solver.send(reply)
+                finally:
+                    solver_grad = torch.is_grad_enabled()
+                    torch.set_grad_enabled(caller_grad)
                 history.append(update.loss)
                 reply = yield update
                 cancelled = cancelled or reply is False

@@ -209,6 +209,8 @@ def solve_score(
     n_train, n_held = float(train.sum()), float(held.sum())
     sigmas = prior.sigmas(steps, sigma_max, sigma_min)
 
+    # (no_grad around the computing, not across the yields: the caller's code runs between
+    # them, and grad mode is per thread)
     with torch.no_grad():
         back = A.adjoint(y * train)
         x = (back.real if back.is_complex() else back).to(torch.float32)[None]
@@ -218,7 +220,8 @@ def solve_score(
         best_z, best_rho, best_A = x, 0.0, A
         phase_updates = 0
         extra: dict[str, Any] = {}
-        for k, s in enumerate(sigmas, start=1):
+    for k, s in enumerate(sigmas, start=1):
+        with torch.no_grad():
             z = _ensemble_denoise(prior, _bounded_margin(v, problem.crop), s, ensemble)
             rho = lam * noise_var / (s * s)
             x = _data_step(A, y, train, z, rho, cg_iterations)
@@ -237,10 +240,11 @@ def solve_score(
                 A = A.rotated(_refined_rotation(A, y, train, x, rho_phase, 2 * cg_iterations))
                 phase_updates += 1
             v = x
-            preview = problem.to_numpy(x[0]) if k % preview_every == 0 or k == steps else None
-            if (yield Update(k, steps, fit, preview)) is False:
-                extra["cancelled_at"] = k
-                break
+        preview = problem.to_numpy(x[0]) if k % preview_every == 0 or k == steps else None
+        if (yield Update(k, steps, fit, preview)) is False:
+            extra["cancelled_at"] = k
+            break
+    with torch.no_grad():
         if n_held and best_step:  # the chosen step's data step again, on every observed entry
             best = _data_step(best_A, y, train + held, best_z, best_rho, cg_iterations)[0]
         if refine:  # the image is complex: its magnitude with the phase refined so far
