@@ -205,16 +205,16 @@ def _denoise_runs(clean, photons, quick, device, seed, log) -> dict[str, Any]:
 
 
 def tv_wiener(y: np.ndarray, tv: np.ndarray) -> np.ndarray:
-    """The record (electrons) filtered by ``score``'s empirical Wiener step in full, ``tv``'s
-    estimate its pilot: the step without the prior (an ablation, not a method of the
-    package)."""
+    """The record (electrons: Poisson plus the read noise, gain 1) filtered in full by
+    ``score``'s empirical Wiener step itself, ``tv``'s estimate its pilot: the step without the
+    prior (an ablation, not a method of the package)."""
     import torch
 
-    from napari_genprior.solvers._dct_wiener import dct_wiener
+    from napari_genprior.solvers._score_direct import _wiener
 
+    record = torch.from_numpy(np.asarray(y, np.float32))[None]
     pilot = torch.from_numpy(np.asarray(tv, np.float32))
-    variance = pilot.clamp_min(0) + READ_NOISE**2
-    return dct_wiener(torch.from_numpy(np.asarray(y, np.float32)), pilot, variance).numpy()
+    return _wiener(record, pilot, 1.0, READ_NOISE**2, 1.0).numpy()
 
 
 def _deconvolution_runs(clean, quick, device, seed, log) -> tuple[dict[str, Any], dict]:

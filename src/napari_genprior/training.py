@@ -410,9 +410,10 @@ def train_prior(
         a dict as :func:`napari_genprior.reconstruct` takes; None: no camera, the noise model
         fitted) and ``operator`` (None or ``"denoise"``: the measurements are the images
         themselves; a 2D ``"blur"``: they are blurred, and the prior learns them as recorded,
-        which ``score`` then denoises and deconvolves by that blur). Images go into the units a solver uses (photoelectrons over their 99.9th
-        percentile; ``normalise`` does not apply); patches of a held-out part score progress as
-        ``losses["held-out PSNR"]``; the card's ``noisy_training`` records the noise.
+        which ``score`` then denoises and deconvolves by that blur). Images go into the units a
+        solver uses (photoelectrons over their 99.9th percentile; ``normalise`` does not apply);
+        patches of a held-out part score progress as ``losses["held-out PSNR"]``; the card's
+        ``noisy_training`` records the noise.
 
     Returns
     -------

@@ -66,8 +66,7 @@ def dct_wiener(
         return F.conv2d(a, w * w if square else w)
 
     def col_freqs(a, square=False):  # along y at every frequency: (1, n, H'', W'')
-        w = cols
-        return F.conv2d(a, w * w if square else w)
+        return F.conv2d(a, cols * cols if square else cols)
 
     def gains(k):  # the Wiener gains of row frequency k and their noise variances
         c = col_freqs(row_freq(P, k)).pow(2)

@@ -219,10 +219,16 @@ def _fit(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor) -> float:
 def _wiener(v: torch.Tensor, pilot: torch.Tensor, alpha: float, beta: float, units: float):
     """:func:`~._dct_wiener.dct_wiener` of ``v`` (``(1, H, W)``, the denoiser's units, noise
     variance ``alpha * x + beta``) under ``pilot`` (``(H, W)``, the solver's units), in the
-    solver's units."""
+    solver's units, with the window :func:`_window` gives."""
     pilot = pilot * units
-    window = min(WINDOW, *pilot.shape)
-    return dct_wiener(v[0], pilot, alpha * pilot.clamp_min(0) + beta, window) / units
+    variance = alpha * pilot.clamp_min(0) + beta
+    return dct_wiener(v[0], pilot, variance, _window(pilot.shape)) / units
+
+
+def _window(shape) -> int:
+    """The Wiener step's window on an image of ``shape``: :data:`~._dct_wiener.WINDOW`, or its
+    shorter side."""
+    return min(WINDOW, *shape)
 
 
 def _recorrupt(v: torch.Tensor, alpha: float, beta: float, share: float, gen) -> tuple:
@@ -274,10 +280,13 @@ def _refine(problem: Problem, x, v, noise, transforms, gen, step, combine, wiene
             return None
         w = _fit(prior_part, tv_part, other[0] / units)
         est = w * x + (1 - w) * tv_x
-        chosen = "a split's other part (thinned)"
-        record["combined"] = {"with": "tv (SURE)", "prior_weight": w, "chosen_on": chosen}
-        record["combined"]["tv"] = tv_info
-    if wiener and min(est.shape) >= 4:
+        record["combined"] = {
+            "with": "tv (SURE)",
+            "prior_weight": w,
+            "chosen_on": "a split's other part (thinned)",
+            "tv": tv_info,
+        }
+    if wiener and _window(est.shape) >= 4:
         part, other = _recorrupt(v, alpha, beta, COMBINE_SPLIT, gen)
         got = yield from _estimates(problem, part, (a, b, units), transforms, gen, step, combine)
         if got is None:  # stopped: the estimate so far (the mix, or the prior's alone)
@@ -287,7 +296,7 @@ def _refine(problem: Problem, x, v, noise, transforms, gen, step, combine, wiene
         u = _fit(_wiener(part, pilot, a, b, units), pilot, other[0] / units)
         est = u * _wiener(v, est, alpha, beta, units) + (1 - u) * est
         record["wiener"] = {
-            "window": min(WINDOW, *est.shape),
+            "window": _window(est.shape),
             "weight": u,
             "pilot": "the mix" if combine else "the prior's estimate",
             "chosen_on": "a split's other part (recorrupted)",
